@@ -1,0 +1,62 @@
+"""The HTTP answers of the listener, built once and shared by every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._twiml import EMPTY_RESPONSE, TWIML_CONTENT_TYPE
+
+__all__ = ["Answer", "acknowledged", "reject"]
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer: status, body and the raw headers to send with it."""
+
+    status: int
+    body: bytes
+    headers: Headers
+
+    @property
+    def content_type(self) -> str:
+        for name, value in self.headers:
+            if name == b"content-type":
+                return value.decode("latin-1")
+        return ""  # pragma: no cover - every answer here has one
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def _answer(status: int, body: bytes, content_type: bytes, *extra: tuple[bytes, bytes]) -> Answer:
+    headers = (
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode("ascii")),
+        *extra,
+    )
+    return Answer(status, body, headers)
+
+
+def reject(status: int, message: str, *extra: tuple[bytes, bytes]) -> Answer:
+    """A short plain-text error answer; *message* must hold nothing internal."""
+    return _answer(status, message.encode("utf-8") + b"\n", b"text/plain; charset=utf-8", *extra)
+
+
+#: 200 with empty TwiML: the answer to every event acknowledged.
+acknowledged = _answer(200, EMPTY_RESPONSE, TWIML_CONTENT_TYPE)
+
+NOT_FOUND = reject(404, "not found")
+METHOD_NOT_ALLOWED = reject(
+    405, "method not allowed: Twilio webhooks are POSTed", (b"allow", b"POST")
+)
+UNSUPPORTED_MEDIA_TYPE = reject(
+    415, "unsupported content type: expected application/x-www-form-urlencoded (UTF-8)"
+)
+PAYLOAD_TOO_LARGE = reject(413, "request body too large")
+SIGNATURE_MISSING = reject(403, "missing X-Twilio-Signature header")
+SIGNATURE_INVALID = reject(403, "invalid X-Twilio-Signature")
+NO_STATUS = reject(400, "no CallStatus, MessageStatus or SmsStatus parameter in the request")
+CALLBACK_FAILED = reject(500, "the event's callback failed; see the listener's log")

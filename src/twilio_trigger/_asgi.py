@@ -1,0 +1,125 @@
+"""The listener as an ASGI application: HTTP in, :class:`WebhookHandler` answers out."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from . import _answers as answers
+from ._answers import Answer
+from ._webhook import WebhookHandler
+
+__all__ = ["WebhookApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def _route_path(scope: Scope) -> str:
+    # Mounted under a prefix, `path` includes `root_path` (ASGI spec, Starlette).
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path or "/"
+
+
+def _full_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path if path.startswith(root) else root + path
+
+
+class WebhookApp:
+    """ASGI application serving one webhook path.
+
+    It needs no lifespan events (an app mounted in another never gets them) and
+    answers them when they come.
+    """
+
+    __slots__ = ("_handler", "_max_body", "_path")
+
+    def __init__(self, handler: WebhookHandler, *, path: str, max_body_bytes: int) -> None:
+        self._handler = handler
+        self._path = path
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _route_path(scope) != self._path:
+            return await _send(send, answers.NOT_FOUND)
+        if scope["method"] != "POST":
+            return await _send(send, answers.METHOD_NOT_ALLOWED)
+
+        content_type = signature = host = None
+        length = -1
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"x-twilio-signature":
+                signature = value
+            elif name == b"host":
+                host = value
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+        handler = self._handler
+        early = handler.precheck(content_type, signature)
+        if early is not None:
+            return await _send(send, early)
+        limit = self._max_body
+        if length > limit:
+            return await _send(send, answers.PAYLOAD_TOO_LARGE)
+
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body: bytes = message.get("body", b"")
+        if message.get("more_body", False):
+            chunks = bytearray(body)
+            while message.get("more_body", False):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunks += message.get("body", b"")
+                if len(chunks) > limit:
+                    return await _send(send, answers.PAYLOAD_TOO_LARGE)
+            body = bytes(chunks)
+        elif len(body) > limit:
+            return await _send(send, answers.PAYLOAD_TOO_LARGE)
+
+        if host is None:
+            server = scope.get("server") or ("localhost", None)
+            host_text = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+        else:
+            host_text = host.decode("latin-1")
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else _full_path(scope)
+        query = scope.get("query_string", b"").decode("latin-1")
+        url = handler.url_for(scope.get("scheme", "http"), host_text, path, query)
+        answer = await handler.handle(url, signature, body)
+        return await _send(send, answer)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,135 @@
+"""Listener settings: explicit argument, then environment, then default.
+
+The command line sits between the two: it writes its flags into the
+environment of the process before the user's module builds its listener.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ._exceptions import ConfigurationError
+from ._webhook import normalize_public_url
+
+__all__ = ["ENVIRONMENT", "Settings"]
+
+DEFAULT_PORT = 8090
+DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - Twilio must reach it; signatures guard it
+DEFAULT_PATH = "/"
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_MAX_PARAMS = 1000
+
+#: The environment variable behind each option.
+ENVIRONMENT = {
+    "port": "TWILIO_TRIGGER_PORT",
+    "host": "TWILIO_TRIGGER_HOST",
+    "path": "TWILIO_TRIGGER_PATH",
+    "auth_tokens": "TWILIO_AUTH_TOKEN",
+    "public_url": "TWILIO_TRIGGER_PUBLIC_URL",
+    "verify_signatures": "TWILIO_TRIGGER_VERIFY_SIGNATURES",
+    "max_body_bytes": "TWILIO_TRIGGER_MAX_BODY_BYTES",
+    "max_params": "TWILIO_TRIGGER_MAX_PARAMS",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _integer(low: int, high: int) -> Callable[[object, str], int]:
+    def parse(value: object, source: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ConfigurationError(f"{source} must be a whole number, got {value!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigurationError(f"{source} must be a whole number, got {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigurationError(f"{source} must be between {low} and {high}, got {value!r}")
+        return number
+
+    return parse
+
+
+def _host(value: object, source: str) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ConfigurationError(f"{source} must not be empty")
+    return text
+
+
+def _path(value: object, source: str) -> str:
+    text = str(value).strip()
+    if not text.startswith("/") or "?" in text or "#" in text:
+        raise ConfigurationError(f"{source} must be a path such as /twilio, got {text!r}")
+    return text
+
+
+def _tokens(value: object, source: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, Iterable):
+        raise ConfigurationError(f"{source} must be a string or a list of strings")
+    items = list(items)
+    if not all(isinstance(item, str) for item in items):
+        raise ConfigurationError(f"{source} must be a string or a list of strings")
+    return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def _public_url(value: object, source: str) -> str:
+    try:
+        return normalize_public_url(str(value))
+    except ValueError as error:
+        raise ConfigurationError(f"{source}: {error}") from None
+
+
+def _boolean(value: object, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ConfigurationError(f"{source} must be true or false, got {value!r}")
+    return text in _TRUE
+
+
+_PARSERS: dict[str, Callable[[object, str], object]] = {
+    "port": _integer(0, 65535),
+    "host": _host,
+    "path": _path,
+    "auth_tokens": _tokens,
+    "public_url": _public_url,
+    "verify_signatures": _boolean,
+    "max_body_bytes": _integer(1, 2**31),
+    "max_params": _integer(1, 2**31),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved, validated listener options."""
+
+    port: int = DEFAULT_PORT
+    host: str = DEFAULT_HOST
+    path: str = DEFAULT_PATH
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    public_url: str | None = None
+    verify_signatures: bool = True
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_params: int = DEFAULT_MAX_PARAMS
+
+    @classmethod
+    def resolve(
+        cls, options: Mapping[str, object], environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Settings from explicit *options* (``None`` = not given), else *environ*."""
+        env = os.environ if environ is None else environ
+        resolved: dict[str, object] = {}
+        for option, parse in _PARSERS.items():
+            value = options.get(option)
+            if value is not None:
+                resolved[option] = parse(value, option)
+                continue
+            text = env.get(ENVIRONMENT[option], "")
+            if text.strip():
+                resolved[option] = parse(text, ENVIRONMENT[option])
+        return cls(**resolved)  # type: ignore[arg-type]

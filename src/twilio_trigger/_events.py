@@ -1,0 +1,319 @@
+"""The events passed to callbacks: immutable, typed views over Twilio's parameters.
+
+An event keeps every parameter it was built from, in the order received, and
+exposes the documented ones as snake_case attributes that convert on access:
+counts, codes and durations to ``int``, timestamps to timezone-aware
+``datetime``.  A parameter that is absent or malformed reads as ``None``; it
+never makes the event invalid, because Twilio adds and varies parameters
+without notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, NoReturn, Self, TypeVar, overload
+
+__all__ = [
+    "CallStatusEvent",
+    "EventKind",
+    "Media",
+    "SmsStatusChangeEvent",
+    "TwilioEvent",
+]
+
+EventKind = Literal["sms", "call"]
+Params = Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]
+
+_T = TypeVar("_T")
+
+
+def _as_int(value: str) -> int | None:
+    value = value.strip()
+    if value.isascii() and (value.isdigit() or (value[:1] == "-" and value[1:].isdigit())):
+        return int(value)
+    return None
+
+
+def _as_datetime(value: str) -> datetime | None:
+    # Twilio writes RFC 2822 dates in GMT; "-0000" would otherwise read as naive.
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _as_text(value: str) -> str:
+    return value
+
+
+class _Param(Generic[_T]):
+    """A read-only attribute that reads one Twilio parameter and converts it."""
+
+    __slots__ = ("_convert", "twilio_name")
+
+    def __init__(self, twilio_name: str, convert: Callable[[str], _T | None]) -> None:
+        self.twilio_name = twilio_name
+        self._convert = convert
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> _Param[_T]: ...
+    @overload
+    def __get__(self, instance: TwilioEvent, owner: type[Any]) -> _T | None: ...
+    def __get__(self, instance: TwilioEvent | None, owner: type[Any]) -> _Param[_T] | _T | None:
+        if instance is None:
+            return self
+        value = instance._first.get(self.twilio_name)
+        return None if value is None else self._convert(value)
+
+    def __set__(self, instance: TwilioEvent, value: object) -> NoReturn:
+        raise AttributeError(f"events are immutable: cannot set {self.twilio_name}")
+
+
+def _text(name: str) -> _Param[str]:
+    return _Param(name, _as_text)
+
+
+def _int(name: str) -> _Param[int]:
+    return _Param(name, _as_int)
+
+
+def _time(name: str) -> _Param[datetime]:
+    return _Param(name, _as_datetime)
+
+
+class Media(NamedTuple):
+    """One media item of an inbound MMS/WhatsApp message (``MediaUrl{N}``)."""
+
+    url: str
+    content_type: str | None
+
+
+def _pairs_of(params: Params) -> tuple[tuple[str, str], ...]:
+    if isinstance(params, Mapping):
+        pairs: list[tuple[str, str]] = []
+        for name, value in params.items():
+            if isinstance(value, str):
+                pairs.append((name, value))
+            else:
+                pairs.extend((name, item) for item in value)
+        return tuple(pairs)
+    return tuple(params)
+
+
+class TwilioEvent:
+    """What every Twilio webhook event has; see the two concrete kinds below.
+
+    ``event["Name"]`` is a parameter by Twilio's own name (the first value when
+    it was repeated); ``event.raw`` maps every name received to all its values.
+    """
+
+    __slots__ = ("_first", "_pairs", "_raw")
+
+    kind: ClassVar[EventKind]
+    _pairs: tuple[tuple[str, str], ...]
+    _first: dict[str, str]
+    _raw: Mapping[str, tuple[str, ...]] | None
+
+    def __init__(self, params: Params) -> None:
+        pairs = _pairs_of(params)
+        first: dict[str, str] = {}
+        for name, value in pairs:
+            first.setdefault(name, value)
+        object.__setattr__(self, "_pairs", pairs)
+        object.__setattr__(self, "_first", first)
+        object.__setattr__(self, "_raw", None)
+
+    @classmethod
+    def _from_parsed(cls, pairs: Sequence[tuple[str, str]], first: dict[str, str]) -> Self:
+        # The listener's fast path: the routing step already built `first`.
+        event = object.__new__(cls)
+        object.__setattr__(event, "_pairs", tuple(pairs))
+        object.__setattr__(event, "_first", first)
+        object.__setattr__(event, "_raw", None)
+        return event
+
+    # -- immutability ------------------------------------------------------
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"events are immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"events are immutable: cannot delete {name!r}")
+
+    # -- Twilio's own names ------------------------------------------------
+    def __getitem__(self, name: str) -> str:
+        return self._first[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._first
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The parameter *name* (first value), or *default* when absent."""
+        return self._first.get(name, default)
+
+    def getall(self, name: str) -> tuple[str, ...]:
+        """Every value received for *name*, in order (empty when absent)."""
+        return tuple(value for key, value in self._pairs if key == name)
+
+    @property
+    def raw(self) -> Mapping[str, tuple[str, ...]]:
+        """Every parameter received, unknown ones included, name → all its values."""
+        raw = self._raw
+        if raw is None:
+            grouped: dict[str, list[str]] = {}
+            for name, value in self._pairs:
+                grouped.setdefault(name, []).append(value)
+            raw = MappingProxyType({k: tuple(v) for k, v in grouped.items()})
+            object.__setattr__(self, "_raw", raw)
+        return raw
+
+    @property
+    def params(self) -> tuple[tuple[str, str], ...]:
+        """The parameters as received: ``(name, value)`` pairs, in order."""
+        return self._pairs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, TwilioEvent)
+        return self._pairs == other._pairs
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._pairs))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sid={self.sid!r}, status={self.status!r})"
+
+    # -- identity ----------------------------------------------------------
+    _sid_names: ClassVar[tuple[str, ...]]
+    _status_names: ClassVar[tuple[str, ...]]
+
+    @property
+    def sid(self) -> str | None:
+        """The SID of the message or call the event is about."""
+        first = self._first
+        for name in self._sid_names:
+            if value := first.get(name):
+                return value
+        return None
+
+    @property
+    def status(self) -> str | None:
+        """The status Twilio reported, as sent (e.g. ``delivered``, ``in-progress``)."""
+        first = self._first
+        for name in self._status_names:
+            if value := first.get(name):
+                return value
+        return None
+
+    # -- common parameters -------------------------------------------------
+    account_sid = _text("AccountSid")
+    api_version = _text("ApiVersion")
+    from_ = _text("From")
+    to = _text("To")
+    error_code = _int("ErrorCode")
+    error_message = _text("ErrorMessage")
+    from_city = _text("FromCity")
+    from_state = _text("FromState")
+    from_zip = _text("FromZip")
+    from_country = _text("FromCountry")
+    to_city = _text("ToCity")
+    to_state = _text("ToState")
+    to_zip = _text("ToZip")
+    to_country = _text("ToCountry")
+
+
+class SmsStatusChangeEvent(TwilioEvent):
+    """A message status callback or an inbound message webhook.
+
+    ``status`` is ``MessageStatus``, or ``SmsStatus`` when only that was sent.
+    """
+
+    __slots__ = ()
+    kind: ClassVar[EventKind] = "sms"
+
+    _sid_names = ("MessageSid", "SmsSid", "SmsMessageSid")
+    _status_names = ("MessageStatus", "SmsStatus")
+
+    message_sid = _text("MessageSid")
+    sms_sid = _text("SmsSid")
+    sms_message_sid = _text("SmsMessageSid")
+    message_status = _text("MessageStatus")
+    sms_status = _text("SmsStatus")
+    messaging_service_sid = _text("MessagingServiceSid")
+    body = _text("Body")
+    num_segments = _int("NumSegments")
+    num_media = _int("NumMedia")
+    raw_dlr_done_date = _text("RawDlrDoneDate")
+    """The carrier's "done date", ``YYMMDDhhmm`` as sent: its time zone is unknown."""
+    channel_install_sid = _text("ChannelInstallSid")
+    channel_prefix = _text("ChannelPrefix")
+    channel_status_message = _text("ChannelStatusMessage")
+    channel_to_address = _text("ChannelToAddress")
+    event_type = _text("EventType")
+    message_type = _text("MessageType")
+    referral_num_media = _int("ReferralNumMedia")
+
+    @property
+    def media(self) -> tuple[Media, ...]:
+        """The media items (``MediaUrl0``, ``MediaContentType0``, ...), in order."""
+        first = self._first
+        items: list[Media] = []
+        index = 0
+        while (url := first.get(f"MediaUrl{index}")) is not None:
+            items.append(Media(url, first.get(f"MediaContentType{index}")))
+            index += 1
+        return tuple(items)
+
+
+class CallStatusEvent(TwilioEvent):
+    """A voice call status callback (or any voice webhook carrying ``CallStatus``)."""
+
+    __slots__ = ()
+    kind: ClassVar[EventKind] = "call"
+
+    _sid_names = ("CallSid",)
+    _status_names = ("CallStatus",)
+
+    call_sid = _text("CallSid")
+    call_status = _text("CallStatus")
+    parent_call_sid = _text("ParentCallSid")
+    direction = _text("Direction")
+    caller = _text("Caller")
+    called = _text("Called")
+    caller_name = _text("CallerName")
+    forwarded_from = _text("ForwardedFrom")
+    call_duration = _int("CallDuration")
+    """Seconds the call lasted (terminal events)."""
+    duration = _int("Duration")
+    """Billed minutes (``completed`` only)."""
+    recording_url = _text("RecordingUrl")
+    recording_sid = _text("RecordingSid")
+    recording_duration = _int("RecordingDuration")
+    timestamp = _time("Timestamp")
+    sequence_number = _int("SequenceNumber")
+    callback_source = _text("CallbackSource")
+    sip_response_code = _int("SipResponseCode")
+    answered_by = _text("AnsweredBy")
+    machine_detection_duration = _int("MachineDetectionDuration")
+    call_token = _text("CallToken")
+    stir_verstat = _text("StirVerstat")
+    stir_passport_token = _text("StirPassportToken")
+    stir_status = _text("StirStatus")
+    caller_city = _text("CallerCity")
+    caller_state = _text("CallerState")
+    caller_zip = _text("CallerZip")
+    caller_country = _text("CallerCountry")
+    called_city = _text("CalledCity")
+    called_state = _text("CalledState")
+    called_zip = _text("CalledZip")
+    called_country = _text("CalledCountry")

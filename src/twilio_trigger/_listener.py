@@ -1,0 +1,279 @@
+"""The listener: a webhook endpoint, the services attached to it, and its server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import uvicorn
+
+from ._asgi import WebhookApp
+from ._config import Settings
+from ._dispatch import Dispatcher
+from ._exceptions import ConfigurationError, ServiceError
+from ._signature import SignatureVerifier
+from ._webhook import WebhookHandler
+
+__all__ = ["Listener"]
+
+logger = logging.getLogger("twilio_trigger")
+
+_S = TypeVar("_S", bound=type)
+
+
+class _Server(uvicorn.Server):
+    # uvicorn re-raises a caught SIGINT/SIGTERM once it has shut down, which
+    # would turn a graceful stop into a KeyboardInterrupt or a killed process.
+    # The listener's run() returns normally instead.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    sock.set_inheritable(True)
+    return sock
+
+
+class Listener:
+    """Receives Twilio webhooks on one HTTP path and dispatches them to services.
+
+    ``Listener(8090)`` listens on port 8090 of every interface at ``/``, and
+    verifies signatures with the auth token(s) in ``TWILIO_AUTH_TOKEN``.  Each
+    option not passed is read from its environment variable (see the README),
+    else takes its default.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        host: str | None = None,
+        path: str | None = None,
+        auth_tokens: str | Iterable[str] | None = None,
+        public_url: str | None = None,
+        verify_signatures: bool | None = None,
+        max_body_bytes: int | None = None,
+        max_params: int | None = None,
+    ) -> None:
+        self.settings = Settings.resolve(
+            {
+                "port": port,
+                "host": host,
+                "path": path,
+                "auth_tokens": auth_tokens,
+                "public_url": public_url,
+                "verify_signatures": verify_signatures,
+                "max_body_bytes": max_body_bytes,
+                "max_params": max_params,
+            }
+        )
+        self._dispatcher = Dispatcher()
+        self._app: WebhookApp | None = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        self._bound_port: int | None = None
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"<Listener {s.host}:{self.port}{s.path} services={len(self.services)}>"
+
+    # -- services ----------------------------------------------------------
+    @property
+    def services(self) -> tuple[object, ...]:
+        """The attached services."""
+        return self._dispatcher.services
+
+    def attach(self, service: object) -> None:
+        """Attach a service: an instance of a ``SmsStatusService`` or ``CallStatusService``.
+
+        Raises :class:`ServiceError` for a non-service, a misspelt ``on_...``
+        method, or a second service of a kind already attached.
+        """
+        self._dispatcher.attach(service)
+
+    def detach(self, service: object) -> None:
+        """Detach a service attached before; its events are acknowledged, undispatched."""
+        self._dispatcher.detach(service)
+
+    def service(self, cls: _S) -> _S:
+        """Class decorator: instantiate the class with no arguments and attach it."""
+        if not isinstance(cls, type):
+            raise ServiceError("@listener.service decorates a class; use attach() for instances")
+        try:
+            instance = cls()
+        except TypeError as error:
+            raise ServiceError(
+                f"@listener.service creates {cls.__name__}() with no arguments ({error}); "
+                f"build it yourself and call listener.attach(...) instead"
+            ) from None
+        self.attach(instance)
+        return cls
+
+    # -- the application ---------------------------------------------------
+    @property
+    def asgi(self) -> Callable[..., Any]:
+        """The ASGI application: serve it with any ASGI server or mount it in another app."""
+        if self._app is None:
+            s = self.settings
+            verifier = None
+            if s.verify_signatures:
+                if not s.auth_tokens:
+                    raise ConfigurationError(
+                        "no auth token to verify Twilio's signatures with: set "
+                        "TWILIO_AUTH_TOKEN or pass auth_tokens=[...] (pass "
+                        "verify_signatures=False only for local experiments)"
+                    )
+                verifier = SignatureVerifier(s.auth_tokens)
+            handler = WebhookHandler(
+                self._dispatcher, verifier, public_url=s.public_url, max_params=s.max_params
+            )
+            self._app = WebhookApp(handler, path=s.path, max_body_bytes=s.max_body_bytes)
+        return self._app
+
+    # -- serving -------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The port listened on: the bound one while running (``port=0`` picks one)."""
+        return self._bound_port if self._bound_port is not None else self.settings.port
+
+    @property
+    def url(self) -> str:
+        """The local URL of the webhook, e.g. ``http://127.0.0.1:8090/``."""
+        host = self.settings.host
+        if host in ("0.0.0.0", ""):  # noqa: S104
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "[::1]"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}{self.settings.path}"
+
+    def _prepare(self) -> tuple[_Server, socket.socket]:
+        app = self.asgi
+        s = self.settings
+        sock = _bind(s.host, s.port)
+        self._bound_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            host=s.host,
+            port=self._bound_port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+        if s.verify_signatures:
+            logger.info(
+                "listening on %s (signatures verified with %d auth token%s)",
+                self.url,
+                len(s.auth_tokens),
+                "" if len(s.auth_tokens) == 1 else "s",
+            )
+        else:
+            logger.warning(
+                "listening on %s with signature verification OFF: anyone who can reach "
+                "this port can forge Twilio events",
+                self.url,
+            )
+        return _Server(config), sock
+
+    def run(self) -> None:
+        """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully.
+
+        A graceful stop refuses new connections and lets the callbacks already
+        running finish before returning.
+        """
+        if self._thread is not None:
+            raise RuntimeError("the listener is already running in the background")
+        if not logging.getLogger().handlers:
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
+        server, sock = self._prepare()
+        self._server = server
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+            self._server = None
+            self._bound_port = None
+        logger.info("stopped")
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start serving in a background thread; return once it accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("the listener is already running")
+        server, sock = self._prepare()
+        self._server = server
+        self._thread_error = None
+
+        def serve() -> None:
+            try:
+                server.run(sockets=[sock])
+            except BaseException as error:  # reported by start() or stop()
+                self._thread_error = error
+            finally:
+                sock.close()
+
+        thread = threading.Thread(target=serve, name="twilio-trigger-listener", daemon=True)
+        self._thread = thread
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                error = self._thread_error
+                self.stop()
+                raise RuntimeError("the listener did not start") from error
+            time.sleep(0.005)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop a listener started with :meth:`start`: refuse new connections,
+        let running callbacks finish (up to *timeout* seconds), then return."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(timeout)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join()
+        self._server = self._thread = None
+        self._bound_port = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,89 @@
+"""One webhook request in, one answer out: the listener's logic, free of any server.
+
+The ASGI application and the framework adapters translate their request into
+the few values :class:`WebhookHandler` needs and send back its :class:`Answer`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from . import _answers as answers
+from ._answers import Answer
+from ._dispatch import Dispatcher, Outcome
+from ._form import FormError, is_form_content_type, parse_form
+from ._routing import to_event
+from ._signature import SignatureVerifier
+
+__all__ = ["WebhookHandler", "normalize_public_url"]
+
+
+def normalize_public_url(url: str) -> str:
+    """*url* checked and reduced to what Twilio signs: no fragment, no user information.
+
+    The fragment (``#rc=2&rp=5xx`` connection overrides) never reaches the server
+    and is not signed; Twilio drops user information before signing too.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"public_url must be an absolute http(s) URL, got {url!r}")
+    if parts.query:
+        raise ValueError(
+            "public_url must not carry a query string: the query string of each "
+            "request is appended to it"
+        )
+    try:
+        parts.port  # noqa: B018 - raises for a malformed port
+    except ValueError:
+        raise ValueError(f"public_url has an invalid port: {url!r}") from None
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", "", ""))
+
+
+class WebhookHandler:
+    """Checks, decodes, verifies, routes and dispatches one webhook request."""
+
+    __slots__ = ("_dispatcher", "_max_params", "_public_url", "_verifier")
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        verifier: SignatureVerifier | None,
+        *,
+        public_url: str | None = None,
+        max_params: int = 1000,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._verifier = verifier
+        self._public_url = public_url
+        self._max_params = max_params
+
+    def url_for(self, scheme: str, host: str, path: str, query: str) -> str:
+        """The URL Twilio requested: ``public_url`` when set, else the request's own."""
+        base = self._public_url or f"{scheme}://{host}{path}"
+        return f"{base}?{query}" if query else base
+
+    def precheck(self, content_type: bytes | None, signature: bytes | None) -> Answer | None:
+        """The answer to give before reading the body (415, 403), or ``None`` to go on."""
+        if not is_form_content_type(content_type):
+            return answers.UNSUPPORTED_MEDIA_TYPE
+        if signature is None and self._verifier is not None:
+            return answers.SIGNATURE_MISSING
+        return None
+
+    async def handle(self, url: str, signature: bytes | None, body: bytes) -> Answer:
+        """The answer to a form POST of *body* to *url* that passed :meth:`precheck`."""
+        try:
+            params = parse_form(body, self._max_params)
+        except FormError as error:
+            return answers.reject(error.status, error.message)
+        verifier = self._verifier
+        if verifier is not None and not verifier.verify(url, params, signature or b""):
+            return answers.SIGNATURE_INVALID
+        event = to_event(params)
+        if event is None:
+            return answers.NO_STATUS
+        outcome = await self._dispatcher.dispatch(event)
+        if outcome is Outcome.FAILED:
+            return answers.CALLBACK_FAILED
+        return answers.acknowledged
