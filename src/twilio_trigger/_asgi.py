@@ -91,15 +91,13 @@ class WebhookApp:
         body: bytes = message.get("body", b"")
         if message.get("more_body", False):
             chunks = bytearray(body)
-            while message.get("more_body", False):
+            while len(chunks) <= limit and message.get("more_body", False):
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return None
                 chunks += message.get("body", b"")
-                if len(chunks) > limit:
-                    return await _send(send, answers.PAYLOAD_TOO_LARGE)
             body = bytes(chunks)
-        elif len(body) > limit:
+        if len(body) > limit:
             return await _send(send, answers.PAYLOAD_TOO_LARGE)
 
         if host is None:

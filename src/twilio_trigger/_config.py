@@ -20,6 +20,7 @@ DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - Twilio must reach it; signatures guard 
 DEFAULT_PATH = "/"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_MAX_PARAMS = 1000
+DEFAULT_SHUTDOWN_TIMEOUT = 30.0  # Twilio gives up on a request after 15 s anyway
 
 #: The environment variable behind each option.
 ENVIRONMENT = {
@@ -31,6 +32,7 @@ ENVIRONMENT = {
     "verify_signatures": "TWILIO_TRIGGER_VERIFY_SIGNATURES",
     "max_body_bytes": "TWILIO_TRIGGER_MAX_BODY_BYTES",
     "max_params": "TWILIO_TRIGGER_MAX_PARAMS",
+    "shutdown_timeout": "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -83,6 +85,18 @@ def _public_url(value: object, source: str) -> str:
         raise ConfigurationError(f"{source}: {error}") from None
 
 
+def _seconds(value: object, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigurationError(f"{source} must be a number of seconds, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{source} must be a number of seconds, got {value!r}") from None
+    if not 0 <= number < float("inf"):
+        raise ConfigurationError(f"{source} must be a positive number of seconds, got {value!r}")
+    return number
+
+
 def _boolean(value: object, source: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -101,6 +115,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "verify_signatures": _boolean,
     "max_body_bytes": _integer(1, 2**31),
     "max_params": _integer(1, 2**31),
+    "shutdown_timeout": _seconds,
 }
 
 
@@ -116,6 +131,7 @@ class Settings:
     verify_signatures: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_params: int = DEFAULT_MAX_PARAMS
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
 
     @classmethod
     def resolve(

@@ -106,12 +106,15 @@ class Dispatcher:
         if table is None:
             self._hint(
                 kind,
-                "",
-                "acknowledged %s %s (%s) without dispatching it: no %s is attached",
+                f"no service {name}",
+                "acknowledged %s %s (%s) without dispatching it: no %s is attached; "
+                "attach one with `def %s(self, event: twilio_trigger.%s)` to handle it",
                 kind,
                 event.sid,
                 event.status,
                 _SERVICE_BASE[kind],
+                name,
+                _EVENT_CLASS[kind],
             )
             return Outcome.NO_SERVICE
         callback = table.get(name)

@@ -28,11 +28,13 @@ EventKind = Literal["sms", "call"]
 Params = Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]
 
 _T = TypeVar("_T")
+_MAX_INT_DIGITS = 30  # far beyond any count or code Twilio sends
 
 
 def _as_int(value: str) -> int | None:
     value = value.strip()
-    if value.isascii() and (value.isdigit() or (value[:1] == "-" and value[1:].isdigit())):
+    digits = value[1:] if value[:1] == "-" else value
+    if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_INT_DIGITS:
         return int(value)
     return None
 
@@ -41,7 +43,7 @@ def _as_datetime(value: str) -> datetime | None:
     # Twilio writes RFC 2822 dates in GMT; "-0000" would otherwise read as naive.
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 

@@ -79,6 +79,7 @@ class Listener:
         verify_signatures: bool | None = None,
         max_body_bytes: int | None = None,
         max_params: int | None = None,
+        shutdown_timeout: float | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             {
@@ -90,6 +91,7 @@ class Listener:
                 "verify_signatures": verify_signatures,
                 "max_body_bytes": max_body_bytes,
                 "max_params": max_params,
+                "shutdown_timeout": shutdown_timeout,
             }
         )
         self._dispatcher = Dispatcher()
@@ -187,11 +189,14 @@ class Listener:
             log_config=None,
             access_log=False,
             server_header=False,
+            # Annotated as int, used as asyncio.wait_for(timeout=...): floats work.
+            timeout_graceful_shutdown=s.shutdown_timeout,  # type: ignore[arg-type]
         )
+        where = f"http://{f'[{s.host}]' if ':' in s.host else s.host}:{self._bound_port}{s.path}"
         if s.verify_signatures:
             logger.info(
                 "listening on %s (signatures verified with %d auth token%s)",
-                self.url,
+                where,
                 len(s.auth_tokens),
                 "" if len(s.auth_tokens) == 1 else "s",
             )
@@ -199,15 +204,15 @@ class Listener:
             logger.warning(
                 "listening on %s with signature verification OFF: anyone who can reach "
                 "this port can forge Twilio events",
-                self.url,
+                where,
             )
         return _Server(config), sock
 
     def run(self) -> None:
         """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully.
 
-        A graceful stop refuses new connections and lets the callbacks already
-        running finish before returning.
+        A graceful stop refuses new connections and lets the requests already
+        running finish, for up to ``shutdown_timeout`` seconds, before returning.
         """
         if self._thread is not None:
             raise RuntimeError("the listener is already running in the background")

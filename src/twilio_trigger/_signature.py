@@ -54,6 +54,8 @@ def url_variants(url: str) -> tuple[str, ...]:
 
     ``https://host/p`` gives ``https://host/p`` and ``https://host:443/p``;
     ``http://host:8080/p`` gives ``http://host/p`` and ``http://host:8080/p``.
+    A URL configured in Twilio as a bare host (``https://host``) is signed without
+    the slash that its requests carry, so for the root path both forms are given.
     """
     parts = urlsplit(url)
     try:
@@ -63,9 +65,12 @@ def url_variants(url: str) -> tuple[str, ...]:
     host = _host_of(parts)
     if port is None:
         port = _DEFAULT_PORTS.get(parts.scheme, 80)
-    without = parts._replace(netloc=host).geturl()
-    with_port = parts._replace(netloc=f"{host}:{port}").geturl()
-    return (without, with_port)
+    paths = ("/", "") if parts.path in ("", "/") else (parts.path,)
+    return tuple(
+        parts._replace(netloc=netloc, path=path).geturl()
+        for path in paths
+        for netloc in (host, f"{host}:{port}")
+    )
 
 
 class SignatureVerifier:
@@ -94,21 +99,16 @@ class SignatureVerifier:
 
     def verify(self, url: str, params: Sequence[tuple[str, str]], signature: bytes) -> bool:
         """True when *signature* is Twilio's signature of *params* posted to *url*."""
-        payload = signed_payload(params).encode("utf-8")
-        matched = False
-        for variant in self._variants(url):
-            for base in self._macs:
-                mac = base.copy()
-                mac.update(variant)
-                mac.update(payload)
-                # No early exit: every comparison runs, in constant time each.
-                matched |= hmac.compare_digest(base64.b64encode(mac.digest()), signature)
-        return matched
+        return self.matching(url, params, signature) is not None
 
     def matching(
         self, url: str, params: Sequence[tuple[str, str]], signature: bytes
     ) -> tuple[int, str] | None:
-        """Which token (by index) and which URL form produced *signature*, if any."""
+        """Which token (by index) and which URL form produced *signature*, if any.
+
+        Each comparison takes constant time; stopping at the first match tells
+        a timing observer only which form matched, nothing about the token.
+        """
         payload = signed_payload(params).encode("utf-8")
         for variant in self._variants(url):
             for index, base in enumerate(self._macs):

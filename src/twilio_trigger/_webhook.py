@@ -37,7 +37,7 @@ def normalize_public_url(url: str) -> str:
     except ValueError:
         raise ValueError(f"public_url has an invalid port: {url!r}") from None
     netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", "", ""))
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class WebhookHandler:

@@ -1,0 +1,152 @@
+"""`Listener.run()` in a real process: the README's example answers a signed event,
+and SIGTERM/SIGINT stop it gracefully, letting an in-flight callback finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "process-test-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"listener exited early:\n{process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("listener did not start listening")
+
+
+def _post(url: str, params: dict[str, str], timeout: float = 10.0) -> httpx.Response:
+    signature = RequestValidator(TOKEN).compute_signature(url, params)
+    return httpx.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=timeout)
+
+
+def _spawn(args: list[str], port: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_TRIGGER_PORT": str(port)}
+    env.pop("TWILIO_TRIGGER_HOST", None)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def port() -> int:
+    return _free_port()
+
+
+def _finish(process: subprocess.Popen[str]) -> str:
+    try:
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return output
+
+
+def test_readme_example_answers_a_signed_event(port: int) -> None:
+    process = _spawn(["examples/delivery_tracker.py"], port)
+    try:
+        _wait_for_port(port, process)
+        url = f"http://127.0.0.1:{port}/"
+        params = {
+            "MessageSid": "SM" + "ab" * 16,
+            "MessageStatus": "delivered",
+            "To": "+15558675310",
+        }
+        answer = _post(url, params)
+        assert answer.status_code == 200
+        assert answer.text == '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+        unsigned = httpx.post(url, data=params)
+        assert unsigned.status_code == 403
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = _finish(process)
+    assert process.returncode == 0, output
+    assert f"SMS delivered: sid={params['MessageSid']}" in output
+
+
+SLOW_SERVICE = textwrap.dedent(
+    """
+    import asyncio, sys
+    import twilio_trigger as twilio
+
+    listener = twilio.Listener(host="127.0.0.1")
+    marker = sys.argv[1]
+
+    @listener.service
+    class Slow(twilio.SmsStatusService):
+        async def on_sent(self, event):
+            print("callback started", flush=True)
+            await asyncio.sleep(1.5)
+            with open(marker, "w") as out:
+                out.write(event.message_sid)
+            print("callback finished", flush=True)
+
+    listener.run()
+    print("run returned", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_gracefully_after_in_flight_callback(
+    port: int, tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    script = tmp_path / "slow_service.py"
+    script.write_text(SLOW_SERVICE)
+    marker = tmp_path / "done.txt"
+    process = _spawn([str(script), str(marker)], port)
+    url = f"http://127.0.0.1:{port}/"
+    results: list[httpx.Response] = []
+    try:
+        _wait_for_port(port, process)
+        sender = threading.Thread(
+            target=lambda: results.append(
+                _post(url, {"MessageSid": "SM" + "cd" * 16, "MessageStatus": "sent"})
+            )
+        )
+        sender.start()
+        time.sleep(0.5)  # the callback is now sleeping inside the listener
+        process.send_signal(stop_signal)
+        time.sleep(0.3)
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(url, data={"MessageStatus": "sent"}, timeout=2)
+        sender.join(timeout=10)
+    finally:
+        output = _finish(process)
+    assert [r.status_code for r in results] == [200], output
+    assert marker.read_text() == "SM" + "cd" * 16
+    assert process.returncode == 0, output
+    assert output.index("callback finished") < output.index("run returned")

@@ -1,0 +1,259 @@
+"""Listener options: explicit argument, then environment, then default."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from twilio_trigger import ConfigurationError, Listener
+from twilio_trigger._config import Settings
+
+# option: (explicit value, its parsed form, environment variable, its text, its parsed form,
+#          the default)
+PRECEDENCE: dict[str, tuple[object, object, str, str, object, object]] = {
+    "port": (1234, 1234, "TWILIO_TRIGGER_PORT", "2345", 2345, 8090),
+    "host": ("127.0.0.1", "127.0.0.1", "TWILIO_TRIGGER_HOST", "10.0.0.1", "10.0.0.1", "0.0.0.0"),
+    "path": ("/explicit", "/explicit", "TWILIO_TRIGGER_PATH", "/from-env", "/from-env", "/"),
+    "auth_tokens": (["x1", "x2"], ("x1", "x2"), "TWILIO_AUTH_TOKEN", "e1", ("e1",), ()),
+    "public_url": (
+        "https://a.example/hook",
+        "https://a.example/hook",
+        "TWILIO_TRIGGER_PUBLIC_URL",
+        "https://b.example/env",
+        "https://b.example/env",
+        None,
+    ),
+    "verify_signatures": (True, True, "TWILIO_TRIGGER_VERIFY_SIGNATURES", "false", False, True),
+    "max_body_bytes": (100, 100, "TWILIO_TRIGGER_MAX_BODY_BYTES", "200", 200, 256 * 1024),
+    "max_params": (10, 10, "TWILIO_TRIGGER_MAX_PARAMS", "20", 20, 1000),
+    "shutdown_timeout": (5, 5.0, "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT", "2.5", 2.5, 30.0),
+}
+
+
+@pytest.mark.parametrize("option", sorted(PRECEDENCE))
+def test_explicit_beats_environment_beats_default(option: str) -> None:
+    explicit, parsed, variable, text, from_env, default = PRECEDENCE[option]
+    environ = {variable: text}
+    assert getattr(Settings.resolve({option: explicit}, environ), option) == parsed
+    assert getattr(Settings.resolve({option: explicit}, {}), option) == parsed
+    assert getattr(Settings.resolve({}, environ), option) == from_env
+    assert getattr(Settings.resolve({option: None}, environ), option) == from_env
+    assert getattr(Settings.resolve({}, {}), option) == default
+    assert getattr(Settings.resolve({}, {variable: "   "}), option) == default
+
+
+def test_an_explicit_false_or_zero_is_not_mistaken_for_absent() -> None:
+    environ = {"TWILIO_TRIGGER_VERIFY_SIGNATURES": "true", "TWILIO_TRIGGER_PORT": "9999"}
+    settings = Settings.resolve({"verify_signatures": False, "port": 0}, environ)
+    assert settings.verify_signatures is False
+    assert settings.port == 0
+
+
+def test_resolve_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_TRIGGER_PORT", "4321")
+    assert Settings.resolve({}).port == 4321
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("a, b,,a", ("a", "b")),
+        ("solo", ("solo",)),
+        (" spaced ", ("spaced",)),
+        (",,", ()),
+    ],
+)
+def test_auth_tokens_from_the_environment(text: str, tokens: tuple[str, ...]) -> None:
+    assert Settings.resolve({}, {"TWILIO_AUTH_TOKEN": text}).auth_tokens == tokens
+
+
+def test_auth_tokens_given_explicitly() -> None:
+    assert Settings.resolve({"auth_tokens": "a,b"}, {}).auth_tokens == ("a", "b")
+    assert Settings.resolve({"auth_tokens": ("b", "a", "b")}, {}).auth_tokens == ("b", "a")
+    with pytest.raises(ConfigurationError, match="auth_tokens"):
+        Settings.resolve({"auth_tokens": [1, 2]}, {})
+    with pytest.raises(ConfigurationError, match="auth_tokens"):
+        Settings.resolve({"auth_tokens": 12}, {})
+
+
+@pytest.mark.parametrize(
+    ("option", "variable", "bad"),
+    [
+        ("port", "TWILIO_TRIGGER_PORT", "x"),
+        ("port", "TWILIO_TRIGGER_PORT", "70000"),
+        ("port", "TWILIO_TRIGGER_PORT", "-1"),
+        ("path", "TWILIO_TRIGGER_PATH", "nope"),
+        ("path", "TWILIO_TRIGGER_PATH", "/a?b=1"),
+        ("verify_signatures", "TWILIO_TRIGGER_VERIFY_SIGNATURES", "maybe"),
+        ("max_body_bytes", "TWILIO_TRIGGER_MAX_BODY_BYTES", "0"),
+        ("max_body_bytes", "TWILIO_TRIGGER_MAX_BODY_BYTES", "lots"),
+        ("max_params", "TWILIO_TRIGGER_MAX_PARAMS", "0"),
+        ("shutdown_timeout", "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT", "soon"),
+        ("shutdown_timeout", "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT", "-1"),
+        ("shutdown_timeout", "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT", "nan"),
+        ("public_url", "TWILIO_TRIGGER_PUBLIC_URL", "ftp://example.com/"),
+    ],
+)
+def test_a_bad_environment_value_names_the_variable(option: str, variable: str, bad: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.resolve({}, {variable: bad})
+    assert variable in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "bad"),
+    [
+        ("port", "x"),
+        ("port", 70000),
+        ("port", True),
+        ("port", 80.0),
+        ("host", "  "),
+        ("path", "nope"),
+        ("verify_signatures", "maybe"),
+        ("max_body_bytes", 0),
+        ("max_params", -5),
+        ("shutdown_timeout", "never"),
+        ("shutdown_timeout", True),
+        ("public_url", "example.com/hook"),
+    ],
+)
+def test_a_bad_explicit_value_names_the_option(option: str, bad: object) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.resolve({option: bad}, {})
+    message = str(caught.value)
+    assert re.search(rf"\b{option}\b", message)
+    assert "TWILIO_" not in message  # the value did not come from the environment
+
+
+def test_configuration_errors_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="port"):
+        Settings.resolve({"port": "x"}, {})
+
+
+@pytest.mark.parametrize(("text", "flag"), [("1", True), ("yes", True), ("ON", True), ("0", False)])
+def test_booleans_from_the_environment(text: str, flag: bool) -> None:
+    settings = Settings.resolve({}, {"TWILIO_TRIGGER_VERIFY_SIGNATURES": text})
+    assert settings.verify_signatures is flag
+
+
+# -- public_url ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("https://example.com/hook", "https://example.com/hook"),
+        ("https://example.com/hook#rc=2&rp=5xx", "https://example.com/hook"),
+        ("https://user:pass@example.com/hook", "https://example.com/hook"),
+        ("https://user:pass@example.com:8443/hook#frag", "https://example.com:8443/hook"),
+        ("  http://example.com:8080/a/b  ", "http://example.com:8080/a/b"),
+        ("https://[::1]:8443/hook", "https://[::1]:8443/hook"),
+    ],
+)
+def test_public_url_is_reduced_to_what_twilio_signs(given: str, kept: str) -> None:
+    assert Settings.resolve({"public_url": given}, {}).public_url == kept
+    from_env = Settings.resolve({}, {"TWILIO_TRIGGER_PUBLIC_URL": given}).public_url
+    assert from_env == kept
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("https://example.com/hook?a=1", "query"),
+        ("ftp://example.com/hook", "http"),
+        ("example.com/hook", "http"),
+        ("https:///hook", "http"),
+        ("https://example.com:99999/hook", "port"),
+        ("https://example.com:abc/hook", "port"),
+    ],
+)
+def test_bad_public_urls_are_refused(bad: str, reason: str) -> None:
+    with pytest.raises(ConfigurationError, match=reason) as caught:
+        Settings.resolve({"public_url": bad}, {})
+    assert "public_url" in str(caught.value)
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+SECRET = "s3cr3t-auth-token-value"
+
+
+def test_repr_never_shows_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    explicit = Settings.resolve({"auth_tokens": [SECRET, "other-" + SECRET]}, {})
+    from_env = Settings.resolve({}, {"TWILIO_AUTH_TOKEN": SECRET})
+    assert explicit.auth_tokens == (SECRET, "other-" + SECRET)
+    assert from_env.auth_tokens == (SECRET,)
+    for settings in (explicit, from_env):
+        assert SECRET not in repr(settings)
+        assert SECRET not in str(settings)
+        assert "port=8090" in repr(settings)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", SECRET)
+    listener = Listener(0)
+    assert listener.settings.auth_tokens == (SECRET,)
+    assert SECRET not in repr(listener)
+    assert SECRET not in repr(listener.settings)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.resolve({}, {})
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
+
+
+# -- the listener ----------------------------------------------------------------------
+
+ALL_VARIABLES = [
+    "TWILIO_TRIGGER_PORT",
+    "TWILIO_TRIGGER_HOST",
+    "TWILIO_TRIGGER_PATH",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_TRIGGER_PUBLIC_URL",
+    "TWILIO_TRIGGER_VERIFY_SIGNATURES",
+    "TWILIO_TRIGGER_MAX_BODY_BYTES",
+    "TWILIO_TRIGGER_MAX_PARAMS",
+]
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for variable in ALL_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    return monkeypatch
+
+
+def test_a_listener_without_a_token_refuses_to_build_its_app(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    listener = Listener(0)
+    with pytest.raises(ConfigurationError, match="TWILIO_AUTH_TOKEN"):
+        listener.asgi  # noqa: B018 - the property builds the app
+    with pytest.raises(ConfigurationError, match="TWILIO_AUTH_TOKEN"):
+        Listener(0, auth_tokens=[" ", ""]).asgi  # noqa: B018
+
+
+def test_a_listener_without_verification_needs_no_token(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    assert callable(Listener(0, verify_signatures=False).asgi)
+    clean_environment.setenv("TWILIO_TRIGGER_VERIFY_SIGNATURES", "false")
+    assert callable(Listener(0).asgi)
+
+
+def test_a_listener_takes_its_token_from_the_environment(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    clean_environment.setenv("TWILIO_AUTH_TOKEN", "from-env")
+    listener = Listener(0)
+    assert listener.settings.auth_tokens == ("from-env",)
+    assert callable(listener.asgi)
+
+
+def test_a_listener_reads_its_options_from_the_environment(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    clean_environment.setenv("TWILIO_TRIGGER_PATH", "/twilio")
+    clean_environment.setenv("TWILIO_TRIGGER_PORT", "not a port")
+    assert Listener(0, auth_tokens="t").settings.path == "/twilio"  # explicit port wins
+    with pytest.raises(ConfigurationError, match="TWILIO_TRIGGER_PORT"):
+        Listener(auth_tokens="t")
