@@ -1,0 +1,5 @@
+"""``python -m twilio_trigger`` is the ``twilio-trigger`` command."""
+
+from .cli import main
+
+main()

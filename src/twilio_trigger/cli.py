@@ -1,0 +1,489 @@
+"""The ``twilio-trigger`` command line: run, demo, send, sign, verify."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import click
+
+from . import __version__
+from ._config import ENVIRONMENT
+from ._exceptions import TwilioTriggerError
+from ._listener import Listener
+from ._signature import SignatureVerifier, compute_signature, url_variants
+from .testing import call_status_params, sms_status_params
+
+__all__ = ["cli", "main"]
+
+DEFAULT_URL = "http://127.0.0.1:8090/"
+_FORM = "application/x-www-form-urlencoded"
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=_CONTEXT)
+@click.version_option(__version__, prog_name="twilio-trigger")
+def cli() -> None:
+    """Receive Twilio webhooks and dispatch them to your service classes.
+
+    \b
+    Start here:
+      twilio-trigger demo                       # a listener and a scripted flow of events
+      twilio-trigger run examples/delivery_tracker.py
+      twilio-trigger send sms delivered --url http://127.0.0.1:8090/ --auth-token TOKEN
+    """
+
+
+# -- helpers -------------------------------------------------------------------
+def _parameters(items: Iterable[str], body: str | None) -> list[tuple[str, str]]:
+    pairs = parse_qsl(body, keep_blank_values=True) if body else []
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(f"{item!r} is not Name=Value", param_hint="PARAMS")
+        pairs.append((name, value))
+    return pairs
+
+
+def _tokens(values: Sequence[str]) -> list[str]:
+    tokens = [t.strip() for value in values for t in value.split(",") if t.strip()]
+    if not tokens:
+        raise click.UsageError("no auth token: pass --auth-token or set TWILIO_AUTH_TOKEN")
+    return tokens
+
+
+def _mask(token: str) -> str:
+    return f"…{token[-4:]}" if len(token) > 8 else "…"
+
+
+class _Answer(NamedTuple):
+    status: int
+    reason: str
+    content_type: str
+    body: bytes
+    milliseconds: float
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> _Answer:
+    """POST *body* and return the answer, with the time it took."""
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        url, data=body, headers=dict(headers), method="POST"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    started = time.perf_counter()
+    try:
+        with opener.open(request, timeout=timeout) as answer:
+            content = answer.read()
+            status, reason, kind = answer.status, answer.reason, answer.headers["content-type"]
+    except urllib.error.HTTPError as error:
+        content = error.read()
+        status, reason, kind = error.code, error.reason, error.headers["content-type"]
+    except (urllib.error.URLError, OSError) as error:
+        reason_text = getattr(error, "reason", error)
+        raise click.ClickException(f"cannot reach {url}: {reason_text}") from None
+    elapsed = (time.perf_counter() - started) * 1000
+    return _Answer(status, str(reason), kind or "", content, elapsed)
+
+
+def _signed_post(
+    url: str, params: Sequence[tuple[str, str]], token: str, sign_url: str | None, timeout: float
+) -> _Answer:
+    headers = {
+        "Content-Type": _FORM,
+        "User-Agent": f"twilio-trigger/{__version__}",
+        "X-Twilio-Signature": compute_signature(sign_url or url, params, token),
+    }
+    return _post(url, urlencode(params).encode("ascii"), headers, timeout)
+
+
+# -- run -----------------------------------------------------------------------
+def _import_target(module_name: str) -> ModuleType:
+    try:
+        if module_name.endswith(".py") or os.sep in module_name:
+            path = Path(module_name).resolve()
+            if not path.is_file():
+                raise click.BadParameter(f"no file {module_name}", param_hint="TARGET")
+            sys.path.insert(0, str(path.parent))
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None:
+                raise click.BadParameter(f"cannot load {module_name}", param_hint="TARGET")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise click.BadParameter(
+                f"no module named {module_name!r} (run from the folder that holds it)",
+                param_hint="TARGET",
+            ) from None
+        raise click.ClickException(f"importing {module_name} failed: {error}") from None
+    except (click.ClickException, TwilioTriggerError):
+        raise
+    except Exception as error:
+        raise click.ClickException(
+            f"importing {module_name} failed: {type(error).__name__}: {error}"
+        ) from None
+
+
+def load_listener(target: str) -> Listener:
+    """The listener named by ``MODULE:ATTR``, or the one module-level listener of ``MODULE``."""
+    sys.path.insert(0, os.getcwd())
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = _import_target(module_name)
+    except TwilioTriggerError as error:
+        raise click.ClickException(str(error)) from None
+    if attribute:
+        found = getattr(module, attribute, None)
+        if found is None:
+            raise click.BadParameter(f"{module_name} has no {attribute!r}", param_hint="TARGET")
+        if not isinstance(found, Listener):
+            raise click.BadParameter(
+                f"{target} is a {type(found).__name__}, not a twilio_trigger.Listener",
+                param_hint="TARGET",
+            )
+        return found
+    listeners = {name: v for name, v in vars(module).items() if isinstance(v, Listener)}
+    if len(listeners) == 1:
+        return next(iter(listeners.values()))
+    if not listeners:
+        raise click.BadParameter(f"no Listener at the top of {module_name}", param_hint="TARGET")
+    names = ", ".join(f"{module_name}:{name}" for name in sorted(listeners))
+    raise click.BadParameter(f"several listeners, say which: {names}", param_hint="TARGET")
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("target")
+@click.option("--host", help="Interface to listen on.  [default: 0.0.0.0]")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port.  [default: 8090]")
+@click.option("--path", help="Webhook path.  [default: /]")
+@click.option("--public-url", help="The URL Twilio calls, when behind a proxy or tunnel.")
+def run(
+    target: str, host: str | None, port: int | None, path: str | None, public_url: str | None
+) -> None:
+    """Serve the listener defined in a module of yours.
+
+    TARGET is MODULE:ATTR, a MODULE with one module-level Listener, or a .py file.
+    Flags apply where the module does not pass the option itself; the auth token
+    comes from TWILIO_AUTH_TOKEN.
+
+    \b
+    Example:
+      TWILIO_AUTH_TOKEN=... twilio-trigger run examples.delivery_tracker --port 8090
+    """
+    flags = {"host": host, "port": port, "path": path, "public_url": public_url}
+    for option, value in flags.items():
+        if value is not None:
+            os.environ[ENVIRONMENT[option]] = str(value)
+    listener = load_listener(target)
+    for option, value in flags.items():
+        actual = getattr(listener.settings, option)
+        if value is not None and str(actual) != str(value):
+            click.echo(
+                f"warning: {target} sets {option}={actual!r} itself; --{option.replace('_', '-')} "
+                f"{value} has no effect",
+                err=True,
+            )
+    try:
+        listener.run()
+    except TwilioTriggerError as error:
+        raise click.ClickException(str(error)) from None
+
+
+# -- demo ----------------------------------------------------------------------
+class _Notes(logging.Handler):
+    """Keeps the library's log lines, to print each under the event that caused it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    live = False  # once set, lines are printed as they come
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.live:
+            click.echo(f"  {record.getMessage()}")
+            return
+        with self._lock:
+            self._lines.append(record.getMessage())
+
+    def take(self) -> list[str]:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines
+
+
+def _wait_for_stop() -> None:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True,
+              help="Port to listen on (0 picks a free one).")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--once", is_flag=True, help="Exit after the script: 0 if every event was dispatched."
+)
+def demo(port: int, host: str, once: bool) -> None:
+    """Start a listener with example services and send it a scripted flow of signed events.
+
+    An SMS delivery tracker and a call tracker keep each SID's status history and
+    log its transitions.  After the script the listener keeps running, so that you
+    can send it more with `twilio-trigger send`, until Ctrl-C.
+
+    \b
+    Example:
+      twilio-trigger demo            # then, in another terminal, the send command it prints
+      twilio-trigger demo --once     # CI smoke test: exit status says if all went well
+    """
+    from ._demo import CallTracker, DeliveryTracker, script
+
+    notes = _Notes()
+    package_logger = logging.getLogger("twilio_trigger")
+    package_logger.addHandler(notes)
+    package_logger.setLevel(logging.INFO)
+    package_logger.propagate = False
+    token = secrets.token_hex(16)
+    listener = Listener(port, host=host, auth_tokens=[token])
+    messages, calls = DeliveryTracker(), CallTracker()
+    listener.attach(messages)
+    listener.attach(calls)
+    try:
+        listener.start()
+    except TwilioTriggerError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        url = listener.url
+        click.echo("twilio-trigger demo")
+        click.echo(f"  listening on   {url}")
+        click.echo(f"  auth token     {token}   (generated for this run)")
+        steps = script()
+        click.echo(f"\nSending {len(steps)} signed events, as Twilio would:")
+        notes.take()
+        failures = 0
+        for step in steps:
+            seen = len(messages.calls), len(calls.calls)
+            params = list(step.params.items())
+            answer = _signed_post(url, params, token, None, 15.0)
+            made = messages.calls[seen[0] :] + calls.calls[seen[1] :]
+            reached = made[0][0] if len(made) == 1 else f"{len(made)} callbacks"
+            ok = answer.status == 200 and reached == step.callback
+            failures += not ok
+            sid = step.params.get("CallSid") or step.params.get("MessageSid", "?")
+            shown = answer.text.partition("?>")[2] or answer.text  # without <?xml ...?>
+            click.echo(
+                f"  {'ok ' if ok else 'BAD'} {step.kind:<4} {sid}  {step.status:<11} "
+                f"→ {reached:<31} {answer.status} {shown.strip()}  {answer.milliseconds:.1f} ms"
+            )
+            for note in notes.take():
+                click.echo(f"        {note}")
+        if failures:
+            click.echo(f"\n{failures} of {len(steps)} events did not reach their callback.")
+        else:
+            click.echo(f"\nAll {len(steps)} events were dispatched to the expected callback.")
+        if once:
+            sys.exit(1 if failures else 0)
+        click.echo("\nStill listening.  Send more events from another terminal, e.g.:")
+        click.echo(f"  twilio-trigger send sms delivered --url {url} --auth-token {token}")
+        click.echo("Press Ctrl-C to stop.\n")
+        notes.live = True
+        _wait_for_stop()
+    finally:
+        listener.stop()
+
+
+# -- send ----------------------------------------------------------------------
+@cli.command(context_settings=_CONTEXT)
+@click.argument("kind", type=click.Choice(["sms", "call"]))
+@click.argument("status")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="The listener's URL.")
+@click.option("--auth-token", "auth_tokens", multiple=True, envvar="TWILIO_AUTH_TOKEN",
+              help="Token to sign with.  [default: $TWILIO_AUTH_TOKEN]")  # fmt: skip
+@click.option("--sid", help="The message or call SID.  [default: a new one]")
+@click.option("--set", "settings", multiple=True, metavar="Name=Value",
+              help="Set (or with Name= blank) a parameter; repeatable.")  # fmt: skip
+@click.option("--unset", multiple=True, metavar="Name", help="Leave a parameter out; repeatable.")
+@click.option("--sign-url", help="Sign over this URL instead of --url (a listener's public_url).")
+@click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds to wait.")
+def send(
+    kind: str,
+    status: str,
+    url: str,
+    auth_tokens: tuple[str, ...],
+    sid: str | None,
+    settings: tuple[str, ...],
+    unset: tuple[str, ...],
+    sign_url: str | None,
+    timeout: float,
+) -> None:
+    """Post one signed, realistic event to a listener and print its answer.
+
+    STATUS is a Twilio status such as delivered, failed, received (an inbound
+    message), ringing or in-progress.  Exits 1 unless the answer is 2xx.
+
+    \b
+    Example:
+      twilio-trigger send sms failed --set ErrorCode=30007 --auth-token TOKEN
+      twilio-trigger send call completed --url http://127.0.0.1:8090/twilio
+    """
+    token = _tokens(auth_tokens)[0]
+    overrides: dict[str, object] = dict(_parameters(settings, None))
+    overrides.update(dict.fromkeys(unset))
+    factory = sms_status_params if kind == "sms" else call_status_params
+    params = list(factory(status, sid=sid, **overrides).items())
+    answer = _signed_post(url, params, token, sign_url, timeout)
+    sent_sid = dict(params).get("CallSid" if kind == "call" else "MessageSid", "")
+    click.echo(f"POST {url}  {kind} {status}  {sent_sid}")
+    click.echo(
+        f"{answer.status} {answer.reason}  {answer.content_type}  {answer.milliseconds:.1f} ms"
+    )
+    if answer.body:
+        click.echo(answer.text.rstrip("\n"))
+    if not 200 <= answer.status < 300:
+        sys.exit(1)
+
+
+# -- sign and verify -------------------------------------------------------------
+@cli.command(context_settings=_CONTEXT)
+@click.option("--url", required=True, help="The full URL Twilio requests, query string included.")
+@click.option("--auth-token", "auth_tokens", multiple=True, envvar="TWILIO_AUTH_TOKEN",
+              help="Token to sign with.  [default: $TWILIO_AUTH_TOKEN]")  # fmt: skip
+@click.option("--body", help="The form body, instead of (or before) Name=Value arguments.")
+@click.argument("params", nargs=-1, metavar="[Name=Value]...")
+def sign(url: str, auth_tokens: tuple[str, ...], body: str | None, params: tuple[str, ...]) -> None:
+    """Print the X-Twilio-Signature Twilio would send for a form POST.
+
+    \b
+    Example:
+      twilio-trigger sign --url https://hooks.example.com/sms --auth-token TOKEN \\
+          MessageSid=SM0123 MessageStatus=delivered
+    """
+    token = _tokens(auth_tokens)[0]
+    click.echo(compute_signature(url, _parameters(params, body), token))
+
+
+def _alternatives(url: str) -> list[tuple[str, str]]:
+    """URLs a proxy or a configuration slip commonly puts in place of the real one."""
+    parts = urlsplit(url)
+    other_scheme = {"http": "https", "https": "http"}.get(parts.scheme, parts.scheme)
+    path = parts.path
+    toggled = path[:-1] if path.endswith("/") and len(path) > 1 else path + "/"
+    candidates = [
+        (urlunsplit(parts._replace(scheme=other_scheme)), f"the scheme is {other_scheme}"),
+        (urlunsplit(parts._replace(path=toggled)), "the trailing slash differs"),
+    ]
+    if parts.query:
+        candidates.append((urlunsplit(parts._replace(query="")), "without the query string"))
+    return candidates
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option("--url", required=True, help="The URL the request was checked against.")
+@click.option("--signature", required=True, help="The X-Twilio-Signature header received.")
+@click.option("--auth-token", "auth_tokens", multiple=True, envvar="TWILIO_AUTH_TOKEN",
+              help="Token(s) to try; repeatable.  [default: $TWILIO_AUTH_TOKEN]")  # fmt: skip
+@click.option("--body", help="The form body received, instead of Name=Value arguments.")
+@click.argument("params", nargs=-1, metavar="[Name=Value]...")
+def verify(
+    url: str,
+    signature: str,
+    auth_tokens: tuple[str, ...],
+    body: str | None,
+    params: tuple[str, ...],
+) -> None:
+    """Check a captured request's signature; say what matched, or why nothing did.
+
+    Exits 0 when the signature is valid, 1 when it is not.
+
+    \b
+    Example:
+      twilio-trigger verify --url https://hooks.example.com/sms \\
+          --signature 'L/OH5YylLD5NRKLltdqwSvS0BnU=' --body 'MessageSid=SM0123&...'
+    """
+    tokens = _tokens(auth_tokens)
+    pairs = _parameters(params, body)
+    verifier = SignatureVerifier(tokens)
+    encoded = signature.strip().encode("utf-8")
+    match = verifier.matching(url, pairs, encoded)
+    if match is not None:
+        index, form = match
+        click.echo(
+            f"valid: signed with token #{index + 1} ({_mask(tokens[index])}) "
+            f"over {form} ({len(pairs)} parameters)"
+        )
+        return
+    forms = url_variants(url)
+    click.echo(
+        f"invalid: no token of {len(tokens)} signed these {len(pairs)} parameters "
+        f"for any form of the URL tried: {', '.join(forms)}"
+    )
+    for candidate, why in _alternatives(url):
+        found = verifier.matching(candidate, pairs, encoded)
+        if found is not None:
+            click.echo(
+                f"it matches {found[1]} ({why}): that is the URL Twilio called; "
+                f"set public_url (TWILIO_TRIGGER_PUBLIC_URL) to it"
+            )
+            sys.exit(1)
+    click.echo(
+        "no nearby URL matches either; check that the token is the primary auth token of "
+        "the account or subaccount that owns the number, that every parameter received is "
+        "passed exactly as received, and that the host and path are the ones configured in Twilio"
+    )
+    sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: click's commands, with every error on one line.
+
+    Exit status: 0 success, 1 failure (an answer that is not 2xx, an invalid
+    signature, a listener that cannot start), 2 a usage error.
+    """
+    try:
+        result = cli.main(args=argv, prog_name="twilio-trigger", standalone_mode=False)
+    except click.UsageError as error:
+        where = error.ctx.command_path if error.ctx else "twilio-trigger"
+        message = " ".join(error.format_message().split())  # click's lists span lines
+        click.echo(f"Error: {message} (see '{where} --help')", err=True)
+        sys.exit(2)
+    except click.ClickException as error:
+        click.echo(f"Error: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

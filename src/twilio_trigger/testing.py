@@ -1,0 +1,490 @@
+"""Test kit: realistic Twilio payloads, signatures, and an in-process test client.
+
+Unit-test a service without a server, without Twilio and without a network::
+
+    import twilio_trigger as twilio
+    from twilio_trigger.testing import TestClient
+
+    def test_delivered_is_recorded():
+        listener = twilio.Listener(auth_tokens=["test-token"])
+        tracker = DeliveryTracker()
+        listener.attach(tracker)
+        with TestClient(listener) as client:
+            answer = client.send_sms("delivered", sid="SM" + "1" * 32)
+        assert answer.status_code == 200
+        assert tracker.delivered == ["SM" + "1" * 32]
+
+Payload factories take Twilio's parameter names as keyword overrides; a value
+of ``None`` removes the parameter.  Every call makes fresh SIDs unless told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlencode
+
+from ._events import CallStatusEvent, SmsStatusChangeEvent
+from ._signature import compute_signature
+
+if TYPE_CHECKING:
+    from ._listener import Listener
+
+__all__ = [
+    "TestClient",
+    "TestResponse",
+    "call_event",
+    "call_status_params",
+    "inbound_sms_params",
+    "new_sid",
+    "sign",
+    "sms_event",
+    "sms_status_params",
+]
+
+_T = TypeVar("_T")
+
+ACCOUNT_SID = "AC3f1c2e4d5b6a79880f1e2d3c4b5a6978"
+TWILIO_NUMBER = "+14155550143"
+CUSTOMER_NUMBER = "+15558675310"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+Params = Mapping[str, str] | Iterable[tuple[str, str]]
+
+# Error codes Twilio documents for failed and undelivered messages.
+_MESSAGE_ERRORS = {"failed": "30008", "undelivered": "30003"}
+_CALL_SEQUENCE = {
+    "queued": 0, "initiated": 0, "ringing": 1, "in-progress": 2, "completed": 3,
+    "busy": 2, "failed": 1, "no-answer": 2, "canceled": 2,
+}  # fmt: skip
+_CALL_SIP_CODES = {"completed": 200, "busy": 486, "failed": 404, "no-answer": 487, "canceled": 487}
+
+
+def new_sid(prefix: str) -> str:
+    """A fresh SID: the two-letter *prefix* (``SM``, ``CA``, ...) and 32 hex digits."""
+    if len(prefix) != 2 or not prefix.isalpha():
+        raise ValueError(f"a SID prefix is two letters, such as SM or CA, got {prefix!r}")
+    return prefix.upper() + uuid.uuid4().hex
+
+
+def _apply(params: dict[str, str], overrides: Mapping[str, object]) -> dict[str, str]:
+    for name, value in overrides.items():
+        if value is None:
+            params.pop(name, None)
+        else:
+            params[name] = str(value)
+    return params
+
+
+def _geography(origin: str, destination: str) -> dict[str, str]:
+    return {
+        "FromCity": origin,
+        "FromState": "CA" if origin == "SAN FRANCISCO" else "NY",
+        "FromZip": "94105" if origin == "SAN FRANCISCO" else "11201",
+        "FromCountry": "US",
+        "ToCity": destination,
+        "ToState": "CA" if destination == "SAN FRANCISCO" else "NY",
+        "ToZip": "94105" if destination == "SAN FRANCISCO" else "11201",
+        "ToCountry": "US",
+    }
+
+
+def sms_status_params(
+    status: str = "delivered", *, sid: str | None = None, **overrides: object
+) -> dict[str, str]:
+    """A message status callback as Twilio sends it for *status* (about 20 parameters).
+
+    ``received`` and ``receiving`` give an inbound message webhook instead
+    (:func:`inbound_sms_params`).  ``failed`` and ``undelivered`` carry an
+    ``ErrorCode``; ``delivered`` and ``undelivered`` a ``RawDlrDoneDate``; ``read``
+    is a WhatsApp read receipt.
+    """
+    if status in ("received", "receiving"):
+        return inbound_sms_params(status, sid=sid, **overrides)
+    sid = sid or new_sid("SM")
+    params = {
+        "ApiVersion": "2010-04-01",
+        "AccountSid": ACCOUNT_SID,
+        "MessagingServiceSid": new_sid("MG"),
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "From": TWILIO_NUMBER,
+        "To": CUSTOMER_NUMBER,
+        "Body": "Your Acme verification code is 482910. It expires in 10 minutes.",
+        "NumSegments": "1",
+        "NumMedia": "0",
+        **_geography("SAN FRANCISCO", "BROOKLYN"),
+    }
+    if status in _MESSAGE_ERRORS:
+        params["ErrorCode"] = _MESSAGE_ERRORS[status]
+    if status in ("delivered", "undelivered"):
+        params["RawDlrDoneDate"] = "2311141830"
+    if status == "read":
+        params.update(
+            From=f"whatsapp:{TWILIO_NUMBER}",
+            To=f"whatsapp:{CUSTOMER_NUMBER}",
+            ChannelPrefix="whatsapp",
+            ChannelInstallSid=new_sid("XE"),
+            ChannelToAddress=CUSTOMER_NUMBER,
+            EventType="READ",
+        )
+    return _apply(params, overrides)
+
+
+def inbound_sms_params(
+    status: str = "received", *, sid: str | None = None, **overrides: object
+) -> dict[str, str]:
+    """An inbound message webhook: ``SmsStatus`` only, the legacy SID aliases, one image."""
+    sid = sid or new_sid("MM")
+    params = {
+        "ToCountry": "US",
+        "ToState": "CA",
+        "SmsMessageSid": sid,
+        "NumMedia": "1",
+        "ToCity": "SAN FRANCISCO",
+        "FromZip": "11201",
+        "SmsSid": sid,
+        "FromState": "NY",
+        "SmsStatus": status,
+        "FromCity": "BROOKLYN",
+        "Body": "Here is the photo of the damaged parcel \U0001f4e6",
+        "FromCountry": "US",
+        "To": TWILIO_NUMBER,
+        "MessagingServiceSid": new_sid("MG"),
+        "ToZip": "94105",
+        "NumSegments": "1",
+        "ReferralNumMedia": "0",
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": CUSTOMER_NUMBER,
+        "MediaContentType0": "image/jpeg",
+        "MediaUrl0": (
+            f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}"
+            f"/Media/{new_sid('ME')}"
+        ),
+        "ApiVersion": "2010-04-01",
+    }
+    return _apply(params, overrides)
+
+
+def call_status_params(
+    status: str = "completed", *, sid: str | None = None, **overrides: object
+) -> dict[str, str]:
+    """A voice status callback as Twilio sends it for *status* (30 to 40 parameters).
+
+    Terminal statuses carry ``CallDuration`` and ``SipResponseCode``; ``completed``
+    also the billed ``Duration`` and a recording; ``SequenceNumber`` follows the
+    usual order of a call's events.
+    """
+    sid = sid or new_sid("CA")
+    params = {
+        "Called": CUSTOMER_NUMBER,
+        "ToState": "NY",
+        "CallerCountry": "US",
+        "Direction": "outbound-api",
+        "Timestamp": "Tue, 14 Nov 2023 18:30:00 +0000",
+        "CallbackSource": "call-progress-events",
+        "CallerState": "CA",
+        "ToZip": "11201",
+        "SequenceNumber": str(_CALL_SEQUENCE.get(status, 0)),
+        "CallSid": sid,
+        "To": CUSTOMER_NUMBER,
+        "CallerZip": "94105",
+        "ToCountry": "US",
+        "CalledZip": "11201",
+        "ApiVersion": "2010-04-01",
+        "CalledCity": "BROOKLYN",
+        "CallStatus": status,
+        "From": TWILIO_NUMBER,
+        "AccountSid": ACCOUNT_SID,
+        "CalledCountry": "US",
+        "CallerCity": "SAN FRANCISCO",
+        "ToCity": "BROOKLYN",
+        "FromCountry": "US",
+        "Caller": TWILIO_NUMBER,
+        "FromCity": "SAN FRANCISCO",
+        "CalledState": "NY",
+        "FromZip": "94105",
+        "FromState": "CA",
+        "ParentCallSid": new_sid("CA"),
+        "ForwardedFrom": "+16505550199",
+        "CallerName": "ACME LOGISTICS",
+        "CallToken": '{"parentCallInfoToken":"eyJhbGciOiJFUzI1NiJ9.e30.c2ln"}',
+        "StirVerstat": "TN-Validation-Passed-A",
+        "StirPassportToken": "eyJhbGciOiJFUzI1NiIsInR5cCI6InBhc3Nwb3J0In0.eyJhdHRlc3QiOiJBIn0.c2ln",
+    }
+    if status in ("ringing", "in-progress"):
+        params["StirStatus"] = "A"
+    if status in _CALL_SIP_CODES:
+        params["CallDuration"] = "47" if status == "completed" else "0"
+        params["SipResponseCode"] = str(_CALL_SIP_CODES[status])
+    if status == "completed":
+        recording = new_sid("RE")
+        params.update(
+            Duration="1",
+            RecordingUrl=(
+                f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{recording}"
+            ),
+            RecordingSid=recording,
+            RecordingDuration="45",
+        )
+    if status in ("in-progress", "completed"):
+        params["AnsweredBy"] = "human"
+        params["MachineDetectionDuration"] = "2140"
+    return _apply(params, overrides)
+
+
+def sms_event(
+    status: str = "delivered", *, sid: str | None = None, **overrides: object
+) -> SmsStatusChangeEvent:
+    """A :class:`SmsStatusChangeEvent` with realistic parameters, to call a callback directly."""
+    return SmsStatusChangeEvent(sms_status_params(status, sid=sid, **overrides))
+
+
+def call_event(
+    status: str = "completed", *, sid: str | None = None, **overrides: object
+) -> CallStatusEvent:
+    """A :class:`CallStatusEvent` with realistic parameters, to call a callback directly."""
+    return CallStatusEvent(call_status_params(status, sid=sid, **overrides))
+
+
+def _pairs(params: Params) -> list[tuple[str, str]]:
+    return list(params.items()) if isinstance(params, Mapping) else list(params)
+
+
+def sign(url: str, params: Params, token: str) -> str:
+    """The ``X-Twilio-Signature`` Twilio sends when it POSTs *params* to *url*."""
+    return compute_signature(url, _pairs(params), token)
+
+
+@dataclass(frozen=True)
+class TestResponse:
+    """The listener's answer to one request made by :class:`TestClient`."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+    #: The exceptions the listener logged while answering (a failing callback's).
+    errors: tuple[BaseException, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+class TestClient:
+    """Drives a listener's ASGI application in-process with signed requests.
+
+    No port, no server: each request goes straight into ``listener.asgi`` on an
+    event loop the client runs in a background thread, so it works the same from
+    pytest, unittest or a script.  In an ``async`` test, use the ``a``-prefixed
+    methods to run the request on the test's own loop instead.
+
+    Requests are signed with the listener's first auth token (or *auth_token*)
+    over the URL Twilio would have used: the listener's ``public_url`` when set,
+    else ``http://testserver`` and its path.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self, listener: Listener, *, auth_token: str | None = None, host: str = "testserver"
+    ) -> None:
+        settings = listener.settings
+        self._app = listener.asgi
+        self._path = settings.path
+        self._host = host
+        self._base_url = settings.public_url or f"http://{host}{settings.path}"
+        tokens = settings.auth_tokens
+        self._token = auth_token if auth_token is not None else (tokens[0] if tokens else None)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- requests ----------------------------------------------------------
+    def send_sms(
+        self, status: str = "delivered", *, sid: str | None = None, **overrides: object
+    ) -> TestResponse:
+        """POST a signed message status (or inbound message) webhook."""
+        return self.post(sms_status_params(status, sid=sid, **overrides))
+
+    def send_call(
+        self, status: str = "completed", *, sid: str | None = None, **overrides: object
+    ) -> TestResponse:
+        """POST a signed call status webhook."""
+        return self.post(call_status_params(status, sid=sid, **overrides))
+
+    def post(
+        self,
+        params: Params,
+        *,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        signature: str | None = None,
+        body: bytes | None = None,
+    ) -> TestResponse:
+        """POST *params* as a form, signed unless *signature* is given (``""``: none).
+
+        *body* replaces the encoded form (to send malformed input); *headers*
+        add to or replace the ones Twilio sends.
+        """
+        return self._run(
+            self.apost(params, query=query, headers=headers, signature=signature, body=body)
+        )
+
+    async def asend_sms(
+        self, status: str = "delivered", *, sid: str | None = None, **overrides: object
+    ) -> TestResponse:
+        """:meth:`send_sms` on the running event loop."""
+        return await self.apost(sms_status_params(status, sid=sid, **overrides))
+
+    async def asend_call(
+        self, status: str = "completed", *, sid: str | None = None, **overrides: object
+    ) -> TestResponse:
+        """:meth:`send_call` on the running event loop."""
+        return await self.apost(call_status_params(status, sid=sid, **overrides))
+
+    async def apost(
+        self,
+        params: Params,
+        *,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        signature: str | None = None,
+        body: bytes | None = None,
+    ) -> TestResponse:
+        """:meth:`post` on the running event loop."""
+        pairs = _pairs(params)
+        url = f"{self._base_url}?{query}" if query else self._base_url
+        if signature is None and self._token is not None:
+            signature = compute_signature(url, pairs, self._token)
+        content = urlencode(pairs).encode("ascii") if body is None else body
+        sent = {
+            "host": self._host,
+            "content-type": FORM_CONTENT_TYPE,
+            "content-length": str(len(content)),
+            "user-agent": "TwilioProxy/1.1",
+            "i-twilio-idempotency-token": str(uuid.uuid4()),
+        }
+        if signature:
+            sent["x-twilio-signature"] = signature
+        sent.update({name.lower(): value for name, value in (headers or {}).items()})
+        return await self._call(
+            [(name.encode("latin-1"), value.encode("latin-1")) for name, value in sent.items()],
+            query,
+            content,
+        )
+
+    async def _call(
+        self, headers: Sequence[tuple[bytes, bytes]], query: str, content: bytes
+    ) -> TestResponse:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": self._path,
+            "raw_path": self._path.encode("ascii"),
+            "query_string": query.encode("ascii"),
+            "root_path": "",
+            "headers": list(headers),
+            "client": ("127.0.0.1", 50000),
+            "server": (self._host, 80),
+        }
+        done = asyncio.Event()
+        delivered = False
+        started: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": content, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Mapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    done.set()
+
+        collector = _ErrorCollector()
+        logger = logging.getLogger("twilio_trigger")
+        logger.addHandler(collector)
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            logger.removeHandler(collector)
+            done.set()
+        return TestResponse(
+            status_code=started["status"],
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in started["headers"]},
+            body=b"".join(chunks),
+            errors=tuple(collector.errors),
+        )
+
+    # -- the background event loop ----------------------------------------
+    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="twilio-trigger-test-client", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return future.result()
+
+    def close(self) -> None:
+        """Stop the client's event loop (a client is reusable until then)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
