@@ -12,7 +12,7 @@ never the package's own ``compute_signature``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -52,7 +52,7 @@ CALL_STATUSES = (
 )  # fmt: skip
 
 #: A form as a mapping (one value per name) or as pairs (names may repeat).
-Params = Mapping[str, str] | Sequence[tuple[str, str]]
+Params = Mapping[str, str] | Iterable[tuple[str, str]]
 
 # The realistic payloads are the public test kit's: tests/test_testing_kit.py
 # pins their shape, and every e2e test exercises them.

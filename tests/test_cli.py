@@ -21,9 +21,9 @@ from types import TracebackType
 
 import httpx
 import pytest
-from twilio.request_validator import RequestValidator
 
 import twilio_trigger as twilio
+from tests.payloads import sign as oracle
 
 CLI = str(Path(sys.executable).parent / "twilio-trigger")
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,25 +43,6 @@ REFERENCE_SIGNATURE = "L/OH5YylLD5NRKLltdqwSvS0BnU="
 
 
 # -- helpers ---------------------------------------------------------------------------
-class MultiParams:
-    """The multidict shape RequestValidator reads: iteration over names, ``getall``."""
-
-    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self._pairs = list(pairs)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(name for name, _ in self._pairs))
-
-    def getall(self, name: str) -> list[str]:
-        return [value for key, value in self._pairs if key == name]
-
-
-def oracle(url: str, pairs: Iterable[tuple[str, str]], token: str) -> str:
-    """The signature twilio-python computes: what Twilio sends."""
-    signature: str = RequestValidator(token).compute_signature(url, MultiParams(pairs))
-    return signature
-
-
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without any TWILIO_* variable, plus *extra*."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("TWILIO_")}

@@ -12,13 +12,12 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import pytest
-from twilio.request_validator import RequestValidator
 
 import twilio_trigger as twilio
+from tests.payloads import sign as oracle
 from twilio_trigger.testing import (
     TestClient,
     TestResponse,
@@ -45,24 +44,6 @@ CALL_STATUSES = [
 TERMINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 
 SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
-
-
-class MultiParams:
-    """The multidict shape RequestValidator reads: iteration over names, ``getall``."""
-
-    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self._pairs = list(pairs)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(name for name, _ in self._pairs))
-
-    def getall(self, name: str) -> list[str]:
-        return [value for key, value in self._pairs if key == name]
-
-
-def oracle(url: str, pairs: Iterable[tuple[str, str]], token: str) -> str:
-    signature: str = RequestValidator(token).compute_signature(url, MultiParams(pairs))
-    return signature
 
 
 def assert_sid(value: str | None, *prefixes: str) -> None:
