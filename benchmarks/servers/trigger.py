@@ -1,0 +1,68 @@
+"""(b), (c), (d): a twilio-trigger Listener with a no-op ``async on_delivered``.
+
+Configured by the environment (``benchmarks/run.py`` sets it):
+
+- ``BENCH_PORT``: the port, on 127.0.0.1;
+- ``BENCH_AUTH_TOKEN``: the auth token the signatures are verified with (always on);
+- ``BENCH_MODE``: ``inline`` (no duplicate detection), ``dedup`` (``deduplicate=True``)
+  or ``inbox`` (the durable SQLite inbox, ``inbox="sqlite:///<BENCH_TMPDIR>/bench.db"``).
+
+The ``deduplicate`` and ``inbox`` options are passed only when the mode needs them,
+so ``inline`` runs on a twilio-trigger that does not have them yet.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import sys
+from typing import Any
+
+import twilio_trigger as twilio
+
+
+class Delivered(twilio.SmsStatusService):
+    async def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
+        pass
+
+
+def listener_options(mode: str, tmpdir: str) -> dict[str, Any]:
+    accepted = inspect.signature(twilio.Listener).parameters
+    options: dict[str, Any] = {}
+    if mode == "inline":
+        if "deduplicate" in accepted:  # explicit, whatever the default becomes
+            options["deduplicate"] = False
+    elif mode == "dedup":
+        options["deduplicate"] = True
+    elif mode == "inbox":
+        options["inbox"] = f"sqlite:///{os.path.join(tmpdir, 'bench.db')}"
+    else:
+        sys.exit(f"trigger.py: unknown BENCH_MODE {mode!r} (inline, dedup or inbox)")
+    missing = [name for name in options if name not in accepted]
+    if missing:
+        sys.exit(
+            f"trigger.py: this twilio_trigger.Listener has no {', '.join(missing)} option "
+            f"(needed by BENCH_MODE={mode}); is the branch that adds it merged?"
+        )
+    return options
+
+
+def main() -> None:
+    # Configured before run(), so the listener does not set up INFO logging.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    mode = os.environ.get("BENCH_MODE", "inline")
+    options = listener_options(mode, os.environ.get("BENCH_TMPDIR", "."))
+    listener = twilio.Listener(
+        int(os.environ["BENCH_PORT"]),
+        host="127.0.0.1",
+        auth_tokens=[os.environ["BENCH_AUTH_TOKEN"]],
+        **options,
+    )
+    listener.attach(Delivered())
+    print(f"trigger.py: mode={mode} options={sorted(options)} url={listener.url}", flush=True)
+    listener.run()
+
+
+if __name__ == "__main__":
+    main()
