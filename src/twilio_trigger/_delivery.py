@@ -12,6 +12,7 @@ from . import _answers as answers
 from ._answers import Answer
 from ._dispatch import Dispatcher, Outcome, Result, log_failure
 from ._events import TwilioEvent
+from ._exceptions import ConfigurationError
 from ._order import rank_of
 from ._worker import WorkerPool
 from .inbox import Inbox
@@ -99,7 +100,12 @@ class Delivery:
     async def _start(self) -> None:
         if self._inbox is None:
             return
-        recovered = await self._inbox.open()
+        try:
+            recovered = await self._inbox.open()
+        except Exception as error:
+            raise ConfigurationError(
+                f"cannot open the inbox {self._inbox.location}: {error}"
+            ) from error
         if recovered:
             logger.warning(
                 "%d event%s interrupted by the last stop will be dispatched again (%s)",
