@@ -1,6 +1,7 @@
 """Follow calls through their statuses, with a sync and an async callback.
 
     TWILIO_AUTH_TOKEN=... python examples/call_tracker.py
+    TWILIO_AUTH_TOKEN=... twilio-trigger run examples/call_tracker.py
 
 Create calls with ``StatusCallback`` set to this listener's public URL and
 ``StatusCallbackEvent`` set to ``initiated ringing answered completed``.

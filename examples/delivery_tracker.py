@@ -3,6 +3,7 @@
 Run it with an auth token (Twilio console → Account → API keys & tokens):
 
     TWILIO_AUTH_TOKEN=... python examples/delivery_tracker.py
+    TWILIO_AUTH_TOKEN=... twilio-trigger run examples.delivery_tracker --port 8090
 
 then set the StatusCallback of your messages (or the Messaging Service's
 delivery status callback) to the public URL of this listener.

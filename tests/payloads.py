@@ -12,12 +12,14 @@ never the package's own ``compute_signature``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 from twilio.request_validator import RequestValidator
+
+from twilio_trigger import testing
 
 __all__ = [
     "CALL_STATUSES",
@@ -50,190 +52,14 @@ CALL_STATUSES = (
 )  # fmt: skip
 
 #: A form as a mapping (one value per name) or as pairs (names may repeat).
-Params = Mapping[str, str] | Sequence[tuple[str, str]]
+Params = Mapping[str, str] | Iterable[tuple[str, str]]
 
-ACCOUNT_SID = "AC" + "3f1c2e4d5b6a79880f1e2d3c4b5a6978"
-SENDER = "+14155550143"  # a Twilio number in San Francisco
-RECIPIENT = "+15558675310"
-
-_ERRORS = {"failed": ("30008", "Unknown error"), "undelivered": ("30003", "Unreachable")}
-
-
-def new_sid(prefix: str) -> str:
-    """A fresh SID: two letters and 32 lowercase hex digits, like ``SM0f3c...``."""
-    return prefix + uuid.uuid4().hex
-
-
-def _geography(prefix_from: str, prefix_to: str) -> dict[str, str]:
-    return {
-        f"{prefix_from}City": "SAN FRANCISCO",
-        f"{prefix_from}State": "CA",
-        f"{prefix_from}Zip": "94105",
-        f"{prefix_from}Country": "US",
-        f"{prefix_to}City": "BROOKLYN",
-        f"{prefix_to}State": "NY",
-        f"{prefix_to}Zip": "11201",
-        f"{prefix_to}Country": "US",
-    }
-
-
-def sms_status_payload(status: str, **overrides: str) -> dict[str, str]:
-    """An outbound message status callback for *status* (about 20 parameters).
-
-    ``received`` and ``receiving`` give the inbound-message webhook instead (see
-    :func:`inbound_message_payload`).  *overrides* replace or add parameters; an
-    override whose value is ``""`` is kept (Twilio signs blank values too).
-    """
-    if status in ("received", "receiving"):
-        return inbound_message_payload(status, **overrides)
-    sid = new_sid("SM")
-    params: dict[str, str] = {
-        "ApiVersion": "2010-04-01",
-        "AccountSid": ACCOUNT_SID,
-        "MessagingServiceSid": new_sid("MG"),
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "MessageStatus": status,
-        "SmsStatus": status,
-        "From": SENDER,
-        "To": RECIPIENT,
-        "Body": "Your Acme verification code is 482910. It expires in 10 minutes.",
-        "NumSegments": "1",
-        "NumMedia": "0",
-        **_geography("From", "To"),
-    }
-    if status in _ERRORS:
-        params["ErrorCode"], params["ErrorMessage"] = _ERRORS[status]
-    if status in ("delivered", "undelivered"):
-        params["RawDlrDoneDate"] = "2311141830"  # YYMMDDhhmm, carrier's own time zone
-    if status == "read":  # read receipts exist on WhatsApp and RCS only
-        params.update(
-            From=f"whatsapp:{SENDER}",
-            To=f"whatsapp:{RECIPIENT}",
-            ChannelPrefix="whatsapp",
-            ChannelInstallSid=new_sid("XE"),
-            ChannelToAddress=RECIPIENT,
-            EventType="READ",
-        )
-    params.update(overrides)
-    return params
-
-
-def inbound_message_payload(status: str = "received", **overrides: str) -> dict[str, str]:
-    """An inbound MMS webhook: ``SmsStatus`` only, one image, the legacy SID aliases."""
-    sid = new_sid("MM")
-    params: dict[str, str] = {
-        "ToCountry": "US",
-        "ToState": "CA",
-        "SmsMessageSid": sid,
-        "NumMedia": "1",
-        "ToCity": "SAN FRANCISCO",
-        "FromZip": "11201",
-        "SmsSid": sid,
-        "FromState": "NY",
-        "SmsStatus": status,
-        "FromCity": "BROOKLYN",
-        "Body": "Here's the photo of the damaged parcel \U0001f4e6",
-        "FromCountry": "US",
-        "To": SENDER,
-        "MessagingServiceSid": new_sid("MG"),
-        "ToZip": "94105",
-        "NumSegments": "1",
-        "ReferralNumMedia": "0",
-        "MessageSid": sid,
-        "AccountSid": ACCOUNT_SID,
-        "From": RECIPIENT,
-        "MediaContentType0": "image/jpeg",
-        "MediaUrl0": (
-            f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}"
-            f"/Media/{new_sid('ME')}"
-        ),
-        "ApiVersion": "2010-04-01",
-    }
-    params.update(overrides)
-    return params
-
-
-_SEQUENCE = {
-    "queued": "0", "initiated": "0", "ringing": "1", "in-progress": "2", "completed": "3",
-    "busy": "2", "failed": "1", "no-answer": "2", "canceled": "2",
-}  # fmt: skip
-_SIP_CODE = {
-    "completed": "200",
-    "busy": "486",
-    "failed": "404",
-    "no-answer": "487",
-    "canceled": "487",
-}
-
-
-def call_status_payload(status: str, **overrides: str) -> dict[str, str]:
-    """A voice status callback for *status* (about 30 to 40 parameters).
-
-    The leg is the child (``outbound-dial``) leg of a forwarded inbound call, so
-    that every documented parameter has a plausible value.
-    """
-    params: dict[str, str] = {
-        "Called": RECIPIENT,
-        "ToState": "NY",
-        "CallerCountry": "US",
-        "Direction": "outbound-dial",
-        "Timestamp": "Tue, 14 Nov 2023 18:30:00 +0000",
-        "CallbackSource": "call-progress-events",
-        "CallerState": "CA",
-        "ToZip": "11201",
-        "SequenceNumber": _SEQUENCE.get(status, "0"),
-        "CallSid": new_sid("CA"),
-        "To": RECIPIENT,
-        "CallerZip": "94105",
-        "ToCountry": "US",
-        "CalledZip": "11201",
-        "ApiVersion": "2010-04-01",
-        "CalledCity": "BROOKLYN",
-        "CallStatus": status,
-        "From": SENDER,
-        "AccountSid": ACCOUNT_SID,
-        "CalledCountry": "US",
-        "CallerCity": "SAN FRANCISCO",
-        "ToCity": "BROOKLYN",
-        "FromCountry": "US",
-        "Caller": SENDER,
-        "FromCity": "SAN FRANCISCO",
-        "CalledState": "NY",
-        "FromZip": "94105",
-        "FromState": "CA",
-        "ParentCallSid": new_sid("CA"),
-        "ForwardedFrom": "+16505550199",
-        "CallerName": "ACME LOGISTICS",
-        "CallToken": (
-            '{"parentCallInfoToken":"eyJhbGciOiJFUzI1NiJ9.e30.c2ln","identityHeaderTokens":[]}'
-        ),
-        "StirVerstat": "TN-Validation-Passed-A",
-        "StirPassportToken": (
-            "eyJhbGciOiJFUzI1NiIsInBwdCI6InNoYWtlbiIsInR5cCI6InBhc3Nwb3J0In0"
-            ".eyJhdHRlc3QiOiJBIiwiZGVzdCI6eyJ0biI6WyIxNTU1ODY3NTMxMCJdfX0.c2lnbmF0dXJl"
-        ),
-    }
-    if status in ("ringing", "in-progress"):
-        params["StirStatus"] = "A"
-    if status in _SIP_CODE:
-        params["CallDuration"] = "47" if status == "completed" else "0"
-        params["SipResponseCode"] = _SIP_CODE[status]
-    if status == "completed":
-        params.update(
-            Duration="1",
-            RecordingUrl=(
-                f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}"
-                f"/Recordings/RE7b0f9c1d2e3f405162738495a6b7c8d9"
-            ),
-            RecordingSid="RE7b0f9c1d2e3f405162738495a6b7c8d9",
-            RecordingDuration="45",
-        )
-    if status in ("in-progress", "completed"):
-        params["AnsweredBy"] = "human"
-        params["MachineDetectionDuration"] = "2140"
-    params.update(overrides)
-    return params
+# The realistic payloads are the public test kit's: tests/test_testing_kit.py
+# pins their shape, and every e2e test exercises them.
+new_sid = testing.new_sid
+sms_status_payload = testing.sms_status_params
+inbound_message_payload = testing.inbound_sms_params
+call_status_payload = testing.call_status_params
 
 
 class MultiParams:

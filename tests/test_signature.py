@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
+from tests.payloads import MultiParams as MultiDict
 from twilio_trigger import compute_signature
 from twilio_trigger._signature import SignatureVerifier, url_variants
 
@@ -42,19 +42,6 @@ REPEATED_PARAMS = [
     ("Digits", "1234"),
     ("Digits", "1234"),
 ]
-
-
-class MultiDict:
-    """The multidict shape RequestValidator reads: iteration over names, ``getall``."""
-
-    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self._pairs = list(pairs)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(name for name, _ in self._pairs))
-
-    def getall(self, name: str) -> list[str]:
-        return [value for key, value in self._pairs if key == name]
 
 
 # -- the reference's test vectors ------------------------------------------------------

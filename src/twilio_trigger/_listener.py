@@ -32,6 +32,15 @@ _S = TypeVar("_S", bound=type)
 
 
 class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            self._announce()  # now accepting, and signals are handled
+
     # uvicorn re-raises a caught SIGINT/SIGTERM once it has shut down, which
     # would turn a graceful stop into a KeyboardInterrupt or a killed process.
     # The listener's run() returns normally instead.
@@ -55,6 +64,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(2048)  # connections queue from now on, before the server runs
     except OSError as error:
         sock.close()
         raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror}") from error
@@ -251,20 +261,24 @@ class Listener:
             timeout_graceful_shutdown=s.shutdown_timeout,  # type: ignore[arg-type]
         )
         where = f"http://{f'[{s.host}]' if ':' in s.host else s.host}:{self._bound_port}{s.path}"
-        if s.verify_signatures:
-            logger.info(
-                "listening on %s (signatures verified with %d auth token%s)",
-                where,
-                len(s.auth_tokens),
-                "" if len(s.auth_tokens) == 1 else "s",
-            )
-        else:
-            logger.warning(
-                "listening on %s with signature verification OFF: anyone who can reach "
-                "this port can forge Twilio events",
-                where,
-            )
-        return _Server(config), sock
+
+        def announce() -> None:
+            if s.verify_signatures:
+                count = len(s.auth_tokens)
+                logger.info(
+                    "listening on %s (signatures verified with %d auth token%s)",
+                    where,
+                    count,
+                    "" if count == 1 else "s",
+                )
+            else:
+                logger.warning(
+                    "listening on %s with signature verification OFF: anyone who can reach "
+                    "this port can forge Twilio events",
+                    where,
+                )
+
+        return _Server(config, announce), sock
 
     def run(self) -> None:
         """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -15,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -47,7 +48,7 @@ def cli() -> None:
     """Receive Twilio webhooks and dispatch them to your service classes.
 
     \b
-    Start here:
+    Examples:
       twilio-trigger demo                       # a listener and a scripted flow of events
       twilio-trigger run examples/delivery_tracker.py
       twilio-trigger send sms delivered --url http://127.0.0.1:8090/ --auth-token TOKEN
@@ -139,7 +140,7 @@ def _import_target(module_name: str) -> ModuleType:
             return module
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
+        if error.name == module_name or module_name.startswith(f"{error.name}."):
             raise click.BadParameter(
                 f"no module named {module_name!r} (run from the folder that holds it)",
                 param_hint="TARGET",
@@ -242,7 +243,9 @@ class _Notes(logging.Handler):
         return lines
 
 
-def _wait_for_stop() -> None:
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs (handlers restored after)."""
     stop = threading.Event()
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -250,8 +253,7 @@ def _wait_for_stop() -> None:
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.5):
-            pass
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -323,11 +325,13 @@ def demo(port: int, host: str, once: bool) -> None:
             click.echo(f"\nAll {len(steps)} events were dispatched to the expected callback.")
         if once:
             sys.exit(1 if failures else 0)
-        click.echo("\nStill listening.  Send more events from another terminal, e.g.:")
-        click.echo(f"  twilio-trigger send sms delivered --url {url} --auth-token {token}")
-        click.echo("Press Ctrl-C to stop.\n")
-        notes.live = True
-        _wait_for_stop()
+        with _stop_signals() as stop:
+            click.echo("\nStill listening.  Send more events from another terminal, e.g.:")
+            click.echo(f"  twilio-trigger send sms delivered --url {url} --auth-token {token}")
+            click.echo("Press Ctrl-C to stop.\n")
+            notes.live = True
+            while not stop.wait(0.5):
+                pass
     finally:
         listener.stop()
 

@@ -156,7 +156,7 @@ def inbound_sms_params(
         "FromState": "NY",
         "SmsStatus": status,
         "FromCity": "BROOKLYN",
-        "Body": "Here is the photo of the damaged parcel \U0001f4e6",
+        "Body": "Here's the photo of the damaged parcel \U0001f4e6",
         "FromCountry": "US",
         "To": TWILIO_NUMBER,
         "MessagingServiceSid": new_sid("MG"),
