@@ -187,8 +187,16 @@ def load_listener(target: str) -> Listener:
 @click.option("--port", type=click.IntRange(0, 65535), help="Port.  [default: 8090]")
 @click.option("--path", help="Webhook path.  [default: /]")
 @click.option("--public-url", help="The URL Twilio calls, when behind a proxy or tunnel.")
+@click.option("--inbox", metavar="URL", help="Durable inbox, e.g. sqlite:///events.db.")
+@click.option("--workers", type=click.IntRange(1, 1024), help="Callbacks the inbox runs at once.")
 def run(
-    target: str, host: str | None, port: int | None, path: str | None, public_url: str | None
+    target: str,
+    host: str | None,
+    port: int | None,
+    path: str | None,
+    public_url: str | None,
+    inbox: str | None,
+    workers: int | None,
 ) -> None:
     """Serve the listener defined in a module of yours.
 
@@ -200,7 +208,14 @@ def run(
     Example:
       TWILIO_AUTH_TOKEN=... twilio-trigger run examples.delivery_tracker --port 8090
     """
-    flags = {"host": host, "port": port, "path": path, "public_url": public_url}
+    flags = {
+        "host": host,
+        "port": port,
+        "path": path,
+        "public_url": public_url,
+        "inbox": inbox,
+        "workers": workers,
+    }
     for option, value in flags.items():
         if value is not None:
             os.environ[ENVIRONMENT[option]] = str(value)
