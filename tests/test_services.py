@@ -56,7 +56,7 @@ class Calls(CallStatusService):
 def dispatch(dispatcher: Dispatcher, params: list[tuple[str, str]]) -> Outcome:
     event = to_event(params)
     assert event is not None
-    return asyncio.run(dispatcher.dispatch(event))
+    return asyncio.run(dispatcher.dispatch(event)).outcome
 
 
 def test_callback_names_are_those_of_the_design() -> None:

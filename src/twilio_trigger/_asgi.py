@@ -7,6 +7,7 @@ from typing import Any
 
 from . import _answers as answers
 from ._answers import Answer
+from ._delivery import Delivery
 from ._webhook import WebhookHandler
 
 __all__ = ["WebhookApp"]
@@ -44,19 +45,49 @@ class WebhookApp:
     answers them when they come.
     """
 
-    __slots__ = ("_handler", "_max_body", "_path")
+    __slots__ = ("_handler", "_max_body", "_path", "_shutdown_timeout")
 
-    def __init__(self, handler: WebhookHandler, *, path: str, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        handler: WebhookHandler,
+        *,
+        path: str,
+        max_body_bytes: int,
+        shutdown_timeout: float | None = None,
+    ) -> None:
         self._handler = handler
         self._path = path
         self._max_body = max_body_bytes
+        self._shutdown_timeout = shutdown_timeout
+
+    @property
+    def delivery(self) -> Delivery:
+        return self._handler.delivery
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        # Starts the inbox's workers with the server, so that events stored
+        # before a restart are dispatched without waiting for a new request.
+        delivery = self._handler.delivery
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await delivery.startup()
+                except Exception as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await delivery.shutdown(self._shutdown_timeout)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1003})
 
@@ -66,7 +97,7 @@ class WebhookApp:
         if scope["method"] != "POST":
             return await _send(send, answers.METHOD_NOT_ALLOWED)
 
-        content_type = signature = host = None
+        content_type = signature = host = token = None
         length = -1
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -77,6 +108,8 @@ class WebhookApp:
                 host = value
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else -1
+            elif name == b"i-twilio-idempotency-token":
+                token = value
         handler = self._handler
         early = handler.precheck(content_type, signature)
         if early is not None:
@@ -109,15 +142,7 @@ class WebhookApp:
         path = raw_path.decode("latin-1") if raw_path else _full_path(scope)
         query = scope.get("query_string", b"").decode("latin-1")
         url = handler.url_for(scope.get("scheme", "http"), host_text, path, query)
-        answer = await handler.handle(url, signature, body)
+        answer = await handler.handle(
+            url, signature, body, None if token is None else token.decode("latin-1")
+        )
         return await _send(send, answer)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ._exceptions import ConfigurationError
 from ._webhook import normalize_public_url
+from .inbox import open_inbox
 
 __all__ = ["ENVIRONMENT", "Settings"]
 
@@ -21,6 +22,9 @@ DEFAULT_PATH = "/"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_MAX_PARAMS = 1000
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0  # Twilio gives up on a request after 15 s anyway
+DEFAULT_CALLBACK_TIMEOUT = 10.0  # below Twilio's 15 s, leaving room for the network
+DEFAULT_DEDUP_TTL = 86400.0
+DEFAULT_DEDUP_MAX_ENTRIES = 100_000
 
 #: The environment variable behind each option.
 ENVIRONMENT = {
@@ -33,6 +37,16 @@ ENVIRONMENT = {
     "max_body_bytes": "TWILIO_TRIGGER_MAX_BODY_BYTES",
     "max_params": "TWILIO_TRIGGER_MAX_PARAMS",
     "shutdown_timeout": "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT",
+    "deduplicate": "TWILIO_TRIGGER_DEDUPLICATE",
+    "dedup_ttl": "TWILIO_TRIGGER_DEDUP_TTL",
+    "dedup_max_entries": "TWILIO_TRIGGER_DEDUP_MAX_ENTRIES",
+    "skip_stale": "TWILIO_TRIGGER_SKIP_STALE",
+    "callback_timeout": "TWILIO_TRIGGER_CALLBACK_TIMEOUT",
+    "inbox": "TWILIO_TRIGGER_INBOX",
+    "workers": "TWILIO_TRIGGER_WORKERS",
+    "max_attempts": "TWILIO_TRIGGER_MAX_ATTEMPTS",
+    "retry_backoff": "TWILIO_TRIGGER_RETRY_BACKOFF",
+    "retry_backoff_max": "TWILIO_TRIGGER_RETRY_BACKOFF_MAX",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -85,6 +99,22 @@ def _public_url(value: object, source: str) -> str:
         raise ConfigurationError(f"{source}: {error}") from None
 
 
+def _inbox(value: object, source: str) -> str:
+    text = str(value).strip()
+    try:
+        open_inbox(text)
+    except ValueError as error:
+        raise ConfigurationError(f"{source}: {error}") from None
+    return text
+
+
+def _positive_seconds(value: object, source: str) -> float:
+    number = _seconds(value, source)
+    if number <= 0:
+        raise ConfigurationError(f"{source} must be more than 0 seconds, got {value!r}")
+    return number
+
+
 def _seconds(value: object, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigurationError(f"{source} must be a number of seconds, got {value!r}")
@@ -116,6 +146,16 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "max_body_bytes": _integer(1, 2**31),
     "max_params": _integer(1, 2**31),
     "shutdown_timeout": _seconds,
+    "deduplicate": _boolean,
+    "dedup_ttl": _positive_seconds,
+    "dedup_max_entries": _integer(1, 2**31),
+    "skip_stale": _boolean,
+    "callback_timeout": _positive_seconds,
+    "inbox": _inbox,
+    "workers": _integer(1, 1024),
+    "max_attempts": _integer(1, 1000),
+    "retry_backoff": _positive_seconds,
+    "retry_backoff_max": _positive_seconds,
 }
 
 
@@ -132,6 +172,16 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_params: int = DEFAULT_MAX_PARAMS
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    deduplicate: bool = True
+    dedup_ttl: float = DEFAULT_DEDUP_TTL
+    dedup_max_entries: int = DEFAULT_DEDUP_MAX_ENTRIES
+    skip_stale: bool = False
+    callback_timeout: float = DEFAULT_CALLBACK_TIMEOUT
+    inbox: str | None = None
+    workers: int = 4
+    max_attempts: int = 5
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 300.0
 
     @classmethod
     def resolve(

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
-import inspect
 import logging
+import traceback
+from dataclasses import dataclass
 
 from ._events import EventKind, TwilioEvent
 from ._exceptions import ServiceError
 from ._routing import callback_for
 from ._services import Callback, resolve_callbacks, service_kind
 
-__all__ = ["Dispatcher", "Outcome", "invoke"]
+__all__ = ["Dispatcher", "Outcome", "Result", "describe_error", "invoke", "log_failure"]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -27,29 +28,117 @@ class Outcome(enum.Enum):
 
     HANDLED = "handled"  # the callback returned normally
     FAILED = "failed"  # the callback raised or returned an Exception
+    TIMED_OUT = "timed_out"  # the callback ran past callback_timeout
     NO_SERVICE = "no_service"  # no service of the event's kind is attached
     NO_CALLBACK = "no_callback"  # the service does not define the status's callback
     UNKNOWN_STATUS = "unknown_status"  # a status twilio-trigger does not know
+    STALE = "stale"  # older than a status already seen, and skip_stale is on
+    DUPLICATE = "duplicate"  # a delivery handled before
+
+    @property
+    def ok(self) -> bool:
+        """True when the event needs no further attempt."""
+        return self not in (Outcome.FAILED, Outcome.TIMED_OUT)
 
 
-async def invoke(callback: Callback, event: TwilioEvent) -> BaseException | None:
-    """Run *callback* on *event*; the error it signalled, or ``None`` on success.
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of a dispatch, with what a caller needs to report it."""
 
-    Sync callbacks run in the event loop's thread pool, never on the loop.  A
-    returned ``Exception`` counts as a failure, as the seed's ``returns error?``.
-    """
-    try:
-        if callback.is_async:
-            result = await callback.function(event)  # type: ignore[misc]
-        else:
-            loop = asyncio.get_running_loop()
-            context = contextvars.copy_context()
-            result = await loop.run_in_executor(None, context.run, callback.function, event)
-        if inspect.isawaitable(result):  # a sync wrapper around a coroutine
-            result = await result
-    except Exception as exc:
-        return exc
+    outcome: Outcome
+    callback: str | None = None
+    error: BaseException | None = None
+    #: A sync callback past its time limit goes on in its thread: this finishes with it.
+    still_running: asyncio.Future[BaseException | None] | None = None
+
+
+def _error_of(result: object) -> BaseException | None:
+    # A returned Exception counts as a failure, as the seed's `returns error?`.
     return result if isinstance(result, Exception) else None
+
+
+async def invoke(callback: Callback, event: TwilioEvent, timeout: float | None = None) -> Result:  # noqa: ASYNC109
+    """Run *callback* on *event*, for at most *timeout* seconds.
+
+    Sync callbacks run in the event loop's thread pool, never on the loop.  An
+    async callback past its time is cancelled; a sync one cannot be, so its
+    thread runs on and :attr:`Result.still_running` tells when it ends.
+    """
+    label = callback.label
+    result: object
+    # asyncio.timeout, not wait_for: no task per call on the hot path, and it
+    # tells its own expiry apart from a TimeoutError the callback raised.
+    limit = asyncio.timeout(timeout)
+    running: asyncio.Future[object] | None = None
+    try:
+        async with limit:
+            if callback.is_async:
+                result = await callback.function(event)  # type: ignore[misc]
+            else:
+                loop = asyncio.get_running_loop()
+                context = contextvars.copy_context()
+                running = loop.run_in_executor(None, context.run, callback.function, event)
+                result = await asyncio.shield(running)
+    except TimeoutError as error:
+        if not limit.expired():
+            return Result(Outcome.FAILED, label, error)
+        late = None if running is None else _outcome_of(running)
+        return Result(Outcome.TIMED_OUT, label, error, late)
+    except Exception as error:
+        return Result(Outcome.FAILED, label, error)
+    if asyncio.iscoroutine(result):  # a sync wrapper around a coroutine function
+        try:
+            result = await result
+        except Exception as error:
+            return Result(Outcome.FAILED, label, error)
+    failure = _error_of(result)
+    return Result(Outcome.HANDLED if failure is None else Outcome.FAILED, label, failure)
+
+
+def _outcome_of(running: asyncio.Future[object]) -> asyncio.Future[BaseException | None]:
+    """A future of the late callback's error (``None`` if it succeeded in the end)."""
+    finished: asyncio.Future[BaseException | None] = running.get_loop().create_future()
+
+    def settle(done: asyncio.Future[object]) -> None:
+        if not finished.done():
+            error = done.exception() if not done.cancelled() else None
+            finished.set_result(error if error is not None else _error_of(done.result()))
+
+    running.add_done_callback(settle)
+    return finished
+
+
+def describe_error(error: BaseException) -> str:
+    """The error with its traceback, as text to store or show."""
+    return "".join(traceback.format_exception(error)).rstrip()
+
+
+def log_failure(event: TwilioEvent, result: Result, level: int, note: str = "") -> None:
+    """One log record for a failed or late callback, with its traceback and the event's ids."""
+    error = result.error
+    if result.outcome is Outcome.TIMED_OUT:
+        reason = "ran past its time limit"
+        exc_info = None
+    else:
+        reason = f"failed: {type(error).__name__}"
+        exc_info = (type(error), error, error.__traceback__) if error is not None else None
+    logger.log(
+        level,
+        "%s %s for %s %s (status %s)%s",
+        result.callback,
+        reason,
+        event.kind,
+        event.sid,
+        event.status,
+        note,
+        exc_info=exc_info,
+        extra={
+            "kind": event.kind,
+            "sid": event.sid,
+            "status": event.status,
+            "callback": result.callback,
+        },
+    )
 
 
 class Dispatcher:
@@ -88,7 +177,8 @@ class Dispatcher:
         del self._services[kind]
         del self._tables[kind]
 
-    async def dispatch(self, event: TwilioEvent) -> Outcome:
+    async def dispatch(self, event: TwilioEvent, timeout: float | None = None) -> Result:  # noqa: ASYNC109
+        """Run the event's callback; events nobody handles are logged and acknowledged."""
         kind = event.kind
         name = callback_for(event)
         if name is None:
@@ -101,7 +191,7 @@ class Dispatcher:
                 event.sid,
                 event.status,
             )
-            return Outcome.UNKNOWN_STATUS
+            return Result(Outcome.UNKNOWN_STATUS)
         table = self._tables.get(kind)
         if table is None:
             self._hint(
@@ -116,7 +206,7 @@ class Dispatcher:
                 name,
                 _EVENT_CLASS[kind],
             )
-            return Outcome.NO_SERVICE
+            return Result(Outcome.NO_SERVICE)
         callback = table.get(name)
         if callback is None:
             service = type(self._services[kind]).__name__
@@ -132,26 +222,8 @@ class Dispatcher:
                 _EVENT_CLASS[kind],
                 service,
             )
-            return Outcome.NO_CALLBACK
-        error = await invoke(callback, event)
-        if error is None:
-            return Outcome.HANDLED
-        logger.error(
-            "%s failed for %s %s (status %s): %s",
-            callback.label,
-            kind,
-            event.sid,
-            event.status,
-            type(error).__name__,
-            exc_info=(type(error), error, error.__traceback__),
-            extra={
-                "kind": kind,
-                "sid": event.sid,
-                "status": event.status,
-                "callback": callback.label,
-            },
-        )
-        return Outcome.FAILED
+            return Result(Outcome.NO_CALLBACK)
+        return await invoke(callback, event, timeout)
 
     def _hint(self, kind: str, key: str, message: str, *args: object) -> None:
         # Said once as a warning, then at debug level: a status callback URL

@@ -113,12 +113,14 @@ class TwilioEvent:
     it was repeated); ``event.raw`` maps every name received to all its values.
     """
 
-    __slots__ = ("_first", "_pairs", "_raw")
+    __slots__ = ("_first", "_pairs", "_previous", "_raw", "_stale")
 
     kind: ClassVar[EventKind]
     _pairs: tuple[tuple[str, str], ...]
     _first: dict[str, str]
     _raw: Mapping[str, tuple[str, ...]] | None
+    _previous: str | None
+    _stale: bool
 
     def __init__(self, params: Params) -> None:
         pairs = _pairs_of(params)
@@ -128,6 +130,8 @@ class TwilioEvent:
         object.__setattr__(self, "_pairs", pairs)
         object.__setattr__(self, "_first", first)
         object.__setattr__(self, "_raw", None)
+        object.__setattr__(self, "_previous", None)
+        object.__setattr__(self, "_stale", False)
 
     @classmethod
     def _from_parsed(cls, pairs: Sequence[tuple[str, str]], first: dict[str, str]) -> Self:
@@ -136,7 +140,28 @@ class TwilioEvent:
         object.__setattr__(event, "_pairs", tuple(pairs))
         object.__setattr__(event, "_first", first)
         object.__setattr__(event, "_raw", None)
+        object.__setattr__(event, "_previous", None)
+        object.__setattr__(event, "_stale", False)
         return event
+
+    def _place(self, previous_status: str | None, stale: bool) -> None:
+        # Set once by the listener, before the event reaches a callback.
+        object.__setattr__(self, "_previous", previous_status)
+        object.__setattr__(self, "_stale", stale)
+
+    @property
+    def previous_status(self) -> str | None:
+        """The most advanced status seen for this SID before this event, when known."""
+        return self._previous
+
+    @property
+    def stale(self) -> bool:
+        """True when a more advanced status of this SID arrived before this event.
+
+        Twilio does not guarantee the order of its callbacks: a ``sent`` may
+        arrive after the ``delivered`` of the same message.
+        """
+        return self._stale
 
     # -- immutability ------------------------------------------------------
     def __setattr__(self, name: str, value: object) -> NoReturn:

@@ -16,10 +16,13 @@ import uvicorn
 
 from ._asgi import WebhookApp
 from ._config import Settings
+from ._delivery import Delivery, RetryPolicy
 from ._dispatch import Dispatcher
 from ._exceptions import ConfigurationError, ServiceError
 from ._signature import SignatureVerifier
 from ._webhook import WebhookHandler
+from .inbox import open_inbox
+from .stores.memory import MemoryDeliveryStore, MemoryStatusStore
 
 __all__ = ["Listener"]
 
@@ -90,6 +93,16 @@ class Listener:
         max_body_bytes: int | None = None,
         max_params: int | None = None,
         shutdown_timeout: float | None = None,
+        deduplicate: bool | None = None,
+        dedup_ttl: float | None = None,
+        dedup_max_entries: int | None = None,
+        skip_stale: bool | None = None,
+        callback_timeout: float | None = None,
+        inbox: str | None = None,
+        workers: int | None = None,
+        max_attempts: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             {
@@ -102,6 +115,16 @@ class Listener:
                 "max_body_bytes": max_body_bytes,
                 "max_params": max_params,
                 "shutdown_timeout": shutdown_timeout,
+                "deduplicate": deduplicate,
+                "dedup_ttl": dedup_ttl,
+                "dedup_max_entries": dedup_max_entries,
+                "skip_stale": skip_stale,
+                "callback_timeout": callback_timeout,
+                "inbox": inbox,
+                "workers": workers,
+                "max_attempts": max_attempts,
+                "retry_backoff": retry_backoff,
+                "retry_backoff_max": retry_backoff_max,
             }
         )
         self._dispatcher = Dispatcher()
@@ -163,10 +186,45 @@ class Listener:
                     )
                 verifier = SignatureVerifier(s.auth_tokens)
             handler = WebhookHandler(
-                self._dispatcher, verifier, public_url=s.public_url, max_params=s.max_params
+                self._delivery(), verifier, public_url=s.public_url, max_params=s.max_params
             )
-            self._app = WebhookApp(handler, path=s.path, max_body_bytes=s.max_body_bytes)
+            self._app = WebhookApp(
+                handler,
+                path=s.path,
+                max_body_bytes=s.max_body_bytes,
+                shutdown_timeout=s.shutdown_timeout,
+            )
         return self._app
+
+    def _delivery(self) -> Delivery:
+        s = self.settings
+        return Delivery(
+            self._dispatcher,
+            deduplicate=s.deduplicate,
+            deliveries=MemoryDeliveryStore(ttl=s.dedup_ttl, limit=s.dedup_max_entries),
+            statuses=MemoryStatusStore(ttl=s.dedup_ttl, limit=s.dedup_max_entries),
+            skip_stale=s.skip_stale,
+            callback_timeout=s.callback_timeout,
+            inbox=None if s.inbox is None else open_inbox(s.inbox),
+            retry=RetryPolicy(s.workers, s.max_attempts, s.retry_backoff, s.retry_backoff_max),
+            retention=s.dedup_ttl,
+        )
+
+    async def startup(self) -> None:
+        """Open the inbox and start its workers, for ``asgi`` mounted in another app.
+
+        ``run()`` and ``start()`` do it themselves, and so does the first request;
+        call it from the host application's startup so that events left in the
+        inbox by the last stop are dispatched without waiting for a request.
+        """
+        app = self.asgi
+        assert isinstance(app, WebhookApp)
+        await app.delivery.startup()
+
+    async def shutdown(self) -> None:
+        """Stop the inbox's workers and close it, for ``asgi`` mounted in another app."""
+        if self._app is not None:
+            await self._app.delivery.shutdown(self.settings.shutdown_timeout)
 
     # -- serving -------------------------------------------------------------
     @property
@@ -195,7 +253,7 @@ class Listener:
             app,
             host=s.host,
             port=self._bound_port,
-            lifespan="off",
+            lifespan="on",
             log_config=None,
             access_log=False,
             server_header=False,

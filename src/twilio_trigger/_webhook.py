@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import _answers as answers
 from ._answers import Answer
-from ._dispatch import Dispatcher, Outcome
+from ._delivery import Delivery
 from ._form import FormError, is_form_content_type, parse_form
 from ._routing import to_event
 from ._signature import SignatureVerifier
@@ -43,17 +43,17 @@ def normalize_public_url(url: str) -> str:
 class WebhookHandler:
     """Checks, decodes, verifies, routes and dispatches one webhook request."""
 
-    __slots__ = ("_dispatcher", "_max_params", "_public_url", "_verifier")
+    __slots__ = ("_delivery", "_max_params", "_public_url", "_verifier")
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        delivery: Delivery,
         verifier: SignatureVerifier | None,
         *,
         public_url: str | None = None,
         max_params: int = 1000,
     ) -> None:
-        self._dispatcher = dispatcher
+        self._delivery = delivery
         self._verifier = verifier
         self._public_url = public_url
         self._max_params = max_params
@@ -71,8 +71,18 @@ class WebhookHandler:
             return answers.SIGNATURE_MISSING
         return None
 
-    async def handle(self, url: str, signature: bytes | None, body: bytes) -> Answer:
-        """The answer to a form POST of *body* to *url* that passed :meth:`precheck`."""
+    @property
+    def delivery(self) -> Delivery:
+        return self._delivery
+
+    async def handle(
+        self, url: str, signature: bytes | None, body: bytes, idempotency_token: str | None = None
+    ) -> Answer:
+        """The answer to a form POST of *body* to *url* that passed :meth:`precheck`.
+
+        *idempotency_token* is the ``I-Twilio-Idempotency-Token`` header, the same
+        on every retry of one delivery.
+        """
         try:
             params = parse_form(body, self._max_params)
         except FormError as error:
@@ -83,7 +93,4 @@ class WebhookHandler:
         event = to_event(params)
         if event is None:
             return answers.NO_STATUS
-        outcome = await self._dispatcher.dispatch(event)
-        if outcome is Outcome.FAILED:
-            return answers.CALLBACK_FAILED
-        return answers.acknowledged
+        return await self._delivery.accept(event, idempotency_token)

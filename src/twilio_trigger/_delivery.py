@@ -1,0 +1,245 @@
+"""What happens to a verified event: deduplicated, placed in order, then dispatched
+right away (inline) or stored durably and dispatched by workers (inbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from . import _answers as answers
+from ._answers import Answer
+from ._dispatch import Dispatcher, Outcome, Result, log_failure
+from ._events import TwilioEvent
+from ._exceptions import ConfigurationError
+from ._order import rank_of
+from ._worker import WorkerPool
+from .inbox import Inbox
+from .stores import Claim, DeliveryStore, StatusStore
+
+__all__ = ["Delivery", "RetryPolicy", "delivery_key"]
+
+logger = logging.getLogger("twilio_trigger")
+
+
+def delivery_key(event: TwilioEvent, token: str | None) -> str:
+    """What identifies one delivery: Twilio's idempotency token, else the event's identity."""
+    if token:
+        return "t:" + token
+    return ":".join(
+        (
+            "e",
+            event.kind,
+            event.sid or "",
+            event.status or "",
+            event.get("ErrorCode") or "",
+            event.get("SequenceNumber") or "",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How the inbox's workers retry a failing callback."""
+
+    workers: int = 4
+    max_attempts: int = 5
+    backoff: float = 1.0
+    backoff_max: float = 300.0
+
+
+_ANSWERS = {
+    Outcome.FAILED: answers.CALLBACK_FAILED,
+    Outcome.TIMED_OUT: answers.CALLBACK_TIMED_OUT,
+}
+
+
+class Delivery:
+    """Deduplication, status order, time limit, and inline or durable dispatch."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        deduplicate: bool = True,
+        deliveries: DeliveryStore | None,
+        statuses: StatusStore | None,
+        skip_stale: bool,
+        callback_timeout: float,
+        inbox: Inbox | None = None,
+        retry: RetryPolicy | None = None,
+        retention: float = 86400.0,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._deduplicate = deduplicate
+        self._deliveries = deliveries if deduplicate else None
+        self._statuses = statuses
+        self._skip_stale = skip_stale
+        self._timeout = callback_timeout
+        self._inbox = inbox
+        self._retry = retry or RetryPolicy()
+        self._retention = retention
+        self._pool: WorkerPool | None = None
+        self._started: asyncio.Task[None] | None = None
+        self._late: set[asyncio.Future[BaseException | None]] = set()
+        self._endings: set[asyncio.Future[None]] = set()
+
+    @property
+    def inbox(self) -> Inbox | None:
+        return self._inbox
+
+    # -- life --------------------------------------------------------------
+    async def startup(self) -> None:
+        """Open the inbox and start its workers (once per event loop; idempotent)."""
+        started = self._started
+        if started is None or started.get_loop() is not asyncio.get_running_loop():
+            started = self._started = asyncio.ensure_future(self._start())
+        await asyncio.shield(started)
+
+    async def _start(self) -> None:
+        if self._inbox is None:
+            return
+        try:
+            recovered = await self._inbox.open()
+        except Exception as error:
+            raise ConfigurationError(
+                f"cannot open the inbox {self._inbox.location}: {error}"
+            ) from error
+        if recovered:
+            logger.warning(
+                "%d event%s interrupted by the last stop will be dispatched again (%s)",
+                recovered,
+                "" if recovered == 1 else "s",
+                self._inbox.location,
+            )
+        policy = self._retry
+        self._pool = WorkerPool(
+            self._inbox,
+            self.run,
+            concurrency=policy.workers,
+            max_attempts=policy.max_attempts,
+            backoff=policy.backoff,
+            backoff_max=policy.backoff_max,
+            retention=self._retention,
+        )
+        self._pool.start()
+
+    async def shutdown(self, timeout: float | None) -> None:  # noqa: ASYNC109
+        """Stop the workers (running callbacks get *timeout* seconds) and close the inbox."""
+        self._started = None
+        if self._pool is not None:
+            await self._pool.stop(timeout)
+            self._pool = None
+        if self._inbox is not None:
+            await self._inbox.close()
+
+    # -- one event ---------------------------------------------------------
+    async def accept(self, event: TwilioEvent, token: str | None) -> Answer:
+        """The answer to a verified event, once it is handled (inline) or stored (inbox)."""
+        if self._started is None:
+            await self.startup()
+        if self._inbox is not None:
+            return await self._store(event, token)
+        store = self._deliveries
+        if store is None:
+            return self._answer(await self.run(event))
+        key = delivery_key(event, token)
+        claim = await store.claim(key)
+        if claim is not Claim.ACQUIRED:
+            claim = await self._wait_for_copy(store, key, claim)
+            if claim is Claim.DONE:
+                logger.debug(
+                    "acknowledged duplicate %s %s (%s)", event.kind, event.sid, event.status
+                )
+                return answers.acknowledged
+            if claim is Claim.BUSY:
+                return answers.COPY_IN_PROGRESS
+        try:
+            result = await self.run(event)
+        except BaseException:
+            await store.release(key)
+            raise
+        if result.still_running is not None:
+            self._settle_late(store, key, result.still_running)
+        elif result.outcome.ok:
+            await store.complete(key)
+        else:
+            await store.release(key)
+        return self._answer(result)
+
+    async def _wait_for_copy(self, store: DeliveryStore, key: str, claim: Claim) -> Claim:
+        # Another copy of this delivery is being handled: wait for its outcome
+        # (at most as long as a callback may take), then claim again.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while claim is Claim.BUSY:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return Claim.BUSY
+            await store.wait(key, remaining)
+            claim = await store.claim(key)
+        return claim
+
+    def _settle_late(
+        self, store: DeliveryStore, key: str, finished: asyncio.Future[BaseException | None]
+    ) -> None:
+        # The sync callback runs on in its thread: the delivery stays claimed
+        # until it ends, so that Twilio's retry cannot run beside it.
+        self._late.add(finished)
+
+        def settle(done: asyncio.Future[BaseException | None]) -> None:
+            self._late.discard(done)
+            ending = store.release(key) if done.result() else store.complete(key)
+            task = asyncio.ensure_future(ending)
+            self._endings.add(task)
+            task.add_done_callback(self._endings.discard)
+
+        finished.add_done_callback(settle)
+
+    def _answer(self, result: Result) -> Answer:
+        return _ANSWERS.get(result.outcome, answers.acknowledged)
+
+    async def run(self, event: TwilioEvent) -> Result:
+        """Place the event in its SID's order, then dispatch it (within the time limit)."""
+        statuses = self._statuses
+        if statuses is not None and event.sid:
+            rank = rank_of(event)
+            if rank is not None:
+                status = (event.status or "").strip().lower()
+                standing = await statuses.observe(f"{event.kind}:{event.sid}", status, rank)
+                event._place(standing.previous_status, standing.stale)
+                if standing.stale and self._skip_stale:
+                    logger.info(
+                        "acknowledged stale %s %s (%s, after %s) without dispatching it",
+                        event.kind,
+                        event.sid,
+                        event.status,
+                        standing.previous_status,
+                    )
+                    return Result(Outcome.STALE)
+        result = await self._dispatcher.dispatch(event, self._timeout)
+        if self._inbox is None and not result.outcome.ok:
+            log_failure(event, result, logging.ERROR)
+        return result
+
+    async def _store(self, event: TwilioEvent, token: str | None) -> Answer:
+        assert self._inbox is not None
+        key = delivery_key(event, token) if self._deduplicate else uuid.uuid4().hex
+        try:
+            added = await self._inbox.put(key, event.kind, event.sid, event.status, event.params)
+        except Exception:
+            logger.exception(
+                "could not store %s %s (%s) in the inbox; answering 503 so that Twilio "
+                "sees a failure",
+                event.kind,
+                event.sid,
+                event.status,
+            )
+            return answers.INBOX_UNAVAILABLE
+        if added:
+            if self._pool is not None:
+                self._pool.wake()
+        else:
+            logger.debug("acknowledged duplicate %s %s (%s)", event.kind, event.sid, event.status)
+        return answers.acknowledged

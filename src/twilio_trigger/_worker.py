@@ -1,0 +1,163 @@
+"""The workers that dispatch events from the durable inbox, with retries and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+from ._dispatch import Outcome, Result, describe_error, log_failure
+from ._events import TwilioEvent
+from ._routing import to_event
+from .inbox import Entry, Inbox, State
+
+__all__ = ["WorkerPool", "backoff_delay"]
+
+logger = logging.getLogger("twilio_trigger")
+
+_PRUNE_EVERY = 60.0  # seconds between removals of done entries past their retention
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential, capped, with jitter.
+
+    Half the delay is fixed and half random ("equal jitter"), so that events that
+    failed together do not all come back at the same moment.
+    """
+    delay = min(cap, base * 2.0 ** (attempt - 1))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+class WorkerPool:
+    """Takes due entries from the inbox and runs up to *concurrency* of them at once."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        handle: Callable[[TwilioEvent], Awaitable[Result]],
+        *,
+        concurrency: int,
+        max_attempts: int,
+        backoff: float,
+        backoff_max: float,
+        retention: float,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._inbox = inbox
+        self._handle = handle
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._backoff_max = backoff_max
+        self._retention = retention
+        self._poll = poll_interval
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        """New events are in the inbox: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._stopping = False
+        self._loop_task = asyncio.create_task(self._loop(), name="twilio-trigger-workers")
+
+    async def stop(self, timeout: float | None) -> None:  # noqa: ASYNC109
+        """Take no new entries; let running ones finish for up to *timeout* seconds.
+
+        Entries still running then are cancelled and stay ``running`` in the
+        inbox, which makes them pending again when it is next opened.
+        """
+        self._stopping = True
+        self._wakeup.set()
+        if self._loop_task is not None:
+            await self._loop_task
+            self._loop_task = None
+        if self._running:
+            _, late = await asyncio.wait(self._running, timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+
+    async def _loop(self) -> None:
+        next_prune = 0.0
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + _PRUNE_EVERY
+                    await self._inbox.purge(State.DONE, self._retention)
+                free = self._concurrency - len(self._running)
+                entries = await self._inbox.claim(free) if free > 0 else []
+                for entry in entries:
+                    task = asyncio.create_task(self._process(entry))
+                    self._running.add(task)
+                    task.add_done_callback(self._finished)
+                if entries and len(self._running) < self._concurrency:
+                    continue  # there may be more due right now
+                wait = self._poll
+                if free > 0 and not entries:
+                    due = await self._inbox.next_due()
+                    if due is not None:
+                        wait = min(wait, max(0.0, due - time.time()))
+            except Exception:
+                logger.exception("the inbox could not be read; trying again shortly")
+                wait = self._poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), wait)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()  # a slot is free
+
+    async def _process(self, entry: Entry) -> None:
+        event = to_event(entry.params)
+        if event is None:  # cannot happen for entries the listener wrote
+            await self._inbox.bury(entry.id, "the stored parameters carry no status")
+            return
+        result = await self._handle(event)
+        if result.still_running is not None:
+            # A sync callback cannot be stopped: wait for it before deciding, so
+            # that a retry never runs beside it.
+            late_error = await result.still_running
+            logger.warning(
+                "%s for %s %s ran past its time limit and %s in the end",
+                result.callback,
+                event.kind,
+                event.sid,
+                "failed" if late_error else "succeeded",
+            )
+            outcome = Outcome.FAILED if late_error else Outcome.HANDLED
+            result = Result(outcome, result.callback, late_error or result.error)
+        try:
+            if result.outcome.ok:
+                await self._inbox.succeed(entry.id)
+                return
+            error = describe_error(result.error) if result.error else result.outcome.value
+            if entry.attempts >= self._max_attempts:
+                await self._inbox.bury(entry.id, error)
+                log_failure(
+                    event,
+                    result,
+                    logging.ERROR,
+                    f"; attempt {entry.attempts} of {self._max_attempts}: "
+                    f"kept as dead letter {entry.id}",
+                )
+            else:
+                delay = backoff_delay(entry.attempts, self._backoff, self._backoff_max, self._rng)
+                await self._inbox.retry(entry.id, error, time.time() + delay)
+                log_failure(
+                    event,
+                    result,
+                    logging.WARNING,
+                    f"; attempt {entry.attempts} of {self._max_attempts}, next in {delay:.1f} s",
+                )
+        except Exception:
+            logger.exception("could not record the outcome of inbox entry %d", entry.id)

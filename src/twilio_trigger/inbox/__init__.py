@@ -1,0 +1,122 @@
+"""The durable inbox: verified events are written here before Twilio gets its 200.
+
+Workers in the listener's process take due events from the inbox, dispatch
+them, and record the outcome: done, to be retried at a later time, or dead
+(a dead letter, kept with its last error until replayed or purged).  An event
+that was being handled when the process died is handled again when the inbox
+is opened next: delivery is *at least once*.
+
+:class:`Inbox` is the interface; ``sqlite:///path/events.db`` selects the
+embedded SQLite implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Entry", "Inbox", "State", "open_inbox"]
+
+
+class State(enum.Enum):
+    """Where an inbox entry stands."""
+
+    PENDING = "pending"  # waiting for its (next) attempt
+    RUNNING = "running"  # a worker is dispatching it
+    DONE = "done"  # its callback succeeded (or it had none); kept to spot duplicates
+    DEAD = "dead"  # every attempt failed: a dead letter
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event in the inbox, with its history."""
+
+    id: int
+    key: str
+    kind: str
+    sid: str | None
+    status: str | None
+    params: tuple[tuple[str, str], ...]
+    received_at: float  # seconds since the epoch, as every time here
+    state: State
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    finished_at: float | None
+
+
+class Inbox(abc.ABC):
+    """A durable queue of events with retries and dead letters."""
+
+    #: Where the inbox lives, for logs and the command line (no secrets in it).
+    location: str
+
+    @abc.abstractmethod
+    async def open(self) -> int:
+        """Make the inbox ready; return how many interrupted entries were made pending again."""
+
+    @abc.abstractmethod
+    async def put(
+        self, key: str, kind: str, sid: str | None, status: str | None,
+        params: Sequence[tuple[str, str]],
+    ) -> bool:  # fmt: skip
+        """Store an event durably.  ``False`` when an entry with *key* exists already."""
+
+    @abc.abstractmethod
+    async def claim(self, limit: int) -> list[Entry]:
+        """Take up to *limit* due pending entries for dispatch (they become running)."""
+
+    @abc.abstractmethod
+    async def succeed(self, entry_id: int) -> None:
+        """The entry's dispatch succeeded."""
+
+    @abc.abstractmethod
+    async def retry(self, entry_id: int, error: str, at: float) -> None:
+        """The entry's dispatch failed; try again at *at*."""
+
+    @abc.abstractmethod
+    async def bury(self, entry_id: int, error: str) -> None:
+        """The entry's last attempt failed: keep it as a dead letter."""
+
+    @abc.abstractmethod
+    async def next_due(self) -> float | None:
+        """When the earliest pending entry is due, or ``None`` when none is pending."""
+
+    @abc.abstractmethod
+    async def stats(self) -> dict[State, int]:
+        """How many entries are in each state."""
+
+    @abc.abstractmethod
+    async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
+        """The most recent entries (of *state*), newest first."""
+
+    @abc.abstractmethod
+    async def get(self, entry_id: int) -> Entry | None:
+        """One entry by its id."""
+
+    @abc.abstractmethod
+    async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
+        """Make entries pending again with fresh attempts: the given ones, or every dead letter."""
+
+    @abc.abstractmethod
+    async def purge(self, state: State, older_than: float) -> int:
+        """Delete entries of *state* finished more than *older_than* seconds ago."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release the inbox."""
+
+
+def open_inbox(url: str) -> Inbox:
+    """The inbox a URL names: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
+    scheme, separator, rest = url.partition("://")
+    if scheme == "sqlite" and separator and rest.startswith("/") and len(rest) > 1:
+        from .sqlite import SQLiteInbox
+
+        return SQLiteInbox(rest[1:])
+    raise ValueError(
+        f"inbox must be a URL such as sqlite:///events.db (relative) or "
+        f"sqlite:////var/lib/app/events.db (absolute), got {url!r}"
+    )

@@ -1,0 +1,306 @@
+"""The SQLite inbox: one file, written by one thread, commits grouped.
+
+Every operation is a small function run by the inbox's own thread on its own
+connection.  The thread takes all operations waiting at that moment, runs them
+in one transaction and commits once, so that under load many events share one
+fsync (``synchronous=FULL`` in WAL mode: a commit is on disk when it returns).
+Each operation runs inside a savepoint, so that one failing operation does not
+undo the others of its batch.
+
+One listener process per inbox file: opening it makes every ``running`` entry
+pending again, since the process that was running them is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import Entry, Inbox, State
+
+__all__ = ["SQLiteInbox"]
+
+_T = TypeVar("_T")
+_BATCH = 1024
+_MAX_ERROR = 16_000  # characters of a traceback kept per entry
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    sid TEXT,
+    status TEXT,
+    params TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS events_finished ON events (state, finished_at);
+"""
+_COLUMNS = (
+    "id, key, kind, sid, status, params, received_at, state, attempts, "
+    "next_attempt_at, last_error, finished_at"
+)
+_Operation = Callable[[sqlite3.Connection], Any]
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    return Entry(
+        id=row[0],
+        key=row[1],
+        kind=row[2],
+        sid=row[3],
+        status=row[4],
+        params=tuple((name, value) for name, value in json.loads(row[5])),
+        received_at=row[6],
+        state=State(row[7]),
+        attempts=row[8],
+        next_attempt_at=row[9],
+        last_error=row[10],
+        finished_at=row[11],
+    )
+
+
+class SQLiteInbox(Inbox):
+    """The inbox in the SQLite file at *path* (created with its folder if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.location = f"sqlite:///{self.path}"
+        self._queue: queue.SimpleQueue[tuple[_Operation, Future[Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- the writer thread ---------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA busy_timeout=10000")
+        connection.executescript(_SCHEMA)
+        return connection
+
+    def _serve(self, connection: sqlite3.Connection) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < _BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._queue.put(None)  # stop after this batch
+                        break
+                    batch.append(item)
+                self._run_batch(connection, batch)
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _run_batch(
+        connection: sqlite3.Connection, batch: list[tuple[_Operation, Future[Any]]]
+    ) -> None:
+        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for operation, future in batch:
+                connection.execute("SAVEPOINT operation")
+                try:
+                    value = operation(connection)
+                except Exception as error:
+                    connection.execute("ROLLBACK TO operation")
+                    results.append((future, None, error))
+                else:
+                    results.append((future, value, None))
+                connection.execute("RELEASE operation")
+            connection.execute("COMMIT")
+        except Exception as error:  # the commit itself failed: nothing is durable
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        for future, value, failure in results:
+            if failure is None:
+                future.set_result(value)
+            else:
+                future.set_exception(failure)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            connection = self._connect()  # errors (bad path, not a database) surface here
+            self._thread = threading.Thread(
+                target=self._serve, args=(connection,), name="twilio-trigger-inbox", daemon=True
+            )
+            self._thread.start()
+
+    async def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._thread is None:
+            await asyncio.to_thread(self._start)
+        future: Future[_T] = Future()
+        self._queue.put((operation, future))
+        return await asyncio.wrap_future(future)
+
+    # -- Inbox ---------------------------------------------------------------
+    async def open(self) -> int:
+        def recover(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "UPDATE events SET state = 'pending', next_attempt_at = ? WHERE state = 'running'",
+                (time.time(),),
+            )
+            return cursor.rowcount
+
+        return await self._run(recover)
+
+    async def put(
+        self,
+        key: str,
+        kind: str,
+        sid: str | None,
+        status: str | None,
+        params: Sequence[tuple[str, str]],
+    ) -> bool:
+        now = time.time()
+        row = (key, kind, sid, status, json.dumps(params, ensure_ascii=False), now, now)
+
+        def insert(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "INSERT INTO events (key, kind, sid, status, params, received_at, state, "
+                "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                row,
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(insert)
+
+    async def claim(self, limit: int) -> list[Entry]:
+        def take(connection: sqlite3.Connection) -> list[Entry]:
+            rows = connection.execute(
+                f"UPDATE events SET state = 'running', attempts = attempts + 1 WHERE id IN "  # noqa: S608
+                f"(SELECT id FROM events WHERE state = 'pending' AND next_attempt_at <= ? "
+                f"ORDER BY next_attempt_at, id LIMIT ?) RETURNING {_COLUMNS}",
+                (time.time(), limit),
+            ).fetchall()
+            return sorted((_entry(row) for row in rows), key=lambda entry: entry.id)
+
+        return await self._run(take)
+
+    async def succeed(self, entry_id: int) -> None:
+        await self._finish(entry_id, State.DONE, None, None)
+
+    async def retry(self, entry_id: int, error: str, at: float) -> None:
+        await self._finish(entry_id, State.PENDING, error, at)
+
+    async def bury(self, entry_id: int, error: str) -> None:
+        await self._finish(entry_id, State.DEAD, error, None)
+
+    async def _finish(
+        self, entry_id: int, state: State, error: str | None, at: float | None
+    ) -> None:
+        now = time.time()
+        finished = None if state is State.PENDING else now
+        text = None if error is None else error[-_MAX_ERROR:]
+
+        def update(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "UPDATE events SET state = ?, last_error = coalesce(?, last_error), "
+                "next_attempt_at = coalesce(?, next_attempt_at), finished_at = ? WHERE id = ?",
+                (state.value, text, at, finished, entry_id),
+            )
+
+        await self._run(update)
+
+    async def next_due(self) -> float | None:
+        def earliest(connection: sqlite3.Connection) -> float | None:
+            row = connection.execute(
+                "SELECT min(next_attempt_at) FROM events WHERE state = 'pending'"
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return await self._run(earliest)
+
+    async def stats(self) -> dict[State, int]:
+        def count(connection: sqlite3.Connection) -> dict[State, int]:
+            counts = dict.fromkeys(State, 0)
+            for state, number in connection.execute(
+                "SELECT state, count(*) FROM events GROUP BY state"
+            ):
+                counts[State(state)] = number
+            return counts
+
+        return await self._run(count)
+
+    async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
+        def select(connection: sqlite3.Connection) -> list[Entry]:
+            where, args = ("WHERE state = ?", (state.value,)) if state else ("", ())
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                (*args, limit),
+            )
+            return [_entry(row) for row in rows]
+
+        return await self._run(select)
+
+    async def get(self, entry_id: int) -> Entry | None:
+        def select(connection: sqlite3.Connection) -> Entry | None:
+            row = connection.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE id = ?",  # noqa: S608
+                (entry_id,),
+            ).fetchone()
+            return None if row is None else _entry(row)
+
+        return await self._run(select)
+
+    async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
+        now = time.time()
+
+        def reset(connection: sqlite3.Connection) -> int:
+            base = (
+                "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?, "
+                "finished_at = NULL WHERE state != 'running'"
+            )
+            if entry_ids is None:
+                return connection.execute(base + " AND state = 'dead'", (now,)).rowcount
+            marks = ",".join("?" * len(entry_ids))
+            return connection.execute(f"{base} AND id IN ({marks})", (now, *entry_ids)).rowcount
+
+        return await self._run(reset)
+
+    async def purge(self, state: State, older_than: float) -> int:
+        cutoff = time.time() - older_than
+
+        def delete(connection: sqlite3.Connection) -> int:
+            return connection.execute(
+                "DELETE FROM events WHERE state = ? AND finished_at <= ?",
+                (state.value, cutoff),
+            ).rowcount
+
+        return await self._run(delete)
+
+    async def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(thread.join)

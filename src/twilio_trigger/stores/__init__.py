@@ -1,0 +1,62 @@
+"""Where the listener remembers deliveries and statuses: small interfaces, several backends.
+
+- :class:`DeliveryStore` remembers which deliveries were handled, so that a
+  repeat is acknowledged without dispatch, and keeps two copies of one
+  delivery from running at once.
+- :class:`StatusStore` remembers the most advanced status of each SID, so that
+  an event can say what came before it and whether it is stale.
+
+``memory`` (the default) keeps both in the process, bounded in count and age.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+
+from .._order import Standing
+
+__all__ = ["Claim", "DeliveryStore", "StatusStore"]
+
+
+class Claim(enum.Enum):
+    """The answer to :meth:`DeliveryStore.claim`."""
+
+    ACQUIRED = "acquired"  # new: the caller runs it, then completes or releases it
+    DONE = "done"  # handled successfully before: a duplicate
+    BUSY = "busy"  # another copy is being handled right now
+
+
+class DeliveryStore(abc.ABC):
+    """Remembers handled deliveries by key for a while."""
+
+    @abc.abstractmethod
+    async def claim(self, key: str) -> Claim:
+        """Take *key* for handling, unless it was handled or is being handled."""
+
+    @abc.abstractmethod
+    async def complete(self, key: str) -> None:
+        """The delivery claimed as *key* succeeded: remember it."""
+
+    @abc.abstractmethod
+    async def release(self, key: str) -> None:
+        """The delivery claimed as *key* failed: forget it, so that a retry runs."""
+
+    async def wait(self, key: str, timeout: float) -> None:  # noqa: ASYNC109
+        """Return when *key* may no longer be busy (at the latest after *timeout*)."""
+        await asyncio.sleep(min(timeout, 0.05))
+
+    async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Release the store's resources."""
+
+
+class StatusStore(abc.ABC):
+    """Remembers, for each SID, its most advanced status."""
+
+    @abc.abstractmethod
+    async def observe(self, key: str, status: str, rank: int) -> Standing:
+        """Record that *status* (ranked *rank*) arrived for *key*; say how it stands."""
+
+    async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Release the store's resources."""

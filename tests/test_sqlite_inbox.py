@@ -1,0 +1,505 @@
+"""The SQLite inbox on real files: every operation, durability, recovery, group commit.
+
+What the inbox says is checked, where it matters, against the file itself read
+with a separate ``sqlite3`` connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from twilio_trigger.inbox import Entry, State, open_inbox
+from twilio_trigger.inbox.sqlite import SQLiteInbox
+from twilio_trigger.testing import call_status_params, sms_status_params
+
+_T = TypeVar("_T")
+
+SID = "SM" + "0123456789abcdef" * 2
+
+
+def run(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    return asyncio.run(coroutine)
+
+
+def with_inbox(path: Path, work: Callable[[SQLiteInbox], Awaitable[_T]]) -> _T:
+    """Run *work* on an inbox at *path*, opened and closed around it."""
+
+    async def session() -> _T:
+        inbox = SQLiteInbox(path)
+        await inbox.open()
+        try:
+            return await work(inbox)
+        finally:
+            await inbox.close()
+
+    return run(session())
+
+
+def rows(path: Path, where: str = "1", *args: object) -> list[tuple[Any, ...]]:
+    """``(id, key, state, attempts)`` of the file's rows, read independently of the inbox."""
+    with sqlite3.connect(path) as connection:
+        found = connection.execute(
+            f"SELECT id, key, state, attempts FROM events WHERE {where} ORDER BY id",  # noqa: S608
+            args,
+        ).fetchall()
+    connection.close()
+    return found
+
+
+def params(status: str = "delivered", sid: str = SID) -> list[tuple[str, str]]:
+    return list(sms_status_params(status, sid=sid).items())
+
+
+async def put(inbox: SQLiteInbox, key: str, status: str = "delivered", sid: str = SID) -> bool:
+    return await inbox.put(key, "sms", sid, status, params(status, sid))
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "events.db"  # the folder is created on first use
+
+
+# -- put, get, duplicates --------------------------------------------------------------
+def test_put_stores_a_pending_entry_with_its_parameters(path: Path) -> None:
+    sent = [*params("delivered"), ("Body", "second value \U0001f4e6"), ("Body", "é ü")]
+
+    async def work(inbox: SQLiteInbox) -> tuple[bool, Entry | None, dict[State, int]]:
+        added = await inbox.put("k1", "sms", SID, "delivered", sent)
+        (entry,) = await inbox.entries()
+        return added, await inbox.get(entry.id), await inbox.stats()
+
+    before = time.time()
+    added, entry, stats = with_inbox(path, work)
+    assert added is True
+    assert entry is not None
+    assert (entry.key, entry.kind, entry.sid, entry.status) == ("k1", "sms", SID, "delivered")
+    assert entry.params == tuple(sent)  # order, repeats and unicode kept
+    assert entry.state is State.PENDING
+    assert entry.attempts == 0
+    assert entry.last_error is None
+    assert entry.finished_at is None
+    assert before - 1 <= entry.received_at <= time.time() + 1
+    assert entry.next_attempt_at == pytest.approx(entry.received_at)
+    assert stats == {State.PENDING: 1, State.RUNNING: 0, State.DONE: 0, State.DEAD: 0}
+    assert rows(path) == [(entry.id, "k1", "pending", 0)]
+
+
+def test_a_duplicate_key_is_refused(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> list[bool]:
+        return [
+            await put(inbox, "same"),
+            await put(inbox, "same", status="sent"),
+            await put(inbox, "other"),
+        ]
+
+    assert with_inbox(path, work) == [True, False, True]
+    stored = rows(path)
+    assert [row[1] for row in stored] == ["same", "other"]
+
+
+def test_a_duplicate_of_a_finished_entry_is_refused_too(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> bool:
+        await put(inbox, "k")
+        (entry,) = await inbox.claim(1)
+        await inbox.succeed(entry.id)
+        return await put(inbox, "k")
+
+    assert with_inbox(path, work) is False
+    assert [row[2] for row in rows(path)] == ["done"]
+
+
+def test_get_of_a_missing_id_is_none(path: Path) -> None:
+    assert with_inbox(path, lambda inbox: inbox.get(12345)) is None
+
+
+# -- claim, succeed, retry, bury --------------------------------------------------------
+def test_claim_makes_entries_running_and_counts_the_attempt(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[list[Entry], list[Entry], dict[State, int]]:
+        for number in range(3):
+            await put(inbox, f"k{number}")
+        first = await inbox.claim(10)
+        again = await inbox.claim(10)
+        return first, again, await inbox.stats()
+
+    first, again, stats = with_inbox(path, work)
+    assert [e.key for e in first] == ["k0", "k1", "k2"]
+    assert {e.state for e in first} == {State.RUNNING}
+    assert {e.attempts for e in first} == {1}
+    assert again == []
+    assert stats[State.RUNNING] == 3
+    assert stats[State.PENDING] == 0
+
+
+def test_claim_respects_its_limit(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> list[list[str]]:
+        for number in range(5):
+            await put(inbox, f"k{number}")
+        return [[e.key for e in await inbox.claim(n)] for n in (2, 2, 2)]
+
+    assert with_inbox(path, work) == [["k0", "k1"], ["k2", "k3"], ["k4"]]
+
+
+def test_claim_respects_next_attempt_at(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[list[str], list[str]]:
+        await put(inbox, "later")
+        await put(inbox, "soon")
+        for entry in await inbox.claim(10):
+            due = time.time() + 3600 if entry.key == "later" else time.time() - 1
+            await inbox.retry(entry.id, "boom", due)
+        now = [e.key for e in await inbox.claim(10)]
+        # A replay makes "later" due at once.
+        (later,) = await inbox.entries(State.PENDING)
+        await inbox.replay([later.id])
+        return now, [e.key for e in await inbox.claim(10)]
+
+    now, then = with_inbox(path, work)
+    assert now == ["soon"]
+    assert then == ["later"]
+
+
+def test_next_due_is_the_earliest_pending_time_or_none(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[float | None, float | None, float]:
+        empty = await inbox.next_due()
+        await put(inbox, "k")
+        (entry,) = await inbox.claim(1)
+        at = time.time() + 500
+        await inbox.retry(entry.id, "boom", at)
+        return empty, await inbox.next_due(), at
+
+    empty, due, at = with_inbox(path, work)
+    assert empty is None
+    assert due == pytest.approx(at)
+
+
+def test_succeed_marks_done_with_a_finish_time(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> Entry | None:
+        await put(inbox, "k")
+        (entry,) = await inbox.claim(1)
+        await inbox.succeed(entry.id)
+        return await inbox.get(entry.id)
+
+    entry = with_inbox(path, work)
+    assert entry is not None
+    assert entry.state is State.DONE
+    assert entry.attempts == 1
+    assert entry.finished_at is not None
+    assert entry.last_error is None
+
+
+def test_retry_keeps_the_error_and_the_next_attempt_adds_one(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[Entry | None, list[Entry]]:
+        await put(inbox, "k")
+        (entry,) = await inbox.claim(1)
+        await inbox.retry(entry.id, "Traceback...\nCallbackError: first", time.time() - 0.001)
+        pending = await inbox.get(entry.id)
+        return pending, await inbox.claim(1)
+
+    pending, (second,) = with_inbox(path, work)
+    assert pending is not None
+    assert pending.state is State.PENDING
+    assert pending.last_error == "Traceback...\nCallbackError: first"
+    assert pending.finished_at is None
+    assert second.attempts == 2
+    assert second.last_error == "Traceback...\nCallbackError: first"
+
+
+def test_bury_keeps_a_dead_letter_with_its_last_error(path: Path) -> None:
+    long_error = "x" * 30_000 + "THE END"
+
+    async def work(inbox: SQLiteInbox) -> tuple[Entry | None, list[Entry], list[Entry]]:
+        await put(inbox, "k")
+        await put(inbox, "alive")
+        entry = next(e for e in await inbox.claim(2) if e.key == "k")
+        await inbox.bury(entry.id, long_error)
+        return await inbox.get(entry.id), await inbox.entries(State.DEAD), await inbox.claim(5)
+
+    dead, dead_letters, claimable = with_inbox(path, work)
+    assert dead is not None
+    assert dead.state is State.DEAD
+    assert dead.finished_at is not None
+    assert dead.last_error is not None
+    assert dead.last_error.endswith("THE END")  # the end of a traceback is what matters
+    assert len(dead.last_error) <= 16_000
+    assert [e.key for e in dead_letters] == ["k"]
+    assert claimable == []  # a dead letter is never claimed
+
+
+# -- replay, purge, stats, entries ------------------------------------------------------
+def _dead_letters(inbox: SQLiteInbox, count: int) -> Awaitable[list[int]]:
+    async def make() -> list[int]:
+        for number in range(count):
+            await put(inbox, f"dead{number}", sid=f"SM{number:032d}")
+        ids = []
+        for entry in await inbox.claim(count):
+            await inbox.bury(entry.id, f"error of {entry.key}")
+            ids.append(entry.id)
+        return ids
+
+    return make()
+
+
+def test_replay_given_ids_makes_them_pending_with_fresh_attempts(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[int, Entry | None, Entry | None, int]:
+        first, second = await _dead_letters(inbox, 2)
+        count = await inbox.replay([first, 999])
+        again = await inbox.claim(10)
+        return count, await inbox.get(first), await inbox.get(second), len(again)
+
+    count, replayed, untouched, claimed = with_inbox(path, work)
+    assert count == 1
+    assert replayed is not None
+    assert untouched is not None
+    assert replayed.state is State.RUNNING  # claimed again after the replay
+    assert replayed.attempts == 1  # fresh attempts: 0 after replay, 1 once claimed
+    assert replayed.finished_at is None
+    assert untouched.state is State.DEAD
+    assert claimed == 1
+
+
+def test_replay_without_ids_takes_every_dead_letter_only(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[int, dict[State, int]]:
+        await _dead_letters(inbox, 3)
+        await put(inbox, "done")
+        (done,) = await inbox.claim(1)
+        await inbox.succeed(done.id)
+        await put(inbox, "pending")
+        count = await inbox.replay()
+        return count, await inbox.stats()
+
+    count, stats = with_inbox(path, work)
+    assert count == 3
+    assert stats == {State.PENDING: 4, State.RUNNING: 0, State.DONE: 1, State.DEAD: 0}
+    assert {row[3] for row in rows(path, "state = 'pending'")} == {0}
+
+
+def test_replay_leaves_running_entries_alone(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[int, Entry | None]:
+        await put(inbox, "k")
+        (entry,) = await inbox.claim(1)
+        return await inbox.replay([entry.id]), await inbox.get(entry.id)
+
+    count, entry = with_inbox(path, work)
+    assert count == 0
+    assert entry is not None
+    assert entry.state is State.RUNNING
+
+
+def test_replay_of_a_done_entry_runs_it_again(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[int, list[Entry]]:
+        await put(inbox, "k")
+        (entry,) = await inbox.claim(1)
+        await inbox.succeed(entry.id)
+        return await inbox.replay([entry.id]), await inbox.claim(1)
+
+    count, (again,) = with_inbox(path, work)
+    assert count == 1
+    assert again.key == "k"
+
+
+def test_purge_deletes_entries_of_a_state_finished_long_enough_ago(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> list[int]:
+        await _dead_letters(inbox, 2)
+        await put(inbox, "done")
+        (done,) = await inbox.claim(1)
+        await inbox.succeed(done.id)
+        await put(inbox, "pending")
+        return [
+            await inbox.purge(State.DEAD, 3600),  # finished just now: kept
+            await inbox.purge(State.DEAD, 0),
+            await inbox.purge(State.DEAD, 0),
+            await inbox.purge(State.PENDING, 0),  # never finished: never purged
+            await inbox.purge(State.DONE, 0),
+        ]
+
+    assert with_inbox(path, work) == [0, 2, 0, 0, 1]
+    assert [row[1:3] for row in rows(path)] == [("pending", "pending")]
+
+
+def test_entries_are_newest_first_and_filtered_by_state(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[list[str], list[str], list[str], list[str]]:
+        for number in range(5):
+            await put(inbox, f"k{number}")
+        (first,) = await inbox.claim(1)
+        await inbox.succeed(first.id)
+        return (
+            [e.key for e in await inbox.entries()],
+            [e.key for e in await inbox.entries(limit=2)],
+            [e.key for e in await inbox.entries(State.DONE)],
+            [e.key for e in await inbox.entries(State.PENDING, limit=3)],
+        )
+
+    everything, newest, done, pending = with_inbox(path, work)
+    assert everything == ["k4", "k3", "k2", "k1", "k0"]
+    assert newest == ["k4", "k3"]
+    assert done == ["k0"]
+    assert pending == ["k4", "k3", "k2"]
+
+
+def test_call_events_keep_their_kind_and_parameters(path: Path) -> None:
+    sent = list(call_status_params("completed", sid="CA" + "1" * 32).items())
+
+    async def work(inbox: SQLiteInbox) -> Entry:
+        await inbox.put("c", "call", "CA" + "1" * 32, "completed", sent)
+        (entry,) = await inbox.entries()
+        return entry
+
+    entry = with_inbox(path, work)
+    assert entry.kind == "call"
+    assert entry.params == tuple(sent)
+
+
+# -- durability and recovery --------------------------------------------------------------
+def test_entries_survive_closing_and_reopening(path: Path) -> None:
+    async def first(inbox: SQLiteInbox) -> None:
+        await put(inbox, "pending")
+        await put(inbox, "done")
+        await put(inbox, "dead")
+        for entry in await inbox.claim(10):
+            if entry.key == "done":
+                await inbox.succeed(entry.id)
+            elif entry.key == "dead":
+                await inbox.bury(entry.id, "gone")
+            else:
+                await inbox.retry(entry.id, "later", time.time() + 3600)
+
+    async def second(inbox: SQLiteInbox) -> dict[str, tuple[State, int, str | None]]:
+        return {e.key: (e.state, e.attempts, e.last_error) for e in await inbox.entries()}
+
+    with_inbox(path, first)
+    assert with_inbox(path, second) == {
+        "pending": (State.PENDING, 1, "later"),
+        "done": (State.DONE, 1, None),
+        "dead": (State.DEAD, 1, "gone"),
+    }
+
+
+def test_open_turns_running_entries_back_to_pending(path: Path) -> None:
+    async def interrupted(inbox: SQLiteInbox) -> None:
+        for number in range(3):
+            await put(inbox, f"k{number}")
+        await inbox.claim(2)  # the process "dies" with two entries running
+
+    with_inbox(path, interrupted)
+    assert [row[2] for row in rows(path)] == ["running", "running", "pending"]
+
+    async def restart() -> tuple[int, dict[State, int], list[Entry]]:
+        inbox = SQLiteInbox(path)
+        try:
+            recovered = await inbox.open()
+            return recovered, await inbox.stats(), await inbox.claim(10)
+        finally:
+            await inbox.close()
+
+    recovered, stats, claimed = run(restart())
+    assert recovered == 2
+    assert stats[State.PENDING] == 3
+    assert stats[State.RUNNING] == 0
+    attempts = {e.key: e.attempts for e in claimed}
+    assert attempts == {"k0": 2, "k1": 2, "k2": 1}
+
+
+def test_reopening_without_interrupted_entries_recovers_none(path: Path) -> None:
+    with_inbox(path, lambda inbox: put(inbox, "k"))
+    assert run(_open_and_close(path)) == 0
+
+
+async def _open_and_close(path: Path) -> int:
+    inbox = SQLiteInbox(path)
+    try:
+        return await inbox.open()
+    finally:
+        await inbox.close()
+
+
+def test_concurrent_puts_all_land(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> list[bool]:
+        return list(
+            await asyncio.gather(
+                *(put(inbox, f"k{number}", sid=f"SM{number:032d}") for number in range(200))
+            )
+        )
+
+    added = with_inbox(path, work)
+    assert added == [True] * 200
+    stored = rows(path)
+    assert len(stored) == 200
+    assert {row[1] for row in stored} == {f"k{number}" for number in range(200)}
+
+
+def test_each_put_is_on_disk_when_it_returns(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> list[int]:
+        seen = []
+        for batch in range(3):
+            await asyncio.gather(
+                *(put(inbox, f"b{batch}-{n}", sid=f"SM{batch}{n:031d}") for n in range(50))
+            )
+            # Read by another connection while the inbox is still open.
+            seen.append(len(rows(path)))
+        return seen
+
+    assert with_inbox(path, work) == [50, 100, 150]
+
+
+def test_concurrent_puts_of_one_key_store_it_once(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> list[bool]:
+        return list(await asyncio.gather(*(put(inbox, "same") for _ in range(50))))
+
+    added = with_inbox(path, work)
+    assert sorted(added) == [False] * 49 + [True]
+    assert len(rows(path)) == 1
+
+
+def test_a_failing_operation_does_not_undo_the_others_of_its_batch(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> list[object]:
+        good = [put(inbox, f"k{number}", sid=f"SM{number:032d}") for number in range(20)]
+        # NOT NULL kind: this insert fails inside the same batch as the others.
+        bad = inbox.put("bad", None, SID, "delivered", params())  # type: ignore[arg-type]
+        return list(await asyncio.gather(*good, bad, return_exceptions=True))
+
+    results = with_inbox(path, work)
+    assert results[:20] == [True] * 20
+    assert isinstance(results[20], sqlite3.IntegrityError)
+    assert len(rows(path)) == 20
+
+
+# -- locations --------------------------------------------------------------------------
+def test_a_directory_where_the_file_should_be_raises_on_first_use(tmp_path: Path) -> None:
+    blocked = tmp_path / "events.db"
+    blocked.mkdir()
+    inbox = SQLiteInbox(blocked)  # nothing happens yet
+
+    async def attempt() -> None:
+        try:
+            await inbox.put("k", "sms", SID, "delivered", params())
+        finally:
+            await inbox.close()
+
+    with pytest.raises(sqlite3.OperationalError):
+        run(attempt())
+    with pytest.raises(sqlite3.OperationalError):  # and again: it never half-opens
+        run(inbox.open())
+
+
+def test_open_inbox_reads_relative_and_absolute_sqlite_urls(tmp_path: Path) -> None:
+    absolute = open_inbox(f"sqlite:///{tmp_path}/events.db")
+    assert isinstance(absolute, SQLiteInbox)
+    assert absolute.path == tmp_path / "events.db"
+    relative = open_inbox("sqlite:///var/events.db")
+    assert isinstance(relative, SQLiteInbox)
+    assert relative.path == Path("var/events.db")
+    assert not relative.path.is_absolute()
+
+
+@pytest.mark.parametrize(
+    "url", ["events.db", "sqlite://events.db", "sqlite:///", "postgres:///db", ""]
+)
+def test_open_inbox_refuses_other_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="sqlite:///"):
+        open_inbox(url)
