@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -153,3 +153,26 @@ def test_form_content_types_are_accepted(value: bytes) -> None:
 )
 def test_other_content_types_are_rejected(value: bytes | None) -> None:
     assert is_form_content_type(value) is False
+
+
+# The fast path must give exactly what the standard library gives, odd bodies included.
+_FORM_BYTES = st.lists(
+    st.sampled_from(
+        [b"a", b"B", b"=", b"&", b"+", b"%", b"%2", b"%26", b"%3D", b"%2B", b"%00", b"%F0%9F%98%80",
+         b"%C3%A9", b"%zz", b"\0", b";", b" ", b"~"]
+    ),
+    max_size=40,
+).map(b"".join)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(body=_FORM_BYTES)
+def test_parse_form_agrees_with_parse_qsl(body: bytes) -> None:
+    try:
+        expected = parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        with pytest.raises(FormError) as caught:
+            parse_form(body, 1000)
+        assert caught.value.status == 400
+        return
+    assert parse_form(body, 1000) == expected

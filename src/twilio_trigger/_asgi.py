@@ -97,19 +97,13 @@ class WebhookApp:
         if scope["method"] != "POST":
             return await _send(send, answers.METHOD_NOT_ALLOWED)
 
-        content_type = signature = host = token = None
-        length = -1
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"x-twilio-signature":
-                signature = value
-            elif name == b"host":
-                host = value
-            elif name == b"content-length":
-                length = int(value) if value.isdigit() else -1
-            elif name == b"i-twilio-idempotency-token":
-                token = value
+        headers = dict(scope["headers"])  # names are lower-case in ASGI
+        content_type = headers.get(b"content-type")
+        signature = headers.get(b"x-twilio-signature")
+        declared = headers.get(b"content-length", b"")
+        length = -1  # unknown: the body is counted as it comes
+        if declared.isdigit():
+            length = int(declared) if len(declared) < 19 else 2**63
         handler = self._handler
         early = handler.precheck(content_type, signature)
         if early is not None:
@@ -133,6 +127,7 @@ class WebhookApp:
         if len(body) > limit:
             return await _send(send, answers.PAYLOAD_TOO_LARGE)
 
+        host = headers.get(b"host")
         if host is None:
             server = scope.get("server") or ("localhost", None)
             host_text = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
@@ -142,6 +137,7 @@ class WebhookApp:
         path = raw_path.decode("latin-1") if raw_path else _full_path(scope)
         query = scope.get("query_string", b"").decode("latin-1")
         url = handler.url_for(scope.get("scheme", "http"), host_text, path, query)
+        token = headers.get(b"i-twilio-idempotency-token")
         answer = await handler.handle(
             url, signature, body, None if token is None else token.decode("latin-1")
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from . import _answers as answers
 from ._answers import Answer
-from ._dispatch import Dispatcher, Outcome, Result, log_failure
+from ._dispatch import Deadlines, Dispatcher, Outcome, Result, log_failure
 from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
 from ._order import rank_of
@@ -77,6 +77,7 @@ class Delivery:
         self._statuses = statuses
         self._skip_stale = skip_stale
         self._timeout = callback_timeout
+        self._deadlines = Deadlines(callback_timeout)
         self._inbox = inbox
         self._retry = retry or RetryPolicy()
         self._retention = retention
@@ -218,7 +219,7 @@ class Delivery:
                         standing.previous_status,
                     )
                     return Result(Outcome.STALE)
-        result = await self._dispatcher.dispatch(event, self._timeout)
+        result = await self._dispatcher.dispatch(event, self._deadlines)
         if self._inbox is None and not result.outcome.ok:
             log_failure(event, result, logging.ERROR)
         return result

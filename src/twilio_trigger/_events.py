@@ -113,7 +113,7 @@ class TwilioEvent:
     it was repeated); ``event.raw`` maps every name received to all its values.
     """
 
-    __slots__ = ("_first", "_pairs", "_previous", "_raw", "_stale")
+    __slots__ = ("_first", "_pairs", "_previous", "_raw", "_sid", "_stale", "_status")
 
     kind: ClassVar[EventKind]
     _pairs: tuple[tuple[str, str], ...]
@@ -121,6 +121,8 @@ class TwilioEvent:
     _raw: Mapping[str, tuple[str, ...]] | None
     _previous: str | None
     _stale: bool
+    _sid: str | None
+    _status: str | None
 
     def __init__(self, params: Params) -> None:
         pairs = _pairs_of(params)
@@ -132,6 +134,8 @@ class TwilioEvent:
         object.__setattr__(self, "_raw", None)
         object.__setattr__(self, "_previous", None)
         object.__setattr__(self, "_stale", False)
+        object.__setattr__(self, "_sid", self._pick(self._sid_names))
+        object.__setattr__(self, "_status", self._pick(self._status_names))
 
     @classmethod
     def _from_parsed(cls, pairs: Sequence[tuple[str, str]], first: dict[str, str]) -> Self:
@@ -142,6 +146,8 @@ class TwilioEvent:
         object.__setattr__(event, "_raw", None)
         object.__setattr__(event, "_previous", None)
         object.__setattr__(event, "_stale", False)
+        object.__setattr__(event, "_sid", event._pick(cls._sid_names))
+        object.__setattr__(event, "_status", event._pick(cls._status_names))
         return event
 
     def _place(self, previous_status: str | None, stale: bool) -> None:
@@ -221,26 +227,25 @@ class TwilioEvent:
         return f"{type(self).__name__}(sid={self.sid!r}, status={self.status!r})"
 
     # -- identity ----------------------------------------------------------
-    _sid_names: ClassVar[tuple[str, ...]]
-    _status_names: ClassVar[tuple[str, ...]]
+    _sid_names: ClassVar[tuple[str, ...]] = ()
+    _status_names: ClassVar[tuple[str, ...]] = ()
+
+    def _pick(self, names: tuple[str, ...]) -> str | None:
+        first = self._first
+        for name in names:
+            if value := first.get(name):
+                return value
+        return None
 
     @property
     def sid(self) -> str | None:
         """The SID of the message or call the event is about."""
-        first = self._first
-        for name in self._sid_names:
-            if value := first.get(name):
-                return value
-        return None
+        return self._sid
 
     @property
     def status(self) -> str | None:
         """The status Twilio reported, as sent (e.g. ``delivered``, ``in-progress``)."""
-        first = self._first
-        for name in self._status_names:
-            if value := first.get(name):
-                return value
-        return None
+        return self._status
 
     # -- common parameters -------------------------------------------------
     account_sid = _text("AccountSid")

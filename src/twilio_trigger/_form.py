@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 __all__ = ["FormError", "is_form_content_type", "parse_form"]
+
+# Every byte but the two separators: what translate() deletes to leave a body's skeleton.
+_NOT_SEPARATORS = bytes(b for b in range(256) if b not in b"=&")
 
 
 class FormError(ValueError):
@@ -34,12 +37,37 @@ def parse_form(body: bytes, max_params: int) -> list[tuple[str, str]]:
     """The ``(name, value)`` pairs of a form body, in order, repeated names kept.
 
     Percent-escapes are decoded as strict UTF-8 and ``+`` as a space, as Twilio
-    encodes them; blank values are kept because Twilio signs them.
+    encodes them; blank values are kept because Twilio signs them.  The result
+    is what ``urllib.parse.parse_qsl(..., keep_blank_values=True)`` gives.
     """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FormError(400, "the body is not valid UTF-8") from None
+    if not body.isascii():
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormError(400, "the body is not valid UTF-8") from None
+        return _general(text, max_params)
+    fields = body.count(b"&") + 1
+    if fields > max_params:
+        return _general(body.decode("ascii"), max_params)
+    # The usual body: fields "name=value" joined by "&", each with exactly one
+    # "=", none empty.  Split and decode it in a few passes of C code instead
+    # of one Python call per field.
+    skeleton = body.translate(None, _NOT_SEPARATORS)
+    if skeleton == b"=&" * (fields - 1) + b"=" and b"\0" not in body:
+        raw = body.replace(b"&", b"\0").replace(b"=", b"\0")
+        if b"%" in raw or b"+" in raw:
+            raw = unquote_to_bytes(raw.replace(b"+", b" "))
+        try:
+            items = raw.decode("utf-8").split("\0")
+        except UnicodeDecodeError:
+            raise FormError(400, "a percent-encoded value is not valid UTF-8") from None
+        if len(items) == 2 * fields:  # else an escape decoded to NUL: go the long way
+            pairs = iter(items)
+            return list(zip(pairs, pairs, strict=True))
+    return _general(body.decode("ascii"), max_params)
+
+
+def _general(text: str, max_params: int) -> list[tuple[str, str]]:
     try:
         return parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=max_params)
     except UnicodeDecodeError:

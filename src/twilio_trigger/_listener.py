@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -35,10 +36,15 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
         super().__init__(config)
         self._announce = announce
+        self.freeze = False  # set by run(), where the process is the listener's
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
+            if self.freeze:
+                # What exists now (modules, services, the app) lives as long as
+                # the process: keep it out of the garbage collector's way.
+                gc.freeze()
             self._announce()  # now accepting, and signals are handled
 
     # uvicorn re-raises a caught SIGINT/SIGTERM once it has shut down, which
@@ -293,6 +299,7 @@ class Listener:
                 level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
             )
         server, sock = self._prepare()
+        server.freeze = True
         self._server = server
         try:
             server.run(sockets=[sock])

@@ -8,7 +8,7 @@ in that order; an event ranked below what was already seen for its SID is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._events import TwilioEvent
 
@@ -40,8 +40,7 @@ def rank_of(event: TwilioEvent) -> int | None:
     return _MESSAGE_RANKS.get(status)
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
     """What is remembered of a SID: its most advanced status and the one before."""
 
     status: str
@@ -49,8 +48,7 @@ class Position:
     previous: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
+class Standing(NamedTuple):
     """How one event relates to what was seen before it for its SID."""
 
     previous_status: str | None

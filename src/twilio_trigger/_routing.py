@@ -16,15 +16,19 @@ _KNOWN: dict[tuple[str, str], str] = {
 _VALID = {"sms": frozenset(SMS_CALLBACKS), "call": frozenset(CALL_CALLBACKS)}
 
 
-def to_event(params: Sequence[tuple[str, str]]) -> TwilioEvent | None:
+def to_event(
+    params: Sequence[tuple[str, str]], first: dict[str, str] | None = None
+) -> TwilioEvent | None:
     """The event the parameters describe, or ``None`` when they carry no status.
 
     ``CallStatus`` makes a call event; otherwise ``MessageStatus`` (or the legacy
-    ``SmsStatus``) makes a message event.  Empty values count as absent.
+    ``SmsStatus``) makes a message event.  Empty values count as absent.  *first*
+    may pass each name's first value when the caller has them already.
     """
-    first: dict[str, str] = {}
-    for name, value in params:
-        first.setdefault(name, value)
+    if first is None:
+        first = {}
+        for name, value in params:
+            first.setdefault(name, value)
     if first.get("CallStatus"):
         return CallStatusEvent._from_parsed(params, first)
     if first.get("MessageStatus") or first.get("SmsStatus"):

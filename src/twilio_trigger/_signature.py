@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from hashlib import sha1
 from urllib.parse import SplitResult, urlsplit
 
@@ -22,9 +22,15 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 _URL_CACHE_SIZE = 512
 
 
-def signed_payload(params: Sequence[tuple[str, str]]) -> str:
-    """The parameter part of the signed string: ``name + value`` in Twilio's order."""
-    single = dict(params)
+def signed_payload(
+    params: Sequence[tuple[str, str]], single: Mapping[str, str] | None = None
+) -> str:
+    """The parameter part of the signed string: ``name + value`` in Twilio's order.
+
+    *single* may pass ``dict(params)`` when the caller has it already.
+    """
+    if single is None:
+        single = dict(params)
     if len(single) == len(params):  # the usual case: no repeated names
         return "".join([name + single[name] for name in sorted(single)])
     grouped: dict[str, set[str]] = {}
@@ -91,25 +97,37 @@ class SignatureVerifier:
     def _variants(self, url: str) -> tuple[bytes, ...]:
         variants = self._url_cache.get(url)
         if variants is None:
-            variants = tuple(v.encode("utf-8") for v in url_variants(url))
+            # The URL as the request had it is the likeliest: try it first.
+            forms = sorted(url_variants(url), key=lambda form: form != url)
+            variants = tuple(form.encode("utf-8") for form in forms)
             if len(self._url_cache) >= _URL_CACHE_SIZE:
                 self._url_cache.clear()
             self._url_cache[url] = variants
         return variants
 
-    def verify(self, url: str, params: Sequence[tuple[str, str]], signature: bytes) -> bool:
+    def verify(
+        self,
+        url: str,
+        params: Sequence[tuple[str, str]],
+        signature: bytes,
+        single: Mapping[str, str] | None = None,
+    ) -> bool:
         """True when *signature* is Twilio's signature of *params* posted to *url*."""
-        return self.matching(url, params, signature) is not None
+        return self.matching(url, params, signature, single) is not None
 
     def matching(
-        self, url: str, params: Sequence[tuple[str, str]], signature: bytes
+        self,
+        url: str,
+        params: Sequence[tuple[str, str]],
+        signature: bytes,
+        single: Mapping[str, str] | None = None,
     ) -> tuple[int, str] | None:
         """Which token (by index) and which URL form produced *signature*, if any.
 
         Each comparison takes constant time; stopping at the first match tells
         a timing observer only which form matched, nothing about the token.
         """
-        payload = signed_payload(params).encode("utf-8")
+        payload = signed_payload(params, single).encode("utf-8")
         for variant in self._variants(url):
             for index, base in enumerate(self._macs):
                 mac = base.copy()

@@ -87,10 +87,14 @@ class WebhookHandler:
             params = parse_form(body, self._max_params)
         except FormError as error:
             return answers.reject(error.status, error.message)
+        # Without repeated names (Twilio's usual form) one dict serves both the
+        # signature and the event.
+        named = dict(params)
+        single = named if len(named) == len(params) else None
         verifier = self._verifier
-        if verifier is not None and not verifier.verify(url, params, signature or b""):
+        if verifier is not None and not verifier.verify(url, params, signature or b"", single):
             return answers.SIGNATURE_INVALID
-        event = to_event(params)
+        event = to_event(params, single)
         if event is None:
             return answers.NO_STATUS
         return await self._delivery.accept(event, idempotency_token)

@@ -4,8 +4,8 @@ Every operation is a small function run by the inbox's own thread on its own
 connection.  The thread takes all operations waiting at that moment, runs them
 in one transaction and commits once, so that under load many events share one
 fsync (``synchronous=FULL`` in WAL mode: a commit is on disk when it returns).
-Each operation runs inside a savepoint, so that one failing operation does not
-undo the others of its batch.
+Each operation is one SQL statement, atomic by itself: one that fails undoes
+nothing of the others of its batch.
 
 One listener process per inbox file: opening it makes every ``running`` entry
 pending again, since the process that was running them is gone.
@@ -14,13 +14,13 @@ pending again, since the process that was running them is gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,13 +48,24 @@ CREATE TABLE IF NOT EXISTS events (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS events_finished ON events (state, finished_at);
 """
 _COLUMNS = (
     "id, key, kind, sid, status, params, received_at, state, attempts, "
     "next_attempt_at, last_error, finished_at"
 )
 _Operation = Callable[[sqlite3.Connection], Any]
+# An operation, and the event loop and future that wait for its result.
+_Request = tuple[_Operation, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in outcomes:
+        if future.done():  # the waiter was cancelled
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
 
 
 def _entry(row: Sequence[Any]) -> Entry:
@@ -80,7 +91,7 @@ class SQLiteInbox(Inbox):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.location = f"sqlite:///{self.path}"
-        self._queue: queue.SimpleQueue[tuple[_Operation, Future[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -115,34 +126,33 @@ class SQLiteInbox(Inbox):
             connection.close()
 
     @staticmethod
-    def _run_batch(
-        connection: sqlite3.Connection, batch: list[tuple[_Operation, Future[Any]]]
-    ) -> None:
-        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+    def _run_batch(connection: sqlite3.Connection, batch: list[_Request]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for operation, future in batch:
-                connection.execute("SAVEPOINT operation")
+            for operation, _, future in batch:
                 try:
                     value = operation(connection)
+                except sqlite3.DatabaseError as error:
+                    if not connection.in_transaction:  # a fatal error ended it
+                        raise
+                    outcomes.append((future, None, error))
                 except Exception as error:
-                    connection.execute("ROLLBACK TO operation")
-                    results.append((future, None, error))
+                    outcomes.append((future, None, error))
                 else:
-                    results.append((future, value, None))
-                connection.execute("RELEASE operation")
+                    outcomes.append((future, value, None))
             connection.execute("COMMIT")
         except Exception as error:  # the commit itself failed: nothing is durable
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            for _, future in batch:
-                future.set_exception(error)
-            return
-        for future, value, failure in results:
-            if failure is None:
-                future.set_result(value)
-            else:
-                future.set_exception(failure)
+            outcomes = [(future, None, error) for _, _, future in batch]
+        # One wake-up per event loop and batch, not one per operation.
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for (_, loop, _), outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append(outcome)
+        for loop, results in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_deliver, results)
 
     def _start(self) -> None:
         with self._lock:
@@ -157,9 +167,10 @@ class SQLiteInbox(Inbox):
     async def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._thread is None:
             await asyncio.to_thread(self._start)
-        future: Future[_T] = Future()
-        self._queue.put((operation, future))
-        return await asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._queue.put((operation, loop, future))
+        return await future
 
     # -- Inbox ---------------------------------------------------------------
     async def open(self) -> int:

@@ -73,7 +73,8 @@ class MemoryDeliveryStore(DeliveryStore):
         self, *, ttl: float, limit: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._done: _Expiring[bool] = _Expiring(ttl, limit, clock)
-        self._busy: dict[bytes, asyncio.Event] = {}
+        # Keys being handled; an Event only once a second copy waits for one.
+        self._busy: dict[bytes, asyncio.Event | None] = {}
 
     def __len__(self) -> int:
         return len(self._done)
@@ -84,7 +85,7 @@ class MemoryDeliveryStore(DeliveryStore):
             return Claim.BUSY
         if self._done.get(digest) is not None:
             return Claim.DONE
-        self._busy[digest] = asyncio.Event()
+        self._busy[digest] = None
         return Claim.ACQUIRED
 
     async def complete(self, key: str) -> None:
@@ -100,10 +101,14 @@ class MemoryDeliveryStore(DeliveryStore):
             finished.set()
 
     async def wait(self, key: str, timeout: float) -> None:  # noqa: ASYNC109
-        finished = self._busy.get(_digest(key))
-        if finished is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), timeout)
+        digest = _digest(key)
+        if digest not in self._busy:
+            return
+        finished = self._busy[digest]
+        if finished is None:
+            finished = self._busy[digest] = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), timeout)
 
 
 class MemoryStatusStore(StatusStore):
