@@ -728,6 +728,8 @@ def report(
         "|---|--:|---|",
         *[f"| {t} | {m} | {v} |" for t, m, v in targets(outcomes, args.max_other_load)],
         "",
+        "What bounds a missed target, from profiles: [PROFILE.md](PROFILE.md).",
+        "",
         "## Pure core (micro-benchmark)",
         "",
         micro or "Not run (`--no-micro`).",
