@@ -63,3 +63,4 @@ CALLBACK_FAILED = reject(500, "the event's callback failed; see the listener's l
 CALLBACK_TIMED_OUT = reject(503, "the event's callback ran past its time limit")
 COPY_IN_PROGRESS = reject(503, "another copy of this event is being handled")
 INBOX_UNAVAILABLE = reject(503, "the event could not be stored; try again")
+STORE_UNAVAILABLE = reject(503, "the listener's store is unreachable; try again")

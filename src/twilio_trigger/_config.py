@@ -47,6 +47,8 @@ ENVIRONMENT = {
     "max_attempts": "TWILIO_TRIGGER_MAX_ATTEMPTS",
     "retry_backoff": "TWILIO_TRIGGER_RETRY_BACKOFF",
     "retry_backoff_max": "TWILIO_TRIGGER_RETRY_BACKOFF_MAX",
+    "store": "TWILIO_TRIGGER_STORE",
+    "redis_prefix": "TWILIO_TRIGGER_REDIS_PREFIX",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -108,6 +110,22 @@ def _inbox(value: object, source: str) -> str:
     return text
 
 
+def _store(value: object, source: str) -> str:
+    text = str(value).strip()
+    if text != "memory" and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"{source} must be memory or a Redis URL such as redis://127.0.0.1:6379/0, got {text!r}"
+        )
+    return text
+
+
+def _prefix(value: object, source: str) -> str:
+    text = str(value)
+    if not text or any(c.isspace() for c in text):
+        raise ConfigurationError(f"{source} must be a non-empty key prefix without spaces")
+    return text
+
+
 def _positive_seconds(value: object, source: str) -> float:
     number = _seconds(value, source)
     if number <= 0:
@@ -156,6 +174,8 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "max_attempts": _integer(1, 1000),
     "retry_backoff": _positive_seconds,
     "retry_backoff_max": _positive_seconds,
+    "store": _store,
+    "redis_prefix": _prefix,
 }
 
 
@@ -182,6 +202,8 @@ class Settings:
     max_attempts: int = 5
     retry_backoff: float = 1.0
     retry_backoff_max: float = 300.0
+    store: str = "memory"
+    redis_prefix: str = "twilio-trigger:"
 
     @classmethod
     def resolve(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _answers as answers
@@ -21,6 +22,10 @@ from .stores import Claim, DeliveryStore, StatusStore
 __all__ = ["Delivery", "RetryPolicy", "delivery_key"]
 
 logger = logging.getLogger("twilio_trigger")
+
+
+class _StoreUnavailableError(Exception):
+    """A store could not be reached: the event must not be acknowledged."""
 
 
 def delivery_key(event: TwilioEvent, token: str | None) -> str:
@@ -49,6 +54,8 @@ class RetryPolicy:
     backoff_max: float = 300.0
 
 
+StoreFactory = Callable[[], tuple[DeliveryStore, StatusStore]]
+
 _ANSWERS = {
     Outcome.FAILED: answers.CALLBACK_FAILED,
     Outcome.TIMED_OUT: answers.CALLBACK_TIMED_OUT,
@@ -70,8 +77,10 @@ class Delivery:
         inbox: Inbox | None = None,
         retry: RetryPolicy | None = None,
         retention: float = 86400.0,
+        stores: StoreFactory | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._stores = stores
         self._deduplicate = deduplicate
         self._deliveries = deliveries if deduplicate else None
         self._statuses = statuses
@@ -99,6 +108,10 @@ class Delivery:
         await asyncio.shield(started)
 
     async def _start(self) -> None:
+        if self._stores is not None:
+            # Made on the loop that uses them (a Redis client belongs to one loop).
+            deliveries, self._statuses = self._stores()
+            self._deliveries = deliveries if self._deduplicate else None
         if self._inbox is None:
             return
         try:
@@ -134,6 +147,10 @@ class Delivery:
             self._pool = None
         if self._inbox is not None:
             await self._inbox.close()
+        if self._stores is not None:
+            for store in (self._deliveries, self._statuses):
+                if store is not None:
+                    await store.close()
 
     # -- one event ---------------------------------------------------------
     async def accept(self, event: TwilioEvent, token: str | None) -> Answer:
@@ -144,8 +161,26 @@ class Delivery:
             return await self._store(event, token)
         store = self._deliveries
         if store is None:
-            return self._answer(await self.run(event))
+            try:
+                return self._answer(await self.run(event))
+            except _StoreUnavailableError:
+                return answers.STORE_UNAVAILABLE
         key = delivery_key(event, token)
+        try:
+            return await self._accept_once(store, key, event)
+        except _StoreUnavailableError:
+            return answers.STORE_UNAVAILABLE
+        except Exception:
+            logger.exception(
+                "the duplicate store failed for %s %s (%s); answering 503 so that Twilio "
+                "sees a failure",
+                event.kind,
+                event.sid,
+                event.status,
+            )
+            return answers.STORE_UNAVAILABLE
+
+    async def _accept_once(self, store: DeliveryStore, key: str, event: TwilioEvent) -> Answer:
         claim = await store.claim(key)
         if claim is not Claim.ACQUIRED:
             claim = await self._wait_for_copy(store, key, claim)
@@ -188,6 +223,7 @@ class Delivery:
         # The sync callback runs on in its thread: the delivery stays claimed
         # until it ends, so that Twilio's retry cannot run beside it.
         self._late.add(finished)
+        store.hold(key, finished)
 
         def settle(done: asyncio.Future[BaseException | None]) -> None:
             self._late.discard(done)
@@ -208,7 +244,13 @@ class Delivery:
             rank = rank_of(event)
             if rank is not None:
                 status = (event.status or "").strip().lower()
-                standing = await statuses.observe(f"{event.kind}:{event.sid}", status, rank)
+                try:
+                    standing = await statuses.observe(f"{event.kind}:{event.sid}", status, rank)
+                except Exception as error:
+                    logger.exception(
+                        "the status store failed for %s %s (%s)", event.kind, event.sid, status
+                    )
+                    raise _StoreUnavailableError from error
                 event._place(standing.previous_status, standing.stale)
                 if standing.stale and self._skip_stale:
                     logger.info(

@@ -23,6 +23,7 @@ from ._exceptions import ConfigurationError, ServiceError
 from ._signature import SignatureVerifier
 from ._webhook import WebhookHandler
 from .inbox import open_inbox
+from .stores import DeliveryStore, StatusStore
 from .stores.memory import MemoryDeliveryStore, MemoryStatusStore
 
 __all__ = ["Listener"]
@@ -109,6 +110,8 @@ class Listener:
         max_attempts: int | None = None,
         retry_backoff: float | None = None,
         retry_backoff_max: float | None = None,
+        store: str | None = None,
+        redis_prefix: str | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             {
@@ -131,6 +134,8 @@ class Listener:
                 "max_attempts": max_attempts,
                 "retry_backoff": retry_backoff,
                 "retry_backoff_max": retry_backoff_max,
+                "store": store,
+                "redis_prefix": redis_prefix,
             }
         )
         self._dispatcher = Dispatcher()
@@ -204,11 +209,31 @@ class Listener:
 
     def _delivery(self) -> Delivery:
         s = self.settings
+
+        def stores() -> tuple[DeliveryStore, StatusStore]:
+            if s.store == "memory":
+                return (
+                    MemoryDeliveryStore(ttl=s.dedup_ttl, limit=s.dedup_max_entries),
+                    MemoryStatusStore(ttl=s.dedup_ttl, limit=s.dedup_max_entries),
+                )
+            from .stores.redis import RedisDeliveryStore, RedisStatusStore, connect
+
+            # A claim outlives the callback's time limit, then frees itself if
+            # the listener holding it died.
+            lease = s.callback_timeout + 5.0
+            return (
+                RedisDeliveryStore(
+                    connect(s.store), prefix=s.redis_prefix, ttl=s.dedup_ttl, lease=lease
+                ),
+                RedisStatusStore(connect(s.store), prefix=s.redis_prefix, ttl=s.dedup_ttl),
+            )
+
         return Delivery(
             self._dispatcher,
+            stores=stores,
             deduplicate=s.deduplicate,
-            deliveries=MemoryDeliveryStore(ttl=s.dedup_ttl, limit=s.dedup_max_entries),
-            statuses=MemoryStatusStore(ttl=s.dedup_ttl, limit=s.dedup_max_entries),
+            deliveries=None,
+            statuses=None,
             skip_stale=s.skip_stale,
             callback_timeout=s.callback_timeout,
             inbox=None if s.inbox is None else open_inbox(s.inbox),

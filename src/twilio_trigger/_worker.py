@@ -122,7 +122,10 @@ class WorkerPool:
         if event is None:  # cannot happen for entries the listener wrote
             await self._inbox.bury(entry.id, "the stored parameters carry no status")
             return
-        result = await self._handle(event)
+        try:
+            result = await self._handle(event)
+        except Exception as failure:  # a store failed: an attempt like any other
+            result = Result(Outcome.FAILED, None, failure)
         if result.still_running is not None:
             # A sync callback cannot be stopped: wait for it before deciding, so
             # that a retry never runs beside it.

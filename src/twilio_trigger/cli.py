@@ -189,6 +189,7 @@ def load_listener(target: str) -> Listener:
 @click.option("--public-url", help="The URL Twilio calls, when behind a proxy or tunnel.")
 @click.option("--inbox", metavar="URL", help="Durable inbox, e.g. sqlite:///events.db.")
 @click.option("--workers", type=click.IntRange(1, 1024), help="Callbacks the inbox runs at once.")
+@click.option("--store", metavar="URL", help="Duplicate and status store: memory or redis://...")
 def run(
     target: str,
     host: str | None,
@@ -197,6 +198,7 @@ def run(
     public_url: str | None,
     inbox: str | None,
     workers: int | None,
+    store: str | None,
 ) -> None:
     """Serve the listener defined in a module of yours.
 
@@ -215,6 +217,7 @@ def run(
         "public_url": public_url,
         "inbox": inbox,
         "workers": workers,
+        "store": store,
     }
     for option, value in flags.items():
         if value is not None:

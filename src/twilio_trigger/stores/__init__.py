@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
+from typing import Any
 
 from .._order import Standing
 
@@ -42,6 +43,14 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     async def release(self, key: str) -> None:
         """The delivery claimed as *key* failed: forget it, so that a retry runs."""
+
+    def hold(self, key: str, until: asyncio.Future[Any]) -> None:  # noqa: B027
+        """Keep the claim on *key* from lapsing until *until* is done.
+
+        For a sync callback that outlives its time limit: its delivery must stay
+        claimed while its thread runs.  Stores whose claims do not lapse (the
+        in-memory one) need do nothing.
+        """
 
     async def wait(self, key: str, timeout: float) -> None:  # noqa: ASYNC109
         """Return when *key* may no longer be busy (at the latest after *timeout*)."""

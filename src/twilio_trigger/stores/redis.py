@@ -1,0 +1,163 @@
+"""Stores in Redis, shared by every listener that names the same Redis and prefix.
+
+Each operation is one round trip running a small Lua script, so that a claim,
+a completion or a status update is atomic across listeners:
+
+- a delivery key ``{prefix}d:{key}`` holds ``busy`` (with a lease, so that a
+  listener that died while handling it does not block it for ever) or ``done``
+  (for the dedup ttl);
+- a SID key ``{prefix}s:{kind}:{sid}`` is a hash of the most advanced status,
+  its rank and the status before it, kept for the dedup ttl.
+
+Needs the ``redis`` package: ``pip install twilio-trigger[redis]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from .._order import Standing
+from . import Claim, DeliveryStore, StatusStore
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisDeliveryStore", "RedisStatusStore", "connect"]
+
+logger = logging.getLogger("twilio_trigger")
+
+# A claim holds "busy:<owner>", the owner being one random token per claim, so
+# that only the listener holding a claim releases or extends it.
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if not value then
+    redis.call('SET', KEYS[1], 'busy:' .. ARGV[2], 'PX', ARGV[1])
+    return 0
+end
+if value == 'done' then return 1 end
+return 2
+"""
+_COMPLETE = "redis.call('SET', KEYS[1], 'done', 'PX', ARGV[1])"
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == 'busy:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == 'busy:' .. ARGV[2] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+"""
+# The same rules as _order.settle: a repeat of the current status reports the
+# one before it; a lower rank is stale and changes nothing; otherwise the
+# status becomes current.  Returns {previous status or false, stale 0/1}.
+_OBSERVE = """
+local known = redis.call('HMGET', KEYS[1], 'status', 'rank', 'previous')
+local status, rank = ARGV[1], tonumber(ARGV[2])
+if not known[1] then
+    redis.call('HSET', KEYS[1], 'status', status, 'rank', rank)
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return {false, 0}
+end
+if known[1] == status then return {known[3], 0} end
+if rank < tonumber(known[2]) then return {known[1], 1} end
+redis.call('HSET', KEYS[1], 'status', status, 'rank', rank, 'previous', known[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {known[1], 0}
+"""
+_CLAIMS = (Claim.ACQUIRED, Claim.DONE, Claim.BUSY)
+
+
+def connect(url: str) -> Redis:
+    """A Redis client for *url* (``redis://host:6379/0``, ``rediss://`` for TLS)."""
+    try:
+        from redis.asyncio import Redis
+    except ImportError:
+        raise ImportError(
+            "a redis:// store needs the redis package: pip install 'twilio-trigger[redis]'"
+        ) from None
+    client: Redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return client
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+class RedisDeliveryStore(DeliveryStore):
+    """Handled deliveries, in Redis, for *ttl* seconds; claims expire after *lease* seconds."""
+
+    def __init__(self, client: Redis, *, prefix: str, ttl: float, lease: float) -> None:
+        self._client = client
+        self._prefix = f"{prefix}d:"
+        self._ttl = str(_milliseconds(ttl))
+        self._lease = str(_milliseconds(lease))
+        self._lease_seconds = lease
+        self._claim: Any = client.register_script(_CLAIM)
+        self._complete: Any = client.register_script(_COMPLETE)
+        self._release: Any = client.register_script(_RELEASE)
+        self._extend: Any = client.register_script(_EXTEND)
+        self._owners: dict[str, str] = {}  # claims this store holds: key -> owner token
+        self._holding: set[asyncio.Task[None]] = set()
+
+    async def claim(self, key: str) -> Claim:
+        owner = secrets.token_hex(8)
+        answer = _CLAIMS[
+            int(await self._claim(keys=[self._prefix + key], args=[self._lease, owner]))
+        ]
+        if answer is Claim.ACQUIRED:
+            self._owners[key] = owner
+        return answer
+
+    async def complete(self, key: str) -> None:
+        self._owners.pop(key, None)
+        await self._complete(keys=[self._prefix + key], args=[self._ttl])
+
+    async def release(self, key: str) -> None:
+        owner = self._owners.pop(key, None)
+        if owner is not None:
+            await self._release(keys=[self._prefix + key], args=[owner])
+
+    def hold(self, key: str, until: asyncio.Future[Any]) -> None:
+        """Keep the claim on *key* alive until *until* is done (a late sync callback)."""
+
+        async def renew() -> None:
+            owner = self._owners.get(key)
+            while owner is not None and not until.done():
+                await asyncio.wait([until], timeout=self._lease_seconds / 3)
+                if until.done():
+                    return
+                try:
+                    await self._extend(keys=[self._prefix + key], args=[self._lease, owner])
+                except Exception:  # Redis away: the lease may lapse; try again
+                    logger.warning("could not extend the claim on %s", key, exc_info=True)
+
+        task = asyncio.ensure_future(renew())
+        self._holding.add(task)
+        task.add_done_callback(self._holding.discard)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class RedisStatusStore(StatusStore):
+    """Each SID's most advanced status, in Redis, for *ttl* seconds."""
+
+    def __init__(self, client: Redis, *, prefix: str, ttl: float) -> None:
+        self._client = client
+        self._prefix = f"{prefix}s:"
+        self._ttl = str(_milliseconds(ttl))
+        self._observe: Any = client.register_script(_OBSERVE)
+
+    async def observe(self, key: str, status: str, rank: int) -> Standing:
+        previous, stale = await self._observe(
+            keys=[self._prefix + key], args=[status, str(rank), self._ttl]
+        )
+        if isinstance(previous, bytes):
+            previous = previous.decode("utf-8")
+        return Standing(previous, bool(stale))
+
+    async def close(self) -> None:
+        await self._client.aclose()
