@@ -11,8 +11,11 @@ import asyncio
 import os
 import re
 import socket
+import sqlite3
 import threading
+import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -469,3 +472,27 @@ def test_with_block_closes_the_client(services: Services) -> None:
         assert client_threads() == threads + 1
     assert client_threads() == threads
     assert [callback for callback, _, _ in services.calls.seen] == ["on_completed"]
+
+
+def test_client_drives_an_inbox_listener_and_close_stops_its_workers(tmp_path: Path) -> None:
+    delivered: list[str] = []
+
+    class Recorder(twilio.SmsStatusService):
+        async def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
+            delivered.append(event.message_sid or "")
+
+    database = tmp_path / "events.db"
+    listener = twilio.Listener(auth_tokens=[TOKEN], inbox=f"sqlite:///{database}")
+    listener.attach(Recorder())
+    sid = "SM" + "7" * 32
+    with TestClient(listener) as client:
+        answer = client.send_sms("delivered", sid=sid)
+        deadline = time.monotonic() + 10
+        while not delivered and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert answer.status_code == 200
+    assert delivered == [sid]
+    # close() stopped the workers and closed the inbox: the entry is recorded as done.
+    with sqlite3.connect(database) as connection:
+        states = connection.execute("SELECT state FROM events").fetchall()
+    assert states == [("done",)]

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlencode
 
+from ._asgi import WebhookApp
 from ._events import CallStatusEvent, SmsStatusChangeEvent
 from ._signature import compute_signature
 
@@ -318,6 +319,7 @@ class TestClient:
         settings = listener.settings
         self._app = listener.asgi
         self._path = settings.path
+        self._shutdown_timeout = settings.shutdown_timeout
         self._host = host
         self._base_url = settings.public_url or f"http://{host}{settings.path}"
         tokens = settings.auth_tokens
@@ -467,12 +469,16 @@ class TestClient:
         return future.result()
 
     def close(self) -> None:
-        """Stop the client's event loop (a client is reusable until then)."""
+        """Stop what the listener started on the client's loop (an inbox's workers),
+        then the loop itself.  The client can be used again after."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
+        if isinstance(self._app, WebhookApp):
+            shutdown = self._app.delivery.shutdown(self._shutdown_timeout)
+            asyncio.run_coroutine_threadsafe(shutdown, loop).result()
         asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
