@@ -49,6 +49,7 @@ ENVIRONMENT = {
     "retry_backoff_max": "TWILIO_TRIGGER_RETRY_BACKOFF_MAX",
     "store": "TWILIO_TRIGGER_STORE",
     "redis_prefix": "TWILIO_TRIGGER_REDIS_PREFIX",
+    "claim_idle": "TWILIO_TRIGGER_CLAIM_IDLE",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -176,6 +177,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "retry_backoff_max": _positive_seconds,
     "store": _store,
     "redis_prefix": _prefix,
+    "claim_idle": _positive_seconds,
 }
 
 
@@ -204,6 +206,7 @@ class Settings:
     retry_backoff_max: float = 300.0
     store: str = "memory"
     redis_prefix: str = "twilio-trigger:"
+    claim_idle: float = 60.0
 
     @classmethod
     def resolve(

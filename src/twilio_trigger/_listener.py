@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -112,6 +113,7 @@ class Listener:
         retry_backoff_max: float | None = None,
         store: str | None = None,
         redis_prefix: str | None = None,
+        claim_idle: float | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             {
@@ -136,6 +138,7 @@ class Listener:
                 "retry_backoff_max": retry_backoff_max,
                 "store": store,
                 "redis_prefix": redis_prefix,
+                "claim_idle": claim_idle,
             }
         )
         self._dispatcher = Dispatcher()
@@ -236,7 +239,11 @@ class Listener:
             statuses=None,
             skip_stale=s.skip_stale,
             callback_timeout=s.callback_timeout,
-            inbox=None if s.inbox is None else open_inbox(s.inbox),
+            inbox=None
+            if s.inbox is None
+            else open_inbox(
+                s.inbox, prefix=s.redis_prefix, claim_idle=s.claim_idle, retention=s.dedup_ttl
+            ),
             retry=RetryPolicy(s.workers, s.max_attempts, s.retry_backoff, s.retry_backoff_max),
             retention=s.dedup_ttl,
         )
@@ -332,6 +339,37 @@ class Listener:
             sock.close()
             self._server = None
             self._bound_port = None
+        logger.info("stopped")
+
+    def work(self) -> None:
+        """Dispatch events from the inbox, without serving HTTP, until SIGINT or SIGTERM.
+
+        For worker processes beside listeners that share a Redis inbox: they
+        only store, the workers only dispatch.  Running callbacks get
+        ``shutdown_timeout`` seconds to finish when the process is told to stop.
+        """
+        if self.settings.inbox is None:
+            raise ConfigurationError(
+                "work() dispatches from an inbox: pass inbox=... or set TWILIO_TRIGGER_INBOX"
+            )
+        if not logging.getLogger().handlers:
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
+        delivery = self._delivery()
+
+        async def serve() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await delivery.startup()
+            logger.info("dispatching from %s", delivery.inbox.location if delivery.inbox else "?")
+            await stop.wait()
+            logger.info("stopping: letting running callbacks finish")
+            await delivery.shutdown(self.settings.shutdown_timeout)
+
+        asyncio.run(serve())
         logger.info("stopped")
 
     def start(self, timeout: float = 10.0) -> None:

@@ -237,6 +237,31 @@ def run(
         raise click.ClickException(str(error)) from None
 
 
+@cli.command(context_settings=_CONTEXT)
+@click.argument("target")
+@click.option("--inbox", metavar="URL", help="The shared inbox, e.g. redis://127.0.0.1:6379/0.")
+@click.option("--workers", type=click.IntRange(1, 1024), help="Callbacks run at once.")
+def worker(target: str, inbox: str | None, workers: int | None) -> None:
+    """Dispatch events from a shared inbox, without serving HTTP.
+
+    TARGET names the listener whose services handle the events, as for `run`.
+    Listeners store events in the inbox; any number of workers, on any machine,
+    take them from it.  SIGINT or SIGTERM stop it once running callbacks finish.
+
+    \b
+    Example:
+      TWILIO_TRIGGER_INBOX=redis://127.0.0.1:6379/0 twilio-trigger worker app:listener
+    """
+    for option, value in (("inbox", inbox), ("workers", workers)):
+        if value is not None:
+            os.environ[ENVIRONMENT[option]] = str(value)
+    listener = load_listener(target)
+    try:
+        listener.work()
+    except TwilioTriggerError as error:
+        raise click.ClickException(str(error)) from None
+
+
 # -- demo ----------------------------------------------------------------------
 class _Notes(logging.Handler):
     """Keeps the library's log lines, to print each under the event that caused it."""
@@ -538,8 +563,9 @@ def _open_inbox(url: str | None) -> Inbox:
     if not url:
         raise click.UsageError("no inbox: pass --inbox sqlite:///path/events.db or set "
                                "TWILIO_TRIGGER_INBOX")  # fmt: skip
+    prefix = os.environ.get(ENVIRONMENT["redis_prefix"]) or "twilio-trigger:"
     try:
-        return open_inbox(url)
+        return open_inbox(url, prefix=prefix)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--inbox") from None
 
@@ -557,8 +583,14 @@ def _on_inbox(url: str | None, work: Callable[[Inbox], Awaitable[_T]]) -> _T:
 
     try:
         return asyncio.run(session())
-    except sqlite3.Error as error:
+    except (sqlite3.Error, OSError) as error:
         raise click.ClickException(f"cannot read the inbox {inbox.location}: {error}") from None
+    except ImportError as error:
+        raise click.ClickException(str(error)) from None
+    except Exception as error:
+        if type(error).__module__.startswith("redis."):
+            raise click.ClickException(f"cannot read the inbox {inbox.location}: {error}") from None
+        raise
 
 
 def _when(moment: float | None) -> str:
@@ -576,7 +608,8 @@ def _first_line(error: str | None) -> str:
 
 _inbox_option = click.option(
     "--inbox", "url", envvar="TWILIO_TRIGGER_INBOX", metavar="URL",
-    help="The inbox, e.g. sqlite:///events.db.  [default: $TWILIO_TRIGGER_INBOX]",
+    help="The inbox, e.g. sqlite:///events.db or redis://127.0.0.1:6379/0 (key prefix from "
+    "$TWILIO_TRIGGER_REDIS_PREFIX).  [default: $TWILIO_TRIGGER_INBOX]",
 )  # fmt: skip
 
 

@@ -109,14 +109,28 @@ class Inbox(abc.ABC):
         """Finish pending writes and release the inbox."""
 
 
-def open_inbox(url: str) -> Inbox:
-    """The inbox a URL names: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
+def open_inbox(
+    url: str, *, prefix: str = "twilio-trigger:", claim_idle: float = 60.0,
+    retention: float = 86400.0,
+) -> Inbox:  # fmt: skip
+    """The inbox a URL names.
+
+    ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: a SQLite
+    file, for one process.  ``redis://host:6379/0`` (or ``rediss://``): Redis,
+    shared by every listener and worker that names it with the same *prefix*;
+    a running entry whose worker has been silent for *claim_idle* seconds is
+    taken over by another.
+    """
     scheme, separator, rest = url.partition("://")
     if scheme == "sqlite" and separator and rest.startswith("/") and len(rest) > 1:
         from .sqlite import SQLiteInbox
 
         return SQLiteInbox(rest[1:])
+    if scheme in ("redis", "rediss") and separator and rest:
+        from .redis import RedisInbox
+
+        return RedisInbox(url, prefix=prefix, claim_idle=claim_idle, retention=retention)
     raise ValueError(
-        f"inbox must be a URL such as sqlite:///events.db (relative) or "
-        f"sqlite:////var/lib/app/events.db (absolute), got {url!r}"
+        f"inbox must be a URL such as sqlite:///events.db (relative), "
+        f"sqlite:////var/lib/app/events.db (absolute) or redis://127.0.0.1:6379/0, got {url!r}"
     )
