@@ -85,7 +85,7 @@ class Server:
                 "--no-access-log", "--loop", "uvloop", "--http", "httptools",
                 "--lifespan", "off", "--log-level", "warning",
             ]  # fmt: skip
-        if self.key in ("b", "c", "d"):
+        if self.key in ("b", "c", "d", "f"):
             return [py, str(SERVERS_DIR / "trigger.py")]
         if self.key == "e":
             return [
@@ -103,7 +103,7 @@ class Server:
             PYTHONDONTWRITEBYTECODE="1",
         )
         env.pop("TWILIO_AUTH_TOKEN", None)
-        mode = {"b": "inline", "c": "dedup", "d": "inbox"}.get(self.key)
+        mode = {"b": "inline", "c": "dedup", "d": "inbox", "f": "redis"}.get(self.key)
         if mode:
             env["BENCH_MODE"] = mode
         return env
@@ -117,8 +117,32 @@ SERVERS = {
         Server("c", "twilio-trigger + duplicate detection", verifies=True),
         Server("d", "twilio-trigger + SQLite inbox", verifies=True),
         Server("e", "peer: Flask on gunicorn + RequestValidator", verifies=True),
+        Server(
+            "f",
+            "twilio-trigger + Redis inbox (Redis's CPU counted as the server's)",
+            verifies=True,
+        ),
     )
 }
+
+
+def redis_pid() -> int | None:
+    """The PID of the Redis on 127.0.0.1:6379 (the Redis inbox's), from its INFO."""
+    try:
+        with socket.create_connection((HOST, 6379), timeout=2) as connection:
+            connection.sendall(b"INFO server\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError:
+        return None
+    for line in reply.decode("latin-1").splitlines():
+        if line.startswith("process_id:"):
+            return int(line.split(":", 1)[1])
+    return None
 
 
 # -- processes: each in its own group, always stopped by that group ----------------
@@ -416,6 +440,7 @@ def load(
     data: Path,
     *,
     server_pid: int,
+    companion_pid: int | None = None,
     seconds: float,
     connections: int,
     server_cpu: int,
@@ -428,11 +453,17 @@ def load(
     hexes = uuid.uuid4().hex  # a new token prefix for every run: no token repeats
     nonce = f"{hexes[:8]}-{hexes[8:12]}-4{hexes[13:16]}"
     env = dict(os.environ, BENCH_DATA=str(data), BENCH_NONCE=nonce)
-    ticks, children, server = cpu_ticks(), children_cpu_seconds(), cpu_seconds(server_pid)
+
+    def subject_cpu() -> float:
+        # The server's CPU time, and its companion's (Redis for the Redis inbox).
+        spent = cpu_seconds(server_pid)
+        return spent if companion_pid is None else spent + cpu_seconds(companion_pid)
+
+    ticks, children, server = cpu_ticks(), children_cpu_seconds(), subject_cpu()
     started_at = time.monotonic()
     done = run_bounded(command, env=env, timeout=seconds + 30)
     elapsed = time.monotonic() - started_at
-    server = cpu_seconds(server_pid) - server
+    server = subject_cpu() - server
     wrk_cpu = children_cpu_seconds() - children
     after = cpu_ticks()
     cpus = (server_cpu, client_cpu)
@@ -516,8 +547,12 @@ def _measure(
     ) as process:
         wait_for_port(port, process, log)
         check_server(server, port, token)
+        companion = redis_pid() if server.key == "f" else None
+        if server.key == "f" and companion is None:
+            raise BenchError("the Redis inbox needs a Redis on 127.0.0.1:6379")
         common = {
             "server_pid": process.pid,
+            "companion_pid": companion,
             "connections": args.connections,
             "server_cpu": args.server_cpu,
             "client_cpu": args.client_cpu,

@@ -24,6 +24,7 @@ import pytest
 
 import twilio_trigger as twilio
 from tests.payloads import sign as oracle
+from tests.payloads import sms_status_payload
 
 CLI = str(Path(sys.executable).parent / "twilio-trigger")
 ROOT = Path(__file__).resolve().parents[1]
@@ -792,3 +793,39 @@ def test_demo_stops_cleanly_on_ctrl_c_as_soon_as_it_says_so() -> None:
                 raise AssertionError("the demo never said 'Press Ctrl-C'")
             _, errors = process.communicate(timeout=TIMEOUT)
         assert process.returncode == 0, errors
+
+
+PROCESS_SERVICE = """
+import os
+import twilio_trigger as twilio
+
+listener = twilio.Listener(host="127.0.0.1")
+
+
+@listener.service
+class Pids(twilio.SmsStatusService):
+    async def on_delivered(self, event):
+        with open("pids.txt", "a") as out:
+            out.write(f"{os.getpid()} {event.sid}\\n")
+"""
+
+
+def test_run_with_workers_serves_from_several_processes(tmp_path: Path) -> None:
+    (tmp_path / "pidapp.py").write_text(PROCESS_SERVICE)
+    port = free_port()
+    env = clean_env(TWILIO_AUTH_TOKEN=TOKEN)
+    args = ["run", "pidapp:listener", "--port", str(port), "--workers", "2"]
+    with Running(args, env=env, cwd=tmp_path) as running:
+        running.wait_for_port(port)
+        url = f"http://127.0.0.1:{port}/"
+        sids = []
+        for _ in range(60):
+            params = sms_status_payload("delivered")
+            sids.append(params["MessageSid"])
+            # A new connection each time, so that the kernel spreads them over the processes.
+            assert signed_post(url, params, TOKEN).status_code == 200
+        assert running.stop(signal.SIGTERM) == 0, running.text("stderr")
+    lines = (tmp_path / "pids.txt").read_text().split()
+    pids, dispatched = set(lines[0::2]), lines[1::2]
+    assert sorted(dispatched) == sorted(sids)
+    assert len(pids) == 2, f"all 60 events went to {pids}"

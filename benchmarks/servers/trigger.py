@@ -4,8 +4,9 @@ Configured by the environment (``benchmarks/run.py`` sets it):
 
 - ``BENCH_PORT``: the port, on 127.0.0.1;
 - ``BENCH_AUTH_TOKEN``: the auth token the signatures are verified with (always on);
-- ``BENCH_MODE``: ``inline`` (no duplicate detection), ``dedup`` (``deduplicate=True``)
-  or ``inbox`` (the durable SQLite inbox, ``inbox="sqlite:///<BENCH_TMPDIR>/bench.db"``).
+- ``BENCH_MODE``: ``inline`` (no duplicate detection), ``dedup`` (``deduplicate=True``),
+  ``inbox`` (the durable SQLite inbox, ``inbox="sqlite:///<BENCH_TMPDIR>/bench.db"``) or
+  ``redis`` (the Redis inbox on 127.0.0.1:6379, under a prefix of its own, removed at exit).
 
 The ``deduplicate`` and ``inbox`` options are passed only when the mode needs them,
 so ``inline`` runs on a twilio-trigger that does not have them yet.
@@ -37,8 +38,11 @@ def listener_options(mode: str, tmpdir: str) -> dict[str, Any]:
         options["deduplicate"] = True
     elif mode == "inbox":
         options["inbox"] = f"sqlite:///{os.path.join(tmpdir, 'bench.db')}"
+    elif mode == "redis":
+        options["inbox"] = "redis://127.0.0.1:6379/0"
+        options["redis_prefix"] = f"twilio-trigger-bench-{os.getpid()}:"
     else:
-        sys.exit(f"trigger.py: unknown BENCH_MODE {mode!r} (inline, dedup or inbox)")
+        sys.exit(f"trigger.py: unknown BENCH_MODE {mode!r} (inline, dedup, inbox or redis)")
     missing = [name for name in options if name not in accepted]
     if missing:
         sys.exit(
@@ -61,7 +65,23 @@ def main() -> None:
     )
     listener.attach(Delivered())
     print(f"trigger.py: mode={mode} options={sorted(options)} url={listener.url}", flush=True)
-    listener.run()
+    try:
+        listener.run()
+    finally:
+        if mode == "redis":
+            forget(options["redis_prefix"])
+
+
+def forget(prefix: str) -> None:
+    """Remove the benchmark's keys from the shared Redis."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    batch = list(client.scan_iter(match=prefix + "*", count=1000))
+    while batch:
+        client.delete(*batch[:1000])
+        batch = batch[1000:]
+    client.close()
 
 
 if __name__ == "__main__":

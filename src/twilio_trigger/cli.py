@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from datetime import datetime
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
@@ -187,9 +187,14 @@ def load_listener(target: str) -> Listener:
 @click.option("--port", type=click.IntRange(0, 65535), help="Port.  [default: 8090]")
 @click.option("--path", help="Webhook path.  [default: /]")
 @click.option("--public-url", help="The URL Twilio calls, when behind a proxy or tunnel.")
-@click.option("--inbox", metavar="URL", help="Durable inbox, e.g. sqlite:///events.db.")
-@click.option("--workers", type=click.IntRange(1, 1024), help="Callbacks the inbox runs at once.")
+@click.option("--inbox", metavar="URL", help="Durable inbox: sqlite:///events.db, redis://...")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 1024), help="Callbacks the inbox runs at once."
+)
 @click.option("--store", metavar="URL", help="Duplicate and status store: memory or redis://...")
+@click.option("--workers", "processes", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Listener processes sharing the port (a Redis store or inbox shares "
+                   "their state).")  # fmt: skip
 def run(
     target: str,
     host: str | None,
@@ -197,8 +202,9 @@ def run(
     path: str | None,
     public_url: str | None,
     inbox: str | None,
-    workers: int | None,
+    concurrency: int | None,
     store: str | None,
+    processes: int,
 ) -> None:
     """Serve the listener defined in a module of yours.
 
@@ -209,6 +215,7 @@ def run(
     \b
     Example:
       TWILIO_AUTH_TOKEN=... twilio-trigger run examples.delivery_tracker --port 8090
+      twilio-trigger run app:listener --inbox redis://127.0.0.1:6379/0 --workers 4
     """
     flags = {
         "host": host,
@@ -216,7 +223,7 @@ def run(
         "path": path,
         "public_url": public_url,
         "inbox": inbox,
-        "workers": workers,
+        "workers": concurrency,
         "store": store,
     }
     for option, value in flags.items():
@@ -232,16 +239,61 @@ def run(
                 err=True,
             )
     try:
-        listener.run()
+        if processes == 1:
+            listener.run()
+        else:
+            _run_processes(target, listener, processes)
     except TwilioTriggerError as error:
         raise click.ClickException(str(error)) from None
+
+
+_TARGET = "TWILIO_TRIGGER_TARGET"
+
+
+def _app_from_environment() -> Any:
+    """The ASGI app of the listener named in the environment (each process's factory)."""
+    return load_listener(os.environ[_TARGET]).asgi
+
+
+def _run_processes(target: str, listener: Listener, processes: int) -> None:
+    # uvicorn's supervisor binds once and starts *processes* children, each of
+    # which imports the user's module and serves its listener's ASGI app; the
+    # flags reach them through the environment, as they reached this process.
+    import uvicorn
+
+    listener.asgi  # noqa: B018 - fail here, once, if the listener cannot start
+    settings = listener.settings
+    os.environ[_TARGET] = target
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    logging.getLogger("twilio_trigger").info(
+        "listening on http://%s:%d%s with %d processes",
+        settings.host,
+        settings.port,
+        settings.path,
+        processes,
+    )
+    uvicorn.run(
+        "twilio_trigger.cli:_app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=processes,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=round(settings.shutdown_timeout),
+    )
 
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("target")
 @click.option("--inbox", metavar="URL", help="The shared inbox, e.g. redis://127.0.0.1:6379/0.")
-@click.option("--workers", type=click.IntRange(1, 1024), help="Callbacks run at once.")
-def worker(target: str, inbox: str | None, workers: int | None) -> None:
+@click.option("--concurrency", type=click.IntRange(1, 1024), help="Callbacks run at once.")
+def worker(target: str, inbox: str | None, concurrency: int | None) -> None:
     """Dispatch events from a shared inbox, without serving HTTP.
 
     TARGET names the listener whose services handle the events, as for `run`.
@@ -252,7 +304,7 @@ def worker(target: str, inbox: str | None, workers: int | None) -> None:
     Example:
       TWILIO_TRIGGER_INBOX=redis://127.0.0.1:6379/0 twilio-trigger worker app:listener
     """
-    for option, value in (("inbox", inbox), ("workers", workers)):
+    for option, value in (("inbox", inbox), ("workers", concurrency)):
         if value is not None:
             os.environ[ENVIRONMENT[option]] = str(value)
     listener = load_listener(target)
