@@ -208,9 +208,23 @@ class RedisInbox(Inbox):
                     logger.warning("could not refresh the inbox's running entries", exc_info=True)
 
     async def claim(self, limit: int) -> list[Entry]:
-        client = self._redis()
+        from redis.exceptions import ResponseError
+
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.ensure_future(self._beat())
+        try:
+            return await self._claim(limit)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+        # Redis came back without its data (a restart without persistence, a
+        # failover to an empty replica): the stream was made anew, without the
+        # consumer group.  Make the group again, from the stream's start.
+        await self.open()
+        return await self._claim(limit)
+
+    async def _claim(self, limit: int) -> list[Entry]:
+        client = self._redis()
         await self._script("promote", [self._retry, self._stream], [repr(time.time()), limit])
         messages: list[tuple[Any, dict[Any, Any]]] = []
         reclaimed: Any = await client.xautoclaim(
