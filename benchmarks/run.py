@@ -785,7 +785,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="measured runs per server (3)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (2)")
-    parser.add_argument("--only", default="a,b,c,d,e", help="servers to measure, e.g. a,b,e (all)")
+    parser.add_argument(
+        "--only", default=",".join(SERVERS), help="servers to measure, e.g. a,b,e (all)"
+    )
     parser.add_argument(
         "--bodies", type=int, default=20_000, help="distinct signed bodies per run (20000)"
     )
