@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import redis
+from redis.asyncio import Redis
 
 from tests.redis_support import prefix, redis_url
 from twilio_trigger.inbox import Entry, State, open_inbox
@@ -406,3 +407,34 @@ def test_an_abandoned_running_entry_is_taken_over_after_claim_idle(
     assert all(e.attempts == 2 and e.state is State.RUNNING for e in over)
     assert seen["stats"] == {State.PENDING: 0, State.RUNNING: 0, State.DONE: 2, State.DEAD: 0}
     assert seen["after"] == []
+
+
+def test_a_dead_letter_is_told_on_the_dead_letter_stream_and_purged_from_it(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario() -> tuple[list[Any], int]:
+        inbox = RedisInbox(redis_url, prefix=prefix)
+        client = Redis.from_url(redis_url)
+        try:
+            await inbox.open()
+            await inbox.put(
+                "t:dead", "sms", "SM" + "d" * 32, "failed", [("MessageStatus", "failed")]
+            )
+            (entry,) = await inbox.claim(10)
+            await inbox.bury(entry.id, "RuntimeError: no luck")
+            letters: Any = await client.xrange(f"{prefix}inbox:dead-letters")
+            await inbox.purge(State.DEAD, 0)
+            left: int = await client.xlen(f"{prefix}inbox:dead-letters")
+            return letters, left
+        finally:
+            await inbox.close()
+            await client.aclose()
+
+    letters, left = asyncio.run(scenario())
+    assert len(letters) == 1
+    fields = {k.decode(): v.decode() for k, v in letters[0][1].items()}
+    assert fields["sid"] == "SM" + "d" * 32
+    assert fields["status"] == "failed"
+    assert fields["attempts"] == "1"
+    assert fields["error"] == "RuntimeError: no luck"
+    assert left == 0

@@ -11,7 +11,10 @@ Keys, under ``{prefix}inbox:``:
   than ``claim_idle`` seconds;
 - ``retry``: events waiting for their next attempt (a sorted set by due time),
   put back on the stream when due; ``done`` and ``dead``: finished events by
-  finish time; ``all``: every event, for listing.
+  finish time; ``all``: every event, for listing;
+- ``dead-letters``: a stream with one message per event given up on (its id,
+  SID, status, attempts and last error), for whoever wants to watch them;
+  purging dead letters trims it too.
 
 Every change of an event is one Lua script, so that it is atomic.  Needs the
 ``redis`` package: ``pip install twilio-trigger[redis]``.
@@ -79,6 +82,11 @@ if ARGV[5] ~= '' then redis.call('HSET', ARGV[2], 'last_error', ARGV[5]) end
 if ARGV[3] == 'pending' then redis.call('HSET', ARGV[2], 'next_attempt_at', ARGV[4]) end
 redis.call('ZADD', KEYS[2], ARGV[4], id)
 if ARGV[3] == 'done' then redis.call('PEXPIRE', ARGV[2], ARGV[8]) end
+if ARGV[3] == 'dead' then
+    local entry = redis.call('HMGET', ARGV[2], 'kind', 'sid', 'status', 'attempts')
+    redis.call('XADD', KEYS[3], '*', 'id', id, 'kind', entry[1], 'sid', entry[2],
+        'status', entry[3], 'attempts', entry[4], 'error', ARGV[5])
+end
 """
 # KEYS: stream, retry, done, dead; ARGV: entry key prefix, id, now
 _REPLAY = """
@@ -135,6 +143,8 @@ class RedisInbox(Inbox):
         self._retry = f"{base}retry"
         self._done = f"{base}done"
         self._dead = f"{base}dead"
+        # Every dead letter is also told on a stream, for whoever wants to watch them.
+        self._dead_letters = f"{base}dead-letters"
         self._all = f"{base}all"
         self._idle_ms = max(1, round(claim_idle * 1000))
         self._retention_ms = max(1, round(retention * 1000))
@@ -258,7 +268,7 @@ class RedisInbox(Inbox):
         now = time.time()
         await self._script(
             "finish",
-            [self._stream, ranked_in],
+            [self._stream, ranked_in, self._dead_letters],
             [
                 message, f"{self._entry}{entry_id}", state.value, repr(score),
                 error[-_MAX_ERROR:], "" if state is State.PENDING else repr(now), _GROUP,
@@ -344,6 +354,9 @@ class RedisInbox(Inbox):
             return 0
         found: Any = await client.zrangebyscore(source, "-inf", time.time() - older_than)
         ids = [_text(raw) for raw in found]
+        if state is State.DEAD:  # stream ids start with their time in ms
+            cutoff_ms = int((time.time() - older_than) * 1000)
+            await client.xtrim(self._dead_letters, minid=f"{cutoff_ms}-0", approximate=False)
         for entry_id in ids:
             await client.delete(f"{self._entry}{entry_id}")
             await client.zrem(source, entry_id)
