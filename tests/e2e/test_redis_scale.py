@@ -18,7 +18,6 @@ import collections
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +36,7 @@ import twilio_trigger as twilio
 from tests.payloads import signed_post, sms_status_payload
 from tests.redis_support import RedisServer, own_redis, prefix, redis_url
 
+from ._processes import Process
 from ._support import TOKEN, Recorder, SmsRecorder, free_port
 
 __all__ = ["own_redis", "prefix", "redis_url"]  # the fixtures, imported for pytest to find
@@ -75,68 +75,6 @@ class Effects(twilio.SmsStatusService):
 
 EVENTS = 5000
 DUPLICATES = EVENTS // 10
-
-
-class Process:
-    """``python -m twilio_trigger ARGS`` in *folder*, its output in a log file."""
-
-    def __init__(self, folder: Path, env: dict[str, str], name: str, *args: str) -> None:
-        self.name = name
-        self.log_path = folder / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "twilio_trigger", *args],
-                cwd=folder,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.pid = self.popen.pid
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.splitlines()[-lines:])
-
-    def wait_for(self, done: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if done():
-                return
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.name} exited early ({what}):\n{self.log}")
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: timed out waiting for {what}:\n{self.log}")
-
-    def wait_listening(self, port: int) -> None:
-        def accepts() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-
-        self.wait_for(accepts, f"port {port}")
-
-    def wait_working(self) -> None:
-        self.wait_for(lambda: "dispatching from" in self.log, "'dispatching from' in its log")
-
-    def terminate(self, timeout: float = 20.0) -> int:
-        """SIGTERM, then the exit code (killed with SIGKILL if it lingers)."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.tail()}") from None
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(timeout=10)
 
 
 def wait_until(done: Callable[[], bool], timeout: float) -> bool:

@@ -14,7 +14,6 @@ import collections
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from tests.redis_support import prefix, redis_url
 from twilio_trigger.inbox import Entry, State
 from twilio_trigger.inbox.redis import RedisInbox
 
+from ._processes import Process
 from ._support import TOKEN, free_port
 
 __all__ = ["prefix", "redis_url"]  # the fixtures, imported for pytest to find
@@ -72,67 +72,6 @@ class Recorder(twilio.SmsStatusService):
             raise RuntimeError(f"carrier lookup exploded for {{event.sid}}")
         note(f"{{event.sid}} {{event.status}} {{os.getpid()}}")
 """
-
-
-class Process:
-    """``python -m twilio_trigger ARGS`` in *folder*, its output in a log file."""
-
-    def __init__(
-        self, folder: Path, env: dict[str, str], name: str, *args: str, extra: dict[str, str]
-    ) -> None:
-        self.name = name
-        self.log_path = folder / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "twilio_trigger", *args],
-                cwd=folder,
-                env={**env, **extra},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.pid = self.popen.pid
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, done: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if done():
-                return
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.name} exited early ({what}):\n{self.log}")
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: timed out waiting for {what}:\n{self.log}")
-
-    def wait_listening(self, port: int) -> None:
-        def accepts() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-
-        self.wait_for(accepts, f"port {port}")
-
-    def wait_working(self) -> None:
-        self.wait_for(lambda: "dispatching from" in self.log, "'dispatching from' in its log")
-
-    def terminate(self, timeout: float = 20.0) -> int:
-        """SIGTERM, then the exit code (killed with SIGKILL if it lingers)."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.log}") from None
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(timeout=10)
 
 
 class Setup:
