@@ -52,6 +52,7 @@ NOT_FOUND = reject(404, "not found")
 METHOD_NOT_ALLOWED = reject(
     405, "method not allowed: Twilio webhooks are POSTed", (b"allow", b"POST")
 )
+GET_ONLY = reject(405, "method not allowed: use GET", (b"allow", b"GET, HEAD"))
 UNSUPPORTED_MEDIA_TYPE = reject(
     415, "unsupported content type: expected application/x-www-form-urlencoded (UTF-8)"
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from . import _answers as answers
@@ -10,12 +10,14 @@ from ._answers import Answer
 from ._delivery import Delivery
 from ._webhook import WebhookHandler
 
-__all__ = ["WebhookApp"]
+__all__ = ["Endpoint", "WebhookApp"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+#: A GET endpoint beside the webhook (health, metrics): no request, one answer.
+Endpoint = Callable[[], Awaitable[Answer]]
 
 
 async def _send(send: Send, answer: Answer) -> None:
@@ -39,26 +41,31 @@ def _full_path(scope: Scope) -> str:
 
 
 class WebhookApp:
-    """ASGI application serving one webhook path.
+    """ASGI application serving one webhook path, and the GET endpoints beside it.
 
     It needs no lifespan events (an app mounted in another never gets them) and
     answers them when they come.
     """
 
-    __slots__ = ("_handler", "_max_body", "_path", "_shutdown_timeout")
+    __slots__ = ("_endpoints", "_handler", "_path", "_shutdown_timeout")
 
     def __init__(
         self,
         handler: WebhookHandler,
         *,
         path: str,
-        max_body_bytes: int,
         shutdown_timeout: float | None = None,
+        endpoints: Mapping[str, Endpoint] | None = None,
     ) -> None:
         self._handler = handler
         self._path = path
-        self._max_body = max_body_bytes
         self._shutdown_timeout = shutdown_timeout
+        self._endpoints = dict(endpoints or {})
+
+    @property
+    def handler(self) -> WebhookHandler:
+        """The listener's logic, for adapters that translate other frameworks' requests."""
+        return self._handler
 
     @property
     def delivery(self) -> Delivery:
@@ -92,8 +99,17 @@ class WebhookApp:
             await send({"type": "websocket.close", "code": 1003})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _route_path(scope) != self._path:
-            return await _send(send, answers.NOT_FOUND)
+        route = _route_path(scope)
+        if route != self._path:
+            endpoint = self._endpoints.get(route)
+            if endpoint is None:
+                return await _send(send, answers.NOT_FOUND)
+            if scope["method"] not in ("GET", "HEAD"):
+                return await _send(send, answers.GET_ONLY)
+            answer = await endpoint()
+            if scope["method"] == "HEAD":
+                answer = Answer(answer.status, b"", answer.headers)
+            return await _send(send, answer)
         if scope["method"] != "POST":
             return await _send(send, answers.METHOD_NOT_ALLOWED)
 
@@ -105,18 +121,16 @@ class WebhookApp:
         if declared.isdigit():
             length = int(declared) if len(declared) < 19 else 2**63
         handler = self._handler
-        early = handler.precheck(content_type, signature)
+        early = handler.precheck(content_type, signature, length)
         if early is not None:
             return await _send(send, early)
-        limit = self._max_body
-        if length > limit:
-            return await _send(send, answers.PAYLOAD_TOO_LARGE)
 
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
         body: bytes = message.get("body", b"")
         if message.get("more_body", False):
+            limit = handler.max_body_bytes
             chunks = bytearray(body)
             while len(chunks) <= limit and message.get("more_body", False):
                 message = await receive()
@@ -124,8 +138,8 @@ class WebhookApp:
                     return None
                 chunks += message.get("body", b"")
             body = bytes(chunks)
-        if len(body) > limit:
-            return await _send(send, answers.PAYLOAD_TOO_LARGE)
+        if len(body) > handler.max_body_bytes:
+            return await _send(send, handler.too_large())
 
         host = headers.get(b"host")
         if host is None:

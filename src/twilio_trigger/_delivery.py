@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from . import _answers as answers
 from ._answers import Answer
-from ._dispatch import Deadlines, Dispatcher, Outcome, Result, log_failure
+from ._dispatch import Deadlines, Dispatcher, Outcome, Result
 from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
+from ._observe import EventLog, Observer
 from ._order import rank_of
 from ._worker import WorkerPool
 from .inbox import Inbox
@@ -56,6 +57,8 @@ class RetryPolicy:
 
 StoreFactory = Callable[[], tuple[DeliveryStore, StatusStore]]
 
+_DUPLICATE = Result(Outcome.DUPLICATE)
+_STALE = Result(Outcome.STALE)
 _ANSWERS = {
     Outcome.FAILED: answers.CALLBACK_FAILED,
     Outcome.TIMED_OUT: answers.CALLBACK_TIMED_OUT,
@@ -78,8 +81,10 @@ class Delivery:
         retry: RetryPolicy | None = None,
         retention: float = 86400.0,
         stores: StoreFactory | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        self._observer = observer if observer is not None else EventLog()
         self._stores = stores
         self._deduplicate = deduplicate
         self._deliveries = deliveries if deduplicate else None
@@ -98,6 +103,10 @@ class Delivery:
     @property
     def inbox(self) -> Inbox | None:
         return self._inbox
+
+    @property
+    def observer(self) -> Observer:
+        return self._observer
 
     # -- life --------------------------------------------------------------
     async def startup(self) -> None:
@@ -136,6 +145,7 @@ class Delivery:
             backoff=policy.backoff,
             backoff_max=policy.backoff_max,
             retention=self._retention,
+            observer=self._observer,
         )
         self._pool.start()
 
@@ -157,12 +167,13 @@ class Delivery:
         """The answer to a verified event, once it is handled (inline) or stored (inbox)."""
         if self._started is None:
             await self.startup()
+        self._observer.received(event)
         if self._inbox is not None:
             return await self._store(event, token)
         store = self._deliveries
         if store is None:
             try:
-                return self._answer(await self.run(event))
+                return self._finish(event, await self.run(event))
             except _StoreUnavailableError:
                 return answers.STORE_UNAVAILABLE
         key = delivery_key(event, token)
@@ -185,9 +196,7 @@ class Delivery:
         if claim is not Claim.ACQUIRED:
             claim = await self._wait_for_copy(store, key, claim)
             if claim is Claim.DONE:
-                logger.debug(
-                    "acknowledged duplicate %s %s (%s)", event.kind, event.sid, event.status
-                )
+                self._observer.finished(event, _DUPLICATE)
                 return answers.acknowledged
             if claim is Claim.BUSY:
                 return answers.COPY_IN_PROGRESS
@@ -202,7 +211,7 @@ class Delivery:
             await store.complete(key)
         else:
             await store.release(key)
-        return self._answer(result)
+        return self._finish(event, result)
 
     async def _wait_for_copy(self, store: DeliveryStore, key: str, claim: Claim) -> Claim:
         # Another copy of this delivery is being handled: wait for its outcome
@@ -234,7 +243,8 @@ class Delivery:
 
         finished.add_done_callback(settle)
 
-    def _answer(self, result: Result) -> Answer:
+    def _finish(self, event: TwilioEvent, result: Result) -> Answer:
+        self._observer.finished(event, result)
         return _ANSWERS.get(result.outcome, answers.acknowledged)
 
     async def run(self, event: TwilioEvent) -> Result:
@@ -253,18 +263,8 @@ class Delivery:
                     raise _StoreUnavailableError from error
                 event._place(standing.previous_status, standing.stale)
                 if standing.stale and self._skip_stale:
-                    logger.info(
-                        "acknowledged stale %s %s (%s, after %s) without dispatching it",
-                        event.kind,
-                        event.sid,
-                        event.status,
-                        standing.previous_status,
-                    )
-                    return Result(Outcome.STALE)
-        result = await self._dispatcher.dispatch(event, self._deadlines)
-        if self._inbox is None and not result.outcome.ok:
-            log_failure(event, result, logging.ERROR)
-        return result
+                    return _STALE
+        return await self._dispatcher.dispatch(event, self._deadlines)
 
     async def _store(self, event: TwilioEvent, token: str | None) -> Answer:
         assert self._inbox is not None
@@ -284,5 +284,5 @@ class Delivery:
             if self._pool is not None:
                 self._pool.wake()
         else:
-            logger.debug("acknowledged duplicate %s %s (%s)", event.kind, event.sid, event.status)
+            self._observer.finished(event, _DUPLICATE)
         return answers.acknowledged

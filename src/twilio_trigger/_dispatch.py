@@ -6,7 +6,9 @@ import asyncio
 import contextvars
 import enum
 import logging
+import time
 import traceback
+from concurrent.futures import Executor
 from typing import NamedTuple
 
 from ._events import EventKind, TwilioEvent
@@ -19,9 +21,9 @@ __all__ = [
     "Dispatcher",
     "Outcome",
     "Result",
+    "callback_executor",
     "describe_error",
     "invoke",
-    "log_failure",
 ]
 
 logger = logging.getLogger("twilio_trigger")
@@ -29,6 +31,13 @@ logger = logging.getLogger("twilio_trigger")
 _MAX_HINTS = 1024
 _SERVICE_BASE = {"sms": "SmsStatusService", "call": "CallStatusService"}
 _EVENT_CLASS = {"sms": "SmsStatusChangeEvent", "call": "CallStatusEvent"}
+
+
+#: Where sync callbacks run: the event loop's default thread pool, unless a
+#: framework adapter sets an executor that runs them in the request's own thread.
+callback_executor: contextvars.ContextVar[Executor | None] = contextvars.ContextVar(
+    "twilio_trigger_callback_executor", default=None
+)
 
 
 class Outcome(enum.Enum):
@@ -57,6 +66,8 @@ class Result(NamedTuple):
     error: BaseException | None = None
     #: A sync callback past its time limit goes on in its thread: this finishes with it.
     still_running: asyncio.Future[BaseException | None] | None = None
+    #: How long the callback ran (until its time limit, for a late one).
+    seconds: float | None = None
 
 
 def _error_of(result: object) -> BaseException | None:
@@ -134,13 +145,15 @@ async def invoke(
     result: object
     running: asyncio.Future[object] | None = None
     task = None if deadlines is None else deadlines.enter()
+    started = time.perf_counter()
     try:
         if callback.is_async:
             result = await callback.function(event)  # type: ignore[misc]
         else:
             loop = asyncio.get_running_loop()
             context = contextvars.copy_context()
-            running = loop.run_in_executor(None, context.run, callback.function, event)
+            executor = callback_executor.get()
+            running = loop.run_in_executor(executor, context.run, callback.function, event)
             result = await asyncio.shield(running)
         if asyncio.iscoroutine(result):  # a sync wrapper around a coroutine function
             result = await result
@@ -148,15 +161,18 @@ async def invoke(
         if task is not None and deadlines is not None and deadlines.leave(task):
             task = None
             late = None if running is None else _outcome_of(running)
-            return Result(Outcome.TIMED_OUT, label, TimeoutError("time limit"), late)
+            seconds = time.perf_counter() - started
+            return Result(Outcome.TIMED_OUT, label, TimeoutError("time limit"), late, seconds)
         raise
     except Exception as error:
-        return Result(Outcome.FAILED, label, error)
+        return Result(Outcome.FAILED, label, error, None, time.perf_counter() - started)
     finally:
         if task is not None and deadlines is not None:
             deadlines.leave(task)
+    seconds = time.perf_counter() - started
     failure = _error_of(result)
-    return Result(Outcome.HANDLED if failure is None else Outcome.FAILED, label, failure)
+    outcome = Outcome.HANDLED if failure is None else Outcome.FAILED
+    return Result(outcome, label, failure, None, seconds)
 
 
 def _outcome_of(running: asyncio.Future[object]) -> asyncio.Future[BaseException | None]:
@@ -175,34 +191,6 @@ def _outcome_of(running: asyncio.Future[object]) -> asyncio.Future[BaseException
 def describe_error(error: BaseException) -> str:
     """The error with its traceback, as text to store or show."""
     return "".join(traceback.format_exception(error)).rstrip()
-
-
-def log_failure(event: TwilioEvent, result: Result, level: int, note: str = "") -> None:
-    """One log record for a failed or late callback, with its traceback and the event's ids."""
-    error = result.error
-    if result.outcome is Outcome.TIMED_OUT:
-        reason = "ran past its time limit"
-        exc_info = None
-    else:
-        reason = f"failed: {type(error).__name__}"
-        exc_info = (type(error), error, error.__traceback__) if error is not None else None
-    logger.log(
-        level,
-        "%s %s for %s %s (status %s)%s",
-        result.callback,
-        reason,
-        event.kind,
-        event.sid,
-        event.status,
-        note,
-        exc_info=exc_info,
-        extra={
-            "kind": event.kind,
-            "sid": event.sid,
-            "status": event.status,
-            "callback": result.callback,
-        },
-    )
 
 
 class Dispatcher:

@@ -200,14 +200,13 @@ class Listener:
                     )
                 verifier = SignatureVerifier(s.auth_tokens)
             handler = WebhookHandler(
-                self._delivery(), verifier, public_url=s.public_url, max_params=s.max_params
-            )
-            self._app = WebhookApp(
-                handler,
-                path=s.path,
+                self._delivery(),
+                verifier,
+                public_url=s.public_url,
+                max_params=s.max_params,
                 max_body_bytes=s.max_body_bytes,
-                shutdown_timeout=s.shutdown_timeout,
             )
+            self._app = WebhookApp(handler, path=s.path, shutdown_timeout=s.shutdown_timeout)
         return self._app
 
     def _delivery(self) -> Delivery:

@@ -12,6 +12,7 @@ from . import _answers as answers
 from ._answers import Answer
 from ._delivery import Delivery
 from ._form import FormError, is_form_content_type, parse_form
+from ._observe import Observer, Rejection
 from ._routing import to_event
 from ._signature import SignatureVerifier
 
@@ -43,7 +44,7 @@ def normalize_public_url(url: str) -> str:
 class WebhookHandler:
     """Checks, decodes, verifies, routes and dispatches one webhook request."""
 
-    __slots__ = ("_delivery", "_max_params", "_public_url", "_verifier")
+    __slots__ = ("_delivery", "_max_body", "_max_params", "_observer", "_public_url", "_verifier")
 
     def __init__(
         self,
@@ -52,24 +53,49 @@ class WebhookHandler:
         *,
         public_url: str | None = None,
         max_params: int = 1000,
+        max_body_bytes: int = 256 * 1024,
     ) -> None:
         self._delivery = delivery
         self._verifier = verifier
         self._public_url = public_url
         self._max_params = max_params
+        self._max_body = max_body_bytes
+        self._observer: Observer = delivery.observer
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest body accepted; a longer one is answered by :meth:`too_large`."""
+        return self._max_body
 
     def url_for(self, scheme: str, host: str, path: str, query: str) -> str:
         """The URL Twilio requested: ``public_url`` when set, else the request's own."""
         base = self._public_url or f"{scheme}://{host}{path}"
         return f"{base}?{query}" if query else base
 
-    def precheck(self, content_type: bytes | None, signature: bytes | None) -> Answer | None:
-        """The answer to give before reading the body (415, 403), or ``None`` to go on."""
+    def precheck(
+        self, content_type: bytes | None, signature: bytes | None, length: int = -1
+    ) -> Answer | None:
+        """The answer to give before reading the body (415, 403, 413), or ``None`` to go on.
+
+        *length* is the declared ``Content-Length``, -1 when unknown.
+        """
         if not is_form_content_type(content_type):
-            return answers.UNSUPPORTED_MEDIA_TYPE
+            return self._reject(Rejection.CONTENT_TYPE, answers.UNSUPPORTED_MEDIA_TYPE)
         if signature is None and self._verifier is not None:
-            return answers.SIGNATURE_MISSING
+            return self._reject(Rejection.SIGNATURE_MISSING, answers.SIGNATURE_MISSING)
+        if length > self._max_body:
+            return self.too_large()
         return None
+
+    def too_large(self) -> Answer:
+        """The answer to a body found longer than ``max_body_bytes`` while reading it."""
+        return self._reject(Rejection.TOO_LARGE, answers.PAYLOAD_TOO_LARGE)
+
+    def _reject(self, reason: str, answer: Answer) -> Answer:
+        observer = self._observer
+        observer.rejected(reason)
+        observer.answered(answer.status)
+        return answer
 
     @property
     def delivery(self) -> Delivery:
@@ -86,15 +112,18 @@ class WebhookHandler:
         try:
             params = parse_form(body, self._max_params)
         except FormError as error:
-            return answers.reject(error.status, error.message)
+            reason = Rejection.BY_STATUS.get(error.status, Rejection.BAD_PAYLOAD)
+            return self._reject(reason, answers.reject(error.status, error.message))
         # Without repeated names (Twilio's usual form) one dict serves both the
         # signature and the event.
         named = dict(params)
         single = named if len(named) == len(params) else None
         verifier = self._verifier
         if verifier is not None and not verifier.verify(url, params, signature or b"", single):
-            return answers.SIGNATURE_INVALID
+            return self._reject(Rejection.SIGNATURE_INVALID, answers.SIGNATURE_INVALID)
         event = to_event(params, single)
         if event is None:
-            return answers.NO_STATUS
-        return await self._delivery.accept(event, idempotency_token)
+            return self._reject(Rejection.BAD_PAYLOAD, answers.NO_STATUS)
+        answer = await self._delivery.accept(event, idempotency_token)
+        self._observer.answered(answer.status)
+        return answer

@@ -9,8 +9,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from ._dispatch import Outcome, Result, describe_error, log_failure
+from ._dispatch import Outcome, Result, describe_error
 from ._events import TwilioEvent
+from ._observe import EventLog, Observer
 from ._routing import to_event
 from .inbox import Entry, Inbox, State
 
@@ -45,8 +46,10 @@ class WorkerPool:
         backoff_max: float,
         retention: float,
         poll_interval: float = 0.5,
+        observer: Observer | None = None,
     ) -> None:
         self._inbox = inbox
+        self._observer = observer if observer is not None else EventLog()
         self._handle = handle
         self._concurrency = concurrency
         self._max_attempts = max_attempts
@@ -138,29 +141,26 @@ class WorkerPool:
                 "failed" if late_error else "succeeded",
             )
             outcome = Outcome.FAILED if late_error else Outcome.HANDLED
-            result = Result(outcome, result.callback, late_error or result.error)
+            result = result._replace(
+                outcome=outcome, error=late_error or result.error, still_running=None
+            )
+        attempt, most = entry.attempts, self._max_attempts
         try:
             if result.outcome.ok:
                 await self._inbox.succeed(entry.id)
+                self._observer.finished(event, result, attempt=attempt, max_attempts=most)
                 return
             error = describe_error(result.error) if result.error else result.outcome.value
-            if entry.attempts >= self._max_attempts:
+            if attempt >= most:
                 await self._inbox.bury(entry.id, error)
-                log_failure(
-                    event,
-                    result,
-                    logging.ERROR,
-                    f"; attempt {entry.attempts} of {self._max_attempts}: "
-                    f"kept as dead letter {entry.id}",
+                self._observer.finished(
+                    event, result, attempt=attempt, max_attempts=most, dead_letter=entry.id
                 )
             else:
-                delay = backoff_delay(entry.attempts, self._backoff, self._backoff_max, self._rng)
+                delay = backoff_delay(attempt, self._backoff, self._backoff_max, self._rng)
                 await self._inbox.retry(entry.id, error, time.time() + delay)
-                log_failure(
-                    event,
-                    result,
-                    logging.WARNING,
-                    f"; attempt {entry.attempts} of {self._max_attempts}, next in {delay:.1f} s",
+                self._observer.finished(
+                    event, result, attempt=attempt, max_attempts=most, retry_in=delay
                 )
         except Exception:
             logger.exception("could not record the outcome of inbox entry %d", entry.id)
