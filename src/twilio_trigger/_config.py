@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ._exceptions import ConfigurationError
+from ._logging import LOG_FORMATS
+from ._observe import parse_level
 from ._webhook import normalize_public_url
 from .inbox import open_inbox
 
@@ -50,6 +52,16 @@ ENVIRONMENT = {
     "store": "TWILIO_TRIGGER_STORE",
     "redis_prefix": "TWILIO_TRIGGER_REDIS_PREFIX",
     "claim_idle": "TWILIO_TRIGGER_CLAIM_IDLE",
+    "health": "TWILIO_TRIGGER_HEALTH",
+    "healthz_path": "TWILIO_TRIGGER_HEALTHZ_PATH",
+    "readyz_path": "TWILIO_TRIGGER_READYZ_PATH",
+    "metrics": "TWILIO_TRIGGER_METRICS",
+    "metrics_path": "TWILIO_TRIGGER_METRICS_PATH",
+    "metrics_port": "TWILIO_TRIGGER_METRICS_PORT",
+    "metrics_host": "TWILIO_TRIGGER_METRICS_HOST",
+    "event_log_level": "TWILIO_TRIGGER_EVENT_LOG_LEVEL",
+    "log_format": "TWILIO_TRIGGER_LOG_FORMAT",
+    "log_level": "TWILIO_TRIGGER_LOG_LEVEL",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -146,6 +158,24 @@ def _seconds(value: object, source: str) -> float:
     return number
 
 
+def _level(value: object, source: str) -> str:
+    text = str(value).strip().lower()
+    try:
+        parse_level(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"{source} must be debug, info, warning, error or critical, got {value!r}"
+        ) from None
+    return text
+
+
+def _log_format(value: object, source: str) -> str:
+    text = str(value).strip().lower()
+    if text not in LOG_FORMATS:
+        raise ConfigurationError(f"{source} must be text or json, got {value!r}")
+    return text
+
+
 def _boolean(value: object, source: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -178,6 +208,16 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "store": _store,
     "redis_prefix": _prefix,
     "claim_idle": _positive_seconds,
+    "health": _boolean,
+    "healthz_path": _path,
+    "readyz_path": _path,
+    "metrics": _boolean,
+    "metrics_path": _path,
+    "metrics_port": _integer(0, 65535),
+    "metrics_host": _host,
+    "event_log_level": _level,
+    "log_format": _log_format,
+    "log_level": _level,
 }
 
 
@@ -207,6 +247,16 @@ class Settings:
     store: str = "memory"
     redis_prefix: str = "twilio-trigger:"
     claim_idle: float = 60.0
+    health: bool = True
+    healthz_path: str = "/healthz"
+    readyz_path: str = "/readyz"
+    metrics: bool = False
+    metrics_path: str = "/metrics"
+    metrics_port: int | None = None
+    metrics_host: str | None = None
+    event_log_level: str = "info"
+    log_format: str = "text"
+    log_level: str = "info"
 
     @classmethod
     def resolve(
@@ -223,4 +273,22 @@ class Settings:
             text = env.get(ENVIRONMENT[option], "")
             if text.strip():
                 resolved[option] = parse(text, ENVIRONMENT[option])
-        return cls(**resolved)  # type: ignore[arg-type]
+        if resolved.get("metrics_port") is not None and "metrics" not in resolved:
+            resolved["metrics"] = True  # a port for metrics asks for metrics
+        settings = cls(**resolved)  # type: ignore[arg-type]
+        settings._check_paths()
+        return settings
+
+    def _check_paths(self) -> None:
+        served = {self.path: "path"}
+        extra = []
+        if self.health:
+            extra += [(self.healthz_path, "healthz_path"), (self.readyz_path, "readyz_path")]
+        if self.metrics and self.metrics_port is None:
+            extra.append((self.metrics_path, "metrics_path"))
+        for route, option in extra:
+            if route in served:
+                raise ConfigurationError(
+                    f"{option} and {served[route]} are both {route!r}: give them different paths"
+                )
+            served[route] = option

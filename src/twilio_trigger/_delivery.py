@@ -4,9 +4,10 @@ right away (inline) or stored durably and dispatched by workers (inbox)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from . import _answers as answers
@@ -17,12 +18,15 @@ from ._exceptions import ConfigurationError
 from ._observe import EventLog, Observer
 from ._order import rank_of
 from ._worker import WorkerPool
-from .inbox import Inbox
+from .inbox import Inbox, State
 from .stores import Claim, DeliveryStore, StatusStore
 
 __all__ = ["Delivery", "RetryPolicy", "delivery_key"]
 
 logger = logging.getLogger("twilio_trigger")
+
+#: Seconds a readiness check may take before its part counts as unreachable.
+READY_TIMEOUT = 2.0
 
 
 class _StoreUnavailableError(Exception):
@@ -99,6 +103,8 @@ class Delivery:
         self._started: asyncio.Task[None] | None = None
         self._late: set[asyncio.Future[BaseException | None]] = set()
         self._endings: set[asyncio.Future[None]] = set()
+        self._stopping = False
+        self._failing: dict[str, str] = {}  # readiness failures already logged
 
     @property
     def inbox(self) -> Inbox | None:
@@ -111,6 +117,7 @@ class Delivery:
     # -- life --------------------------------------------------------------
     async def startup(self) -> None:
         """Open the inbox and start its workers (once per event loop; idempotent)."""
+        self._stopping = False
         started = self._started
         if started is None or started.get_loop() is not asyncio.get_running_loop():
             started = self._started = asyncio.ensure_future(self._start())
@@ -151,6 +158,7 @@ class Delivery:
 
     async def shutdown(self, timeout: float | None) -> None:  # noqa: ASYNC109
         """Stop the workers (running callbacks get *timeout* seconds) and close the inbox."""
+        self._stopping = True
         self._started = None
         if self._pool is not None:
             await self._pool.stop(timeout)
@@ -161,6 +169,66 @@ class Delivery:
             for store in (self._deliveries, self._statuses):
                 if store is not None:
                     await store.close()
+
+    # -- health --------------------------------------------------------------
+    async def readiness(self) -> dict[str, bool]:
+        """Whether each part events go through can be reached now: the inbox, the store.
+
+        Each part gets :data:`READY_TIMEOUT` seconds.  Why a part fails is
+        logged (once, until it recovers), never returned: the readiness
+        endpoint answers anyone.
+        """
+        if self._stopping:
+            return {"listener": False}
+        try:
+            await asyncio.wait_for(self.startup(), READY_TIMEOUT)
+        except Exception as error:
+            return {"startup": self._judge("startup", error)}
+        checks: dict[str, Callable[[], Awaitable[None]]] = {}
+        if self._inbox is not None:
+            checks["inbox"] = self._inbox.check
+        store = self._deliveries or self._statuses
+        if store is not None:
+            checks["store"] = store.check
+        results = await asyncio.gather(
+            *(asyncio.wait_for(check(), READY_TIMEOUT) for check in checks.values()),
+            return_exceptions=True,
+        )
+        return {
+            name: self._judge(name, result) for name, result in zip(checks, results, strict=True)
+        }
+
+    def _judge(self, part: str, error: BaseException | None) -> bool:
+        if error is None:
+            if self._failing.pop(part, None) is not None:
+                logger.warning("ready again: the %s can be reached", part)
+            return True
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if self._failing.get(part) != reason:
+            self._failing[part] = reason
+            logger.warning("not ready: the %s cannot be reached (%s)", part, reason)
+        return False
+
+    def backlog_from_thread(self, timeout: float) -> dict[State, int] | None:
+        """The inbox's backlog, asked from another thread than the running loop's.
+
+        ``None`` when there is no inbox, it is not open, or it does not answer
+        within *timeout* seconds.
+        """
+        started, inbox = self._started, self._inbox
+        if started is None or inbox is None or not started.done():
+            return None
+        if started.cancelled() or started.exception() is not None:
+            return None
+        loop = started.get_loop()
+        if loop.is_closed():
+            return None
+        future = asyncio.run_coroutine_threadsafe(inbox.backlog(), loop)
+        try:
+            return future.result(timeout)
+        except (Exception, concurrent.futures.TimeoutError):
+            future.cancel()
+            return None
 
     # -- one event ---------------------------------------------------------
     async def accept(self, event: TwilioEvent, token: str | None) -> Answer:

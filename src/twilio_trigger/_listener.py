@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import uvicorn
 
@@ -21,11 +21,17 @@ from ._config import Settings
 from ._delivery import Delivery, RetryPolicy
 from ._dispatch import Dispatcher
 from ._exceptions import ConfigurationError, ServiceError
+from ._health import health_endpoints
+from ._logging import configure_logging
+from ._observe import EventLog, Observer, Observers, parse_level
 from ._signature import SignatureVerifier
 from ._webhook import WebhookHandler
 from .inbox import open_inbox
 from .stores import DeliveryStore, StatusStore
 from .stores.memory import MemoryDeliveryStore, MemoryStatusStore
+
+if TYPE_CHECKING:
+    from .metrics import Metrics, MetricsServer
 
 __all__ = ["Listener"]
 
@@ -114,6 +120,16 @@ class Listener:
         store: str | None = None,
         redis_prefix: str | None = None,
         claim_idle: float | None = None,
+        health: bool | None = None,
+        healthz_path: str | None = None,
+        readyz_path: str | None = None,
+        metrics: bool | None = None,
+        metrics_path: str | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str | None = None,
+        event_log_level: str | None = None,
+        log_format: str | None = None,
+        log_level: str | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             {
@@ -139,6 +155,16 @@ class Listener:
                 "store": store,
                 "redis_prefix": redis_prefix,
                 "claim_idle": claim_idle,
+                "health": health,
+                "healthz_path": healthz_path,
+                "readyz_path": readyz_path,
+                "metrics": metrics,
+                "metrics_path": metrics_path,
+                "metrics_port": metrics_port,
+                "metrics_host": metrics_host,
+                "event_log_level": event_log_level,
+                "log_format": log_format,
+                "log_level": log_level,
             }
         )
         self._dispatcher = Dispatcher()
@@ -147,6 +173,8 @@ class Listener:
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
         self._bound_port: int | None = None
+        self._metrics: Metrics | None = None
+        self._metrics_server: MetricsServer | None = None
 
     def __repr__(self) -> str:
         s = self.settings
@@ -199,17 +227,68 @@ class Listener:
                         "verify_signatures=False only for local experiments)"
                     )
                 verifier = SignatureVerifier(s.auth_tokens)
+            observers: list[Observer] = [EventLog(parse_level(s.event_log_level))]
+            if s.metrics:
+                from .metrics import Metrics
+
+                self._metrics = Metrics()
+                observers.append(self._metrics)
+            delivery = self._delivery(observers[0] if len(observers) == 1 else Observers(observers))
+            endpoints = {}
+            if s.health:
+                endpoints.update(health_endpoints(delivery, s.healthz_path, s.readyz_path))
+            if self._metrics is not None:
+                if delivery.inbox is not None:
+                    self._metrics.watch_inbox(delivery.backlog_from_thread)
+                if s.metrics_port is None:
+                    endpoints[s.metrics_path] = self._metrics.answer
             handler = WebhookHandler(
-                self._delivery(),
+                delivery,
                 verifier,
                 public_url=s.public_url,
                 max_params=s.max_params,
                 max_body_bytes=s.max_body_bytes,
             )
-            self._app = WebhookApp(handler, path=s.path, shutdown_timeout=s.shutdown_timeout)
+            self._app = WebhookApp(
+                handler, path=s.path, shutdown_timeout=s.shutdown_timeout, endpoints=endpoints
+            )
         return self._app
 
-    def _delivery(self) -> Delivery:
+    @property
+    def metrics(self) -> Metrics | None:
+        """The listener's Prometheus metrics (``metrics=True``), else ``None``.
+
+        Its ``registry`` holds them, to export beside your application's own.
+        """
+        self.asgi  # noqa: B018 - they are made with the application
+        return self._metrics
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port the metrics are served on, when on a port of their own and running."""
+        server = self._metrics_server
+        return None if server is None else server.port
+
+    def _serve_metrics(self) -> None:
+        s = self.settings
+        if self._metrics is not None and s.metrics_port is not None and not self._metrics_server:
+            from .metrics import MetricsServer
+
+            host = s.metrics_host or s.host
+            self._metrics_server = MetricsServer(self._metrics, host, s.metrics_port)
+            logger.info("metrics on http://%s:%d/metrics", host, self._metrics_server.port)
+
+    def _close_metrics(self) -> None:
+        server, self._metrics_server = self._metrics_server, None
+        if server is not None:
+            server.close()
+
+    def _configure_logging(self) -> None:
+        if not logging.getLogger().handlers:
+            s = self.settings
+            configure_logging(s.log_format, parse_level(s.log_level))
+
+    def _delivery(self, observer: Observer | None = None) -> Delivery:
         s = self.settings
 
         def stores() -> tuple[DeliveryStore, StatusStore]:
@@ -245,6 +324,7 @@ class Listener:
             ),
             retry=RetryPolicy(s.workers, s.max_attempts, s.retry_backoff, s.retry_backoff_max),
             retention=s.dedup_ttl,
+            observer=observer,
         )
 
     async def startup(self) -> None:
@@ -325,17 +405,16 @@ class Listener:
         """
         if self._thread is not None:
             raise RuntimeError("the listener is already running in the background")
-        if not logging.getLogger().handlers:
-            logging.basicConfig(
-                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-            )
+        self._configure_logging()
         server, sock = self._prepare()
         server.freeze = True
         self._server = server
         try:
+            self._serve_metrics()
             server.run(sockets=[sock])
         finally:
             sock.close()
+            self._close_metrics()
             self._server = None
             self._bound_port = None
         logger.info("stopped")
@@ -351,11 +430,10 @@ class Listener:
             raise ConfigurationError(
                 "work() dispatches from an inbox: pass inbox=... or set TWILIO_TRIGGER_INBOX"
             )
-        if not logging.getLogger().handlers:
-            logging.basicConfig(
-                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-            )
-        delivery = self._delivery()
+        self._configure_logging()
+        app = self.asgi
+        assert isinstance(app, WebhookApp)
+        delivery = app.delivery
 
         async def serve() -> None:
             stop = asyncio.Event()
@@ -368,7 +446,11 @@ class Listener:
             logger.info("stopping: letting running callbacks finish")
             await delivery.shutdown(self.settings.shutdown_timeout)
 
-        asyncio.run(serve())
+        self._serve_metrics()
+        try:
+            asyncio.run(serve())
+        finally:
+            self._close_metrics()
         logger.info("stopped")
 
     def start(self, timeout: float = 10.0) -> None:
@@ -378,6 +460,12 @@ class Listener:
         server, sock = self._prepare()
         self._server = server
         self._thread_error = None
+        try:
+            self._serve_metrics()
+        except BaseException:
+            sock.close()
+            self._server = None
+            raise
 
         def serve() -> None:
             try:
@@ -411,6 +499,7 @@ class Listener:
             thread.join()
         self._server = self._thread = None
         self._bound_port = None
+        self._close_metrics()
 
     def __enter__(self) -> Self:
         self.start()

@@ -9,9 +9,11 @@ import importlib.util
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -29,6 +31,8 @@ from . import __version__
 from ._config import ENVIRONMENT
 from ._exceptions import TwilioTriggerError
 from ._listener import Listener
+from ._logging import configure_logging
+from ._observe import parse_level
 from ._signature import SignatureVerifier, compute_signature, url_variants
 from .inbox import Inbox, State, open_inbox
 from .inbox.sqlite import SQLiteInbox
@@ -181,6 +185,47 @@ def load_listener(target: str) -> Listener:
     raise click.BadParameter(f"several listeners, say which: {names}", param_hint="TARGET")
 
 
+_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _operations(command: _F) -> _F:
+    """The options `run` and `worker` share: logs and metrics."""
+    options = [
+        click.option("--log-format", type=click.Choice(["text", "json"]),
+                     help="Log lines as text or as JSON objects.  [default: text]"),
+        click.option("--log-level", type=_LEVELS, help="Least level logged.  [default: info]"),
+        click.option("--event-log-level", type=_LEVELS,
+                     help="Level of the line logged for each event.  [default: info]"),
+        click.option("--metrics", is_flag=True, default=None,
+                     help="Serve Prometheus metrics at /metrics (the `metrics` extra)."),
+        click.option("--metrics-port", type=click.IntRange(0, 65535),
+                     help="Serve the metrics on this port instead."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+_OPERATIONS = ("log_format", "log_level", "event_log_level", "metrics", "metrics_port")
+
+
+def _apply_flags(flags: Mapping[str, object]) -> None:
+    """The flags given, written into the environment the listener reads its options from."""
+    for option, value in flags.items():
+        if value is not None:
+            os.environ[ENVIRONMENT[option]] = str(value)
+
+
+def _set_up_logging(listener: Listener, flags: Mapping[str, object]) -> None:
+    # The process is ours, but a module that set up logging itself keeps its
+    # set-up unless a flag asks otherwise.
+    asked = any(flags.get(name) is not None for name in ("log_format", "log_level"))
+    if asked or not logging.getLogger().handlers:
+        s = listener.settings
+        configure_logging(s.log_format, parse_level(s.log_level))
+
+
 @cli.command(context_settings=_CONTEXT)
 @click.argument("target")
 @click.option("--host", help="Interface to listen on.  [default: 0.0.0.0]")
@@ -195,6 +240,7 @@ def load_listener(target: str) -> Listener:
 @click.option("--workers", "processes", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Listener processes sharing the port (a Redis store or inbox shares "
                    "their state).")  # fmt: skip
+@_operations
 def run(
     target: str,
     host: str | None,
@@ -205,6 +251,7 @@ def run(
     concurrency: int | None,
     store: str | None,
     processes: int,
+    **operations: Any,
 ) -> None:
     """Serve the listener defined in a module of yours.
 
@@ -216,6 +263,7 @@ def run(
     Example:
       TWILIO_AUTH_TOKEN=... twilio-trigger run examples.delivery_tracker --port 8090
       twilio-trigger run app:listener --inbox redis://127.0.0.1:6379/0 --workers 4
+      twilio-trigger run app:listener --log-format json --metrics
     """
     flags = {
         "host": host,
@@ -225,11 +273,11 @@ def run(
         "inbox": inbox,
         "workers": concurrency,
         "store": store,
+        **operations,
     }
-    for option, value in flags.items():
-        if value is not None:
-            os.environ[ENVIRONMENT[option]] = str(value)
+    _apply_flags(flags)
     listener = load_listener(target)
+    _set_up_logging(listener, flags)
     for option, value in flags.items():
         actual = getattr(listener.settings, option)
         if value is not None and str(actual) != str(value):
@@ -248,26 +296,47 @@ def run(
 
 
 _TARGET = "TWILIO_TRIGGER_TARGET"
+_MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _app_from_environment() -> Any:
     """The ASGI app of the listener named in the environment (each process's factory)."""
-    return load_listener(os.environ[_TARGET]).asgi
+    listener = load_listener(os.environ[_TARGET])
+    if not logging.getLogger().handlers:
+        s = listener.settings
+        configure_logging(s.log_format, parse_level(s.log_level))
+    return listener.asgi
 
 
 def _run_processes(target: str, listener: Listener, processes: int) -> None:
     # uvicorn's supervisor binds once and starts *processes* children, each of
     # which imports the user's module and serves its listener's ASGI app; the
     # flags reach them through the environment, as they reached this process.
+    made = None
+    if listener.settings.metrics and not os.environ.get(_MULTIPROCESS):
+        # prometheus-client adds up the counts of every process through files
+        # here; each process reads this when it imports prometheus-client.
+        made = os.environ[_MULTIPROCESS] = tempfile.mkdtemp(prefix="twilio-trigger-metrics-")
+    try:
+        _supervise(target, listener, processes)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _supervise(target: str, listener: Listener, processes: int) -> None:
     import uvicorn
 
     listener.asgi  # noqa: B018 - fail here, once, if the listener cannot start
     settings = listener.settings
     os.environ[_TARGET] = target
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+    metrics_server = None
+    if listener.metrics is not None and settings.metrics_port is not None:
+        # The supervisor serves the sum of its processes' metrics on the port.
+        from .metrics import MetricsServer
+
+        host = settings.metrics_host or settings.host
+        metrics_server = MetricsServer(listener.metrics, host, settings.metrics_port)
     logging.getLogger("twilio_trigger").info(
         "listening on http://%s:%d%s with %d processes",
         settings.host,
@@ -275,25 +344,30 @@ def _run_processes(target: str, listener: Listener, processes: int) -> None:
         settings.path,
         processes,
     )
-    uvicorn.run(
-        "twilio_trigger.cli:_app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=processes,
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=round(settings.shutdown_timeout),
-    )
+    try:
+        uvicorn.run(
+            "twilio_trigger.cli:_app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=processes,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=round(settings.shutdown_timeout),
+        )
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
 
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("target")
 @click.option("--inbox", metavar="URL", help="The shared inbox, e.g. redis://127.0.0.1:6379/0.")
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="Callbacks run at once.")
-def worker(target: str, inbox: str | None, concurrency: int | None) -> None:
+@_operations
+def worker(target: str, inbox: str | None, concurrency: int | None, **operations: Any) -> None:
     """Dispatch events from a shared inbox, without serving HTTP.
 
     TARGET names the listener whose services handle the events, as for `run`.
@@ -304,10 +378,10 @@ def worker(target: str, inbox: str | None, concurrency: int | None) -> None:
     Example:
       TWILIO_TRIGGER_INBOX=redis://127.0.0.1:6379/0 twilio-trigger worker app:listener
     """
-    for option, value in (("inbox", inbox), ("workers", concurrency)):
-        if value is not None:
-            os.environ[ENVIRONMENT[option]] = str(value)
+    flags = {"inbox": inbox, "workers": concurrency, **operations}
+    _apply_flags(flags)
     listener = load_listener(target)
+    _set_up_logging(listener, flags)
     try:
         listener.work()
     except TwilioTriggerError as error:
@@ -381,7 +455,8 @@ def demo(port: int, host: str, once: bool) -> None:
     package_logger.setLevel(logging.INFO)
     package_logger.propagate = False
     token = secrets.token_hex(16)
-    listener = Listener(port, host=host, auth_tokens=[token])
+    # Each event's own log line would repeat what the demo prints for it.
+    listener = Listener(port, host=host, auth_tokens=[token], event_log_level="debug")
     messages, calls = DeliveryTracker(), CallTracker()
     listener.attach(messages)
     listener.attach(calls)

@@ -88,6 +88,17 @@ class Inbox(abc.ABC):
     async def stats(self) -> dict[State, int]:
         """How many entries are in each state."""
 
+    async def backlog(self) -> dict[State, int]:
+        """How many entries are pending, running or dead: :meth:`stats` without the
+        done ones, which may be many and costly to count."""
+        counts = await self.stats()
+        del counts[State.DONE]
+        return counts
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Raise when the inbox cannot take events now (the listener's readiness)."""
+
     @abc.abstractmethod
     async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
         """The most recent entries (of *state*), newest first."""

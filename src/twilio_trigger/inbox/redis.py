@@ -308,6 +308,9 @@ class RedisInbox(Inbox):
         counts[State.PENDING] = waiting
         return counts
 
+    async def check(self) -> None:
+        await self._redis().ping()
+
     async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
         client = self._redis()
         source = {State.DONE: self._done, State.DEAD: self._dead}.get(state, self._all)  # type: ignore[arg-type]

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -261,6 +263,35 @@ class SQLiteInbox(Inbox):
             return counts
 
         return await self._run(count)
+
+    async def backlog(self) -> dict[State, int]:
+        def count(connection: sqlite3.Connection) -> dict[State, int]:
+            # One index range per state: done entries, kept for a day, are not scanned.
+            return {
+                state: connection.execute(
+                    "SELECT count(*) FROM events WHERE state = ?", (state.value,)
+                ).fetchone()[0]
+                for state in (State.PENDING, State.RUNNING, State.DEAD)
+            }
+
+        return await self._run(count)
+
+    async def check(self) -> None:
+        folder = self.path.parent
+
+        def probe(connection: sqlite3.Connection) -> None:
+            # An open database in WAL mode can still be written after its folder
+            # stops being writable, but SQLite could not create its journal files
+            # to open it again: a listener there is not ready.  The write lock,
+            # taken by the batch this runs in, is checked too.
+            handle, name = tempfile.mkstemp(dir=folder, prefix=".twilio-trigger-ready-")
+            try:
+                os.write(handle, b"ok")
+            finally:
+                os.close(handle)
+                os.unlink(name)
+
+        await self._run(probe)
 
     async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
         def select(connection: sqlite3.Connection) -> list[Entry]:

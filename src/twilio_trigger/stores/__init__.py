@@ -56,6 +56,9 @@ class DeliveryStore(abc.ABC):
         """Return when *key* may no longer be busy (at the latest after *timeout*)."""
         await asyncio.sleep(min(timeout, 0.05))
 
+    async def check(self) -> None:  # noqa: B027 - a store in memory is always there
+        """Raise when the store cannot be reached (the listener's readiness)."""
+
     async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release the store's resources."""
 
@@ -66,6 +69,9 @@ class StatusStore(abc.ABC):
     @abc.abstractmethod
     async def observe(self, key: str, status: str, rank: int) -> Standing:
         """Record that *status* (ranked *rank*) arrived for *key*; say how it stands."""
+
+    async def check(self) -> None:  # noqa: B027 - a store in memory is always there
+        """Raise when the store cannot be reached (the listener's readiness)."""
 
     async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release the store's resources."""

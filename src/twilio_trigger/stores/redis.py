@@ -138,6 +138,9 @@ class RedisDeliveryStore(DeliveryStore):
         self._holding.add(task)
         task.add_done_callback(self._holding.discard)
 
+    async def check(self) -> None:
+        await self._client.ping()
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -158,6 +161,9 @@ class RedisStatusStore(StatusStore):
         if isinstance(previous, bytes):
             previous = previous.decode("utf-8")
         return Standing(previous, bool(stale))
+
+    async def check(self) -> None:
+        await self._client.ping()
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -1,0 +1,52 @@
+"""``/healthz`` and ``/readyz``: is the process alive, and can it take events now?
+
+Both answer anyone, without a signature, and never dispatch anything.  The
+readiness answer names the parts it checked and whether each is reachable;
+why one is not goes to the log, not to whoever asks.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ._answers import Answer
+from ._asgi import Endpoint
+from ._delivery import Delivery
+
+__all__ = ["health_endpoints"]
+
+_JSON = b"application/json"
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def _json(status: int, document: object) -> Answer:
+    body = json.dumps(document, separators=(",", ":")).encode("utf-8") + b"\n"
+    headers = (
+        (b"content-type", _JSON),
+        (b"content-length", str(len(body)).encode("ascii")),
+        _NO_STORE,
+    )
+    return Answer(status, body, headers)
+
+
+_ALIVE = _json(200, {"status": "alive"})
+
+
+def health_endpoints(delivery: Delivery, healthz: str, readyz: str) -> dict[str, Endpoint]:
+    """The GET endpoints at *healthz* (alive) and *readyz* (ready to take events)."""
+
+    async def alive() -> Answer:
+        return _ALIVE
+
+    async def ready() -> Answer:
+        checks = await delivery.readiness()
+        ok = all(checks.values())
+        return _json(
+            200 if ok else 503,
+            {
+                "status": "ready" if ok else "unavailable",
+                "checks": {name: "ok" if good else "failing" for name, good in checks.items()},
+            },
+        )
+
+    return {healthz: alive, readyz: ready}

@@ -1,0 +1,359 @@
+"""The listener's asynchronous handler, driven from a synchronous (WSGI) framework.
+
+A listener's stores, inbox and workers belong to one event loop.  A
+:class:`SyncBridge` keeps that loop in a background thread, one per listener,
+and runs every request's :meth:`WebhookHandler.handle` there.  Meanwhile the
+request thread runs the sync callbacks the loop hands back to it, so that they
+see the framework's context (``flask.current_app``, ``flask.g``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import contextvars
+import queue
+import threading
+import weakref
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import CancelledError, Executor, Future
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from urllib.parse import quote, unquote_to_bytes, urlsplit
+
+from .. import _answers as answers
+from .._answers import Answer
+from .._asgi import WebhookApp
+from .._dispatch import callback_executor
+
+if TYPE_CHECKING:
+    from .._listener import Listener
+
+__all__ = ["STOPPED", "SyncBridge", "bridge_for", "read_bounded", "request_path"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+#: The answer to a request caught by the bridge's stop.
+STOPPED = answers.reject(503, "the listener is stopping; try again")
+
+# What a path segment may hold unescaped (RFC 3986 pchar), and "/".
+_PATH_SAFE = "/:@!$&'()*+,;=~"
+
+
+def read_bounded(read: Callable[[int], bytes], limit: int) -> bytes | None:
+    """The body, read with *read* until its end; ``None`` once it is longer than *limit*.
+
+    At most ``limit + 1`` bytes are read, whatever the client declared.
+    """
+    body = bytearray()
+    while len(body) <= limit:
+        # A stream may return less than asked for before its end.
+        chunk = read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+    return None
+
+
+def request_path(environ: Mapping[str, Any], path: str) -> str:
+    """The request's path as the client sent it, to check the signature against.
+
+    *path* is the framework's decoded path, script name included.  The raw
+    request target (``REQUEST_URI``: werkzeug, uWSGI, mod_wsgi; ``RAW_URI``:
+    gunicorn) keeps Twilio's exact escaping and is used when it decodes to
+    *path*; when it does not (no such variable, or middleware that rewrote the
+    script name), *path* is escaped again.
+    """
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if isinstance(raw, str) and raw:
+        target = raw.partition("?")[0].partition("#")[0]
+        if not target.startswith("/"):  # an absolute-form target: http://host/path
+            target = urlsplit(target).path
+        decoded = unquote_to_bytes(target.encode("latin-1", "replace"))
+        if decoded.decode("utf-8", "replace") == path:
+            return target
+    return quote(path, safe=_PATH_SAFE)
+
+
+def _header(environ: Mapping[str, Any], name: str) -> bytes | None:
+    value = environ.get(name)
+    # WSGI strings carry the header's bytes as latin-1 code points.
+    return value.encode("latin-1", "replace") if isinstance(value, str) else None
+
+
+def _declared_length(environ: Mapping[str, Any]) -> int:
+    value = environ.get("CONTENT_LENGTH")
+    if isinstance(value, str) and value.isdigit():
+        return int(value) if len(value) < 19 else 2**63
+    return -1
+
+
+class _RequestThread(Executor):
+    """Runs what the event loop submits in the request's thread, while it waits."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._open = True
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
+
+        def job() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as error:
+                future.set_exception(error)
+            except BaseException as error:
+                # SystemExit or KeyboardInterrupt must not reach the event loop
+                # (it would stop it): the callback fails there, and the request
+                # thread gets the exception itself.
+                future.set_exception(RuntimeError(f"the callback raised {type(error).__name__}"))
+                raise
+            else:
+                future.set_result(result)
+
+        with self._lock:
+            if self._open:
+                self._jobs.put(job)
+                return future
+        # The request was answered already: a task that outlived it still gets
+        # its function run, in a thread of its own.
+        _in_new_thread(job)
+        return future
+
+    def serve_until(self, done: Future[Any]) -> None:
+        """Run the submitted functions, in this thread, until *done* completes."""
+        done.add_done_callback(lambda _: self._jobs.put(None))
+        try:
+            while (job := self._jobs.get()) is not None:
+                job()
+        finally:
+            with self._lock:
+                self._open = False
+            while True:
+                try:
+                    left = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if left is not None:
+                    _in_new_thread(left)
+
+
+def _in_new_thread(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="twilio-trigger-callback", daemon=True).start()
+
+
+class _Runner:
+    """An event loop running in a thread of its own, and what other threads wait on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        #: The requests being handled (used on the loop only).
+        self.requests: set[asyncio.Task[Any]] = set()
+        self._waiting: set[Future[Any]] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+        # A daemon: the interpreter joins other threads before atexit handlers
+        # run, and the bridge's handler is what stops this one.
+        self.thread = threading.Thread(target=self._main, name="twilio-trigger-bridge", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        try:
+            loop.run_forever()
+        finally:
+            with self._lock:
+                self._stopped = True
+                waiting = list(self._waiting)
+            # No thread may wait for a loop that no longer runs.
+            for future in waiting:
+                future.cancel()
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            # Does not wait for the default executor's threads: a sync callback
+            # past its time limit would hold the stop for as long as it runs.
+            loop.close()
+
+    def submit(
+        self, coroutine: Coroutine[Any, Any, _T], *, clean: bool = False
+    ) -> Future[_T] | None:
+        """Run *coroutine* on the loop; ``None`` (and the coroutine closed) once it stopped.
+
+        The task inherits the caller's context variables, unless *clean*: what
+        lives on in the loop (the inbox's workers) must not keep one request's.
+        """
+        with self._lock:
+            if self._stopped:
+                coroutine.close()
+                return None
+            schedule = asyncio.run_coroutine_threadsafe
+            if clean:
+                future = contextvars.Context().run(schedule, coroutine, self.loop)
+            else:
+                future = schedule(coroutine, self.loop)
+            self._waiting.add(future)
+        future.add_done_callback(self._settled)
+        return future
+
+    def _settled(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._waiting.discard(future)
+
+    def stop(self) -> None:
+        """Stop the loop, cancel what still runs on it, and join its thread."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed already
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+
+
+class SyncBridge:
+    """Serves one listener's webhook requests to a synchronous framework.
+
+    The event loop and its thread start with the first request (or
+    :meth:`start`), which also opens the listener's inbox and starts its
+    workers; :meth:`close` stops them, and is called at interpreter exit.
+    A request after :meth:`close` starts them again.
+    """
+
+    def __init__(self, listener: Listener) -> None:
+        app = listener.asgi
+        if not isinstance(app, WebhookApp):
+            raise TypeError(f"listener.asgi is not the listener's own application: {app!r}")
+        # The handler and the timeout, not the listener: bridge_for() keys its
+        # bridges by the listener weakly.
+        self._handler = app.handler
+        self._shutdown_timeout = listener.settings.shutdown_timeout
+        self._lock = threading.Lock()
+        self._runner: _Runner | None = None
+
+    @property
+    def running(self) -> bool:
+        """True between the start of the event loop and :meth:`close`."""
+        return self._runner is not None
+
+    def start(self) -> None:
+        """Start the event loop, open the inbox and start its workers, if not done yet.
+
+        Raises what opening the inbox raised (``ConfigurationError``).
+        """
+        with self._lock:
+            if self._runner is None:
+                self._start()
+
+    def _start(self) -> _Runner:
+        runner = _Runner()
+        started = runner.submit(self._handler.delivery.startup(), clean=True)
+        try:
+            if started is None:  # pragma: no cover - the new loop stopped by itself
+                raise RuntimeError("the bridge's event loop stopped as it started")
+            started.result()
+        except BaseException:
+            runner.stop()
+            raise
+        self._runner = runner
+        atexit.register(self.close)
+        return runner
+
+    def respond(
+        self,
+        environ: Mapping[str, Any],
+        read: Callable[[int], bytes],
+        location: Callable[[], tuple[str, str, str]],
+    ) -> Answer:
+        """The listener's answer to a POST to its webhook, in the request's thread.
+
+        *environ* is the request's WSGI environment (headers, query string, raw
+        path); *read* reads up to n bytes of its body; *location* gives the
+        scheme, host and decoded path (script name included) as the framework
+        sees them, behind its proxy settings.
+        """
+        handler = self._handler
+        signature = _header(environ, "HTTP_X_TWILIO_SIGNATURE")
+        content_type = _header(environ, "CONTENT_TYPE")
+        early = handler.precheck(content_type, signature, _declared_length(environ))
+        if early is not None:
+            return early
+        body = read_bounded(read, handler.max_body_bytes)
+        if body is None:
+            return handler.too_large()
+        scheme, host, path = location()
+        query = environ.get("QUERY_STRING") or ""
+        url = handler.url_for(scheme, host, request_path(environ, path), str(query))
+        token = environ.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN")
+        here = _RequestThread()
+
+        async def serve(runner: _Runner) -> Answer:
+            callback_executor.set(here)
+            task = asyncio.current_task()
+            assert task is not None
+            runner.requests.add(task)
+            try:
+                return await handler.handle(url, signature, body, token)
+            finally:
+                runner.requests.discard(task)
+
+        with self._lock:
+            runner = self._runner if self._runner is not None else self._start()
+            if threading.current_thread() is runner.thread:
+                raise RuntimeError("a webhook request cannot be made from the bridge's event loop")
+            future = runner.submit(serve(runner))
+        if future is None:
+            return STOPPED
+        here.serve_until(future)
+        try:
+            return future.result()
+        except CancelledError:  # cut short by close()
+            return STOPPED
+
+    def close(self) -> None:
+        """Let running requests finish, stop the inbox's workers and the event loop.
+
+        Requests and callbacks get the listener's ``shutdown_timeout`` each
+        before they are cancelled.  Closing a closed bridge does nothing.
+        """
+        with self._lock:
+            runner = self._runner
+            if runner is None:
+                return
+            if threading.current_thread() is runner.thread:
+                raise RuntimeError("close() cannot be called from the bridge's event loop")
+            self._runner = None
+            atexit.unregister(self.close)
+            try:
+                finishing = runner.submit(self._finish(runner), clean=True)
+                if finishing is not None:
+                    finishing.result()
+            finally:
+                runner.stop()
+
+    async def _finish(self, runner: _Runner) -> None:
+        timeout = self._shutdown_timeout
+        if runner.requests:
+            _, late = await asyncio.wait(set(runner.requests), timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        await self._handler.delivery.shutdown(timeout)
+
+
+_bridges: weakref.WeakKeyDictionary[Listener, SyncBridge] = weakref.WeakKeyDictionary()
+_bridges_lock = threading.Lock()
+
+
+def bridge_for(listener: Listener) -> SyncBridge:
+    """The listener's bridge, made on first use: one per listener, whatever the views."""
+    with _bridges_lock:
+        bridge = _bridges.get(listener)
+        if bridge is None:
+            bridge = _bridges[listener] = SyncBridge(listener)
+        return bridge
