@@ -5,6 +5,10 @@ callbacks, as uvicorn would after parsing HTTP, and prints microseconds per
 request; ``--profile`` adds a cProfile table of twilio-trigger's functions.
 
     .venv/bin/python benchmarks/profile_inprocess.py [--mode inline|dedup] [--profile]
+        [--log] [--metrics] [--compare]
+
+``--log`` writes each event's log line (to /dev/null, through a real handler);
+``--metrics`` counts them in Prometheus metrics: the cost of each, per request.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import logging
+import os
 import pstats
+import statistics
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -74,27 +80,56 @@ async def drive(app: Any, bodies: list[tuple[bytes, bytes]], count: int) -> None
             raise SystemExit(f"unexpected answer {answered}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=["inline", "dedup"], default="inline")
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
-    logging.getLogger("twilio_trigger").setLevel(logging.WARNING)
+def measure(mode: str, count: int, log: bool, metrics: bool) -> tuple[Any, float]:
+    """A fresh listener's app, and its microseconds per request over *count* requests."""
+    logging.getLogger("twilio_trigger").setLevel(logging.INFO if log else logging.WARNING)
     listener = twilio.Listener(
-        auth_tokens=[TOKEN], deduplicate=args.mode == "dedup", host="127.0.0.1"
+        auth_tokens=[TOKEN], deduplicate=mode == "dedup", host="127.0.0.1", metrics=metrics
     )
     listener.attach(Delivered())
     app = listener.asgi
     bodies = requests(2000)
     uvloop.run(drive(app, bodies, 2000))  # warm-up
     started = time.perf_counter()
-    uvloop.run(drive(app, bodies, args.requests))
-    elapsed = time.perf_counter() - started
-    print(f"{args.mode}: {elapsed / args.requests * 1e6:.1f} us per request (in-process)")
+    uvloop.run(drive(app, bodies, count))
+    return app, (time.perf_counter() - started) / count * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["inline", "dedup"], default="inline")
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--log", action="store_true", help="log a line per event")
+    parser.add_argument("--metrics", action="store_true", help="count Prometheus metrics")
+    parser.add_argument(
+        "--compare", action="store_true", help="plain, +log, +metrics, +both, 3 rounds each"
+    )
+    args = parser.parse_args()
+    package = logging.getLogger("twilio_trigger")
+    package.propagate = False
+    sink = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package.addHandler(handler)
+    if args.compare:
+        variants = [(False, False), (True, False), (False, True), (True, True)]
+        rounds: dict[tuple[bool, bool], list[float]] = {variant: [] for variant in variants}
+        for _ in range(3):  # interleaved, so that a slow moment hits every variant alike
+            for log, metrics in variants:
+                rounds[log, metrics].append(measure(args.mode, args.requests, log, metrics)[1])
+        floor = statistics.median(rounds[False, False])
+        for (log, metrics), times in rounds.items():
+            name = args.mode + ("+log" if log else "") + ("+metrics" if metrics else "")
+            cost = statistics.median(times)
+            print(f"{name:<22} {cost:5.1f} us per request   {floor / cost:.2f} of plain")
+        return
+    app, per_request = measure(args.mode, args.requests, args.log, args.metrics)
+    extras = "".join(f" +{name}" for name in ("log", "metrics") if getattr(args, name))
+    print(f"{args.mode}{extras}: {per_request:.1f} us per request (in-process)")
     if args.profile:
         profiler = cProfile.Profile()
-        profiler.runcall(uvloop.run, drive(app, bodies, args.requests))
+        profiler.runcall(uvloop.run, drive(app, requests(2000), args.requests))
         stats = pstats.Stats(profiler).sort_stats("cumulative")
         stats.print_stats("twilio_trigger|urllib", 25)
 

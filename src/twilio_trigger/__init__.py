@@ -17,6 +17,7 @@ Example::
 from ._events import CallStatusEvent, EventKind, Media, SmsStatusChangeEvent, TwilioEvent
 from ._exceptions import ConfigurationError, ServiceError, TwilioTriggerError
 from ._listener import Listener
+from ._logging import JsonFormatter
 from ._services import CALL_CALLBACKS, SMS_CALLBACKS, CallStatusService, SmsStatusService
 from ._signature import compute_signature
 
@@ -34,6 +35,7 @@ __all__ = [
     "CallStatusService",
     "ConfigurationError",
     "EventKind",
+    "JsonFormatter",
     "Listener",
     "Media",
     "ServiceError",

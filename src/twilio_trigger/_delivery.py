@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -119,8 +120,12 @@ class Delivery:
         """Open the inbox and start its workers (once per event loop; idempotent)."""
         self._stopping = False
         started = self._started
-        if started is None or started.get_loop() is not asyncio.get_running_loop():
-            started = self._started = asyncio.ensure_future(self._start())
+        loop = asyncio.get_running_loop()
+        if started is None or started.get_loop() is not loop:
+            # In a context of its own: the workers must not inherit the context
+            # variables (request ids, traces) of the request that started them.
+            started = loop.create_task(self._start(), context=contextvars.Context())
+            self._started = started
         await asyncio.shield(started)
 
     async def _start(self) -> None:

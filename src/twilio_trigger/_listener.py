@@ -227,21 +227,12 @@ class Listener:
                         "verify_signatures=False only for local experiments)"
                     )
                 verifier = SignatureVerifier(s.auth_tokens)
-            observers: list[Observer] = [EventLog(parse_level(s.event_log_level))]
-            if s.metrics:
-                from .metrics import Metrics
-
-                self._metrics = Metrics()
-                observers.append(self._metrics)
-            delivery = self._delivery(observers[0] if len(observers) == 1 else Observers(observers))
+            delivery = self._observed_delivery()
             endpoints = {}
             if s.health:
                 endpoints.update(health_endpoints(delivery, s.healthz_path, s.readyz_path))
-            if self._metrics is not None:
-                if delivery.inbox is not None:
-                    self._metrics.watch_inbox(delivery.backlog_from_thread)
-                if s.metrics_port is None:
-                    endpoints[s.metrics_path] = self._metrics.answer
+            if self._metrics is not None and s.metrics_port is None:
+                endpoints[s.metrics_path] = self._metrics.answer
             handler = WebhookHandler(
                 delivery,
                 verifier,
@@ -287,6 +278,20 @@ class Listener:
         if not logging.getLogger().handlers:
             s = self.settings
             configure_logging(s.log_format, parse_level(s.log_level))
+
+    def _observed_delivery(self) -> Delivery:
+        """The delivery, told to the event log and, when asked for, to the metrics."""
+        s = self.settings
+        observers: list[Observer] = [EventLog(parse_level(s.event_log_level))]
+        if s.metrics:
+            from .metrics import Metrics
+
+            self._metrics = Metrics()
+            observers.append(self._metrics)
+        delivery = self._delivery(observers[0] if len(observers) == 1 else Observers(observers))
+        if self._metrics is not None and delivery.inbox is not None:
+            self._metrics.watch_inbox(delivery.backlog_from_thread)
+        return delivery
 
     def _delivery(self, observer: Observer | None = None) -> Delivery:
         s = self.settings
@@ -431,9 +436,7 @@ class Listener:
                 "work() dispatches from an inbox: pass inbox=... or set TWILIO_TRIGGER_INBOX"
             )
         self._configure_logging()
-        app = self.asgi
-        assert isinstance(app, WebhookApp)
-        delivery = app.delivery
+        delivery = self._observed_delivery()  # no HTTP here: no auth token needed
 
         async def serve() -> None:
             stop = asyncio.Event()

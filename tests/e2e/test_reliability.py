@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import os
@@ -35,6 +36,7 @@ from tests.payloads import (
     sign,
     sms_status_payload,
 )
+from twilio_trigger.testing import TestClient
 
 from ._support import (
     LOGGER,
@@ -841,3 +843,35 @@ def test_a_file_that_is_not_an_inbox_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "cannot read the inbox" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+def test_the_inbox_workers_do_not_inherit_the_first_requests_context(tmp_path: Path) -> None:
+    # The workers start with the first request; a context variable set by the
+    # code around that request (a request id, a trace) must not follow them.
+    seen: list[str] = []
+    done = threading.Event()
+
+    class Seen(twilio.SmsStatusService):
+        def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
+            seen.append(REQUEST_ID.get())
+            if len(seen) == 2:
+                done.set()
+
+    listener = twilio.Listener(auth_tokens=["t"], inbox=f"sqlite:///{tmp_path}/events.db")
+    listener.attach(Seen())
+
+    async def main() -> None:
+        client = TestClient(listener)
+        try:
+            for request_id in ("first request", "second request"):
+                REQUEST_ID.set(request_id)
+                assert (await client.asend_sms("delivered")).status_code == 200
+            assert await asyncio.to_thread(done.wait, 10)
+        finally:
+            await listener.shutdown()
+
+    asyncio.run(main())
+    assert seen == ["none", "none"]

@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import contextlib
 import contextvars
+import logging
 import queue
 import threading
 import weakref
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .._listener import Listener
 
 __all__ = ["STOPPED", "SyncBridge", "bridge_for", "read_bounded", "request_path"]
+
+logger = logging.getLogger("twilio_trigger")
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -157,8 +160,8 @@ class _Runner:
         self._waiting: set[Future[Any]] = set()
         self._lock = threading.Lock()
         self._stopped = False
-        # A daemon: the interpreter joins other threads before atexit handlers
-        # run, and the bridge's handler is what stops this one.
+        # A daemon, so that it never holds up the interpreter's exit: the exit
+        # hook (_close_at_exit) stops it before that.
         self.thread = threading.Thread(target=self._main, name="twilio-trigger-bridge", daemon=True)
         self.thread.start()
 
@@ -204,6 +207,11 @@ class _Runner:
         future.add_done_callback(self._settled)
         return future
 
+    @property
+    def stopped(self) -> bool:
+        """True once the loop has stopped: nothing submitted runs any more."""
+        return self._stopped
+
     def _settled(self, future: Future[Any]) -> None:
         with self._lock:
             self._waiting.discard(future)
@@ -220,7 +228,7 @@ class SyncBridge:
 
     The event loop and its thread start with the first request (or
     :meth:`start`), which also opens the listener's inbox and starts its
-    workers; :meth:`close` stops them, and is called at interpreter exit.
+    workers; :meth:`close` stops them, and is called when the interpreter exits.
     A request after :meth:`close` starts them again.
     """
 
@@ -260,7 +268,7 @@ class SyncBridge:
             runner.stop()
             raise
         self._runner = runner
-        atexit.register(self.close)
+        _close_at_exit(self)
         return runner
 
     def respond(
@@ -289,6 +297,7 @@ class SyncBridge:
         query = environ.get("QUERY_STRING") or ""
         url = handler.url_for(scheme, host, request_path(environ, path), str(query))
         token = environ.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN")
+        token = token if isinstance(token, str) else None
         here = _RequestThread()
 
         async def serve(runner: _Runner) -> Answer:
@@ -302,7 +311,9 @@ class SyncBridge:
                 runner.requests.discard(task)
 
         with self._lock:
-            runner = self._runner if self._runner is not None else self._start()
+            runner = self._runner
+            if runner is None or runner.stopped:  # never started, or its loop died
+                runner = self._start()
             if threading.current_thread() is runner.thread:
                 raise RuntimeError("a webhook request cannot be made from the bridge's event loop")
             future = runner.submit(serve(runner))
@@ -327,7 +338,8 @@ class SyncBridge:
             if threading.current_thread() is runner.thread:
                 raise RuntimeError("close() cannot be called from the bridge's event loop")
             self._runner = None
-            atexit.unregister(self.close)
+            with _bridges_lock:
+                _open.discard(self)
             try:
                 finishing = runner.submit(self._finish(runner), clean=True)
                 if finishing is not None:
@@ -357,3 +369,38 @@ def bridge_for(listener: Listener) -> SyncBridge:
         if bridge is None:
             bridge = _bridges[listener] = SyncBridge(listener)
         return bridge
+
+
+#: The bridges started and not closed, which the interpreter's exit closes.
+_open: set[SyncBridge] = set()
+_exit_hooked = False
+
+
+def _close_at_exit(bridge: SyncBridge) -> None:
+    global _exit_hooked
+    with _bridges_lock:
+        _open.add(bridge)
+        if _exit_hooked:
+            return
+        _exit_hooked = True
+    # atexit handlers run after the interpreter has stopped every thread pool,
+    # the event loop's default executor included, which closing the inbox and
+    # the workers' sync callbacks need: close before that, the way
+    # concurrent.futures stops its own pools.
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # pragma: no cover - CPython has it since 3.9
+        atexit.register(_close_open_bridges)
+        return
+    with contextlib.suppress(RuntimeError):  # the interpreter is exiting already
+        register(_close_open_bridges)
+
+
+def _close_open_bridges() -> None:
+    with _bridges_lock:
+        bridges = list(_open)
+    for bridge in bridges:
+        try:
+            bridge.close()
+        except Exception:
+            # An exception here would keep the interpreter from stopping its threads.
+            logger.exception("could not close the listener's bridge at exit")

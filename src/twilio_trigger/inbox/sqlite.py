@@ -96,6 +96,7 @@ class SQLiteInbox(Inbox):
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._on_exit: list[Callable[[], None]] = []  # told when the writer thread ends
 
     # -- the writer thread ---------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -126,6 +127,8 @@ class SQLiteInbox(Inbox):
                 self._run_batch(connection, batch)
         finally:
             connection.close()
+            for tell in self._on_exit:
+                tell()
 
     @staticmethod
     def _run_batch(connection: sqlite3.Connection, batch: list[_Request]) -> None:
@@ -341,8 +344,23 @@ class SQLiteInbox(Inbox):
         return await self._run(delete)
 
     async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def end() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        def tell() -> None:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(end)
+
         with self._lock:
             thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            await asyncio.to_thread(thread.join)
+            if thread is None:
+                return
+            self._on_exit[:] = [tell]
+        # Waited for on the loop, not in a thread: at interpreter exit the
+        # thread pools may be gone already.
+        self._queue.put(None)
+        await ended
