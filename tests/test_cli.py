@@ -691,8 +691,9 @@ def test_run_warns_when_the_module_fixes_the_port_itself(tmp_path: Path) -> None
         running.wait_for_port(int(bound.group(1)))
         assert running.stop(signal.SIGTERM) == 0
         errors = running.text("stderr")
-    warnings = [line for line in errors.splitlines() if line.startswith("warning:")]
+    warnings = [line for line in errors.splitlines() if "has no effect" in line]
     assert len(warnings) == 1, errors
+    assert " WARNING twilio_trigger: " in warnings[0]
     assert "port=0" in warnings[0]
     assert f"--port {flag_port} has no effect" in warnings[0]
 

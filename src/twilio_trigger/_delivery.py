@@ -208,9 +208,12 @@ class Delivery:
             if self._failing.pop(part, None) is not None:
                 logger.warning("ready again: the %s can be reached", part)
             return True
-        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        if self._failing.get(part) != reason:
-            self._failing[part] = reason
+        # Told once per kind of failure: the messages of one outage vary (a
+        # temporary file's name, "closed" then "refused"), the kind does not.
+        kind = type(error).__name__
+        if self._failing.get(part) != kind:
+            self._failing[part] = kind
+            reason = f"{kind}: {error}" if str(error) else kind
             logger.warning("not ready: the %s cannot be reached (%s)", part, reason)
         return False
 

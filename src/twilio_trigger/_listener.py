@@ -467,7 +467,7 @@ class Listener:
             self._serve_metrics()
         except BaseException:
             sock.close()
-            self._server = None
+            self._server = self._bound_port = None
             raise
 
         def serve() -> None:

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Final
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "configure_logging"]
+__all__ = ["LOG_FORMATS", "JsonFormatter", "configure_logging", "shown_url"]
 
 LOG_FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -26,6 +26,15 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "color_message",  # uvicorn's coloured copy of the message
     "taskName",
 }
+
+
+def shown_url(url: str) -> str:
+    """*url* without the user and password it may carry, to log or print it."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
 class JsonFormatter(logging.Formatter):

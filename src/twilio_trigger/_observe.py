@@ -111,7 +111,7 @@ class Observers(Observer):
 def parse_level(name: str) -> int:
     """A level name (debug, info, warning, error, critical) as a ``logging`` level."""
     level = logging.getLevelName(name.strip().upper())
-    if not isinstance(level, int):
+    if not isinstance(level, int) or level == logging.NOTSET:
         raise ValueError(f"unknown log level {name!r}: use debug, info, warning or error")
     return level
 

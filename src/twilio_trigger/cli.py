@@ -31,7 +31,7 @@ from . import __version__
 from ._config import ENVIRONMENT
 from ._exceptions import TwilioTriggerError
 from ._listener import Listener
-from ._logging import configure_logging
+from ._logging import configure_logging, shown_url
 from ._observe import parse_level
 from ._signature import SignatureVerifier, compute_signature, url_variants
 from .inbox import Inbox, State, open_inbox
@@ -281,10 +281,13 @@ def run(
     for option, value in flags.items():
         actual = getattr(listener.settings, option)
         if value is not None and str(actual) != str(value):
-            click.echo(
-                f"warning: {target} sets {option}={actual!r} itself; --{option.replace('_', '-')} "
-                f"{value} has no effect",
-                err=True,
+            logging.getLogger("twilio_trigger").warning(
+                "%s sets %s=%s itself; --%s %s has no effect",
+                target,
+                option,
+                shown_url(str(actual)),
+                option.replace("_", "-"),
+                shown_url(str(value)),
             )
     try:
         if processes == 1:

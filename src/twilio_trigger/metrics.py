@@ -16,6 +16,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ._answers import Answer
@@ -149,6 +150,7 @@ class Metrics(Observer):
         self._children: dict[tuple[object, ...], Any] = {}
         self._lock = threading.Lock()
         self._inbox: _InboxCollector | None = None
+        self._renderer = ThreadPoolExecutor(1, thread_name_prefix="twilio-trigger-metrics")
 
     def watch_inbox(self, backlog: Callable[[float], dict[State, int] | None]) -> None:
         """Report the inbox's backlog, read by *backlog* (a timeout in, counts out)."""
@@ -216,7 +218,8 @@ class Metrics(Observer):
     async def answer(self) -> Answer:
         """The answer to ``GET /metrics``: rendered in a thread, since reading the
         inbox's backlog needs the event loop free."""
-        body = await asyncio.get_running_loop().run_in_executor(None, self.exposition)
+        # Not in the loop's default pool: sync callbacks may hold all its threads.
+        body = await asyncio.get_running_loop().run_in_executor(self._renderer, self.exposition)
         headers = (
             (b"content-type", CONTENT_TYPE_LATEST.encode("latin-1")),
             (b"content-length", str(len(body)).encode("ascii")),

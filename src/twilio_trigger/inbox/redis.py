@@ -33,6 +33,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._logging import shown_url
 from . import Entry, Inbox, State
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class RedisInbox(Inbox):
         self, url: str, *, prefix: str = "twilio-trigger:", claim_idle: float = 60.0,
         retention: float = 86400.0,
     ) -> None:  # fmt: skip
-        self.location = url.split("@")[-1] if "@" in url else url  # no password in logs
+        self.location = shown_url(url)  # no password in logs
         self._url = url
         base = f"{prefix}inbox:"
         self._entry = f"{base}e:"
