@@ -22,7 +22,7 @@ from twilio_trigger._config import ENVIRONMENT, Settings
 from twilio_trigger._dispatch import Outcome, Result
 from twilio_trigger._events import TwilioEvent
 from twilio_trigger._logging import TEXT_FORMAT, configure_logging
-from twilio_trigger._observe import EventLog, Observer, Observers, parse_level
+from twilio_trigger._observe import Attempt, EventLog, Observer, Observers, parse_level
 from twilio_trigger.testing import call_event, sms_event
 
 LOGGER = "twilio_trigger"
@@ -364,9 +364,7 @@ def test_event_log_retry_note(log: pytest.LogCaptureFixture) -> None:
     EventLog().finished(
         event,
         Result(Outcome.FAILED, "T.on_undelivered", error, None, 0.002),
-        attempt=1,
-        max_attempts=3,
-        retry_in=2.4567,
+        Attempt(1, 3, retry_in=2.4567),
     )
     made = one(log)
     assert made.levelno == logging.WARNING  # it will be tried again
@@ -385,9 +383,7 @@ def test_event_log_dead_letter_note(log: pytest.LogCaptureFixture) -> None:
     EventLog().finished(
         event,
         Result(Outcome.FAILED, "T.on_undelivered", error, None, 0.002),
-        attempt=3,
-        max_attempts=3,
-        dead_letter=42,
+        Attempt(3, 3, dead_letter=42),
     )
     made = one(log)
     assert made.levelno == logging.ERROR  # given up on
@@ -400,9 +396,8 @@ def test_event_log_dead_letter_note(log: pytest.LogCaptureFixture) -> None:
 def test_event_log_handled_on_a_later_attempt(log: pytest.LogCaptureFixture) -> None:
     event = sms_event("delivered")
     EventLog().finished(
-        event, Result(Outcome.HANDLED, "T.on_delivered", None, None, 0.001),
-        attempt=2, max_attempts=5,
-    )  # fmt: skip
+        event, Result(Outcome.HANDLED, "T.on_delivered", None, None, 0.001), Attempt(2, 5)
+    )
     made = one(log)
     assert made.levelno == logging.INFO
     assert made.getMessage().endswith("handled in 1.0 ms; attempt 2 of 5")
@@ -414,9 +409,8 @@ def test_event_log_handled_on_the_first_attempt_says_nothing_of_it(
 ) -> None:
     event = sms_event("delivered")
     EventLog().finished(
-        event, Result(Outcome.HANDLED, "T.on_delivered", None, None, 0.001),
-        attempt=1, max_attempts=5,
-    )  # fmt: skip
+        event, Result(Outcome.HANDLED, "T.on_delivered", None, None, 0.001), Attempt(1, 5)
+    )
     made = one(log)
     assert "attempt" not in made.getMessage()
     assert fields(made)["attempt"] == 1
@@ -490,19 +484,11 @@ class Told(Observer):
     def received(self, event: TwilioEvent) -> None:
         self.said.append(f"{self.name} received {event.status}")
 
-    def finished(
-        self,
-        event: TwilioEvent,
-        result: Result,
-        *,
-        attempt: int | None = None,
-        max_attempts: int | None = None,
-        retry_in: float | None = None,
-        dead_letter: int | None = None,
-    ) -> None:
+    def finished(self, event: TwilioEvent, result: Result, attempt: Attempt | None = None) -> None:
+        assert attempt is not None
         self.said.append(
-            f"{self.name} finished {result.outcome.value} {attempt} {max_attempts} "
-            f"{retry_in} {dead_letter}"
+            f"{self.name} finished {result.outcome.value} {attempt.number} {attempt.of} "
+            f"{attempt.retry_in} {attempt.dead_letter}"
         )
 
 
@@ -513,7 +499,7 @@ def test_observers_tell_each_in_order() -> None:
     both.rejected("too_large")
     both.answered(413)
     both.received(event)
-    both.finished(event, Result(Outcome.FAILED), attempt=1, max_attempts=2, retry_in=0.5)
+    both.finished(event, Result(Outcome.FAILED), Attempt(1, 2, retry_in=0.5))
     assert said == [
         "a rejected too_large", "b rejected too_large",
         "a answered 413", "b answered 413",

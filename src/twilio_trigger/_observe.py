@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 from ._dispatch import Outcome, Result
 from ._events import TwilioEvent
 
-__all__ = ["EventLog", "Observer", "Observers", "Rejection", "parse_level"]
+__all__ = ["Attempt", "EventLog", "Observer", "Observers", "Rejection", "parse_level"]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -34,6 +34,15 @@ class Rejection:
 
     #: The reason behind a status a request's form was refused with.
     BY_STATUS: Final = {400: BAD_PAYLOAD, 413: TOO_LARGE, 415: CONTENT_TYPE}
+
+
+class Attempt(NamedTuple):
+    """An inbox worker's attempt at an event, and a failure's fate."""
+
+    number: int
+    of: int  # max_attempts
+    retry_in: float | None = None  # seconds before the next attempt
+    dead_letter: int | None = None  # the entry kept as a dead letter
 
 
 class Observer:
@@ -54,16 +63,11 @@ class Observer:
         self,
         event: TwilioEvent,
         result: Result,
-        *,
-        attempt: int | None = None,
-        max_attempts: int | None = None,
-        retry_in: float | None = None,
-        dead_letter: int | None = None,
+        attempt: Attempt | None = None,
     ) -> None:
         """The event was handled (or found a duplicate, stale, unhandled).
 
-        From the inbox's workers: *attempt* of *max_attempts*, and a failure's
-        fate: retried in *retry_in* seconds, or kept as *dead_letter* (its id).
+        From the inbox's workers, *attempt* says which it was and a failure's fate.
         """
 
 
@@ -91,21 +95,10 @@ class Observers(Observer):
         self,
         event: TwilioEvent,
         result: Result,
-        *,
-        attempt: int | None = None,
-        max_attempts: int | None = None,
-        retry_in: float | None = None,
-        dead_letter: int | None = None,
+        attempt: Attempt | None = None,
     ) -> None:
         for observer in self._all:
-            observer.finished(
-                event,
-                result,
-                attempt=attempt,
-                max_attempts=max_attempts,
-                retry_in=retry_in,
-                dead_letter=dead_letter,
-            )
+            observer.finished(event, result, attempt)
 
 
 def parse_level(name: str) -> int:
@@ -133,14 +126,11 @@ class EventLog(Observer):
         self,
         event: TwilioEvent,
         result: Result,
-        *,
-        attempt: int | None = None,
-        max_attempts: int | None = None,
-        retry_in: float | None = None,
-        dead_letter: int | None = None,
+        attempt: Attempt | None = None,
     ) -> None:
         outcome = result.outcome
         failed = not outcome.ok
+        retry_in = None if attempt is None else attempt.retry_in
         if failed:
             level = logging.WARNING if retry_in is not None else logging.ERROR
         else:
@@ -181,16 +171,16 @@ class EventLog(Observer):
             message += " after %s"
             args.append(event.previous_status)
         if attempt is not None:
-            fields["attempt"] = attempt
-        if attempt is not None and (failed or attempt > 1):
+            fields["attempt"] = attempt.number
+        if attempt is not None and (failed or attempt.number > 1):
             message += "; attempt %d of %d"
-            args.extend((attempt, max_attempts))
+            args.extend((attempt.number, attempt.of))
             if retry_in is not None:
                 fields["retry_in_s"] = round(retry_in, 3)
                 message += ", next in %.1f s"
                 args.append(retry_in)
-            elif dead_letter is not None:
-                fields["dead_letter"] = dead_letter
+            elif attempt.dead_letter is not None:
+                fields["dead_letter"] = attempt.dead_letter
                 message += ": kept as dead letter %d"
-                args.append(dead_letter)
+                args.append(attempt.dead_letter)
         logger.log(level, message, *args, exc_info=exc_info, extra=fields)

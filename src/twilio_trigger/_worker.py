@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from ._dispatch import Outcome, Result, describe_error
 from ._events import TwilioEvent
-from ._observe import EventLog, Observer
+from ._observe import Attempt, EventLog, Observer
 from ._routing import to_event
 from .inbox import Entry, Inbox, State
 
@@ -144,23 +144,19 @@ class WorkerPool:
             result = result._replace(
                 outcome=outcome, error=late_error or result.error, still_running=None
             )
-        attempt, most = entry.attempts, self._max_attempts
+        number, most = entry.attempts, self._max_attempts
         try:
             if result.outcome.ok:
                 await self._inbox.succeed(entry.id)
-                self._observer.finished(event, result, attempt=attempt, max_attempts=most)
+                self._observer.finished(event, result, Attempt(number, most))
                 return
             error = describe_error(result.error) if result.error else result.outcome.value
-            if attempt >= most:
+            if number >= most:
                 await self._inbox.bury(entry.id, error)
-                self._observer.finished(
-                    event, result, attempt=attempt, max_attempts=most, dead_letter=entry.id
-                )
+                self._observer.finished(event, result, Attempt(number, most, dead_letter=entry.id))
             else:
-                delay = backoff_delay(attempt, self._backoff, self._backoff_max, self._rng)
+                delay = backoff_delay(number, self._backoff, self._backoff_max, self._rng)
                 await self._inbox.retry(entry.id, error, time.time() + delay)
-                self._observer.finished(
-                    event, result, attempt=attempt, max_attempts=most, retry_in=delay
-                )
+                self._observer.finished(event, result, Attempt(number, most, retry_in=delay))
         except Exception:
             logger.exception("could not record the outcome of inbox entry %d", entry.id)

@@ -23,7 +23,7 @@ from ._answers import Answer
 from ._dispatch import Outcome, Result
 from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
-from ._observe import Observer, Rejection
+from ._observe import Attempt, Observer, Rejection
 from ._services import CALL_STATUSES, SMS_STATUSES
 from .inbox import State
 
@@ -182,20 +182,18 @@ class Metrics(Observer):
         self,
         event: TwilioEvent,
         result: Result,
-        *,
-        attempt: int | None = None,
-        max_attempts: int | None = None,
-        retry_in: float | None = None,
-        dead_letter: int | None = None,
+        attempt: Attempt | None = None,
     ) -> None:
         kind = event.kind
         self._child(self._events, kind, result.outcome.value).inc()
         if result.seconds is not None and result.callback is not None:
             name = result.callback.rpartition(".")[2]  # the method: on_delivered
             self._child(self._duration, kind, name).observe(result.seconds)
-        if retry_in is not None:
+        if attempt is None:
+            return
+        if attempt.retry_in is not None:
             self._child(self._retries, kind).inc()
-        elif dead_letter is not None:
+        elif attempt.dead_letter is not None:
             self._child(self._dead, kind).inc()
 
     # -- exposition -------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from django.urls import clear_url_caches, path
 
 import twilio_trigger as twilio
 from tests.adapters import django_urls
+from tests.adapters.conftest import DEADLINE, Calls, Send, check_concurrent_requests
 from tests.payloads import FORM, Params, call_status_payload, encode_form, sign, sms_status_payload
 from twilio_trigger.adapters.django import bridge_for, view
 from twilio_trigger.inbox import State, open_inbox
@@ -51,18 +51,8 @@ if not settings.configured:
 TOKEN = "django-adapter-test-token"
 LOCAL = "http://testserver"  # the host of Django's test client
 XML = "text/xml"
-#: How long a test waits for another thread before it fails (never a measured delay).
-DEADLINE = 10.0
 
 Route = Callable[..., twilio.Listener]
-
-
-@pytest.fixture(autouse=True)
-def _no_listener_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every option these listeners do not pass would be read from the environment.
-    for name in list(os.environ):
-        if name == "TWILIO_AUTH_TOKEN" or name.startswith("TWILIO_TRIGGER_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture(autouse=True)
@@ -135,17 +125,6 @@ class Messages(twilio.SmsStatusService):
 
     def on_failed(self, event: twilio.SmsStatusChangeEvent) -> None:
         raise RuntimeError(f"could not record {event.message_sid}: secret-database-detail")
-
-
-class Calls(twilio.CallStatusService):
-    def __init__(self) -> None:
-        self.events: list[twilio.CallStatusEvent] = []
-        self.threads: list[int] = []
-
-    async def on_completed(self, event: twilio.CallStatusEvent) -> None:
-        asyncio.get_running_loop()  # raises unless on an event loop
-        self.events.append(event)
-        self.threads.append(threading.get_ident())
 
 
 # -- events reach their callbacks ------------------------------------------------------
@@ -363,41 +342,11 @@ def test_a_duplicate_delivery_runs_the_callback_once(route: Route) -> None:
 def test_eight_concurrent_requests_are_each_dispatched_once_in_their_own_thread(
     route: Route,
 ) -> None:
-    count = 8
-    # Every callback waits for all the others: requests served one at a time
-    # would break the barrier (its timeout only guards against a hang).
-    together = threading.Barrier(count, timeout=DEADLINE)
-    ran: dict[str, list[int]] = {}
-    lock = threading.Lock()
+    def serve(service: twilio.SmsStatusService) -> Send:
+        route(service)
+        return lambda params: post(client(), "/twilio/", params).status_code
 
-    class Together(twilio.SmsStatusService):
-        def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
-            together.wait()
-            with lock:
-                ran.setdefault(event.message_sid or "", []).append(threading.get_ident())
-
-    route(Together())
-    answers: dict[str, tuple[int, int]] = {}
-
-    def deliver(params: dict[str, str]) -> None:
-        response = post(client(), "/twilio/", params)
-        with lock:
-            answers[params["MessageSid"]] = (response.status_code, threading.get_ident())
-
-    payloads = [sms_status_payload("delivered") for _ in range(count)]
-    threads = [threading.Thread(target=deliver, args=(params,)) for params in payloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(DEADLINE)
-    assert not any(thread.is_alive() for thread in threads)
-
-    sids = {params["MessageSid"] for params in payloads}
-    assert set(answers) == set(ran) == sids
-    for sid in sids:
-        status, thread_id = answers[sid]
-        assert status == 200
-        assert ran[sid] == [thread_id]
+    check_concurrent_requests(serve)
 
 
 def test_close_is_harmless_twice_and_a_request_after_it_starts_the_bridge_again(

@@ -14,7 +14,11 @@ __all__ = ["Process"]
 
 
 class Process:
-    """``python -m twilio_trigger ARGS`` in *folder*, its output in a log file."""
+    """``python -m twilio_trigger ARGS`` in *folder*, its output in a log file.
+
+    With *split*, stdout goes to a file of its own and the log is stderr alone;
+    without *cli*, the command is ``python ARGS``.
+    """
 
     def __init__(
         self,
@@ -23,22 +27,34 @@ class Process:
         name: str,
         *args: str,
         extra: dict[str, str] | None = None,
+        split: bool = False,
+        cli: bool = True,
     ) -> None:
         self.name = name
         self.log_path = folder / f"{name}.log"
-        with self.log_path.open("wb") as log:
+        self.out_path = folder / f"{name}.out" if split else self.log_path
+        command = [sys.executable, *(["-m", "twilio_trigger"] if cli else []), *args]
+        with self.log_path.open("wb") as log, self.out_path.open("ab") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "twilio_trigger", *args],
+                command,
                 cwd=folder,
                 env={**env, **(extra or {})},
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=out if split else log,
+                stderr=log if split else subprocess.STDOUT,
             )
         self.pid = self.popen.pid
 
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.log
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.splitlines()[-lines:])

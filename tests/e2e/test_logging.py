@@ -12,13 +12,8 @@ import asyncio
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +25,7 @@ from tests.payloads import signed_post, sms_status_payload
 from tests.redis_support import prefix, redis_url
 from twilio_trigger.inbox.redis import RedisInbox
 
+from ._processes import Process
 from ._support import free_port
 
 __all__ = ["prefix", "redis_url"]  # the fixtures, imported for pytest to find
@@ -87,81 +83,29 @@ def env(redis_url: str, prefix: str) -> dict[str, str]:
     return base
 
 
-class Run:
-    """``python -m twilio_trigger ARGS`` (or ``python ARGS`` when not *cli*) with
-    stdout and stderr in files of their own."""
-
-    def __init__(
-        self, folder: Path, env: dict[str, str], name: str, *args: str, cli: bool = True
-    ) -> None:
-        self.name = name
-        self.out, self.err = folder / f"{name}.out", folder / f"{name}.err"
-        command = [sys.executable, *(["-m", "twilio_trigger"] if cli else []), *args]
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.popen = subprocess.Popen(
-                command,
-                cwd=folder,
-                env=env,
-                stdout=out,
-                stderr=err,
-            )
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    def wait_for(self, done: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.name} exited early ({what}):\n{self.stderr}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: timed out waiting for {what}:\n{self.stderr}")
-            time.sleep(0.05)
-
-    def wait_listening(self, port: int) -> None:
-        def accepts() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-
-        self.wait_for(accepts, f"port {port}")
-
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM, then the exit status."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.stderr}") from None
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(timeout=10)
+def run_process(
+    folder: Path, env: dict[str, str], name: str, *args: str, cli: bool = True
+) -> Process:
+    """``python -m twilio_trigger ARGS`` (``python ARGS`` without *cli*), stdout and
+    stderr in files of their own."""
+    return Process(folder, env, name, *args, split=True, cli=cli)
 
 
 @pytest.fixture
-def runs() -> Iterator[list[Run]]:
-    started: list[Run] = []
+def runs() -> Iterator[list[Process]]:
+    started: list[Process] = []
     yield started
     for run in started:
         run.kill()
 
 
-def serve(folder: Path, env: dict[str, str], runs: list[Run], *flags: str) -> tuple[Run, str]:
+def serve(
+    folder: Path, env: dict[str, str], runs: list[Process], *flags: str
+) -> tuple[Process, str]:
     port = free_port()
     name = f"run-{len(runs)}"
     args = ("run", "tracked.py", "--port", str(port), "--host", "127.0.0.1", *flags)
-    run = Run(folder, env, name, *args)
+    run = run_process(folder, env, name, *args)
     runs.append(run)
     run.wait_listening(port)
     return run, f"http://127.0.0.1:{port}/"
@@ -176,7 +120,7 @@ def send_two(url: str) -> tuple[str, str]:
     return good["MessageSid"], bad["MessageSid"]
 
 
-def json_lines(run: Run) -> list[dict[str, Any]]:
+def json_lines(run: Process) -> list[dict[str, Any]]:
     """Every line of stderr as a JSON object; fails on any that is not one."""
     documents = []
     for number, line in enumerate(run.stderr.splitlines(), 1):
@@ -195,7 +139,7 @@ def of_sid(documents: list[dict[str, Any]], sid: str) -> list[dict[str, Any]]:
     return [d for d in documents if d.get("sid") == sid]
 
 
-def assert_no_secrets(run: Run) -> None:
+def assert_no_secrets(run: Process) -> None:
     output = run.stdout + run.stderr
     assert SECRET_TOKEN not in output
     assert PASSWORD not in output
@@ -203,11 +147,11 @@ def assert_no_secrets(run: Run) -> None:
 
 # -- JSON lines ----------------------------------------------------------------------
 def test_json_log_has_one_object_per_line_and_the_event_fields(
-    folder: Path, env: dict[str, str], runs: list[Run]
+    folder: Path, env: dict[str, str], runs: list[Process]
 ) -> None:
     run, url = serve(folder, env, runs, "--log-format", "json")
     handled, failed = send_two(url)
-    assert run.stop() == 0, run.stderr
+    assert run.terminate() == 0, run.stderr
     documents = json_lines(run)
     assert run.stdout == ""
 
@@ -247,11 +191,11 @@ def test_json_log_has_one_object_per_line_and_the_event_fields(
 
 
 def test_event_log_level_debug_hides_the_event_lines_at_info(
-    folder: Path, env: dict[str, str], runs: list[Run]
+    folder: Path, env: dict[str, str], runs: list[Process]
 ) -> None:
     run, url = serve(folder, env, runs, "--log-format", "json", "--event-log-level", "debug")
     handled, failed = send_two(url)
-    assert run.stop() == 0, run.stderr
+    assert run.terminate() == 0, run.stderr
     documents = json_lines(run)
     assert of_sid(documents, handled) == []
     assert not any(handled in d["message"] for d in documents)
@@ -263,14 +207,14 @@ def test_event_log_level_debug_hides_the_event_lines_at_info(
 
 
 def test_log_level_debug_shows_the_debug_event_lines(
-    folder: Path, env: dict[str, str], runs: list[Run]
+    folder: Path, env: dict[str, str], runs: list[Process]
 ) -> None:
     run, url = serve(
         folder, env, runs,
         "--log-format", "json", "--log-level", "debug", "--event-log-level", "debug",
     )  # fmt: skip
     handled, failed = send_two(url)
-    assert run.stop() == 0, run.stderr
+    assert run.terminate() == 0, run.stderr
     documents = json_lines(run)
     [good] = of_sid(documents, handled)
     assert good["level"] == "DEBUG"
@@ -282,11 +226,11 @@ def test_log_level_debug_shows_the_debug_event_lines(
 
 # -- text lines ----------------------------------------------------------------------
 def test_text_log_has_one_line_per_event(
-    folder: Path, env: dict[str, str], runs: list[Run]
+    folder: Path, env: dict[str, str], runs: list[Process]
 ) -> None:
     run, url = serve(folder, env, runs, "--log-format", "text")
     handled, failed = send_two(url)
-    assert run.stop() == 0, run.stderr
+    assert run.terminate() == 0, run.stderr
     lines = run.stderr.splitlines()
     good = [line for line in lines if handled in line]
     assert len(good) == 1, good
@@ -307,7 +251,7 @@ def test_text_log_has_one_line_per_event(
 
 # -- the worker: retries and dead letters, in JSON ----------------------------------------
 def test_worker_logs_retries_and_dead_letters_as_json(
-    folder: Path, env: dict[str, str], runs: list[Run], redis_url: str, prefix: str
+    folder: Path, env: dict[str, str], runs: list[Process], redis_url: str, prefix: str
 ) -> None:
     inbox_url = with_password(redis_url)
     worker_env = dict(
@@ -316,7 +260,7 @@ def test_worker_logs_retries_and_dead_letters_as_json(
         TWILIO_TRIGGER_MAX_ATTEMPTS="2",
         TWILIO_TRIGGER_RETRY_BACKOFF="0.01",
     )
-    run = Run(folder, worker_env, "worker", "worker", "tracked.py", "--log-format", "json")
+    run = run_process(folder, worker_env, "worker", "worker", "tracked.py", "--log-format", "json")
     runs.append(run)
     run.wait_for(lambda: "dispatching from" in run.stderr, "'dispatching from'")
 
@@ -340,7 +284,7 @@ def test_worker_logs_retries_and_dead_letters_as_json(
         lambda: '"dead_letter"' in run.stderr and good["MessageSid"] in run.stderr,
         "the dead letter and the handled event",
     )
-    assert run.stop() == 0, run.stderr
+    assert run.terminate() == 0, run.stderr
     documents = json_lines(run)
     [dispatching] = [d for d in documents if d["message"].startswith("dispatching from")]
     assert "127.0.0.1:6379/0" in dispatching["message"]
@@ -363,7 +307,7 @@ def test_worker_logs_retries_and_dead_letters_as_json(
 
 # -- secrets in what the command line says ---------------------------------------------
 def test_a_flag_the_module_overrides_is_told_in_json_without_the_password(
-    folder: Path, env: dict[str, str], runs: list[Run]
+    folder: Path, env: dict[str, str], runs: list[Process]
 ) -> None:
     # The module sets its store itself; --store on the command line has no effect,
     # and the warning saying so must neither break the JSON lines nor show the password.
@@ -373,7 +317,7 @@ def test_a_flag_the_module_overrides_is_told_in_json_without_the_password(
     )
     run, url = serve(folder, env, runs, "--log-format", "json", "--store", "memory")
     send_two(url)
-    assert run.stop() == 0, run.stderr
+    assert run.terminate() == 0, run.stderr
     assert PASSWORD not in run.stderr + run.stdout, run.stderr.splitlines()[0]
     documents = json_lines(run)
     assert any("--store" in d["message"] for d in documents), "the override was not told"
@@ -420,17 +364,17 @@ listener.run()
 
 
 def test_listener_run_logs_json_when_asked(
-    folder: Path, env: dict[str, str], runs: list[Run]
+    folder: Path, env: dict[str, str], runs: list[Process]
 ) -> None:
     (folder / "script.py").write_text(SCRIPT)
     port = free_port()
-    run = Run(folder, dict(env, PORT=str(port)), "script", "script.py", cli=False)
+    run = run_process(folder, dict(env, PORT=str(port)), "script", "script.py", cli=False)
     runs.append(run)
     run.wait_listening(port)
     good = sms_status_payload("delivered")
     url = f"http://127.0.0.1:{port}/"
     assert signed_post(url, good, SECRET_TOKEN).status_code == 200
-    assert run.stop() == 0, run.stderr
+    assert run.terminate() == 0, run.stderr
     documents = json_lines(run)
     [line] = of_sid(documents, good["MessageSid"])
     assert (line["level"], line["outcome"], line["callback"]) == (
