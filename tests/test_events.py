@@ -11,10 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import twilio_trigger
-from twilio_trigger import CallStatusEvent, Media, SmsStatusChangeEvent, TwilioEvent
+from twilio_trigger import (
+    CallStatusEvent,
+    Media,
+    RecordingStatusEvent,
+    SmsStatusChangeEvent,
+    TwilioEvent,
+)
 from twilio_trigger._events import _Param
 
-EVENT_CLASSES: list[type[TwilioEvent]] = [SmsStatusChangeEvent, CallStatusEvent]
+EVENT_CLASSES: list[type[TwilioEvent]] = [
+    SmsStatusChangeEvent,
+    CallStatusEvent,
+    RecordingStatusEvent,
+]
 
 #: The attributes that convert to int / datetime; every other one is text.
 INT_ATTRIBUTES = {
@@ -28,8 +38,11 @@ INT_ATTRIBUTES = {
     "sequence_number",
     "sip_response_code",
     "machine_detection_duration",
+    "recording_channels",
 }
-TIME_ATTRIBUTES = {"timestamp"}
+TIME_ATTRIBUTES = {"timestamp", "recording_start_time"}
+FLOAT_ATTRIBUTES = {"latitude", "longitude"}
+BOOL_ATTRIBUTES = {"forwarded", "frequently_forwarded"}
 
 #: The fields DESIGN.md names, with Twilio's spelling.
 DOCUMENTED = {
@@ -63,6 +76,18 @@ DOCUMENTED = {
         "account_sid": "AccountSid",
         "from_": "From",
         "to": "To",
+        "error_code": "ErrorCode",
+    },
+    RecordingStatusEvent: {
+        "recording_sid": "RecordingSid",
+        "recording_url": "RecordingUrl",
+        "recording_status": "RecordingStatus",
+        "recording_duration": "RecordingDuration",
+        "recording_channels": "RecordingChannels",
+        "recording_start_time": "RecordingStartTime",
+        "recording_source": "RecordingSource",
+        "recording_track": "RecordingTrack",
+        "call_sid": "CallSid",
         "error_code": "ErrorCode",
     },
 }
@@ -128,6 +153,10 @@ def test_every_attribute_reads_its_own_parameter(cls: type[TwilioEvent], source:
             values[descriptor.twilio_name] = str(1000 + number)
         elif attribute in TIME_ATTRIBUTES:
             values[descriptor.twilio_name] = f"Mon, 01 Jan 2024 00:{number:02d}:00 +0000"
+        elif attribute in FLOAT_ATTRIBUTES:
+            values[descriptor.twilio_name] = f"{number}.5"
+        elif attribute in BOOL_ATTRIBUTES:
+            values[descriptor.twilio_name] = "true" if number % 2 else "false"
         else:
             values[descriptor.twilio_name] = f"value of {descriptor.twilio_name}"
     event = cls(values) if source == "dict" else cls(list(values.items()))
@@ -137,6 +166,10 @@ def test_every_attribute_reads_its_own_parameter(cls: type[TwilioEvent], source:
             assert got == 1000 + number, attribute
         elif attribute in TIME_ATTRIBUTES:
             assert got == datetime(2024, 1, 1, 0, number, tzinfo=UTC), attribute
+        elif attribute in FLOAT_ATTRIBUTES:
+            assert got == number + 0.5, attribute
+        elif attribute in BOOL_ATTRIBUTES:
+            assert got is bool(number % 2), attribute
         else:
             assert got == f"value of {descriptor.twilio_name}", attribute
         assert getattr(type(event), attribute).twilio_name == descriptor.twilio_name
@@ -148,10 +181,24 @@ def test_each_attribute_converts_as_documented(cls: type[TwilioEvent]) -> None:
         got = getattr(cls({descriptor.twilio_name: "42"}), attribute)
         if attribute in INT_ATTRIBUTES:
             assert got == 42, attribute
-        elif attribute in TIME_ATTRIBUTES:
+        elif attribute in FLOAT_ATTRIBUTES:
+            assert got == 42.0, attribute
+        elif attribute in TIME_ATTRIBUTES | BOOL_ATTRIBUTES:
             assert got is None, attribute
         else:
             assert got == "42", attribute
+
+
+def test_the_location_and_the_whatsapp_flags_convert() -> None:
+    event = SmsStatusChangeEvent(
+        {"Latitude": "37.7749", "Longitude": "-122.4194", "Forwarded": "TRUE",
+         "FrequentlyForwarded": "false", "OptOutType": "STOP"}
+    )  # fmt: skip
+    assert (event.latitude, event.longitude) == (37.7749, -122.4194)
+    assert (event.forwarded, event.frequently_forwarded) == (True, False)
+    assert event.opt_out_type == "STOP"
+    for bad in ("nan", "inf", "north", ""):
+        assert SmsStatusChangeEvent({"Latitude": bad}).latitude is None
 
 
 @pytest.mark.parametrize("cls", EVENT_CLASSES)

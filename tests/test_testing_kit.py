@@ -403,7 +403,7 @@ def test_a_malformed_body_is_a_400(services: Services) -> None:
         response = client.post(sms_status_params("delivered"), body=b"\xff")
         no_status = client.post({"MessageSid": new_sid("SM")})
         as_json = client.post(
-            sms_status_params("delivered"), headers={"Content-Type": "application/json"}
+            sms_status_params("delivered"), headers={"Content-Type": "text/plain"}
         )
     assert response.status_code == 400
     assert no_status.status_code == 400

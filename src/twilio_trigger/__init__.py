@@ -14,11 +14,25 @@ Example::
     listener.run()
 """
 
-from ._events import CallStatusEvent, EventKind, Media, SmsStatusChangeEvent, TwilioEvent
+from ._events import (
+    CallStatusEvent,
+    EventKind,
+    Media,
+    RecordingStatusEvent,
+    SmsStatusChangeEvent,
+    TwilioEvent,
+)
 from ._exceptions import ConfigurationError, ServiceError, TwilioTriggerError
 from ._listener import Listener
 from ._logging import JsonFormatter
-from ._services import CALL_CALLBACKS, SMS_CALLBACKS, CallStatusService, SmsStatusService
+from ._services import (
+    CALL_CALLBACKS,
+    RECORDING_CALLBACKS,
+    SMS_CALLBACKS,
+    CallStatusService,
+    RecordingStatusService,
+    SmsStatusService,
+)
 from ._signature import compute_signature
 
 #: The seed's (Ballerina) names for the event types.
@@ -29,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CALL_CALLBACKS",
+    "RECORDING_CALLBACKS",
     "SMS_CALLBACKS",
     "CallStatusEvent",
     "CallStatusEventWrapper",
@@ -38,6 +53,8 @@ __all__ = [
     "JsonFormatter",
     "Listener",
     "Media",
+    "RecordingStatusEvent",
+    "RecordingStatusService",
     "ServiceError",
     "SmsStatusChangeEvent",
     "SmsStatusChangeEventWrapper",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ._twiml import EMPTY_RESPONSE, TWIML_CONTENT_TYPE
 
-__all__ = ["Answer", "acknowledged", "reject"]
+__all__ = ["Answer", "acknowledged", "reject", "twiml"]
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -45,8 +45,13 @@ def reject(status: int, message: str, *extra: tuple[bytes, bytes]) -> Answer:
     return _answer(status, message.encode("utf-8") + b"\n", b"text/plain; charset=utf-8", *extra)
 
 
+def twiml(body: bytes) -> Answer:
+    """200 with a TwiML document: a callback's reply."""
+    return _answer(200, body, TWIML_CONTENT_TYPE)
+
+
 #: 200 with empty TwiML: the answer to every event acknowledged.
-acknowledged = _answer(200, EMPTY_RESPONSE, TWIML_CONTENT_TYPE)
+acknowledged = twiml(EMPTY_RESPONSE)
 
 NOT_FOUND = reject(404, "not found")
 METHOD_NOT_ALLOWED = reject(
@@ -54,7 +59,9 @@ METHOD_NOT_ALLOWED = reject(
 )
 GET_ONLY = reject(405, "method not allowed: use GET", (b"allow", b"GET, HEAD"))
 UNSUPPORTED_MEDIA_TYPE = reject(
-    415, "unsupported content type: expected application/x-www-form-urlencoded (UTF-8)"
+    415,
+    "unsupported content type: expected application/x-www-form-urlencoded (UTF-8), "
+    "or application/json from Event Streams",
 )
 PAYLOAD_TOO_LARGE = reject(413, "request body too large")
 SIGNATURE_MISSING = reject(403, "missing X-Twilio-Signature header")

@@ -153,6 +153,11 @@ class WebhookApp:
         url = handler.url_for(scope.get("scheme", "http"), host_text, path, query)
         token = headers.get(b"i-twilio-idempotency-token")
         answer = await handler.handle(
-            url, signature, body, None if token is None else token.decode("latin-1")
+            url,
+            signature,
+            body,
+            None if token is None else token.decode("latin-1"),
+            content_type=content_type,
+            settings=headers.get(b"x-twilio-webhooks-signature-settings"),
         )
         return await _send(send, answer)

@@ -34,6 +34,7 @@ ENVIRONMENT = {
     "host": "TWILIO_TRIGGER_HOST",
     "path": "TWILIO_TRIGGER_PATH",
     "auth_tokens": "TWILIO_AUTH_TOKEN",
+    "shared_keys": "TWILIO_TRIGGER_SHARED_KEYS",
     "public_url": "TWILIO_TRIGGER_PUBLIC_URL",
     "verify_signatures": "TWILIO_TRIGGER_VERIFY_SIGNATURES",
     "max_body_bytes": "TWILIO_TRIGGER_MAX_BODY_BYTES",
@@ -105,6 +106,33 @@ def _tokens(value: object, source: str) -> tuple[str, ...]:
     if not all(isinstance(item, str) for item in items):
         raise ConfigurationError(f"{source} must be a string or a list of strings")
     return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def _shared_keys(value: object, source: str) -> tuple[tuple[str, str], ...]:
+    """``{id: secret}``, ``[secret, ...]`` or ``"id=secret,id2=secret2"`` as (id, secret)
+    pairs; the id is empty for bare secrets, which are all tried.  In a string the
+    first ``=`` of an entry ends its id (secrets may end in ``=``); an entry
+    without ``=`` is a bare secret."""
+    items: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        for text in value.split(","):
+            key, separator, secret = text.strip().partition("=")
+            named = separator and key and secret.strip("=")  # not a bare "abc==" secret
+            items.append((key.strip(), secret) if named else ("", text))
+    elif isinstance(value, Mapping):
+        items = [(str(key).strip(), secret) for key, secret in value.items()]
+    elif isinstance(value, Iterable):
+        items = [("", secret) for secret in value]
+    if not all(isinstance(secret, str) for _, secret in items) or not (
+        items or isinstance(value, Iterable)
+    ):
+        raise ConfigurationError(
+            f"{source} must be a mapping of key id to secret, a list of secrets, or 'id=secret,...'"
+        )
+    pairs = tuple((key, secret.strip()) for key, secret in items if secret.strip())
+    if len({bool(key) for key, _ in pairs}) > 1:
+        raise ConfigurationError(f"{source}: give every shared key its id (id=secret), or none")
+    return pairs
 
 
 def _public_url(value: object, source: str) -> str:
@@ -190,6 +218,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "host": _host,
     "path": _path,
     "auth_tokens": _tokens,
+    "shared_keys": _shared_keys,
     "public_url": _public_url,
     "verify_signatures": _boolean,
     "max_body_bytes": _integer(1, 2**31),
@@ -229,6 +258,7 @@ class Settings:
     host: str = DEFAULT_HOST
     path: str = DEFAULT_PATH
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    shared_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     public_url: str | None = None
     verify_signatures: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

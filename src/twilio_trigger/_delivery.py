@@ -18,6 +18,7 @@ from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
 from ._observe import EventLog, Observer
 from ._order import rank_of
+from ._twiml import ReplyError, expects_twiml, reply_body
 from ._worker import WorkerPool
 from .inbox import Inbox, State
 from .stores import Claim, DeliveryStore, StatusStore
@@ -106,6 +107,7 @@ class Delivery:
         self._endings: set[asyncio.Future[None]] = set()
         self._stopping = False
         self._failing: dict[str, str] = {}  # readiness failures already logged
+        self._dropped: set[str | None] = set()  # callbacks whose replies could not be sent
 
     @property
     def inbox(self) -> Inbox | None:
@@ -239,22 +241,32 @@ class Delivery:
             return None
 
     # -- one event ---------------------------------------------------------
-    async def accept(self, event: TwilioEvent, token: str | None) -> Answer:
-        """The answer to a verified event, once it is handled (inline) or stored (inbox)."""
+    async def accept(
+        self, event: TwilioEvent, token: str | None, *, replies: bool = True
+    ) -> Answer:
+        """The answer to a verified event, once it is handled (inline) or stored (inbox).
+
+        With *replies* (a webhook, not an Event Streams delivery) what the
+        callback returns for a request that expects TwiML is the answer.  A
+        voice request that asks what the call does is always handled inline:
+        the call waits for the answer, and a stored event could not give it.
+        """
         if self._started is None:
             await self.startup()
         self._observer.received(event)
-        if self._inbox is not None:
+        if self._inbox is not None and not (
+            replies and event.kind == "call" and expects_twiml(event)
+        ):
             return await self._store(event, token)
         store = self._deliveries
         if store is None:
             try:
-                return self._finish(event, await self.run(event))
+                return self._finish(event, await self.run(event, replying=replies))
             except _StoreUnavailableError:
                 return answers.STORE_UNAVAILABLE
         key = delivery_key(event, token)
         try:
-            return await self._accept_once(store, key, event)
+            return await self._accept_once(store, key, event, replies)
         except _StoreUnavailableError:
             return answers.STORE_UNAVAILABLE
         except Exception:
@@ -267,7 +279,9 @@ class Delivery:
             )
             return answers.STORE_UNAVAILABLE
 
-    async def _accept_once(self, store: DeliveryStore, key: str, event: TwilioEvent) -> Answer:
+    async def _accept_once(
+        self, store: DeliveryStore, key: str, event: TwilioEvent, replies: bool
+    ) -> Answer:
         claim = await store.claim(key)
         if claim is not Claim.ACQUIRED:
             claim = await self._wait_for_copy(store, key, claim)
@@ -277,7 +291,7 @@ class Delivery:
             if claim is Claim.BUSY:
                 return answers.COPY_IN_PROGRESS
         try:
-            result = await self.run(event)
+            result = await self.run(event, replying=replies)
         except BaseException:
             await store.release(key)
             raise
@@ -321,10 +335,41 @@ class Delivery:
 
     def _finish(self, event: TwilioEvent, result: Result) -> Answer:
         self._observer.finished(event, result)
+        if isinstance(result.value, Answer):
+            return result.value
         return _ANSWERS.get(result.outcome, answers.acknowledged)
 
-    async def run(self, event: TwilioEvent) -> Result:
-        """Place the event in its SID's order, then dispatch it (within the time limit)."""
+    def _reply(self, event: TwilioEvent, result: Result, replying: bool) -> Result:
+        """The result with its reply made the answer, or failed when it cannot be one."""
+        if result.value is None or result.outcome is not Outcome.HANDLED:
+            return result
+        if not expects_twiml(event):
+            return result._replace(value=None)  # what a status callback returns means nothing
+        if not replying:
+            if result.callback not in self._dropped:
+                self._dropped.add(result.callback)
+                logger.warning(
+                    "%s returned a reply that cannot be sent: the event came from the inbox "
+                    "or from Event Streams, after Twilio had its answer (dispatch inline "
+                    "to reply, or send the message through Twilio's API)",
+                    result.callback,
+                )
+            return result._replace(value=None)
+        try:
+            body = reply_body(event, result.value)
+        except ReplyError as error:
+            return result._replace(outcome=Outcome.FAILED, error=error, value=None)
+        return result._replace(value=answers.twiml(body))
+
+    async def run(self, event: TwilioEvent, *, replying: bool = False) -> Result:
+        """Place the event in its SID's order, then dispatch it (within the time limit).
+
+        With *replying*, a reply the callback returns becomes the result's
+        ``value`` as the :class:`Answer` to give; without, it is dropped (said once).
+        """
+        return self._reply(event, await self._run(event), replying)
+
+    async def _run(self, event: TwilioEvent) -> Result:
         statuses = self._statuses
         if statuses is not None and event.sid:
             rank = rank_of(event)

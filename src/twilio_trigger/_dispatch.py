@@ -29,8 +29,16 @@ __all__ = [
 logger = logging.getLogger("twilio_trigger")
 
 _MAX_HINTS = 1024
-_SERVICE_BASE = {"sms": "SmsStatusService", "call": "CallStatusService"}
-_EVENT_CLASS = {"sms": "SmsStatusChangeEvent", "call": "CallStatusEvent"}
+_SERVICE_BASE = {
+    "sms": "SmsStatusService",
+    "call": "CallStatusService",
+    "recording": "RecordingStatusService",
+}
+_EVENT_CLASS = {
+    "sms": "SmsStatusChangeEvent",
+    "call": "CallStatusEvent",
+    "recording": "RecordingStatusEvent",
+}
 
 
 #: Where sync callbacks run: the event loop's default thread pool, unless a
@@ -68,6 +76,8 @@ class Result(NamedTuple):
     still_running: asyncio.Future[BaseException | None] | None = None
     #: How long the callback ran (until its time limit, for a late one).
     seconds: float | None = None
+    #: What the callback returned, when it returned something other than an Exception.
+    value: object = None
 
 
 def _error_of(result: object) -> BaseException | None:
@@ -171,8 +181,9 @@ async def invoke(
             deadlines.leave(task)
     seconds = time.perf_counter() - started
     failure = _error_of(result)
-    outcome = Outcome.HANDLED if failure is None else Outcome.FAILED
-    return Result(outcome, label, failure, None, seconds)
+    if failure is None:
+        return Result(Outcome.HANDLED, label, None, None, seconds, result)
+    return Result(Outcome.FAILED, label, failure, None, seconds)
 
 
 def _outcome_of(running: asyncio.Future[object]) -> asyncio.Future[BaseException | None]:

@@ -20,11 +20,12 @@ __all__ = [
     "CallStatusEvent",
     "EventKind",
     "Media",
+    "RecordingStatusEvent",
     "SmsStatusChangeEvent",
     "TwilioEvent",
 ]
 
-EventKind = Literal["sms", "call"]
+EventKind = Literal["sms", "call", "recording"]
 Params = Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]
 
 _T = TypeVar("_T")
@@ -50,6 +51,19 @@ def _as_datetime(value: str) -> datetime | None:
 
 def _as_text(value: str) -> str:
     return value
+
+
+def _as_float(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _as_bool(value: str) -> bool | None:
+    text = value.strip().lower()
+    return True if text == "true" else False if text == "false" else None
 
 
 class _Param(Generic[_T]):
@@ -85,6 +99,14 @@ def _int(name: str) -> _Param[int]:
 
 def _time(name: str) -> _Param[datetime]:
     return _Param(name, _as_datetime)
+
+
+def _float(name: str) -> _Param[float]:
+    return _Param(name, _as_float)
+
+
+def _bool(name: str) -> _Param[bool]:
+    return _Param(name, _as_bool)
 
 
 class Media(NamedTuple):
@@ -284,7 +306,6 @@ class SmsStatusChangeEvent(TwilioEvent):
     messaging_service_sid = _text("MessagingServiceSid")
     body = _text("Body")
     num_segments = _int("NumSegments")
-    num_media = _int("NumMedia")
     raw_dlr_done_date = _text("RawDlrDoneDate")
     """The carrier's "done date", ``YYMMDDhhmm`` as sent: its time zone is unknown."""
     channel_install_sid = _text("ChannelInstallSid")
@@ -293,6 +314,39 @@ class SmsStatusChangeEvent(TwilioEvent):
     channel_to_address = _text("ChannelToAddress")
     event_type = _text("EventType")
     message_type = _text("MessageType")
+    num_media = _int("NumMedia")
+    opt_out_type = _text("OptOutType")
+    """``STOP``, ``START`` or ``HELP``: a whole-body opt-out keyword (Advanced Opt-Out)."""
+    add_ons = _text("AddOns")
+    """The Add-ons' results, as the JSON text Twilio sends."""
+    # Location shared in WhatsApp.
+    latitude = _float("Latitude")
+    longitude = _float("Longitude")
+    address = _text("Address")
+    label = _text("Label")
+    # WhatsApp and RCS.
+    profile_name = _text("ProfileName")
+    wa_id = _text("WaId")
+    forwarded = _bool("Forwarded")
+    frequently_forwarded = _bool("FrequentlyForwarded")
+    button_text = _text("ButtonText")
+    button_payload = _text("ButtonPayload")
+    button_type = _text("ButtonType")
+    interactive_data = _text("InteractiveData")
+    flow_data = _text("FlowData")
+    channel_metadata = _text("ChannelMetadata")
+    original_replied_message_sender = _text("OriginalRepliedMessageSender")
+    original_replied_message_sid = _text("OriginalRepliedMessageSid")
+    # Click-to-WhatsApp ads.
+    referral_body = _text("ReferralBody")
+    referral_headline = _text("ReferralHeadline")
+    referral_source_id = _text("ReferralSourceId")
+    referral_source_type = _text("ReferralSourceType")
+    referral_source_url = _text("ReferralSourceUrl")
+    referral_media_id = _text("ReferralMediaId")
+    referral_media_content_type = _text("ReferralMediaContentType")
+    referral_media_url = _text("ReferralMediaUrl")
+    referral_ctwa_clid = _text("ReferralCtwaClid")
     referral_num_media = _int("ReferralNumMedia")
 
     @property
@@ -349,3 +403,31 @@ class CallStatusEvent(TwilioEvent):
     called_state = _text("CalledState")
     called_zip = _text("CalledZip")
     called_country = _text("CalledCountry")
+
+
+class RecordingStatusEvent(TwilioEvent):
+    """A recording status callback: a call's recording started, is ready, or is absent.
+
+    ``status`` is ``RecordingStatus``: ``in-progress``, ``completed`` or ``absent``.
+    ``call_sid`` is the parent call's SID.
+    """
+
+    __slots__ = ()
+    kind: ClassVar[EventKind] = "recording"
+
+    _sid_names = ("RecordingSid",)
+    _status_names = ("RecordingStatus",)
+
+    recording_sid = _text("RecordingSid")
+    recording_url = _text("RecordingUrl")
+    recording_status = _text("RecordingStatus")
+    recording_duration = _int("RecordingDuration")
+    """Seconds recorded."""
+    recording_channels = _int("RecordingChannels")
+    recording_start_time = _time("RecordingStartTime")
+    recording_source = _text("RecordingSource")
+    """What started it: ``OutboundAPI``, ``StartCallRecordingAPI``, ``RecordVerb``, ..."""
+    recording_track = _text("RecordingTrack")
+    """``inbound``, ``outbound`` or ``both``."""
+    call_sid = _text("CallSid")
+    conference_sid = _text("ConferenceSid")

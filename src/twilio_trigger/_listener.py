@@ -10,7 +10,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -102,6 +102,7 @@ class Listener:
         host: str | None = None,
         path: str | None = None,
         auth_tokens: str | Iterable[str] | None = None,
+        shared_keys: str | Mapping[str, str] | Iterable[str] | None = None,
         public_url: str | None = None,
         verify_signatures: bool | None = None,
         max_body_bytes: int | None = None,
@@ -137,6 +138,7 @@ class Listener:
                 "host": host,
                 "path": path,
                 "auth_tokens": auth_tokens,
+                "shared_keys": shared_keys,
                 "public_url": public_url,
                 "verify_signatures": verify_signatures,
                 "max_body_bytes": max_body_bytes,
@@ -220,13 +222,17 @@ class Listener:
             s = self.settings
             verifier = None
             if s.verify_signatures:
-                if not s.auth_tokens:
+                if not s.auth_tokens and not s.shared_keys:
                     raise ConfigurationError(
                         "no auth token to verify Twilio's signatures with: set "
                         "TWILIO_AUTH_TOKEN or pass auth_tokens=[...] (pass "
                         "verify_signatures=False only for local experiments)"
                     )
-                verifier = SignatureVerifier(s.auth_tokens)
+                named = all(key for key, _ in s.shared_keys)
+                shared: dict[str, str] | list[str] = (
+                    dict(s.shared_keys) if named else [secret for _, secret in s.shared_keys]
+                )
+                verifier = SignatureVerifier(s.auth_tokens, shared_keys=shared)
             delivery = self._observed_delivery()
             endpoints = {}
             if s.health:

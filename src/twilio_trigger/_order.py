@@ -27,6 +27,7 @@ _CALL_RANKS = {
     "queued": 0, "initiated": 0, "ringing": 1, "in-progress": 2,
     "completed": 3, "busy": 3, "failed": 3, "no-answer": 3, "canceled": 3,
 }  # fmt: skip
+_RECORDING_RANKS = {"in-progress": 0, "completed": 1, "absent": 1}
 
 
 def rank_of(event: TwilioEvent) -> int | None:
@@ -37,6 +38,8 @@ def rank_of(event: TwilioEvent) -> int | None:
         if sequence.isascii() and sequence.isdigit() and len(sequence) < 10:
             return int(sequence)
         return _CALL_RANKS.get(status)
+    if event.kind == "recording":
+        return _RECORDING_RANKS.get(status)
     return _MESSAGE_RANKS.get(status)
 
 

@@ -1,7 +1,8 @@
 """Service base classes, and what makes a service valid to attach.
 
-A service is an object of a subclass of :class:`SmsStatusService` or
-:class:`CallStatusService` that defines the callbacks it needs.  The base
+A service is an object of a subclass of :class:`SmsStatusService`,
+:class:`CallStatusService` or :class:`RecordingStatusService` that defines the
+callbacks it needs.  The base
 classes only *declare* the callbacks (as annotations, so that type checkers
 and editors know their signatures); a callback the subclass does not define
 simply does not exist, and its events are acknowledged without dispatch.
@@ -14,14 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ._events import CallStatusEvent, EventKind, SmsStatusChangeEvent
+from ._events import CallStatusEvent, EventKind, RecordingStatusEvent, SmsStatusChangeEvent
 from ._exceptions import ServiceError
 
 __all__ = [
     "CALL_CALLBACKS",
+    "RECORDING_CALLBACKS",
     "SMS_CALLBACKS",
     "CallStatusService",
     "Callback",
+    "RecordingStatusService",
     "SmsStatusService",
     "callback_name",
     "resolve_callbacks",
@@ -38,6 +41,8 @@ CALL_STATUSES = (
     "queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
     "no-answer", "canceled",
 )  # fmt: skip
+#: Recording statuses, in Twilio's spelling.
+RECORDING_STATUSES = ("in-progress", "completed", "absent")
 
 
 def callback_name(status: str) -> str:
@@ -47,11 +52,14 @@ def callback_name(status: str) -> str:
 
 SMS_CALLBACKS: tuple[str, ...] = tuple(callback_name(s) for s in SMS_STATUSES)
 CALL_CALLBACKS: tuple[str, ...] = tuple(callback_name(s) for s in CALL_STATUSES)
+RECORDING_CALLBACKS: tuple[str, ...] = tuple(callback_name(s) for s in RECORDING_STATUSES)
 
 #: What a callback may be: sync or async, returning nothing (or an ``Exception``
-#: to report failure, as the Ballerina seed's ``returns error?``).
+#: to report failure, as the Ballerina seed's ``returns error?``), or a reply:
+#: see the services' docstrings.
 SmsCallback = Callable[[SmsStatusChangeEvent], object]
 CallCallback = Callable[[CallStatusEvent], object]
+RecordingCallback = Callable[[RecordingStatusEvent], object]
 
 
 class SmsStatusService:
@@ -62,6 +70,10 @@ class SmsStatusService:
     on_undelivered on_receiving on_received on_scheduled on_canceled on_read
     on_partially_delivered``.  Each takes one :class:`SmsStatusChangeEvent`.
     Raise (or return an ``Exception``) to answer Twilio with a 500.
+
+    ``on_received`` (an inbound message) may return a reply: a ``str`` is sent
+    back as a message, and a TwiML object (whose ``str()`` is TwiML, such as
+    twilio-python's ``MessagingResponse``) is sent as it is.
     """
 
     kind: ClassVar[EventKind] = "sms"
@@ -89,6 +101,11 @@ class CallStatusService:
     ``on_queued on_initiated on_ringing on_in_progress on_completed on_busy
     on_failed on_no_answer on_canceled``.  Each takes one :class:`CallStatusEvent`.
     Raise (or return an ``Exception``) to answer Twilio with a 500.
+
+    For a request that asks what to do with a call (an inbound call's ringing,
+    an answered outbound call: no ``CallbackSource``), the callback may return
+    TwiML, as a ``str`` or an object such as twilio-python's ``VoiceResponse``,
+    and Twilio runs it.
     """
 
     kind: ClassVar[EventKind] = "call"
@@ -105,10 +122,25 @@ class CallStatusService:
     on_canceled: CallCallback
 
 
-_BASES: tuple[type[SmsStatusService] | type[CallStatusService], ...] = (
-    SmsStatusService,
-    CallStatusService,
-)
+class RecordingStatusService:
+    """Base class of a service that receives call recording status changes.
+
+    Define any of ``on_in_progress on_completed on_absent``, ``async def`` or
+    plain ``def``, each taking one :class:`RecordingStatusEvent`.  Raise (or
+    return an ``Exception``) to answer Twilio with a 500.
+    """
+
+    kind: ClassVar[EventKind] = "recording"
+    callback_names: ClassVar[tuple[str, ...]] = RECORDING_CALLBACKS
+
+    on_in_progress: RecordingCallback
+    on_completed: RecordingCallback
+    on_absent: RecordingCallback
+
+
+_Base = type[SmsStatusService] | type[CallStatusService] | type[RecordingStatusService]
+_BASES: tuple[_Base, ...] = (SmsStatusService, CallStatusService, RecordingStatusService)
+_BY_KIND: dict[EventKind, _Base] = {base.kind: base for base in _BASES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +160,13 @@ def service_kind(service: object) -> EventKind:
     if not bases:
         raise ServiceError(
             f"{type(service).__name__} is not a service: subclass "
-            "twilio_trigger.SmsStatusService or twilio_trigger.CallStatusService"
+            "twilio_trigger.SmsStatusService, CallStatusService or RecordingStatusService"
         )
     if len(bases) > 1:
+        names = " and ".join(base.__name__ for base in bases)
         raise ServiceError(
-            f"{type(service).__name__} subclasses both SmsStatusService and "
-            "CallStatusService; write one service class for each kind"
+            f"{type(service).__name__} subclasses both {names}; write one service class "
+            f"for each kind"
         )
     return bases[0].kind
 
@@ -152,7 +185,7 @@ def resolve_callbacks(service: object) -> dict[str, Callback]:
     is not callable, and one that cannot be called with one event argument.
     """
     kind = service_kind(service)
-    base = SmsStatusService if kind == "sms" else CallStatusService
+    base = _BY_KIND[kind]
     valid = base.callback_names
     cls = type(service)
     names = {

@@ -6,17 +6,32 @@ the few values :class:`WebhookHandler` needs and send back its :class:`Answer`.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _answers as answers
 from ._answers import Answer
+from ._cloudevents import CloudEventError, parse_cloudevents, to_params
 from ._delivery import Delivery
+from ._events import TwilioEvent
 from ._form import FormError, is_form_content_type, parse_form
 from ._observe import Observer, Rejection
 from ._routing import to_event
 from ._signature import SignatureVerifier
 
-__all__ = ["WebhookHandler", "normalize_public_url"]
+__all__ = ["WebhookHandler", "is_json_content_type", "normalize_public_url"]
+
+logger = logging.getLogger("twilio_trigger")
+
+_MAX_UNKNOWN_TYPES = 256  # CloudEvent types told once at WARNING, then at DEBUG
+
+
+def is_json_content_type(value: bytes | None) -> bool:
+    """True for ``application/json`` (an Event Streams webhook sink's batch)."""
+    if value is None:
+        return False
+    media_type = value.partition(b";")[0].strip().lower()
+    return media_type in (b"application/json", b"application/cloudevents-batch+json")
 
 
 def normalize_public_url(url: str) -> str:
@@ -44,7 +59,15 @@ def normalize_public_url(url: str) -> str:
 class WebhookHandler:
     """Checks, decodes, verifies, routes and dispatches one webhook request."""
 
-    __slots__ = ("_delivery", "_max_body", "_max_params", "_observer", "_public_url", "_verifier")
+    __slots__ = (
+        "_delivery",
+        "_max_body",
+        "_max_params",
+        "_observer",
+        "_public_url",
+        "_unknown_types",
+        "_verifier",
+    )
 
     def __init__(
         self,
@@ -61,6 +84,7 @@ class WebhookHandler:
         self._max_params = max_params
         self._max_body = max_body_bytes
         self._observer: Observer = delivery.observer
+        self._unknown_types: set[str] = set()
 
     @property
     def max_body_bytes(self) -> int:
@@ -79,7 +103,7 @@ class WebhookHandler:
 
         *length* is the declared ``Content-Length``, -1 when unknown.
         """
-        if not is_form_content_type(content_type):
+        if not is_form_content_type(content_type) and not is_json_content_type(content_type):
             return self._reject(Rejection.CONTENT_TYPE, answers.UNSUPPORTED_MEDIA_TYPE)
         if signature is None and self._verifier is not None:
             return self._reject(Rejection.SIGNATURE_MISSING, answers.SIGNATURE_MISSING)
@@ -102,13 +126,24 @@ class WebhookHandler:
         return self._delivery
 
     async def handle(
-        self, url: str, signature: bytes | None, body: bytes, idempotency_token: str | None = None
+        self,
+        url: str,
+        signature: bytes | None,
+        body: bytes,
+        idempotency_token: str | None = None,
+        *,
+        content_type: bytes | None = None,
+        settings: bytes | None = None,
     ) -> Answer:
-        """The answer to a form POST of *body* to *url* that passed :meth:`precheck`.
+        """The answer to a POST of *body* to *url* that passed :meth:`precheck`.
 
         *idempotency_token* is the ``I-Twilio-Idempotency-Token`` header, the same
-        on every retry of one delivery.
+        on every retry of one delivery; *settings* the ``X-Twilio-Webhooks-
+        Signature-Settings`` header of a request signed with a shared key.  A JSON
+        *content_type* is an Event Streams batch; anything else a form.
         """
+        if is_json_content_type(content_type):
+            return await self._handle_cloudevents(url, signature, body, settings)
         try:
             params = parse_form(body, self._max_params)
         except FormError as error:
@@ -119,7 +154,9 @@ class WebhookHandler:
         named = dict(params)
         single = named if len(named) == len(params) else None
         verifier = self._verifier
-        if verifier is not None and not verifier.verify(url, params, signature or b"", single):
+        if verifier is not None and not verifier.verify(
+            url, params, signature or b"", single, settings
+        ):
             return self._reject(Rejection.SIGNATURE_INVALID, answers.SIGNATURE_INVALID)
         event = to_event(params, single)
         if event is None:
@@ -127,3 +164,49 @@ class WebhookHandler:
         answer = await self._delivery.accept(event, idempotency_token)
         self._observer.answered(answer.status)
         return answer
+
+    async def _handle_cloudevents(
+        self, url: str, signature: bytes | None, body: bytes, settings: bytes | None
+    ) -> Answer:
+        # Signed over the URL alone, which carries the body's SHA-256.
+        verifier = self._verifier
+        if verifier is not None and not verifier.verify_json(url, body, signature or b"", settings):
+            return self._reject(Rejection.SIGNATURE_INVALID, answers.SIGNATURE_INVALID)
+        # Every CloudEvent is checked before any is dispatched: a batch with a
+        # bad one is refused whole, and none of it runs.
+        batch: list[tuple[str, TwilioEvent]] = []
+        try:
+            for cloud_event in parse_cloudevents(body):
+                params = to_params(cloud_event)
+                if params is None:
+                    self._unknown(cloud_event.type, cloud_event.id)
+                    continue
+                event = to_event(params)
+                if event is None:
+                    raise CloudEventError("a CloudEvent carries no status")
+                batch.append((cloud_event.id, event))
+        except CloudEventError as error:
+            return self._reject(Rejection.BAD_PAYLOAD, answers.reject(400, error.message))
+        # One at a time, in order (statuses of one SID arrive in one batch);
+        # each deduplicated by its id, so that a batch sent again after a
+        # failure runs only the events that failed.
+        failed: Answer | None = None
+        for event_id, event in batch:
+            answer = await self._delivery.accept(event, "ce:" + event_id, replies=False)
+            if answer.status >= 300 and failed is None:
+                failed = answer
+        answer = failed or answers.acknowledged
+        self._observer.answered(answer.status)
+        return answer
+
+    def _unknown(self, kind: str, event_id: str) -> None:
+        told = kind in self._unknown_types
+        if not told and len(self._unknown_types) < _MAX_UNKNOWN_TYPES:
+            self._unknown_types.add(kind)
+        logger.log(
+            logging.DEBUG if told else logging.WARNING,
+            "acknowledged CloudEvent %s of type %s without dispatching it: twilio-trigger "
+            "maps only message, inbound message and call status events",
+            event_id,
+            kind,
+        )

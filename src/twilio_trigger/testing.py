@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlencode
 
 from ._asgi import WebhookApp
-from ._events import CallStatusEvent, SmsStatusChangeEvent
+from ._events import CallStatusEvent, RecordingStatusEvent, SmsStatusChangeEvent
 from ._signature import compute_signature
 
 if TYPE_CHECKING:
@@ -43,8 +43,11 @@ __all__ = [
     "TestResponse",
     "call_event",
     "call_status_params",
+    "inbound_call_params",
     "inbound_sms_params",
     "new_sid",
+    "recording_event",
+    "recording_status_params",
     "sign",
     "sms_event",
     "sms_status_params",
@@ -244,6 +247,63 @@ def call_status_params(
     return _apply(params, overrides)
 
 
+def inbound_call_params(
+    status: str = "ringing", *, sid: str | None = None, **overrides: object
+) -> dict[str, str]:
+    """The voice webhook of an incoming call, which asks for TwiML (no ``CallbackSource``)."""
+    sid = sid or new_sid("CA")
+    params = {
+        "AccountSid": ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "CallSid": sid,
+        "CallStatus": status,
+        "Direction": "inbound",
+        "From": CUSTOMER_NUMBER,
+        "Caller": CUSTOMER_NUMBER,
+        "To": TWILIO_NUMBER,
+        "Called": TWILIO_NUMBER,
+        "CallToken": '{"parentCallInfoToken":"eyJhbGciOiJFUzI1NiJ9.e30.c2ln"}',
+        "StirVerstat": "TN-Validation-Passed-A",
+        **_geography("BROOKLYN", "SAN FRANCISCO"),
+        "CallerCity": "BROOKLYN",
+        "CallerState": "NY",
+        "CallerZip": "11201",
+        "CallerCountry": "US",
+        "CalledCity": "SAN FRANCISCO",
+        "CalledState": "CA",
+        "CalledZip": "94105",
+        "CalledCountry": "US",
+    }
+    return _apply(params, overrides)
+
+
+def recording_status_params(
+    status: str = "completed", *, sid: str | None = None, **overrides: object
+) -> dict[str, str]:
+    """A recording status callback for *status* (``in-progress``, ``completed``, ``absent``).
+
+    ``CallSid`` is a new call's unless overridden (``CallSid="CA..."``).
+    """
+    sid = sid or new_sid("RE")
+    params = {
+        "AccountSid": ACCOUNT_SID,
+        "CallSid": new_sid("CA"),
+        "RecordingSid": sid,
+        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}",
+        "RecordingStatus": status,
+        "RecordingChannels": "1",
+        "RecordingStartTime": "Tue, 14 Nov 2023 18:29:13 +0000",
+        "RecordingSource": "OutboundAPI",
+        "RecordingTrack": "both",
+        "ErrorCode": "0",
+    }
+    if status == "completed":
+        params["RecordingDuration"] = "45"
+    elif status == "in-progress":
+        params["RecordingDuration"] = "-1"
+    return _apply(params, overrides)
+
+
 def sms_event(
     status: str = "delivered", *, sid: str | None = None, **overrides: object
 ) -> SmsStatusChangeEvent:
@@ -256,6 +316,13 @@ def call_event(
 ) -> CallStatusEvent:
     """A :class:`CallStatusEvent` with realistic parameters, to call a callback directly."""
     return CallStatusEvent(call_status_params(status, sid=sid, **overrides))
+
+
+def recording_event(
+    status: str = "completed", *, sid: str | None = None, **overrides: object
+) -> RecordingStatusEvent:
+    """A :class:`RecordingStatusEvent` with realistic parameters."""
+    return RecordingStatusEvent(recording_status_params(status, sid=sid, **overrides))
 
 
 def _pairs(params: Params) -> list[tuple[str, str]]:
@@ -341,6 +408,12 @@ class TestClient:
         """POST a signed call status webhook."""
         return self.post(call_status_params(status, sid=sid, **overrides))
 
+    def send_recording(
+        self, status: str = "completed", *, sid: str | None = None, **overrides: object
+    ) -> TestResponse:
+        """POST a signed recording status webhook."""
+        return self.post(recording_status_params(status, sid=sid, **overrides))
+
     def post(
         self,
         params: Params,
@@ -370,6 +443,12 @@ class TestClient:
     ) -> TestResponse:
         """:meth:`send_call` on the running event loop."""
         return await self.apost(call_status_params(status, sid=sid, **overrides))
+
+    async def asend_recording(
+        self, status: str = "completed", *, sid: str | None = None, **overrides: object
+    ) -> TestResponse:
+        """:meth:`send_recording` on the running event loop."""
+        return await self.apost(recording_status_params(status, sid=sid, **overrides))
 
     async def apost(
         self,

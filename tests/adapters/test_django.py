@@ -213,8 +213,8 @@ def test_a_body_that_is_not_a_form_is_refused_415(route: Route) -> None:
     route(Messages())
     response = client().post(
         "/twilio/",
-        data=b'{"MessageStatus": "delivered"}',
-        content_type="application/json",
+        data=b"<MessageStatus>delivered</MessageStatus>",
+        content_type="application/xml",
         headers={"X-Twilio-Signature": "x"},
     )
     assert response.status_code == 415

@@ -251,7 +251,10 @@ def test_a_missing_or_invalid_signature_is_refused_403(
 def test_a_body_that_is_not_a_form_is_refused_415(make_app: MakeApp) -> None:
     app, _ = make_app(Messages())
     response = app.test_client().post(
-        "/twilio", json={"MessageStatus": "delivered"}, headers={"X-Twilio-Signature": "x"}
+        "/twilio",
+        data="<MessageStatus>delivered</MessageStatus>",
+        content_type="application/xml",
+        headers={"X-Twilio-Signature": "x"},
     )
     assert response.status_code == 415
 

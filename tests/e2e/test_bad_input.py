@@ -316,7 +316,7 @@ def test_public_url_drops_user_information_and_fragment() -> None:
 @pytest.mark.parametrize(
     ("content_type", "status"),
     [
-        ("application/json", 415),
+        ("application/xml", 415),
         ("text/plain", 415),
         (None, 415),
         ("multipart/form-data; boundary=xyz", 415),
@@ -347,9 +347,11 @@ def test_only_utf8_forms_are_accepted(
         assert recorder.calls == []
 
 
-def test_json_body_gets_415(
+def test_a_json_body_signed_as_a_form_is_refused_403(
     client: httpx.Client, listener: twilio.Listener, recorder: Recorder
 ) -> None:
+    # JSON is an Event Streams batch, signed over a URL that carries the body's
+    # SHA-256: without it, no signature can be right.
     payload = sms_status_payload("delivered")
     response = client.post(
         listener.url,
@@ -359,7 +361,7 @@ def test_json_body_gets_415(
             "X-Twilio-Signature": sign(listener.url, {}, TOKEN),
         },
     )
-    assert response.status_code == 415
+    assert response.status_code == 403
     assert recorder.calls == []
 
 

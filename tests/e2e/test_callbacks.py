@@ -594,7 +594,7 @@ def test_no_token_or_signature_reaches_a_log_or_an_answer(
         send(sms_status_payload("sent"), token="not-the-token")  # bad signature
         send(sms_status_payload("sent"), **{"X-Twilio-Signature": "AAAA" + signatures[0]})
         send({"From": "+14155550143"})  # no status
-        send(sms_status_payload("sent"), **{"Content-Type": "application/json"})
+        send(sms_status_payload("sent"), **{"Content-Type": "text/plain"})
         unsigned = encode_form(sms_status_payload("sent"))
         answers.append(httpx.post(server.url, content=unsigned, headers={"Content-Type": FORM}))
 

@@ -266,6 +266,9 @@ def test_each_outcome_moves_exactly_its_own_counters(
         ("call", "failed"): 0.0,
         ("call", "handled"): 0.0,
         ("call", "no_service"): 1.0,
+        ("recording", "duplicate"): 0.0,
+        ("recording", "failed"): 0.0,
+        ("recording", "handled"): 0.0,
         ("sms", "duplicate"): 1.0,
         ("sms", "failed"): 2.0,
         ("sms", "handled"): 5.0,
@@ -318,8 +321,8 @@ def test_each_rejection_counts_its_reason_and_its_answer(
         ),
         (
             "content_type",
-            b'{"MessageStatus": "delivered"}',
-            {"Content-Type": "application/json", "X-Twilio-Signature": sign(url, good, TOKEN)},
+            b"MessageStatus: delivered",
+            {"Content-Type": "text/plain", "X-Twilio-Signature": sign(url, good, TOKEN)},
             415,
         ),
         (

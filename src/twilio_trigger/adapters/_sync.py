@@ -296,6 +296,7 @@ class SyncBridge:
         scheme, host, path = location()
         query = environ.get("QUERY_STRING") or ""
         url = handler.url_for(scheme, host, request_path(environ, path), str(query))
+        settings = _header(environ, "HTTP_X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS")
         token = environ.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN")
         token = token if isinstance(token, str) else None
         here = _RequestThread()
@@ -306,7 +307,9 @@ class SyncBridge:
             assert task is not None
             runner.requests.add(task)
             try:
-                return await handler.handle(url, signature, body, token)
+                return await handler.handle(
+                    url, signature, body, token, content_type=content_type, settings=settings
+                )
             finally:
                 runner.requests.discard(task)
 
