@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import secrets
@@ -33,10 +34,28 @@ from ._exceptions import TwilioTriggerError
 from ._listener import Listener
 from ._logging import configure_logging, shown_url
 from ._observe import parse_level
-from ._signature import SignatureVerifier, compute_signature, url_variants
+from ._signature import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    SETTINGS_HEADER,
+    SignatureVerifier,
+    compute_json_signature,
+    compute_signature,
+    json_url,
+    signature_settings,
+    url_variants,
+)
 from .inbox import Inbox, State, open_inbox
 from .inbox.sqlite import SQLiteInbox
-from .testing import call_status_params, sms_status_params
+from .testing import (
+    call_cloudevent,
+    call_status_params,
+    inbound_call_params,
+    inbound_message_cloudevent,
+    message_cloudevent,
+    recording_status_params,
+    sms_status_params,
+)
 
 __all__ = ["cli", "main"]
 
@@ -510,13 +529,26 @@ def demo(port: int, host: str, once: bool) -> None:
 
 
 # -- send ----------------------------------------------------------------------
+_KINDS = {
+    "sms": (sms_status_params, "MessageSid"),
+    "call": (call_status_params, "CallSid"),
+    "inbound-call": (inbound_call_params, "CallSid"),
+    "recording": (recording_status_params, "RecordingSid"),
+}
+
+
 @cli.command(context_settings=_CONTEXT)
-@click.argument("kind", type=click.Choice(["sms", "call"]))
+@click.argument("kind", type=click.Choice(list(_KINDS)))
 @click.argument("status")
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="The listener's URL.")
 @click.option("--auth-token", "auth_tokens", multiple=True, envvar="TWILIO_AUTH_TOKEN",
               help="Token to sign with.  [default: $TWILIO_AUTH_TOKEN]")  # fmt: skip
-@click.option("--sid", help="The message or call SID.  [default: a new one]")
+@click.option("--shared-key", metavar="ID=SECRET",
+              help="Sign with this shared key (HMAC-SHA256), as a Webhook Rule does.")  # fmt: skip
+@click.option("--event-streams", is_flag=True,
+              help="Send it as an Event Streams sink receives it: a CloudEvent in a JSON "
+                   "array, signed with bodySHA256 (sms and call).")  # fmt: skip
+@click.option("--sid", help="The message, call or recording SID.  [default: a new one]")
 @click.option("--set", "settings", multiple=True, metavar="Name=Value",
               help="Set (or with Name= blank) a parameter; repeatable.")  # fmt: skip
 @click.option("--unset", multiple=True, metavar="Name", help="Leave a parameter out; repeatable.")
@@ -527,6 +559,8 @@ def send(
     status: str,
     url: str,
     auth_tokens: tuple[str, ...],
+    shared_key: str | None,
+    event_streams: bool,
     sid: str | None,
     settings: tuple[str, ...],
     unset: tuple[str, ...],
@@ -535,22 +569,53 @@ def send(
 ) -> None:
     """Post one signed, realistic event to a listener and print its answer.
 
-    STATUS is a Twilio status such as delivered, failed, received (an inbound
-    message), ringing or in-progress.  Exits 1 unless the answer is 2xx.
+    KIND is sms, call, inbound-call (the voice webhook of an incoming call,
+    which asks for TwiML) or recording.  STATUS is a Twilio status such as
+    delivered, failed, received (an inbound message), ringing, in-progress or,
+    for a recording, completed.  The answer's body shows a callback's reply.
+    Exits 1 unless the answer is 2xx.
 
     \b
     Example:
       twilio-trigger send sms failed --set ErrorCode=30007 --auth-token TOKEN
-      twilio-trigger send call completed --url http://127.0.0.1:8090/twilio
+      twilio-trigger send sms received --set Body=HELP      # see the reply
+      twilio-trigger send inbound-call ringing              # see the call's TwiML
+      twilio-trigger send call completed --event-streams
+      twilio-trigger send recording completed --shared-key webhooks_sharedkey_1=SECRET
     """
-    token = _tokens(auth_tokens)[0]
+    if shared_key is not None:
+        key_id, equals, secret = shared_key.partition("=")
+        if not equals or not key_id.strip() or not secret:
+            raise click.BadParameter("expected ID=SECRET", param_hint="--shared-key")
+        secret_or_token, algorithm = secret, HMAC_SHA256
+        headers = {SETTINGS_HEADER: signature_settings(key_id.strip(), HMAC_SHA256)}
+    else:
+        secret_or_token, algorithm, headers = _tokens(auth_tokens)[0], HMAC_SHA1, {}
+    factory, sid_name = _KINDS[kind]
     overrides: dict[str, object] = dict(_parameters(settings, None))
     overrides.update(dict.fromkeys(unset))
-    factory = sms_status_params if kind == "sms" else call_status_params
-    params = list(factory(status, sid=sid, **overrides).items())
-    answer = _signed_post(url, params, token, sign_url, timeout)
-    sent_sid = dict(params).get("CallSid" if kind == "call" else "MessageSid", "")
-    click.echo(f"POST {url}  {kind} {status}  {sent_sid}")
+    params = factory(status, sid=sid, **overrides)
+    headers["User-Agent"] = f"twilio-trigger/{__version__}"
+    if event_streams:
+        if kind not in ("sms", "call"):
+            raise click.BadParameter(
+                "Event Streams carries message and call events only", param_hint="KIND"
+            )
+        events = [_as_cloudevent(kind, status, params)]
+        body = json.dumps(events).encode("utf-8")
+        signed = json_url(sign_url or url, body)
+        target = json_url(url, body)
+        headers["Content-Type"] = "application/json"
+        headers["X-Twilio-Signature"] = compute_json_signature(signed, secret_or_token, algorithm)
+        answer = _post(target, body, headers, timeout)
+    else:
+        pairs = list(params.items())
+        headers["Content-Type"] = _FORM
+        headers["X-Twilio-Signature"] = compute_signature(
+            sign_url or url, pairs, secret_or_token, algorithm
+        )
+        answer = _post(url, urlencode(pairs).encode("ascii"), headers, timeout)
+    click.echo(f"POST {url}  {kind} {status}  {params.get(sid_name, '')}")
     click.echo(
         f"{answer.status} {answer.reason}  {answer.content_type}  {answer.milliseconds:.1f} ms"
     )
@@ -558,6 +623,20 @@ def send(
         click.echo(answer.text.rstrip("\n"))
     if not 200 <= answer.status < 300:
         sys.exit(1)
+
+
+def _as_cloudevent(kind: str, status: str, params: Mapping[str, str]) -> dict[str, object]:
+    """The CloudEvent Event Streams would send for the status webhook *params*."""
+    if kind == "call":
+        event = call_cloudevent(status, sid=params["CallSid"])
+        data = event["data"]
+        assert isinstance(data, dict)
+        data["request"]["parameters"] = dict(params)
+        return event
+    if status == "received":
+        return inbound_message_cloudevent(**{k[:1].lower() + k[1:]: v for k, v in params.items()})
+    fields = {k[:1].lower() + k[1:]: v for k, v in params.items()}
+    return message_cloudevent(status, **fields)
 
 
 # -- sign and verify -------------------------------------------------------------

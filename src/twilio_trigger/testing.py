@@ -21,6 +21,7 @@ of ``None`` removes the parameter.  Every call makes fresh SIDs unless told.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import uuid
@@ -33,7 +34,14 @@ from urllib.parse import urlencode
 
 from ._asgi import WebhookApp
 from ._events import CallStatusEvent, RecordingStatusEvent, SmsStatusChangeEvent
-from ._signature import compute_signature
+from ._signature import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    compute_json_signature,
+    compute_signature,
+    json_url,
+    signature_settings,
+)
 
 if TYPE_CHECKING:
     from ._listener import Listener
@@ -41,14 +49,19 @@ if TYPE_CHECKING:
 __all__ = [
     "TestClient",
     "TestResponse",
+    "call_cloudevent",
     "call_event",
     "call_status_params",
+    "cloudevent",
     "inbound_call_params",
+    "inbound_message_cloudevent",
     "inbound_sms_params",
+    "message_cloudevent",
     "new_sid",
     "recording_event",
     "recording_status_params",
     "sign",
+    "sign_json",
     "sms_event",
     "sms_status_params",
 ]
@@ -325,13 +338,91 @@ def recording_event(
     return RecordingStatusEvent(recording_status_params(status, sid=sid, **overrides))
 
 
+# -- Event Streams ----------------------------------------------------------------
+def cloudevent(
+    event_type: str, data: Mapping[str, object], *, id: str | None = None
+) -> dict[str, object]:
+    """One CloudEvent as an Event Streams webhook sink receives it (one of its array)."""
+    return {
+        "specversion": "1.0",
+        "type": event_type,
+        "source": f"/2010-04-01/Accounts/{ACCOUNT_SID}",
+        "id": id or new_sid("EZ"),
+        "dataschema": "https://events-schemas.twilio.com/",
+        "datacontenttype": "application/json",
+        "time": "2023-11-14T18:30:00.000Z",
+        "data": dict(data),
+    }
+
+
+def _camel(params: Mapping[str, str]) -> dict[str, object]:
+    # Event Streams' data names are the webhook's, camelCase: MessageSid -> messageSid.
+    return {name[:1].lower() + name[1:]: value for name, value in params.items()}
+
+
+def message_cloudevent(
+    status: str = "delivered", *, sid: str | None = None, id: str | None = None, **data: object
+) -> dict[str, object]:
+    """A ``com.twilio.messaging.message.<status>`` CloudEvent, with the fields of
+    :func:`sms_status_params` in camelCase; *data* overrides them (``None`` removes)."""
+    fields = _camel(sms_status_params(status, sid=sid))
+    fields["messageStatus"] = status.upper()
+    fields.update(data)
+    fields = {name: value for name, value in fields.items() if value is not None}
+    return cloudevent(f"com.twilio.messaging.message.{status}", fields, id=id)
+
+
+def inbound_message_cloudevent(
+    *, sid: str | None = None, id: str | None = None, **data: object
+) -> dict[str, object]:
+    """A ``com.twilio.messaging.inbound-message.received`` CloudEvent."""
+    fields = _camel(inbound_sms_params("received", sid=sid))
+    fields.update(data)
+    fields = {name: value for name, value in fields.items() if value is not None}
+    return cloudevent("com.twilio.messaging.inbound-message.received", fields, id=id)
+
+
+_CALL_EVENT_NAMES = {"in-progress": "answered", "busy": "completed", "failed": "completed",
+                     "no-answer": "completed", "canceled": "completed"}  # fmt: skip
+
+
+def call_cloudevent(
+    status: str = "completed", *, sid: str | None = None, id: str | None = None, **params: object
+) -> dict[str, object]:
+    """A ``com.twilio.voice.status-callback.call.<event>`` CloudEvent carrying the
+    status callback of :func:`call_status_params` (*params* override it)."""
+    parameters = call_status_params(status, sid=sid, **params)
+    name = _CALL_EVENT_NAMES.get(status, status)
+    data = {
+        "sid": parameters["CallSid"],
+        "timestamp": "2023-11-14T18:30:00.000Z",
+        "request": {
+            "method": "POST",
+            "url": "https://hooks.example.com/",
+            "parameters": parameters,
+        },
+        "response": {"responseCode": 200, "contentType": "text/xml", "responseBody": ""},
+    }
+    return cloudevent(f"com.twilio.voice.status-callback.call.{name}", data, id=id)
+
+
+def sign_json(url: str, body: bytes, token: str) -> tuple[str, str]:
+    """The URL with the body's ``bodySHA256`` that Twilio requests, and its signature."""
+    signed_url = json_url(url, body)
+    return signed_url, compute_json_signature(signed_url, token)
+
+
 def _pairs(params: Params) -> list[tuple[str, str]]:
     return list(params.items()) if isinstance(params, Mapping) else list(params)
 
 
-def sign(url: str, params: Params, token: str) -> str:
-    """The ``X-Twilio-Signature`` Twilio sends when it POSTs *params* to *url*."""
-    return compute_signature(url, _pairs(params), token)
+def sign(url: str, params: Params, token: str, algorithm: str = HMAC_SHA1) -> str:
+    """The ``X-Twilio-Signature`` Twilio sends when it POSTs *params* to *url*.
+
+    *algorithm* ``HMAC_SHA256`` with a shared key's secret as *token* gives the
+    signature of a request signed with that shared key.
+    """
+    return compute_signature(url, _pairs(params), token, algorithm)
 
 
 @dataclass(frozen=True)
@@ -375,13 +466,20 @@ class TestClient:
 
     Requests are signed with the listener's first auth token (or *auth_token*)
     over the URL Twilio would have used: the listener's ``public_url`` when set,
-    else ``http://testserver`` and its path.
+    else ``http://testserver`` and its path.  With *shared_key* ``(key_id,
+    secret)`` they are signed as a Webhook Rule's shared key signs them
+    (HMAC-SHA256, with ``X-Twilio-Webhooks-Signature-Settings``).
     """
 
     __test__ = False
 
     def __init__(
-        self, listener: Listener, *, auth_token: str | None = None, host: str = "testserver"
+        self,
+        listener: Listener,
+        *,
+        auth_token: str | None = None,
+        shared_key: tuple[str, str] | None = None,
+        host: str = "testserver",
     ) -> None:
         settings = listener.settings
         self._app = listener.asgi
@@ -391,6 +489,12 @@ class TestClient:
         self._base_url = settings.public_url or f"http://{host}{settings.path}"
         tokens = settings.auth_tokens
         self._token = auth_token if auth_token is not None else (tokens[0] if tokens else None)
+        self._algorithm = HMAC_SHA1
+        self._settings: str | None = None
+        if shared_key is not None:
+            key_id, self._token = shared_key
+            self._algorithm = HMAC_SHA256
+            self._settings = signature_settings(key_id, HMAC_SHA256)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -463,17 +567,60 @@ class TestClient:
         pairs = _pairs(params)
         url = f"{self._base_url}?{query}" if query else self._base_url
         if signature is None and self._token is not None:
-            signature = compute_signature(url, pairs, self._token)
+            signature = compute_signature(url, pairs, self._token, self._algorithm)
         content = urlencode(pairs).encode("ascii") if body is None else body
+        return await self._send(FORM_CONTENT_TYPE, content, query, signature, headers)
+
+    def post_events(
+        self,
+        events: Sequence[Mapping[str, object]],
+        *,
+        headers: Mapping[str, str] | None = None,
+        signature: str | None = None,
+        body: bytes | None = None,
+    ) -> TestResponse:
+        """POST CloudEvents as an Event Streams webhook sink receives them: a JSON
+        array, signed over the URL with its ``bodySHA256`` (see :func:`cloudevent`).
+
+        *body* replaces the JSON (to send malformed input); it is signed all the same.
+        """
+        return self._run(self.apost_events(events, headers=headers, signature=signature, body=body))
+
+    async def apost_events(
+        self,
+        events: Sequence[Mapping[str, object]],
+        *,
+        headers: Mapping[str, str] | None = None,
+        signature: str | None = None,
+        body: bytes | None = None,
+    ) -> TestResponse:
+        """:meth:`post_events` on the running event loop."""
+        content = json.dumps(list(events)).encode("utf-8") if body is None else body
+        url = json_url(self._base_url, content)
+        query = url.partition("?")[2]
+        if signature is None and self._token is not None:
+            signature = compute_json_signature(url, self._token, self._algorithm)
+        return await self._send("application/json", content, query, signature, headers)
+
+    async def _send(
+        self,
+        content_type: str,
+        content: bytes,
+        query: str,
+        signature: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> TestResponse:
         sent = {
             "host": self._host,
-            "content-type": FORM_CONTENT_TYPE,
+            "content-type": content_type,
             "content-length": str(len(content)),
             "user-agent": "TwilioProxy/1.1",
             "i-twilio-idempotency-token": str(uuid.uuid4()),
         }
         if signature:
             sent["x-twilio-signature"] = signature
+            if self._settings is not None:
+                sent["x-twilio-webhooks-signature-settings"] = self._settings
         sent.update({name.lower(): value for name, value in (headers or {}).items()})
         return await self._call(
             [(name.encode("latin-1"), value.encode("latin-1")) for name, value in sent.items()],
