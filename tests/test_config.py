@@ -257,3 +257,32 @@ def test_a_listener_reads_its_options_from_the_environment(
     assert Listener(0, auth_tokens="t").settings.path == "/twilio"  # explicit port wins
     with pytest.raises(ConfigurationError, match="TWILIO_TRIGGER_PORT"):
         Listener(auth_tokens="t")
+
+
+# -- shared keys -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("given", "resolved"),
+    [
+        ({"wk1": "s1", "wk2": "s2="}, (("wk1", "s1"), ("wk2", "s2="))),
+        (["s1", "s2=="], (("", "s1"), ("", "s2=="))),
+        ("wk1=s1, wk2=abc==", (("wk1", "s1"), ("wk2", "abc=="))),
+        ("abc==", (("", "abc=="),)),  # a bare base64 secret, not the id "abc"
+        ("", ()),
+    ],
+)
+def test_shared_keys_are_read_from_a_mapping_a_list_or_a_string(
+    given: object, resolved: tuple[tuple[str, str], ...]
+) -> None:
+    assert Settings.resolve({"shared_keys": given}, {}).shared_keys == resolved
+
+
+def test_shared_keys_come_from_the_environment_and_never_show_in_repr() -> None:
+    settings = Settings.resolve({}, {"TWILIO_TRIGGER_SHARED_KEYS": "wk1=top-secret"})
+    assert settings.shared_keys == (("wk1", "top-secret"),)
+    assert "top-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize("given", ["wk1=s1,bare", 42, [1, 2]])
+def test_bad_shared_keys_are_refused(given: object) -> None:
+    with pytest.raises(ConfigurationError, match="shared_keys"):
+        Settings.resolve({"shared_keys": given}, {})
