@@ -63,6 +63,10 @@ ENVIRONMENT = {
     "event_log_level": "TWILIO_TRIGGER_EVENT_LOG_LEVEL",
     "log_format": "TWILIO_TRIGGER_LOG_FORMAT",
     "log_level": "TWILIO_TRIGGER_LOG_LEVEL",
+    "inspector": "TWILIO_TRIGGER_INSPECTOR",
+    "inspector_host": "TWILIO_TRIGGER_INSPECTOR_HOST",
+    "inspector_port": "TWILIO_TRIGGER_INSPECTOR_PORT",
+    "inspector_token": "TWILIO_TRIGGER_INSPECTOR_TOKEN",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -204,6 +208,13 @@ def _log_format(value: object, source: str) -> str:
     return text
 
 
+def _secret(value: object, source: str) -> str:
+    text = str(value).strip()
+    if len(text) < 16:
+        raise ConfigurationError(f"{source} must be at least 16 characters long")
+    return text
+
+
 def _boolean(value: object, source: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -247,6 +258,10 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "event_log_level": _level,
     "log_format": _log_format,
     "log_level": _level,
+    "inspector": _boolean,
+    "inspector_host": _host,
+    "inspector_port": _integer(0, 65535),
+    "inspector_token": _secret,
 }
 
 
@@ -287,6 +302,10 @@ class Settings:
     event_log_level: str = "info"
     log_format: str = "text"
     log_level: str = "info"
+    inspector: bool = False
+    inspector_host: str = "127.0.0.1"
+    inspector_port: int = 8091
+    inspector_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(

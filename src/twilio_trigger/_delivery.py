@@ -177,6 +177,11 @@ class Delivery:
                 if store is not None:
                     await store.close()
 
+    def wake(self) -> None:
+        """Entries were made due (a replay): let the workers look now."""
+        if self._pool is not None:
+            self._pool.wake()
+
     # -- health --------------------------------------------------------------
     async def readiness(self) -> dict[str, bool]:
         """Whether each part events go through can be reached now: the inbox, the store.

@@ -22,6 +22,7 @@ from ._delivery import Delivery, RetryPolicy
 from ._dispatch import Dispatcher
 from ._exceptions import ConfigurationError, ServiceError
 from ._health import health_endpoints
+from ._inspector import Activity, InspectorApp
 from ._logging import configure_logging
 from ._observe import EventLog, Observer, Observers, parse_level
 from ._signature import SignatureVerifier
@@ -41,19 +42,37 @@ _S = TypeVar("_S", bound=type)
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        announce: Callable[[], None],
+        companions: Iterable[tuple[uvicorn.Server, socket.socket]] = (),
+    ) -> None:
         super().__init__(config)
         self._announce = announce
+        # Servers of other applications (the inspector) on this loop, started
+        # and stopped with this one.
+        self._companions = list(companions)
         self.freeze = False  # set by run(), where the process is the listener's
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if not self.should_exit:
+            for server, sock in self._companions:
+                server.config.load()
+                server.lifespan = server.config.lifespan_class(server.config)
+                await server.startup(sockets=[sock])
             if self.freeze:
                 # What exists now (modules, services, the app) lives as long as
                 # the process: keep it out of the garbage collector's way.
                 gc.freeze()
             self._announce()  # now accepting, and signals are handled
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server, sock in self._companions:
+            if server.started:
+                await server.shutdown(sockets=[sock])
+        await super().shutdown(sockets)
 
     # uvicorn re-raises a caught SIGINT/SIGTERM once it has shut down, which
     # would turn a graceful stop into a KeyboardInterrupt or a killed process.
@@ -131,6 +150,10 @@ class Listener:
         event_log_level: str | None = None,
         log_format: str | None = None,
         log_level: str | None = None,
+        inspector: bool | None = None,
+        inspector_host: str | None = None,
+        inspector_port: int | None = None,
+        inspector_token: str | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             {
@@ -167,6 +190,10 @@ class Listener:
                 "event_log_level": event_log_level,
                 "log_format": log_format,
                 "log_level": log_level,
+                "inspector": inspector,
+                "inspector_host": inspector_host,
+                "inspector_port": inspector_port,
+                "inspector_token": inspector_token,
             }
         )
         self._dispatcher = Dispatcher()
@@ -177,6 +204,9 @@ class Listener:
         self._bound_port: int | None = None
         self._metrics: Metrics | None = None
         self._metrics_server: MetricsServer | None = None
+        self._activity: Activity | None = None
+        self._inspector_port: int | None = None
+        self._companions: list[tuple[uvicorn.Server, socket.socket]] = []
 
     def __repr__(self) -> str:
         s = self.settings
@@ -289,6 +319,9 @@ class Listener:
         """The delivery, told to the event log and, when asked for, to the metrics."""
         s = self.settings
         observers: list[Observer] = [EventLog(parse_level(s.event_log_level))]
+        if s.inspector:
+            self._activity = Activity()
+            observers.append(self._activity)
         if s.metrics:
             from .metrics import Metrics
 
@@ -372,10 +405,56 @@ class Listener:
             host = f"[{host}]"
         return f"http://{host}:{self.port}{self.settings.path}"
 
+    @property
+    def inspector_url(self) -> str | None:
+        """The inspector's URL while it is served (``inspector=True``), else ``None``."""
+        port = self._inspector_port
+        if port is None:
+            return None
+        host = self.settings.inspector_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"  # noqa: S104
+
+    def _inspector(self) -> list[tuple[uvicorn.Server, socket.socket]]:
+        """The inspector's server and socket, when asked for."""
+        s = self.settings
+        if not s.inspector:
+            return []
+        app = self.asgi
+        assert isinstance(app, WebhookApp)
+        assert self._activity is not None
+        loopback = s.inspector_host in ("127.0.0.1", "::1", "localhost")
+        if not loopback and s.inspector_token is None:
+            raise ConfigurationError(
+                f"the inspector shows phone numbers and message bodies: bound to "
+                f"{s.inspector_host} it needs a token (TWILIO_TRIGGER_INSPECTOR_TOKEN, at "
+                f"least 16 characters), or bind it to 127.0.0.1"
+            )
+        try:
+            inspector = InspectorApp(
+                app.delivery, self._activity, token=s.inspector_token, loopback_only=loopback
+            )
+        except ValueError:
+            raise ConfigurationError(
+                "the inspector shows the inbox: pass inbox=... (or --inbox) with inspector=True"
+            ) from None
+        sock = _bind(s.inspector_host, s.inspector_port)
+        self._inspector_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            inspector, lifespan="off", log_config=None, access_log=False, server_header=False
+        )
+        logger.info("inspector on %s", self.inspector_url)
+        return [(uvicorn.Server(config), sock)]
+
     def _prepare(self) -> tuple[_Server, socket.socket]:
         app = self.asgi
         s = self.settings
-        sock = _bind(s.host, s.port)
+        companions = self._inspector()
+        try:
+            sock = _bind(s.host, s.port)
+        except ConfigurationError:
+            self._release(companions)
+            raise
         self._bound_port = sock.getsockname()[1]
         config = uvicorn.Config(
             app,
@@ -406,7 +485,14 @@ class Listener:
                     where,
                 )
 
-        return _Server(config, announce), sock
+        server = _Server(config, announce, companions)
+        self._companions = companions
+        return server, sock
+
+    def _release(self, companions: Iterable[tuple[uvicorn.Server, socket.socket]]) -> None:
+        for _, sock in companions:
+            sock.close()
+        self._inspector_port = None
 
     def run(self) -> None:
         """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully.
@@ -425,6 +511,7 @@ class Listener:
             server.run(sockets=[sock])
         finally:
             sock.close()
+            self._release(self._companions)
             self._close_metrics()
             self._server = None
             self._bound_port = None
@@ -473,6 +560,7 @@ class Listener:
             self._serve_metrics()
         except BaseException:
             sock.close()
+            self._release(self._companions)
             self._server = self._bound_port = None
             raise
 
@@ -483,6 +571,7 @@ class Listener:
                 self._thread_error = error
             finally:
                 sock.close()
+                self._release(self._companions)
 
         thread = threading.Thread(target=serve, name="twilio-trigger-listener", daemon=True)
         self._thread = thread

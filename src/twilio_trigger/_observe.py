@@ -43,6 +43,7 @@ class Attempt(NamedTuple):
     of: int  # max_attempts
     retry_in: float | None = None  # seconds before the next attempt
     dead_letter: int | None = None  # the entry kept as a dead letter
+    entry: int | None = None  # the inbox entry attempted
 
 
 class Observer:

@@ -148,15 +148,19 @@ class WorkerPool:
         try:
             if result.outcome.ok:
                 await self._inbox.succeed(entry.id)
-                self._observer.finished(event, result, Attempt(number, most))
+                self._observer.finished(event, result, Attempt(number, most, entry=entry.id))
                 return
             error = describe_error(result.error) if result.error else result.outcome.value
             if number >= most:
                 await self._inbox.bury(entry.id, error)
-                self._observer.finished(event, result, Attempt(number, most, dead_letter=entry.id))
+                self._observer.finished(
+                    event, result, Attempt(number, most, dead_letter=entry.id, entry=entry.id)
+                )
             else:
                 delay = backoff_delay(number, self._backoff, self._backoff_max, self._rng)
                 await self._inbox.retry(entry.id, error, time.time() + delay)
-                self._observer.finished(event, result, Attempt(number, most, retry_in=delay))
+                self._observer.finished(
+                    event, result, Attempt(number, most, retry_in=delay, entry=entry.id)
+                )
         except Exception:
             logger.exception("could not record the outcome of inbox entry %d", entry.id)

@@ -1,0 +1,468 @@
+"""Event Streams webhook sinks over real HTTP: a JSON array of CloudEvents per POST.
+
+Each body is signed as Twilio signs it: ``bodySHA256=<hex SHA-256 of the body>``
+is appended to the URL, and twilio-python's ``RequestValidator`` signs that URL
+alone; every signature is also checked with ``RequestValidator.validate``.  The
+CloudEvents are written out here from Twilio's documented examples, not taken
+from the package's test kit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+import twilio_trigger as twilio
+
+from ._support import (
+    OTHER_TOKEN,
+    TOKEN,
+    CallRecorder,
+    Recorder,
+    SmsRecorder,
+    assert_empty_twiml,
+    records,
+    running,
+)
+
+ACCOUNT = "AC3f1c2e4d5b6a79880f1e2d3c4b5a6978"
+UNKNOWN_TYPE = "com.twilio.studio.flow.execution.started"
+JSON = "application/json"
+
+CloudEvent = dict[str, Any]
+
+
+def event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def envelope(kind: str, data: object, *, id: str | None = None) -> CloudEvent:
+    return {
+        "specversion": "1.0",
+        "type": kind,
+        "source": f"/2010-04-01/Accounts/{ACCOUNT}/Messages",
+        "id": id or event_id(),
+        "dataschema": "https://events-schemas.twilio.com/Messaging.MessageStatus/4",
+        "datacontenttype": "application/json",
+        "time": "2024-11-21T18:30:00.000Z",
+        "data": data,
+    }
+
+
+def message_event(status: str, *, sid: str | None = None, **data: object) -> CloudEvent:
+    """``com.twilio.messaging.message.<status>`` (Messaging.MessageStatus)."""
+    fields: dict[str, object] = {
+        "messageSid": sid or "SM" + uuid.uuid4().hex,
+        "accountSid": ACCOUNT,
+        "from": "+14155550143",
+        "to": "+15558675310",
+        "messageStatus": status.upper(),
+        "numberOfSegments": 1,
+        "timestamp": "2024-11-21T18:30:00.000Z",
+        **data,
+    }
+    return envelope(f"com.twilio.messaging.message.{status}", fields)
+
+
+def inbound_event(body: str = "Where is my parcel?", **data: object) -> CloudEvent:
+    """``com.twilio.messaging.inbound-message.received`` (Messaging.InboundMessageV1)."""
+    fields: dict[str, object] = {
+        "messageSid": "SM" + uuid.uuid4().hex,
+        "accountSid": ACCOUNT,
+        "from": "+15558675310",
+        "to": "+14155550143",
+        "body": body,
+        "numMedia": 0,
+        "numSegments": 1,
+        "timestamp": "2024-11-21T18:30:00.000Z",
+        **data,
+    }
+    return envelope("com.twilio.messaging.inbound-message.received", fields)
+
+
+def call_event(status: str = "completed", **parameters: str) -> CloudEvent:
+    """``com.twilio.voice.status-callback.call.<status>`` (Voice.WebhookEvent)."""
+    sid = "CA" + uuid.uuid4().hex
+    sent = {
+        "AccountSid": ACCOUNT,
+        "CallSid": sid,
+        "CallStatus": status,
+        "CallbackSource": "call-progress-events",
+        "Direction": "outbound-api",
+        "From": "+14155550143",
+        "To": "+15558675310",
+        "SequenceNumber": "3",
+        "CallDuration": "47",
+        "Timestamp": "Thu, 21 Nov 2024 18:30:00 +0000",
+        **parameters,
+    }
+    data = {
+        "sid": sid,
+        "timestamp": "2024-11-21T18:30:00.000Z",
+        "eventSid": "EV" + uuid.uuid4().hex,
+        "request": {"method": "POST", "url": "https://hooks.example.com/", "parameters": sent},
+        "response": {"responseCode": 200, "contentType": "text/xml", "responseBody": ""},
+    }
+    return envelope(f"com.twilio.voice.status-callback.call.{status}", data)
+
+
+def unknown_event() -> CloudEvent:
+    return envelope(UNKNOWN_TYPE, {"executionSid": "FN" + uuid.uuid4().hex})
+
+
+def encode(events: Sequence[object]) -> bytes:
+    return json.dumps(list(events)).encode("utf-8")
+
+
+def signed_url(url: str, body: bytes) -> str:
+    """*url* with the body's ``bodySHA256``, as Twilio requests it."""
+    return f"{url}?bodySHA256={hashlib.sha256(body).hexdigest()}"
+
+
+def oracle_signature(url: str, token: str) -> str:
+    return str(RequestValidator(token).compute_signature(url, {}))
+
+
+def post_body(
+    url: str,
+    body: bytes,
+    *,
+    token: str = TOKEN,
+    sign_body: bytes | None = None,
+    content_type: str = JSON,
+) -> httpx.Response:
+    """POST *body* as Twilio would, signed over the ``bodySHA256`` of *sign_body*
+    (by default *body* itself); the oracle must agree when they are the same."""
+    target = signed_url(url, body if sign_body is None else sign_body)
+    signature = oracle_signature(target, token)
+    if sign_body is None:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            assert RequestValidator(token).validate(target, text, signature)
+    headers = {
+        "Content-Type": content_type,
+        "X-Twilio-Signature": signature,
+        "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+        "User-Agent": "Twilio-Event-Streams/1.0",
+    }
+    return httpx.post(target, content=body, headers=headers, timeout=10.0)
+
+
+def post_events(url: str, events: Sequence[object], **options: Any) -> httpx.Response:
+    return post_body(url, encode(events), **options)
+
+
+def callbacks(recorder: Recorder) -> list[tuple[str, str]]:
+    with recorder.lock:
+        return [(call.kind, call.callback) for call in recorder.calls]
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture(scope="module")
+def listener(recorder: Recorder) -> Iterator[twilio.Listener]:
+    with running(SmsRecorder(recorder), CallRecorder(recorder)) as listener:
+        yield listener
+
+
+@pytest.fixture(autouse=True)
+def _fresh(recorder: Recorder) -> Iterator[None]:
+    recorder.reset()
+    yield
+    recorder.reset()
+
+
+# -- a batch of several types ----------------------------------------------------------
+def test_batch_of_several_types_runs_each_callback_once(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder()
+    delivered = message_event("delivered")
+    inbound = inbound_event("Where is my parcel? 📦")
+    completed = call_event("completed")
+    batch = [delivered, inbound, unknown_event(), completed, dict(delivered)]  # one twice
+    body = encode(batch)
+    with running(SmsRecorder(recorder), CallRecorder(recorder)) as listener:
+        assert_empty_twiml(post_body(listener.url, body))
+        assert callbacks(recorder) == [
+            ("sms", "on_delivered"),
+            ("sms", "on_received"),
+            ("call", "on_completed"),
+        ]
+        # The whole batch again (Twilio retries a batch it saw fail): nothing runs.
+        assert_empty_twiml(post_body(listener.url, body))
+        assert len(callbacks(recorder)) == 3
+    by_callback = {call.callback: call.event for call in recorder.calls}
+    message = by_callback["on_delivered"]
+    assert isinstance(message, twilio.SmsStatusChangeEvent)
+    assert message.message_sid == delivered["data"]["messageSid"]
+    assert message.status == "delivered"
+    assert message.num_segments == 1
+    assert message.from_ == "+14155550143"
+    received = by_callback["on_received"]
+    assert isinstance(received, twilio.SmsStatusChangeEvent)
+    assert received.body == "Where is my parcel? 📦"
+    assert received.sid == inbound["data"]["messageSid"]
+    call = by_callback["on_completed"]
+    assert isinstance(call, twilio.CallStatusEvent)
+    assert call.call_sid == completed["data"]["sid"]
+    assert call.call_duration == 47
+    assert call.callback_source == "call-progress-events"
+    unknown = [r for r in records(caplog, logging.WARNING) if UNKNOWN_TYPE in r.getMessage()]
+    assert len(unknown) == 1, [r.getMessage() for r in unknown]
+    assert records(caplog, logging.ERROR) == []
+
+
+def test_events_of_a_batch_run_in_order(listener: twilio.Listener, recorder: Recorder) -> None:
+    sid = "SM" + uuid.uuid4().hex
+    batch = [message_event(s, sid=sid) for s in ("queued", "sent", "delivered", "read")]
+    assert_empty_twiml(post_events(listener.url, batch))
+    assert [c for _, c in callbacks(recorder)] == ["on_queued", "on_sent", "on_delivered", "on_read"]
+    assert {call.event.sid for call in recorder.calls} == {sid}
+
+
+def test_an_empty_batch_is_acknowledged(listener: twilio.Listener, recorder: Recorder) -> None:
+    assert_empty_twiml(post_events(listener.url, []))
+    assert recorder.calls == []
+
+
+def test_the_cloudevents_batch_media_type_is_accepted(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    response = post_events(
+        listener.url,
+        [message_event("sent")],
+        content_type="application/cloudevents-batch+json; charset=utf-8",
+    )
+    assert_empty_twiml(response)
+    assert callbacks(recorder) == [("sms", "on_sent")]
+
+
+def test_the_same_event_in_two_batches_runs_once(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    shared = message_event("delivered")
+    assert_empty_twiml(post_events(listener.url, [shared, message_event("sent")]))
+    assert_empty_twiml(post_events(listener.url, [message_event("queued"), shared]))
+    assert sorted(c for _, c in callbacks(recorder)) == ["on_delivered", "on_queued", "on_sent"]
+
+
+# -- signatures ---------------------------------------------------------------------
+def test_a_body_tampered_after_signing_is_refused(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    signed = encode([message_event("delivered", body="Your code is 482910")])
+    tampered = signed.replace(b"482910", b"000000")
+    url = signed_url(listener.url, signed)
+    signature = oracle_signature(url, TOKEN)
+    assert not RequestValidator(TOKEN).validate(url, tampered.decode(), signature)
+    response = post_body(listener.url, tampered, sign_body=signed)
+    assert response.status_code == 403
+    assert recorder.calls == []
+
+
+def test_a_signature_over_the_url_without_body_sha256_is_refused(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    body = encode([message_event("delivered")])
+    signature = oracle_signature(listener.url, TOKEN)
+    headers = {"Content-Type": JSON, "X-Twilio-Signature": signature}
+    response = httpx.post(listener.url, content=body, headers=headers, timeout=10.0)
+    assert response.status_code == 403
+    # ...and with an unrelated query string signed instead of the hash.
+    url = listener.url + "?source=event-streams"
+    headers["X-Twilio-Signature"] = oracle_signature(url, TOKEN)
+    response = httpx.post(url, content=body, headers=headers, timeout=10.0)
+    assert response.status_code == 403
+    assert recorder.calls == []
+
+
+def test_a_signature_with_another_token_is_refused(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    response = post_events(listener.url, [message_event("delivered")], token=OTHER_TOKEN)
+    assert response.status_code == 403
+    assert recorder.calls == []
+
+
+def test_a_missing_signature_is_refused(listener: twilio.Listener, recorder: Recorder) -> None:
+    body = encode([message_event("delivered")])
+    response = httpx.post(
+        signed_url(listener.url, body), content=body, headers={"Content-Type": JSON}, timeout=10.0
+    )
+    assert response.status_code == 403
+    assert recorder.calls == []
+
+
+def test_a_signature_with_the_port_dropped_is_accepted(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    # Twilio may sign the URL without its port; the listener tries both forms.
+    body = encode([message_event("delivered")])
+    url = signed_url(listener.url, body)
+    without_port = url.replace(f":{listener.port}", "")
+    headers = {"Content-Type": JSON, "X-Twilio-Signature": oracle_signature(without_port, TOKEN)}
+    assert_empty_twiml(httpx.post(url, content=body, headers=headers, timeout=10.0))
+    assert callbacks(recorder) == [("sms", "on_delivered")]
+
+
+# -- bad input: refused whole -------------------------------------------------------
+GOOD = [message_event("delivered"), call_event("completed")]
+
+
+def _without(event: CloudEvent, name: str) -> CloudEvent:
+    return {key: value for key, value in event.items() if key != name}
+
+
+BAD_BODIES: dict[str, tuple[bytes, str]] = {
+    "object-not-array": (json.dumps(message_event("sent")).encode(), "array"),
+    "string-not-array": (b'"com.twilio.messaging.message.sent"', "array"),
+    "no-type": (encode([_without(message_event("sent"), "type")]), "no type"),
+    "no-id": (encode([_without(message_event("sent"), "id")]), "no id"),
+    "empty-id": (encode([{**message_event("sent"), "id": ""}]), "no id"),
+    "numeric-type": (encode([{**message_event("sent"), "type": 7}]), "type"),
+    "element-not-object": (encode(["com.twilio.messaging.message.sent"]), "not a JSON object"),
+    "invalid-utf8": (b'[{"id": "\xff\xfe", "type": "x"}]', "UTF-8"),
+    "not-json": (b"MessageSid=SM123&MessageStatus=sent", "not valid JSON"),
+    "truncated-json": (encode(GOOD)[:-7], "not valid JSON"),
+    "nan": (b'[{"id": "1", "type": "t", "data": {"n": NaN}}]', "not valid JSON"),
+    "bad-after-good": (encode([*GOOD, _without(message_event("sent"), "id")]), "no id"),
+    "no-type-after-good": (encode([*GOOD, _without(call_event(), "type")]), "no type"),
+    "data-not-object-after-good": (
+        encode([*GOOD, {**message_event("sent"), "data": "MessageStatus=sent"}]),
+        "no data object",
+    ),
+    "non-array-after-good-unknown": (encode([unknown_event(), *GOOD, 17]), "not a JSON object"),
+}
+
+
+@pytest.mark.parametrize(("body", "says"), list(BAD_BODIES.values()), ids=list(BAD_BODIES))
+def test_a_batch_with_bad_input_is_refused_whole(
+    listener: twilio.Listener, recorder: Recorder, body: bytes, says: str
+) -> None:
+    response = post_body(listener.url, body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    assert says in response.text, response.text
+    assert len(response.content) < 200
+    assert "Traceback" not in response.text
+    assert recorder.calls == []
+
+
+def test_the_refusal_names_the_bad_event_by_index(listener: twilio.Listener) -> None:
+    response = post_events(listener.url, [*GOOD, _without(message_event("sent"), "id")])
+    assert response.status_code == 400
+    assert "CloudEvent 2" in response.text
+
+
+def test_a_batch_refused_as_bad_input_leaves_its_good_events_to_run_later(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    good = message_event("delivered")
+    assert post_events(listener.url, [good, {"id": "x"}]).status_code == 400
+    assert recorder.calls == []
+    # Nothing of it was marked done: sent again, fixed, the good event runs.
+    assert_empty_twiml(post_events(listener.url, [good]))
+    assert callbacks(recorder) == [("sms", "on_delivered")]
+
+
+# -- failures ----------------------------------------------------------------------
+def test_a_failing_event_makes_the_batch_500_and_only_it_runs_again(
+    listener: twilio.Listener, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, failing, last = message_event("sent"), message_event("undelivered"), call_event()
+    body = encode([first, failing, last])
+    recorder.fail["sms.on_undelivered"] = "raise"
+
+    response = post_body(listener.url, body)
+    assert response.status_code == 500
+    assert "exploded" not in response.text
+    assert [c for _, c in callbacks(recorder)] == ["on_sent", "on_undelivered", "on_completed"]
+    [error] = records(caplog, logging.ERROR)
+    assert "on_undelivered" in error.getMessage()
+
+    # Resent while still failing: only the failed event runs again.
+    assert post_body(listener.url, body).status_code == 500
+    assert [c for _, c in callbacks(recorder)].count("on_undelivered") == 2
+
+    # Resent once it works: it runs a third time, the others still once.
+    recorder.fail.clear()
+    assert_empty_twiml(post_body(listener.url, body))
+    counted = [c for _, c in callbacks(recorder)]
+    assert counted.count("on_sent") == 1
+    assert counted.count("on_completed") == 1
+    assert counted.count("on_undelivered") == 3
+
+    # And once more: everything is done, nothing runs.
+    assert_empty_twiml(post_body(listener.url, body))
+    assert len(callbacks(recorder)) == 5
+
+
+def test_a_returned_exception_fails_the_batch_too(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    recorder.fail["call.on_completed"] = "return"
+    response = post_events(listener.url, [call_event(), message_event("read")])
+    assert response.status_code == 500
+    assert [c for _, c in callbacks(recorder)] == ["on_completed", "on_read"]
+
+
+# -- replies cannot be sent -------------------------------------------------------------
+class Replying(twilio.SmsStatusService):
+    def __init__(self) -> None:
+        self.bodies: list[str | None] = []
+        self.lock = threading.Lock()
+
+    def on_received(self, event: twilio.SmsStatusChangeEvent) -> str:
+        with self.lock:
+            self.bodies.append(event.body)
+        return "Thanks, we'll look into it"
+
+
+def test_a_reply_to_an_inbound_cloudevent_is_dropped_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = Replying()
+    with running(service) as listener:
+        assert_empty_twiml(post_events(listener.url, [inbound_event("first")]))
+        assert_empty_twiml(post_events(listener.url, [inbound_event("second")]))
+    assert service.bodies == ["first", "second"]
+    dropped = [r for r in records(caplog, logging.WARNING) if "cannot be sent" in r.getMessage()]
+    assert len(dropped) == 1, [r.getMessage() for r in dropped]
+    assert "Replying.on_received" in dropped[0].getMessage()
+    assert records(caplog, logging.ERROR) == []
+
+
+def test_a_call_cloudevent_without_callback_source_is_not_answered_with_twiml(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Answering(twilio.CallStatusService):
+        def __init__(self) -> None:
+            self.count = 0
+
+        def on_ringing(self, event: twilio.CallStatusEvent) -> str:
+            self.count += 1
+            return "<Response><Say>Hello</Say></Response>"
+
+    service = Answering()
+    event = call_event("ringing", Direction="inbound")
+    del event["data"]["request"]["parameters"]["CallbackSource"]
+    with running(service) as listener:
+        assert_empty_twiml(post_events(listener.url, [event]))
+    assert service.count == 1
+    dropped = [r for r in records(caplog, logging.WARNING) if "cannot be sent" in r.getMessage()]
+    assert len(dropped) == 1
+    assert "Answering.on_ringing" in dropped[0].getMessage()
