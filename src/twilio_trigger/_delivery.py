@@ -18,7 +18,7 @@ from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
 from ._observe import EventLog, Observer
 from ._order import rank_of
-from ._twiml import ReplyError, expects_twiml, reply_body
+from ._twiml import expects_twiml, reply_body
 from ._worker import WorkerPool
 from .inbox import Inbox, State
 from .stores import Claim, DeliveryStore, StatusStore
@@ -362,7 +362,7 @@ class Delivery:
             return result._replace(value=None)
         try:
             body = reply_body(event, result.value)
-        except ReplyError as error:
+        except Exception as error:  # ReplyError, or a __str__ that raised
             return result._replace(outcome=Outcome.FAILED, error=error, value=None)
         return result._replace(value=answers.twiml(body))
 

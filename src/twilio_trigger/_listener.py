@@ -471,12 +471,12 @@ class Listener:
 
         def announce() -> None:
             if s.verify_signatures:
-                count = len(s.auth_tokens)
+                tokens, keys = len(s.auth_tokens), len(s.shared_keys)
+                secrets = [f"{tokens} auth token{'' if tokens == 1 else 's'}"] if tokens else []
+                if keys:
+                    secrets.append(f"{keys} shared key{'' if keys == 1 else 's'}")
                 logger.info(
-                    "listening on %s (signatures verified with %d auth token%s)",
-                    where,
-                    count,
-                    "" if count == 1 else "s",
+                    "listening on %s (signatures verified with %s)", where, " and ".join(secrets)
                 )
             else:
                 logger.warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 from xml.sax.saxutils import escape
 
@@ -15,6 +16,12 @@ _DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
 #: would be sent back to the sender as a reply.
 EMPTY_RESPONSE = _DECLARATION + b"<Response/>"
 TWIML_CONTENT_TYPE = b"text/xml"
+
+
+# Characters XML 1.0 cannot carry, even escaped, and lone surrogates: a reply
+# holding them would be TwiML Twilio cannot read.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_DECLARED = re.compile(r"\A<\?xml[^>]*\?>")
 
 
 class ReplyError(TypeError):
@@ -36,7 +43,10 @@ def expects_twiml(event: TwilioEvent) -> bool:
 
 
 def _twiml(text: str, what: str) -> bytes:
-    stripped = text.strip()
+    # Sent as UTF-8 under our own declaration, whatever encoding the text declared.
+    stripped = _DECLARED.sub("", text.strip().lstrip("\ufeff").strip()).strip()
+    if _NOT_XML.search(stripped):
+        raise ReplyError(f"{what} holds characters XML cannot carry (control characters)")
     try:
         # The callback's own output, not data from the network.
         root = ElementTree.fromstring(stripped)  # noqa: S314
@@ -44,8 +54,7 @@ def _twiml(text: str, what: str) -> bytes:
         raise ReplyError(f"{what} is not TwiML: {error}") from None
     if root.tag != "Response":
         raise ReplyError(f"{what} is not TwiML: its root element is <{root.tag}>, not <Response>")
-    body = stripped.encode("utf-8")
-    return body if body.startswith(b"<?xml") else _DECLARATION + body
+    return _DECLARATION + stripped.encode("utf-8")
 
 
 def reply_body(event: TwilioEvent, reply: object) -> bytes:
@@ -59,7 +68,9 @@ def reply_body(event: TwilioEvent, reply: object) -> bytes:
     kind = type(reply).__name__
     if isinstance(reply, str):
         if event.kind == "sms":
-            message = escape(reply).encode("utf-8")
+            # A control character in a text message is replaced, not an error:
+            # the text is often the sender's own words, echoed.
+            message = escape(_NOT_XML.sub("\ufffd", reply)).encode("utf-8")
             return _DECLARATION + b"<Response><Message>" + message + b"</Message></Response>"
         return _twiml(reply, "the str returned")
     if isinstance(reply, bytes | bytearray | int | float | bool | list | tuple | dict | set):

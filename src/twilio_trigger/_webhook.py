@@ -191,7 +191,11 @@ class WebhookHandler:
         # each deduplicated by its id, so that a batch sent again after a
         # failure runs only the events that failed.
         failed: Answer | None = None
+        seen: set[str] = set()
         for event_id, event in batch:
+            if event_id in seen:  # twice in one batch: once is enough, even if it fails
+                continue
+            seen.add(event_id)
             answer = await self._delivery.accept(event, "ce:" + event_id, replies=False)
             if answer.status >= 300 and failed is None:
                 failed = answer

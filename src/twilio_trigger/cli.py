@@ -259,6 +259,12 @@ def _set_up_logging(listener: Listener, flags: Mapping[str, object]) -> None:
 @click.option("--workers", "processes", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Listener processes sharing the port (a Redis store or inbox shares "
                    "their state).")  # fmt: skip
+@click.option("--inspector", is_flag=True, default=None,
+              help="Serve the event inspector (needs --inbox) on 127.0.0.1:8091.")  # fmt: skip
+@click.option("--inspector-port", type=click.IntRange(0, 65535), help="The inspector's port.")
+@click.option("--inspector-host",
+              help="The inspector's interface; beyond loopback it needs "
+                   "TWILIO_TRIGGER_INSPECTOR_TOKEN.  [default: 127.0.0.1]")  # fmt: skip
 @_operations
 def run(
     target: str,
@@ -270,6 +276,9 @@ def run(
     concurrency: int | None,
     store: str | None,
     processes: int,
+    inspector: bool | None,
+    inspector_port: int | None,
+    inspector_host: str | None,
     **operations: Any,
 ) -> None:
     """Serve the listener defined in a module of yours.
@@ -283,6 +292,7 @@ def run(
       TWILIO_AUTH_TOKEN=... twilio-trigger run examples.delivery_tracker --port 8090
       twilio-trigger run app:listener --inbox redis://127.0.0.1:6379/0 --workers 4
       twilio-trigger run app:listener --log-format json --metrics
+      twilio-trigger run app:listener --inbox sqlite:///events.db --inspector
     """
     flags = {
         "host": host,
@@ -292,6 +302,9 @@ def run(
         "inbox": inbox,
         "workers": concurrency,
         "store": store,
+        "inspector": inspector,
+        "inspector_port": inspector_port,
+        "inspector_host": inspector_host,
         **operations,
     }
     _apply_flags(flags)
@@ -308,6 +321,12 @@ def run(
                 option.replace("_", "-"),
                 shown_url(str(value)),
             )
+    if processes > 1 and listener.settings.inspector:
+        raise click.UsageError(
+            "the inspector is served by one process: use it without --workers (with a "
+            "Redis inbox, one more `twilio-trigger run --inspector` shows every process's "
+            "events)"
+        )
     try:
         if processes == 1:
             listener.run()

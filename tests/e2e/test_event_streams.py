@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -89,7 +92,12 @@ def inbound_event(body: str = "Where is my parcel?", **data: object) -> CloudEve
     return envelope("com.twilio.messaging.inbound-message.received", fields)
 
 
-def call_event(status: str = "completed", **parameters: str) -> CloudEvent:
+def call_event(
+    status: str = "completed",
+    *,
+    prefix: str = "com.twilio.voice.status-callback.call.",
+    **parameters: str,
+) -> CloudEvent:
     """``com.twilio.voice.status-callback.call.<status>`` (Voice.WebhookEvent)."""
     sid = "CA" + uuid.uuid4().hex
     sent = {
@@ -112,7 +120,7 @@ def call_event(status: str = "completed", **parameters: str) -> CloudEvent:
         "request": {"method": "POST", "url": "https://hooks.example.com/", "parameters": sent},
         "response": {"responseCode": 200, "contentType": "text/xml", "responseBody": ""},
     }
-    return envelope(f"com.twilio.voice.status-callback.call.{status}", data)
+    return envelope(prefix + status, data)
 
 
 def unknown_event() -> CloudEvent:
@@ -230,7 +238,12 @@ def test_events_of_a_batch_run_in_order(listener: twilio.Listener, recorder: Rec
     sid = "SM" + uuid.uuid4().hex
     batch = [message_event(s, sid=sid) for s in ("queued", "sent", "delivered", "read")]
     assert_empty_twiml(post_events(listener.url, batch))
-    assert [c for _, c in callbacks(recorder)] == ["on_queued", "on_sent", "on_delivered", "on_read"]
+    assert [c for _, c in callbacks(recorder)] == [
+        "on_queued",
+        "on_sent",
+        "on_delivered",
+        "on_read",
+    ]
     assert {call.event.sid for call in recorder.calls} == {sid}
 
 
@@ -346,6 +359,9 @@ BAD_BODIES: dict[str, tuple[bytes, str]] = {
         "no data object",
     ),
     "non-array-after-good-unknown": (encode([unknown_event(), *GOOD, 17]), "not a JSON object"),
+    "lone-surrogate": (b'[{"id": "1", "type": "t", "data": {"body": "\\ud83d"}}]', "surrogate"),
+    "too-deep": (b'[{"id": "1", "type": "t", "data": ' + b"[" * 40 + b"]" * 40 + b"}]", "deeply"),
+    "too-many": (encode([message_event("sent") for _ in range(101)]), "too many"),
 }
 
 
@@ -466,3 +482,56 @@ def test_a_call_cloudevent_without_callback_source_is_not_answered_with_twiml(
     dropped = [r for r in records(caplog, logging.WARNING) if "cannot be sent" in r.getMessage()]
     assert len(dropped) == 1
     assert "Answering.on_ringing" in dropped[0].getMessage()
+
+
+def test_the_deprecated_voice_webhook_types_are_call_events(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    event = call_event("completed", prefix="com.twilio.voice.webhook.status-callback.call.")
+    assert_empty_twiml(post_events(listener.url, [event]))
+    invocation = recorder.only()
+    assert (invocation.kind, invocation.callback) == ("call", "on_completed")
+    assert invocation.event.sid == event["data"]["sid"]
+
+
+def test_answered_call_event_reaches_on_in_progress(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    event = call_event("answered", CallStatus="in-progress", SequenceNumber="2")
+    assert_empty_twiml(post_events(listener.url, [event]))
+    invocation = recorder.only()
+    assert invocation.callback == "on_in_progress"
+    assert invocation.event.status == "in-progress"
+
+
+# -- with an inbox ------------------------------------------------------------------------
+def test_with_an_inbox_events_are_stored_once_and_dispatched_by_workers(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    recorder = Recorder()
+    delivered, inbound, completed = message_event("delivered"), inbound_event(), call_event()
+    body = encode([delivered, inbound, unknown_event(), completed, delivered])
+    with running(
+        SmsRecorder(recorder), CallRecorder(recorder), inbox=f"sqlite:///{db}"
+    ) as listener:
+        assert_empty_twiml(post_body(listener.url, body))
+        assert_empty_twiml(post_body(listener.url, body))
+        deadline = time.monotonic() + 10.0
+        while len(callbacks(recorder)) < 3 or set(states(db)) != {"done"}:
+            assert time.monotonic() < deadline, (callbacks(recorder), states(db))
+            time.sleep(0.01)
+    assert sorted(callbacks(recorder)) == [
+        ("call", "on_completed"),
+        ("sms", "on_delivered"),
+        ("sms", "on_received"),
+    ]
+    assert len(states(db)) == 3
+
+
+def states(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    connection = sqlite3.connect(db)
+    try:
+        return [row[0] for row in connection.execute("SELECT state FROM events ORDER BY id")]
+    finally:
+        connection.close()

@@ -114,16 +114,18 @@ def client(listener: twilio.Listener) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh(recorder: Recorder, tracker: RecordingTracker) -> Iterator[None]:
+def _fresh(recorder: Recorder, tracker: RecordingTracker) -> None:
     recorder.reset()
     with tracker.lock:
         tracker.seen.clear()
         tracker.fail = None
-    yield
 
 
 def post(
-    client: httpx.Client, listener: twilio.Listener, params: dict[str, str], token: str | None = None
+    client: httpx.Client,
+    listener: twilio.Listener,
+    params: dict[str, str],
+    token: str | None = None,
 ) -> httpx.Response:
     headers = {"I-Twilio-Idempotency-Token": token} if token else None
     return signed_post(listener.url, params, TOKEN, client=client, headers=headers)
@@ -131,7 +133,11 @@ def post(
 
 @pytest.mark.parametrize(
     ("status", "callback", "duration"),
-    [("in-progress", "on_in_progress", -1), ("completed", "on_completed", 45), ("absent", "on_absent", 0)],
+    [
+        ("in-progress", "on_in_progress", -1),
+        ("completed", "on_completed", 45),
+        ("absent", "on_absent", 0),
+    ],
 )
 def test_each_recording_status_reaches_its_callback_with_a_typed_event(
     client: httpx.Client,

@@ -37,7 +37,7 @@ from tests.payloads import (
     sms_status_payload,
 )
 
-from ._support import LOGGER, TOKEN, assert_empty_twiml, records, running
+from ._support import TOKEN, assert_empty_twiml, records, running
 
 #: The voice webhook of an incoming call, as Twilio sends it (no CallbackSource).
 INCOMING_CALL = {
@@ -150,11 +150,10 @@ def client(listener: twilio.Listener) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh(sms: ReplyingSms, calls: ReplyingCalls) -> Iterator[None]:
+def _fresh(sms: ReplyingSms, calls: ReplyingCalls) -> None:
     for service in (sms, calls):
         service.reply = None
         service.events.clear()
-    yield
 
 
 def post(
@@ -274,6 +273,35 @@ def test_str_reply_with_a_control_character_is_never_malformed_twiml(
     assert [child.tag for child in root] == ["Message"]
 
 
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        ('<?xml version="1.0" encoding="ISO-8859-1"?><Response><Say>Café</Say></Response>', "Café"),
+        ("\ufeff<Response><Say>Read from a file saved with a BOM</Say></Response>",
+         "Read from a file saved with a BOM"),
+    ],
+    ids=["latin-1-declaration", "byte-order-mark"],
+)  # fmt: skip
+def test_str_twiml_is_sent_as_a_document_twilio_reads_as_written(
+    client: httpx.Client,
+    listener: twilio.Listener,
+    calls: ReplyingCalls,
+    caplog: pytest.LogCaptureFixture,
+    reply: str,
+    said: str,
+) -> None:
+    # Twilio parses the bytes it gets, by the encoding they declare: the answer
+    # must say what the callback wrote, or be refused as the callback's failure.
+    calls.reply = reply
+    response = post(client, listener, incoming_call())
+    if response.status_code == 500:
+        assert_callback_failed(response)
+        one_error_naming(caplog, "ReplyingCalls.on_ringing")
+        return
+    root = twiml_of(response)  # a ParseError here is the bug
+    assert [say.text for say in root.findall("Say")] == [said]
+
+
 # -- inbound messages: TwiML objects and None ------------------------------------------
 def test_messaging_response_with_two_messages_and_media_is_sent_as_is(
     client: httpx.Client, listener: twilio.Listener, sms: ReplyingSms
@@ -370,10 +398,20 @@ def test_call_reply_that_is_not_twiml_fails_with_one_error(
     assert calls.count() == 1
 
 
+def test_a_lone_surrogate_in_a_text_reply_is_replaced(
+    client: httpx.Client, listener: twilio.Listener, sms: ReplyingSms
+) -> None:
+    # Text replies often echo the sender's words: what XML cannot carry becomes
+    # U+FFFD, and the rest of the message still goes out.
+    sms.reply = "Lone surrogate \ud83d from a bad decode"
+    root = twiml_of(post(client, listener, inbound_message_payload()))
+    assert root.findtext("Message") == "Lone surrogate \ufffd from a bad decode"
+
+
 @pytest.mark.parametrize(
     "reply",
-    [BrokenTwiml(), "Lone surrogate \ud83d from a bad decode"],
-    ids=["str-raises", "lone-surrogate"],
+    [BrokenTwiml(), "<Response><Say>Lone \ud83d in TwiML</Say></Response>"],
+    ids=["str-raises", "lone-surrogate-in-twiml"],
 )
 def test_reply_that_cannot_be_rendered_is_the_callbacks_failure(
     client: httpx.Client,
@@ -384,13 +422,23 @@ def test_reply_that_cannot_be_rendered_is_the_callbacks_failure(
 ) -> None:
     # Rendering the reply is part of the callback's outcome: a 500 blamed on the
     # callback, never a 503 that blames the duplicate store.
-    sms.reply = reply
+    sms.reply = reply if isinstance(reply, BrokenTwiml) else _TwimlText(str(reply))
     response = post(client, listener, inbound_message_payload())
     assert_callback_failed(response)
     one_error_naming(caplog, "ReplyingSms.on_received")
     assert not any("store" in r.getMessage() for r in caplog.records), [
         r.getMessage() for r in caplog.records
     ]
+
+
+class _TwimlText:
+    """A TwiML object (not a str) whose text is given: sent as it is."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 # -- retries ---------------------------------------------------------------------------
@@ -458,7 +506,9 @@ def test_incoming_call_is_answered_with_a_str_of_twiml(
 def test_str_twiml_with_its_own_declaration_is_sent_once_declared(
     client: httpx.Client, listener: twilio.Listener, calls: ReplyingCalls
 ) -> None:
-    calls.reply = f'<?xml version="1.0" encoding="UTF-8"?><Response><Say>{GREETING}</Say></Response>'
+    calls.reply = (
+        f'<?xml version="1.0" encoding="UTF-8"?><Response><Say>{GREETING}</Say></Response>'
+    )
     response = post(client, listener, incoming_call())
     assert response.content.count(b"<?xml") == 1
     assert twiml_of(response)[0].text == GREETING
@@ -530,8 +580,10 @@ def test_with_an_inbox_calls_are_answered_inline_and_messages_stored(
             assert_empty_twiml(signed_post(listener.url, params, TOKEN))
         wait_until(lambda: calls.count() == 2 and sms.count() == 2, "the workers' callbacks")
         wait_until(
-            lambda: [r[2] for r in rows(db, first["MessageSid"])] == ["done"]
-            and [r[2] for r in rows(db, second["MessageSid"])] == ["done"],
+            lambda: (
+                [r[2] for r in rows(db, first["MessageSid"])] == ["done"]
+                and [r[2] for r in rows(db, second["MessageSid"])] == ["done"]
+            ),
             "both messages done in the inbox",
         )
         assert rows(db, ringing["CallSid"]) == [("call", "completed", "done")]
@@ -575,3 +627,90 @@ def test_without_deduplication_a_reply_that_cannot_be_rendered_is_a_500(
         response = signed_post(listener.url, inbound_message_payload(), TOKEN)
     assert_callback_failed(response)
     one_error_naming(caplog, "ReplyingSms.on_received")
+
+
+# -- what an inbound message carries ---------------------------------------------------
+def test_inbound_whatsapp_message_fields_arrive_typed(
+    client: httpx.Client, listener: twilio.Listener, sms: ReplyingSms
+) -> None:
+    sid = "MM" + uuid.uuid4().hex
+    media = [
+        ("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", "image/jpeg"),
+        ("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME2", "audio/ogg"),
+    ]
+    params = {
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "MessageSid": sid,
+        "SmsStatus": "received",
+        "AccountSid": "AC3f1c2e4d5b6a79880f1e2d3c4b5a6978",
+        "From": "whatsapp:+15558675310",
+        "To": "whatsapp:+14155550143",
+        "Body": "STOP",
+        "NumMedia": "2",
+        "NumSegments": "1",
+        "MediaUrl0": media[0][0],
+        "MediaContentType0": media[0][1],
+        "MediaUrl1": media[1][0],
+        "MediaContentType1": media[1][1],
+        "Latitude": "37.7749",
+        "Longitude": "-122.4194",
+        "Address": "1 Market St, San Francisco",
+        "Label": "Acme HQ",
+        "ProfileName": "José 📦",
+        "WaId": "15558675310",
+        "Forwarded": "true",
+        "FrequentlyForwarded": "false",
+        "ButtonText": "Track my parcel",
+        "ButtonPayload": "track:42",
+        "ReferralBody": "Free shipping this week",
+        "ReferralHeadline": "Acme",
+        "ReferralSourceId": "120211",
+        "ReferralSourceType": "ad",
+        "ReferralSourceUrl": "https://fb.me/acme",
+        "ReferralCtwaClid": "ARAkLkA8",
+        "ReferralNumMedia": "0",
+        "OptOutType": "STOP",
+        "ApiVersion": "2010-04-01",
+    }
+    sms.reply = "You are unsubscribed"
+    root = twiml_of(post(client, listener, params))
+    assert root[0].text == "You are unsubscribed"
+    [event] = sms.events
+    assert event.media == tuple(media)
+    assert [(m.url, m.content_type) for m in event.media] == media
+    assert event.num_media == 2
+    assert event.latitude == pytest.approx(37.7749)
+    assert event.longitude == pytest.approx(-122.4194)
+    assert type(event.latitude) is float
+    assert event.address == "1 Market St, San Francisco"
+    assert event.label == "Acme HQ"
+    assert event.profile_name == "José 📦"
+    assert event.wa_id == "15558675310"
+    assert event.forwarded is True
+    assert event.frequently_forwarded is False
+    assert event.button_text == "Track my parcel"
+    assert event.button_payload == "track:42"
+    assert event.referral_body == "Free shipping this week"
+    assert event.referral_headline == "Acme"
+    assert event.referral_source_id == "120211"
+    assert event.referral_source_type == "ad"
+    assert event.referral_source_url == "https://fb.me/acme"
+    assert event.referral_ctwa_clid == "ARAkLkA8"
+    assert event.referral_num_media == 0
+    assert event.opt_out_type == "STOP"
+
+
+def test_inbound_message_without_media_or_location(
+    client: httpx.Client, listener: twilio.Listener, sms: ReplyingSms
+) -> None:
+    params = inbound_message_payload(
+        NumMedia="0", MediaUrl0=None, MediaContentType0=None, Latitude="not a number"
+    )
+    assert_empty_twiml(post(client, listener, params))
+    [event] = sms.events
+    assert event.media == ()
+    assert event.latitude is None
+    assert event.longitude is None
+    assert event.forwarded is None
+    assert event.opt_out_type is None
