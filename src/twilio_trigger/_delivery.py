@@ -177,6 +177,10 @@ class Delivery:
                 if store is not None:
                     await store.close()
 
+    def callback_label(self, event: TwilioEvent) -> str | None:
+        """The attached callback an event goes to (``Service.on_status``), if any."""
+        return self._dispatcher.label_for(event)
+
     def wake(self) -> None:
         """Entries were made due (a replay): let the workers look now."""
         if self._pool is not None:

@@ -288,6 +288,13 @@ class Dispatcher:
             return Result(Outcome.NO_CALLBACK)
         return await invoke(callback, event, deadlines)
 
+    def label_for(self, event: TwilioEvent) -> str | None:
+        """The label of the callback *event* would run (``Service.on_status``), if any."""
+        name = callback_for(event)
+        table = self._tables.get(event.kind)
+        callback = None if name is None or table is None else table.get(name)
+        return None if callback is None else callback.label
+
     def _hint(self, kind: str, key: str, message: str, *args: object) -> None:
         # Said once as a warning, then at debug level: a status callback URL
         # set for statuses nobody handles must not flood the log.

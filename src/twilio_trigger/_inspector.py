@@ -13,6 +13,7 @@ HTML and a few lines of JavaScript that poll ``/api/events``: no build step.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import html
 import json
@@ -100,11 +101,13 @@ def _outcome(entry: Entry, last: AttemptRecord | None) -> str:
     return last.outcome if last is not None else Outcome.HANDLED.value
 
 
-def _callback(entry: Entry, last: AttemptRecord | None) -> str | None:
+def _callback(
+    entry: Entry, last: AttemptRecord | None, label: Callable[[TwilioEvent], str | None]
+) -> str | None:
     if last is not None and last.callback is not None:
         return last.callback
     event = to_event(entry.params)
-    return None if event is None else callback_for(event)
+    return None if event is None else label(event) or callback_for(event)
 
 
 def _stamp(moment: float | None) -> str | None:
@@ -123,12 +126,13 @@ def _first_line(text: str | None) -> str | None:
 
 
 #: The outcomes a filter can ask for, and the entry states that hold them.
-_FILTER_STATES: dict[str, State | None] = {
-    "handled": State.DONE,
-    "dead_letter": State.DEAD,
-    "retrying": State.PENDING,
-    "pending": State.PENDING,
-    "running": State.RUNNING,
+_FILTER_STATES: dict[str, tuple[State, ...]] = {
+    "handled": (State.DONE,),
+    "dead_letter": (State.DEAD,),
+    "retrying": (State.PENDING,),
+    "pending": (State.PENDING,),
+    "running": (State.RUNNING,),
+    "failing": (State.PENDING, State.DEAD),
 }
 
 
@@ -148,7 +152,12 @@ class InspectorApp:
         self._delivery = delivery
         self._inbox = delivery.inbox
         self._activity = activity
-        self._token = None if token is None else token.encode("utf-8")
+        self._token: bytes | None = None
+        self._cookie: bytes | None = None
+        if token is not None:
+            self._token = token.encode("utf-8")
+            # The cookie holds a digest of the token: ASCII, whatever the token is.
+            self._cookie = hashlib.sha256(self._token).hexdigest().encode()
         self._loopback_only = loopback_only
 
     # -- data ------------------------------------------------------------------------
@@ -161,7 +170,7 @@ class InspectorApp:
             "kind": entry.kind,
             "status": entry.status,
             "sid": entry.sid,
-            "callback": _callback(entry, last),
+            "callback": _callback(entry, last, self._delivery.callback_label),
             "outcome": _outcome(entry, last),
             "duration_ms": None if last is None else last.milliseconds,
             "attempts": entry.attempts,
@@ -177,8 +186,15 @@ class InspectorApp:
             limit = max(1, min(_MAX_ROWS, int(one("limit") or 100)))
         except ValueError:
             limit = 100
-        state = _FILTER_STATES.get(outcome)
-        entries = await self._inbox.entries(state, limit if not (kind or status) else _MAX_ROWS)
+        states = _FILTER_STATES.get(outcome, (None,))
+        # Filters the inbox cannot apply itself look further back than the limit.
+        exact = not (kind or status) and outcome in ("", "handled", "dead_letter", "running")
+        entries = [
+            entry
+            for state in states
+            for entry in await self._inbox.entries(state, limit if exact else _MAX_ROWS)
+        ]
+        entries.sort(key=lambda entry: entry.id, reverse=True)
         rows = [self._row(entry) for entry in entries]
         rows = [
             row
@@ -209,12 +225,15 @@ class InspectorApp:
             await _answer(send, *refusal)
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if self._token is not None and "token" in query and scope["method"] == "GET":
-            # The link with the token, once: keep it in a cookie, not in the address bar.
-            cookie = f"{_COOKIE}={query['token'][0]}; HttpOnly; SameSite=Strict; Path=/"
+        if self._cookie is not None and "token" in query and scope["method"] == "GET":
+            # The link with the token, once (_refusal checked it): keep it in a
+            # cookie, not in the address bar.
+            cookie = f"{_COOKIE}={self._cookie.decode()}; HttpOnly; SameSite=Strict; Path=/"
+            path = scope["path"]
+            location = path if path.startswith("/") and not path.startswith("//") else "/"
             await _answer(
-                send, 303, b"", "text/plain", (b"location", scope["path"].encode()),
-                (b"set-cookie", cookie.encode("latin-1")),
+                send, 303, b"", "text/plain", (b"location", location.encode("utf-8")),
+                (b"set-cookie", cookie.encode("ascii")),
             )  # fmt: skip
             return
         await self._route(scope, receive, send, query)
@@ -225,18 +244,36 @@ class InspectorApp:
         if self._token is None:
             # Loopback only: refuse names other than loopback ones, so that a page
             # elsewhere cannot reach this through DNS rebinding.
-            host = headers.get(b"host", b"").decode("latin-1").rsplit(":", 1)[0]
-            if self._loopback_only and host.lower() not in _LOOPBACK:
+            host = _host_name(headers.get(b"host", b""))
+            if self._loopback_only and host not in _LOOPBACK:
                 return (
                     421,
                     b"this inspector answers on 127.0.0.1 and localhost only\n",
                     "text/plain",
                 )
             return None
-        given = _token_of(headers, scope)
-        if given is None or not hmac.compare_digest(given, self._token):
+        if not self._authorized(headers, scope):
             return 401, _UNAUTHORIZED, "text/html; charset=utf-8"
         return None
+
+    def _authorized(self, headers: Mapping[bytes, bytes], scope: Scope) -> bool:
+        """A token in the address must be right even with a good cookie: it becomes one."""
+        assert self._token is not None
+        assert self._cookie is not None
+        query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
+        if "token" in query:
+            return hmac.compare_digest(query["token"][0].encode("utf-8"), self._token)
+        authorization = headers.get(b"authorization", b"")
+        if authorization[:7].lower() == b"bearer ":
+            return hmac.compare_digest(authorization[7:].strip(), self._token)
+        for part in headers.get(b"cookie", b"").split(b";"):
+            name, _, value = part.strip().partition(b"=")
+            if name == _COOKIE.encode():
+                # The digest this page set, or the token itself (set by a script).
+                return hmac.compare_digest(value, self._cookie) | hmac.compare_digest(
+                    value, self._token
+                )
+        return False
 
     async def _route(
         self, scope: Scope, receive: Receive, send: Send, query: Mapping[str, list[str]]
@@ -258,7 +295,7 @@ class InspectorApp:
         elif path == "/api/events":
             document = {"counters": await self._counters(), "events": await self._rows(query)}
             await _answer(send, 200, json.dumps(document).encode(), "application/json")
-        elif path.startswith("/events/") and path[8:].isdigit():
+        elif path.startswith("/events/") and _is_id(path[8:]):
             entry = await self._inbox.get(int(path[8:]))
             if entry is None:
                 await _answer(send, 404, b"no such event\n", "text/plain")
@@ -296,16 +333,17 @@ class InspectorApp:
         await _answer(send, 200, json.dumps({"replayed": replayed}).encode(), "application/json")
 
 
-def _token_of(headers: Mapping[bytes, bytes], scope: Scope) -> bytes | None:
-    authorization = headers.get(b"authorization", b"")
-    if authorization[:7].lower() == b"bearer ":
-        return authorization[7:].strip()
-    for part in headers.get(b"cookie", b"").split(b";"):
-        name, _, value = part.strip().partition(b"=")
-        if name == _COOKIE.encode():
-            return value
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return query["token"][0].encode("utf-8") if "token" in query else None
+def _is_id(text: str) -> bool:
+    # ASCII digits only ("²" is a digit to str.isdigit), and no more than fit in 63 bits.
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def _host_name(header: bytes) -> str:
+    """The host of a ``Host`` header, without its port: ``[::1]:8091`` → ``[::1]``."""
+    host = header.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.partition(":")[0]
 
 
 async def _answer(
@@ -317,6 +355,7 @@ async def _answer(
         (b"cache-control", b"no-store"),
         (b"x-content-type-options", b"nosniff"),
         (b"content-security-policy", _CSP),
+        (b"x-frame-options", b"DENY"),
         *extra,
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -324,19 +363,25 @@ async def _answer(
 
 
 # -- HTML ---------------------------------------------------------------------------
-_CSP = b"default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+_CSP = (
+    b"default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    b"frame-ancestors 'none'"
+)
 _UNAUTHORIZED = (
     b"<!doctype html><title>twilio-trigger inspector</title>"
     b"<p>This inspector needs its token: open it with <code>?token=...</code>.</p>\n"
 )
 _STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+body{font:14px/1.4 system-ui,sans-serif;margin:1em;color:#222}
+table{font-size:13px}
 h1{font-size:1.3em;margin:0 0 .6em}
 .counters{display:flex;gap:1em;margin-bottom:1em}
 .counter{border:1px solid #ddd;border-radius:6px;padding:.4em .9em;min-width:7em}
 .counter b{display:block;font-size:1.5em}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #eee;vertical-align:top}
+th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #eee;vertical-align:top;
+  white-space:nowrap}
+td.error{white-space:normal}
 th{background:#f6f6f6}
 tr.handled td.outcome{color:#16794c;font-weight:600}
 tr.dead_letter td.outcome,tr.failed td.outcome,tr.timed_out td.outcome{color:#b42318;
@@ -413,7 +458,10 @@ async function refresh() {{
     link.textContent = event.id;
     const first = document.createElement("td");
     first.appendChild(link);
-    tr.append(first, cell(event.received_at), cell(event.kind), cell(event.status),
+    // The time of day; the whole UTC timestamp on hover.
+    const received = cell((event.received_at || "").slice(11, 23));
+    received.title = event.received_at || "";
+    tr.append(first, received, cell(event.kind), cell(event.status),
       cell(event.sid), cell(event.callback), cell(event.outcome.replace("_", " "), "outcome"),
       cell(event.duration_ms == null ? "" : event.duration_ms.toFixed(1) + " ms"),
       cell(event.attempts), cell(event.error, "error"));

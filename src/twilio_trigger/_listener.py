@@ -411,9 +411,10 @@ class Listener:
         port = self._inspector_port
         if port is None:
             return None
-        host = self.settings.inspector_host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"  # noqa: S104
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(  # noqa: S104 - where to reach it
+            self.settings.inspector_host, self.settings.inspector_host
+        )
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
     def _inspector(self) -> list[tuple[uvicorn.Server, socket.socket]]:
         """The inspector's server and socket, when asked for."""
