@@ -438,3 +438,16 @@ def test_a_dead_letter_is_told_on_the_dead_letter_stream_and_purged_from_it(
     assert fields["attempts"] == "1"
     assert fields["error"] == "RuntimeError: no luck"
     assert left == 0
+
+
+def test_the_headers_given_are_kept_with_the_entry(redis_url: str, prefix: str) -> None:
+    headers = [("x-home-region", "us1"), ("user-agent", "TwilioProxy/1.1")]
+
+    async def work(inbox: RedisInbox) -> list[Entry]:
+        await inbox.put("with", "sms", SID, "delivered", params(), headers)
+        await inbox.put("without", "sms", SID, "sent", params("sent"))
+        return await inbox.entries()
+
+    without, kept = with_inbox(redis_url, prefix, work)
+    assert (kept.key, kept.headers) == ("with", tuple(headers))
+    assert (without.key, without.headers) == ("without", ())

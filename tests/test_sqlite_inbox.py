@@ -503,3 +503,44 @@ def test_open_inbox_reads_relative_and_absolute_sqlite_urls(tmp_path: Path) -> N
 def test_open_inbox_refuses_other_urls(url: str) -> None:
     with pytest.raises(ValueError, match="sqlite:///"):
         open_inbox(url)
+
+
+# -- the headers kept beside an event --------------------------------------------------
+HEADERS = [("i-twilio-idempotency-token", "4e1c…"), ("user-agent", "TwilioProxy/1.1")]
+
+
+def test_the_headers_given_are_kept_with_the_entry(path: Path) -> None:
+    async def work(inbox: SQLiteInbox) -> tuple[Entry | None, Entry | None]:
+        await inbox.put("with", "sms", SID, "delivered", params(), HEADERS)
+        await inbox.put("without", "sms", SID, "sent", params("sent"))
+        by_key = {entry.key: entry for entry in await inbox.entries()}
+        return by_key["with"], by_key["without"]
+
+    kept, none = with_inbox(path, work)
+    assert kept is not None
+    assert none is not None
+    assert kept.headers == tuple(HEADERS)
+    assert none.headers == ()
+
+
+def test_a_file_from_before_headers_were_kept_opens_and_keeps_them(path: Path) -> None:
+    # The schema of the first release, with one entry in it.
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL "
+            "UNIQUE, kind TEXT NOT NULL, sid TEXT, status TEXT, params TEXT NOT NULL, "
+            "received_at REAL NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL "
+            "DEFAULT 0, next_attempt_at REAL NOT NULL, last_error TEXT, finished_at REAL);"
+            "INSERT INTO events (key, kind, sid, status, params, received_at, state, "
+            "next_attempt_at) VALUES ('old', 'sms', 'SM1', 'sent', '[]', 1, 'pending', 1);"
+        )
+    old.close()
+
+    async def work(inbox: SQLiteInbox) -> list[Entry]:
+        await inbox.put("new", "sms", SID, "delivered", params(), HEADERS)
+        return await inbox.entries()
+
+    new, previous = with_inbox(path, work)
+    assert (new.key, new.headers) == ("new", tuple(HEADERS))
+    assert (previous.key, previous.headers) == ("old", ())

@@ -159,5 +159,6 @@ class WebhookApp:
             None if token is None else token.decode("latin-1"),
             content_type=content_type,
             settings=headers.get(b"x-twilio-webhooks-signature-settings"),
+            headers=headers,
         )
         return await _send(send, answer)

@@ -8,7 +8,7 @@ import concurrent.futures
 import contextvars
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from . import _answers as answers
@@ -251,12 +251,18 @@ class Delivery:
 
     # -- one event ---------------------------------------------------------
     async def accept(
-        self, event: TwilioEvent, token: str | None, *, replies: bool = True
+        self,
+        event: TwilioEvent,
+        token: str | None,
+        *,
+        replies: bool = True,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> Answer:
         """The answer to a verified event, once it is handled (inline) or stored (inbox).
 
         With *replies* (a webhook, not an Event Streams delivery) what the
-        callback returns for a request that expects TwiML is the answer.  A
+        callback returns for a request that expects TwiML is the answer.  The
+        inbox keeps *headers* beside the event, to show them again.  A
         voice request that asks what the call does is always handled inline:
         the call waits for the answer, and a stored event could not give it.
         """
@@ -266,7 +272,7 @@ class Delivery:
         if self._inbox is not None and not (
             replies and event.kind == "call" and expects_twiml(event)
         ):
-            return await self._store(event, token)
+            return await self._store(event, token, headers)
         store = self._deliveries
         if store is None:
             try:
@@ -396,11 +402,15 @@ class Delivery:
                     return _STALE
         return await self._dispatcher.dispatch(event, self._deadlines)
 
-    async def _store(self, event: TwilioEvent, token: str | None) -> Answer:
+    async def _store(
+        self, event: TwilioEvent, token: str | None, headers: Sequence[tuple[str, str]]
+    ) -> Answer:
         assert self._inbox is not None
         key = delivery_key(event, token) if self._deduplicate else uuid.uuid4().hex
         try:
-            added = await self._inbox.put(key, event.kind, event.sid, event.status, event.params)
+            added = await self._inbox.put(
+                key, event.kind, event.sid, event.status, event.params, headers
+            )
         except Exception:
             logger.exception(
                 "could not store %s %s (%s) in the inbox; answering 503 so that Twilio "

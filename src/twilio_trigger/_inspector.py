@@ -486,6 +486,11 @@ setInterval(refresh, 1000);
 """
 
 
+def _header_name(name: str) -> str:
+    """``x-home-region`` as it is usually written: ``X-Home-Region``."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
 def _detail(row: Mapping[str, object], entry: Entry, history: list[AttemptRecord]) -> str:
     e = html.escape
     params = "".join(
@@ -493,13 +498,22 @@ def _detail(row: Mapping[str, object], entry: Entry, history: list[AttemptRecord
         for name, value in entry.params
     )
     token = entry.key[2:] if entry.key.startswith("t:") else None
+    kept = dict(entry.headers)
+    if token is not None:
+        kept.setdefault("i-twilio-idempotency-token", token)
+    headers = (
+        "".join(
+            f"<tr><th>{e(_header_name(name))}</th><td><code>{e(value)}</code></td></tr>"
+            for name, value in kept.items()
+        )
+        or "<tr><td>none kept</td></tr>"
+    )
     facts = [
         ("kind", entry.kind), ("status", entry.status), ("SID", entry.sid),
         ("callback", row["callback"]), ("outcome", str(row["outcome"]).replace("_", " ")),
         ("received", _stamp(entry.received_at)), ("attempts", entry.attempts),
         ("next attempt", _stamp(entry.next_attempt_at) if entry.state is State.PENDING else None),
         ("finished", _stamp(entry.finished_at)),
-        ("I-Twilio-Idempotency-Token", token),
         ("delivery key", entry.key if token is None else None),
     ]  # fmt: skip
     fact_rows = "".join(
@@ -547,6 +561,7 @@ document.getElementById("replay").onclick = async () => {{
 <table><thead><tr><th>#</th><th>at (UTC)</th><th>outcome</th><th>duration</th><th>error</th></tr>
 </thead><tbody>{attempts}</tbody></table>
 <h2>Parameters</h2><table class="params">{params}</table>
-<p>Signature verified on arrival; the inbox keeps the parameters, not the headers.</p>
+<h2>Headers</h2><table class="headers">{headers}</table>
+<p>The signature was verified on arrival; the inbox keeps these headers, not the others.</p>
 </body></html>
 """

@@ -7,6 +7,7 @@ the few values :class:`WebhookHandler` needs and send back its :class:`Answer`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _answers as answers
@@ -24,6 +25,14 @@ __all__ = ["WebhookHandler", "is_json_content_type", "normalize_public_url"]
 logger = logging.getLogger("twilio_trigger")
 
 _MAX_UNKNOWN_TYPES = 256  # CloudEvent types told once at WARNING, then at DEBUG
+#: The request headers an inbox keeps beside the event, to show them again.
+KEPT_HEADERS = (
+    b"i-twilio-idempotency-token",
+    b"x-home-region",
+    b"user-agent",
+    b"x-twilio-webhooks-signature-settings",
+    b"content-type",
+)
 
 
 def is_json_content_type(value: bytes | None) -> bool:
@@ -134,16 +143,25 @@ class WebhookHandler:
         *,
         content_type: bytes | None = None,
         settings: bytes | None = None,
+        headers: Mapping[bytes, bytes] | None = None,
     ) -> Answer:
         """The answer to a POST of *body* to *url* that passed :meth:`precheck`.
 
         *idempotency_token* is the ``I-Twilio-Idempotency-Token`` header, the same
         on every retry of one delivery; *settings* the ``X-Twilio-Webhooks-
         Signature-Settings`` header of a request signed with a shared key.  A JSON
-        *content_type* is an Event Streams batch; anything else a form.
+        *content_type* is an Event Streams batch; anything else a form.  With an
+        inbox, the :data:`KEPT_HEADERS` of *headers* (lower-case names) are kept.
         """
+        kept: list[tuple[str, str]] = []
+        if headers is not None and self._delivery.inbox is not None:
+            kept = [
+                (name.decode("latin-1"), headers[name].decode("latin-1"))
+                for name in KEPT_HEADERS
+                if name in headers
+            ]
         if is_json_content_type(content_type):
-            return await self._handle_cloudevents(url, signature, body, settings)
+            return await self._handle_cloudevents(url, signature, body, settings, kept)
         try:
             params = parse_form(body, self._max_params)
         except FormError as error:
@@ -161,12 +179,17 @@ class WebhookHandler:
         event = to_event(params, single)
         if event is None:
             return self._reject(Rejection.BAD_PAYLOAD, answers.NO_STATUS)
-        answer = await self._delivery.accept(event, idempotency_token)
+        answer = await self._delivery.accept(event, idempotency_token, headers=kept)
         self._observer.answered(answer.status)
         return answer
 
     async def _handle_cloudevents(
-        self, url: str, signature: bytes | None, body: bytes, settings: bytes | None
+        self,
+        url: str,
+        signature: bytes | None,
+        body: bytes,
+        settings: bytes | None,
+        kept: list[tuple[str, str]],
     ) -> Answer:
         # Signed over the URL alone, which carries the body's SHA-256.
         verifier = self._verifier
@@ -196,7 +219,9 @@ class WebhookHandler:
             if event_id in seen:  # twice in one batch: once is enough, even if it fails
                 continue
             seen.add(event_id)
-            answer = await self._delivery.accept(event, "ce:" + event_id, replies=False)
+            answer = await self._delivery.accept(
+                event, "ce:" + event_id, replies=False, headers=kept
+            )
             if answer.status >= 300 and failed is None:
                 failed = answer
         answer = failed or answers.acknowledged

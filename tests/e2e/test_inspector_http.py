@@ -312,6 +312,10 @@ def test_the_detail_page_shows_the_event_whole(tmp_path: Path) -> None:
         assert "Traceback (most recent call last):" in text
         assert f"RuntimeError: {ERROR} for {sid}" in text
         assert "<th>I-Twilio-Idempotency-Token</th>" in text
+        # The headers the inbox kept, as Twilio sent them.
+        assert "<tr><th>User-Agent</th><td><code>TwilioProxy/1.1</code></td></tr>" in text
+        assert "<th>Content-Type</th>" in text
+        assert "X-Twilio-Signature" not in text  # checked on arrival, not kept
         for name, value in params.items():
             assert f"<tr><th>{name}</th><td><code>{value}</code></td></tr>" in text
 

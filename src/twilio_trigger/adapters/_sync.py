@@ -26,6 +26,7 @@ from .. import _answers as answers
 from .._answers import Answer
 from .._asgi import WebhookApp
 from .._dispatch import callback_executor
+from .._webhook import KEPT_HEADERS
 
 if TYPE_CHECKING:
     from .._listener import Listener
@@ -83,6 +84,11 @@ def _header(environ: Mapping[str, Any], name: str) -> bytes | None:
     value = environ.get(name)
     # WSGI strings carry the header's bytes as latin-1 code points.
     return value.encode("latin-1", "replace") if isinstance(value, str) else None
+
+
+def _wsgi_name(header: bytes) -> str:
+    name = header.decode("ascii").upper().replace("-", "_")
+    return name if name == "CONTENT_TYPE" else "HTTP_" + name
 
 
 def _declared_length(environ: Mapping[str, Any]) -> int:
@@ -297,6 +303,11 @@ class SyncBridge:
         query = environ.get("QUERY_STRING") or ""
         url = handler.url_for(scheme, host, request_path(environ, path), str(query))
         settings = _header(environ, "HTTP_X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS")
+        kept = {
+            name: value
+            for name in KEPT_HEADERS
+            if (value := _header(environ, _wsgi_name(name))) is not None
+        }
         token = environ.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN")
         token = token if isinstance(token, str) else None
         here = _RequestThread()
@@ -308,7 +319,13 @@ class SyncBridge:
             runner.requests.add(task)
             try:
                 return await handler.handle(
-                    url, signature, body, token, content_type=content_type, settings=settings
+                    url,
+                    signature,
+                    body,
+                    token,
+                    content_type=content_type,
+                    settings=settings,
+                    headers=kept,
                 )
             finally:
                 runner.requests.discard(task)

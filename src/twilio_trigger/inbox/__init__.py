@@ -45,6 +45,8 @@ class Entry:
     next_attempt_at: float
     last_error: str | None
     finished_at: float | None
+    #: The request headers worth seeing again (idempotency token, region, user agent...).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class Inbox(abc.ABC):
@@ -60,9 +62,12 @@ class Inbox(abc.ABC):
     @abc.abstractmethod
     async def put(
         self, key: str, kind: str, sid: str | None, status: str | None,
-        params: Sequence[tuple[str, str]],
+        params: Sequence[tuple[str, str]], headers: Sequence[tuple[str, str]] = (),
     ) -> bool:  # fmt: skip
-        """Store an event durably.  ``False`` when an entry with *key* exists already."""
+        """Store an event durably, with some of its request's *headers*.
+
+        ``False`` when an entry with *key* exists already.
+        """
 
     @abc.abstractmethod
     async def claim(self, limit: int) -> list[Entry]:

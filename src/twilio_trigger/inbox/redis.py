@@ -52,7 +52,7 @@ local id = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], id, 'KEEPTTL')
 redis.call('HSET', ARGV[8] .. id, 'key', ARGV[1], 'kind', ARGV[2], 'sid', ARGV[3],
     'status', ARGV[4], 'params', ARGV[5], 'received_at', ARGV[6], 'state', 'pending',
-    'attempts', 0, 'next_attempt_at', ARGV[6])
+    'attempts', 0, 'next_attempt_at', ARGV[6], 'headers', ARGV[9])
 redis.call('XADD', KEYS[3], '*', 'id', id)
 redis.call('ZADD', KEYS[4], id, id)
 return id
@@ -124,6 +124,7 @@ def _entry(entry_id: int, flat: Sequence[Any]) -> Entry:
         next_attempt_at=float(fields.get("next_attempt_at") or 0),
         last_error=fields.get("last_error") or None,
         finished_at=float(fields["finished_at"]) if fields.get("finished_at") else None,
+        headers=tuple((n, v) for n, v in json.loads(fields.get("headers") or "[]")),
     )
 
 
@@ -193,6 +194,7 @@ class RedisInbox(Inbox):
         sid: str | None,
         status: str | None,
         params: Sequence[tuple[str, str]],
+        headers: Sequence[tuple[str, str]] = (),
     ) -> bool:
         added = await self._script(
             "put",
@@ -200,6 +202,7 @@ class RedisInbox(Inbox):
             [
                 key, kind, sid or "", status or "", json.dumps(params, ensure_ascii=False),
                 repr(time.time()), self._retention_ms, self._entry,
+                json.dumps(list(headers), ensure_ascii=False),
             ],
         )  # fmt: skip
         return int(added) != 0

@@ -47,13 +47,14 @@ CREATE TABLE IF NOT EXISTS events (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     last_error TEXT,
-    finished_at REAL
+    finished_at REAL,
+    headers TEXT
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);
 """
 _COLUMNS = (
     "id, key, kind, sid, status, params, received_at, state, attempts, "
-    "next_attempt_at, last_error, finished_at"
+    "next_attempt_at, last_error, finished_at, headers"
 )
 _Operation = Callable[[sqlite3.Connection], Any]
 # An operation, and the event loop and future that wait for its result.
@@ -84,6 +85,7 @@ def _entry(row: Sequence[Any]) -> Entry:
         next_attempt_at=row[9],
         last_error=row[10],
         finished_at=row[11],
+        headers=tuple((name, value) for name, value in json.loads(row[12] or "[]")),
     )
 
 
@@ -106,6 +108,9 @@ class SQLiteInbox(Inbox):
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=10000")
         connection.executescript(_SCHEMA)
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
+        if "headers" not in columns:  # a file made before headers were kept
+            connection.execute("ALTER TABLE events ADD COLUMN headers TEXT")
         return connection
 
     def _serve(self, connection: sqlite3.Connection) -> None:
@@ -195,14 +200,16 @@ class SQLiteInbox(Inbox):
         sid: str | None,
         status: str | None,
         params: Sequence[tuple[str, str]],
+        headers: Sequence[tuple[str, str]] = (),
     ) -> bool:
         now = time.time()
-        row = (key, kind, sid, status, json.dumps(params, ensure_ascii=False), now, now)
+        kept = json.dumps(list(headers), ensure_ascii=False) if headers else None
+        row = (key, kind, sid, status, json.dumps(params, ensure_ascii=False), now, now, kept)
 
         def insert(connection: sqlite3.Connection) -> bool:
             cursor = connection.execute(
                 "INSERT INTO events (key, kind, sid, status, params, received_at, state, "
-                "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) "
+                "next_attempt_at, headers) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
                 "ON CONFLICT (key) DO NOTHING",
                 row,
             )
