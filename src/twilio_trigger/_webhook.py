@@ -25,9 +25,9 @@ __all__ = ["WebhookHandler", "is_json_content_type", "normalize_public_url"]
 logger = logging.getLogger("twilio_trigger")
 
 _MAX_UNKNOWN_TYPES = 256  # CloudEvent types told once at WARNING, then at DEBUG
-#: The request headers an inbox keeps beside the event, to show them again.
+#: The request headers an inbox keeps beside the event, to show them again (the
+#: idempotency token is kept already: it is the delivery's key).
 KEPT_HEADERS = (
-    b"i-twilio-idempotency-token",
     b"x-home-region",
     b"user-agent",
     b"x-twilio-webhooks-signature-settings",

@@ -17,7 +17,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Entry", "Inbox", "State", "open_inbox"]
+__all__ = ["Entry", "Inbox", "State", "decode_headers", "encode_headers", "open_inbox"]
 
 
 class State(enum.Enum):
@@ -47,6 +47,19 @@ class Entry:
     finished_at: float | None
     #: The request headers worth seeing again (idempotency token, region, user agent...).
     headers: tuple[tuple[str, str], ...] = ()
+
+
+def encode_headers(headers: Sequence[tuple[str, str]]) -> str:
+    """Headers as stored: ``name: value`` lines (a header value holds no line break)."""
+    return "\n".join([f"{name}: {value}" for name, value in headers])
+
+
+def decode_headers(text: str | None) -> tuple[tuple[str, str], ...]:
+    """The headers :func:`encode_headers` stored."""
+    if not text:
+        return ()
+    pairs = (line.partition(": ") for line in text.split("\n"))
+    return tuple((name, value) for name, _, value in pairs)
 
 
 class Inbox(abc.ABC):

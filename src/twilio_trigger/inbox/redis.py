@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
-from . import Entry, Inbox, State
+from . import Entry, Inbox, State, decode_headers, encode_headers
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -124,7 +124,7 @@ def _entry(entry_id: int, flat: Sequence[Any]) -> Entry:
         next_attempt_at=float(fields.get("next_attempt_at") or 0),
         last_error=fields.get("last_error") or None,
         finished_at=float(fields["finished_at"]) if fields.get("finished_at") else None,
-        headers=tuple((n, v) for n, v in json.loads(fields.get("headers") or "[]")),
+        headers=decode_headers(fields.get("headers")),
     )
 
 
@@ -202,7 +202,7 @@ class RedisInbox(Inbox):
             [
                 key, kind, sid or "", status or "", json.dumps(params, ensure_ascii=False),
                 repr(time.time()), self._retention_ms, self._entry,
-                json.dumps(list(headers), ensure_ascii=False),
+                encode_headers(headers),
             ],
         )  # fmt: skip
         return int(added) != 0

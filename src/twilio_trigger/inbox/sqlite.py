@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import Entry, Inbox, State
+from . import Entry, Inbox, State, decode_headers, encode_headers
 
 __all__ = ["SQLiteInbox"]
 
@@ -85,7 +85,7 @@ def _entry(row: Sequence[Any]) -> Entry:
         next_attempt_at=row[9],
         last_error=row[10],
         finished_at=row[11],
-        headers=tuple((name, value) for name, value in json.loads(row[12] or "[]")),
+        headers=decode_headers(row[12]),
     )
 
 
@@ -203,7 +203,7 @@ class SQLiteInbox(Inbox):
         headers: Sequence[tuple[str, str]] = (),
     ) -> bool:
         now = time.time()
-        kept = json.dumps(list(headers), ensure_ascii=False) if headers else None
+        kept = encode_headers(headers) if headers else None
         row = (key, kind, sid, status, json.dumps(params, ensure_ascii=False), now, now, kept)
 
         def insert(connection: sqlite3.Connection) -> bool:
