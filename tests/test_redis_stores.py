@@ -344,3 +344,26 @@ def test_observe_matches_settle_for_an_empty_status(
 
     expected = [Standing(None, False), Standing(status, False), Standing(status, False)]
     assert run(scenario()) == expected
+
+
+def test_a_completed_delivery_keeps_its_reply_for_another_listener(
+    redis_url: str, prefix: str
+) -> None:
+    replied, plain = token_key(), token_key()
+    twiml = b'<?xml version="1.0" encoding="UTF-8"?><Response><Say>Caf\xc3\xa9</Say></Response>'
+
+    async def scenario() -> tuple[Claim, bytes | None, Claim, bytes | None, bytes | None]:
+        async with deliveries(redis_url, prefix) as first, deliveries(redis_url, prefix) as other:
+            await first.claim(replied)
+            await first.complete(replied, twiml)
+            await first.claim(plain)
+            await first.complete(plain)
+            return (
+                await other.claim(replied),
+                await other.reply_of(replied),
+                await other.claim(plain),
+                await other.reply_of(plain),
+                await other.reply_of(token_key()),  # never seen
+            )
+
+    assert run(scenario()) == (Claim.DONE, twiml, Claim.DONE, None, None)

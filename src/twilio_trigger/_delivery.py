@@ -302,7 +302,10 @@ class Delivery:
             claim = await self._wait_for_copy(store, key, claim)
             if claim is Claim.DONE:
                 self._observer.finished(event, _DUPLICATE)
-                return answers.acknowledged
+                # A copy of a request answered with a reply (Twilio retrying an
+                # incoming call after a timeout) gets the same reply again.
+                reply = await store.reply_of(key) if replies and expects_twiml(event) else None
+                return answers.twiml(reply) if reply else answers.acknowledged
             if claim is Claim.BUSY:
                 return answers.COPY_IN_PROGRESS
         try:
@@ -313,7 +316,8 @@ class Delivery:
         if result.still_running is not None:
             self._settle_late(store, key, result.still_running)
         elif result.outcome.ok:
-            await store.complete(key)
+            reply = result.value.body if isinstance(result.value, Answer) else None
+            await store.complete(key, reply)
         else:
             await store.release(key)
         return self._finish(event, result)

@@ -453,8 +453,25 @@ def test_a_retry_of_a_replied_message_does_not_run_the_callback_again(
     again = post(client, listener, payload, token)
     assert again.status_code == 200, again.text
     assert again.headers["content-type"].partition(";")[0] == "text/xml"
-    twiml_of(again)
+    # The copy gets the reply the first one got: Twilio retried because the
+    # answer was late or lost, and the sender must still hear back.
+    assert again.content == first.content
     assert sms.count() == 1
+
+
+def test_a_retried_incoming_call_hears_the_same_twiml(
+    client: httpx.Client, listener: twilio.Listener, calls: ReplyingCalls
+) -> None:
+    voice = VoiceResponse()
+    voice.say("Thanks for calling, one moment please")
+    calls.reply = voice
+    payload = incoming_call()
+    token = str(uuid.uuid4())
+    first = post(client, listener, payload, token)
+    again = post(client, listener, payload, token)
+    assert twiml_of(first).findtext("Say") == "Thanks for calling, one moment please"
+    assert again.content == first.content
+    assert calls.count() == 1
 
 
 def test_a_retry_after_a_bad_reply_runs_the_callback_again(

@@ -37,8 +37,13 @@ class DeliveryStore(abc.ABC):
         """Take *key* for handling, unless it was handled or is being handled."""
 
     @abc.abstractmethod
-    async def complete(self, key: str) -> None:
-        """The delivery claimed as *key* succeeded: remember it."""
+    async def complete(self, key: str, reply: bytes | None = None) -> None:
+        """The delivery claimed as *key* succeeded: remember it, with the *reply*
+        it was answered with (TwiML), for a copy that comes again."""
+
+    async def reply_of(self, key: str) -> bytes | None:
+        """The reply remembered with the completed delivery *key*, if any."""
+        return None
 
     @abc.abstractmethod
     async def release(self, key: str) -> None:

@@ -72,7 +72,8 @@ class MemoryDeliveryStore(DeliveryStore):
     def __init__(
         self, *, ttl: float, limit: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._done: _Expiring[bool] = _Expiring(ttl, limit, clock)
+        # True, or the reply the delivery was answered with.
+        self._done: _Expiring[bool | bytes] = _Expiring(ttl, limit, clock)
         # Keys being handled; an Event only once a second copy waits for one.
         self._busy: dict[bytes, asyncio.Event | None] = {}
 
@@ -88,12 +89,16 @@ class MemoryDeliveryStore(DeliveryStore):
         self._busy[digest] = None
         return Claim.ACQUIRED
 
-    async def complete(self, key: str) -> None:
+    async def complete(self, key: str, reply: bytes | None = None) -> None:
         digest = _digest(key)
-        self._done.put(digest, True)
+        self._done.put(digest, True if reply is None else reply)
         finished = self._busy.pop(digest, None)
         if finished is not None:
             finished.set()
+
+    async def reply_of(self, key: str) -> bytes | None:
+        done = self._done.get(_digest(key))
+        return done if isinstance(done, bytes) else None
 
     async def release(self, key: str) -> None:
         finished = self._busy.pop(_digest(key), None)

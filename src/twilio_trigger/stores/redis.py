@@ -37,10 +37,11 @@ if not value then
     redis.call('SET', KEYS[1], 'busy:' .. ARGV[2], 'PX', ARGV[1])
     return 0
 end
-if value == 'done' then return 1 end
+if string.sub(value, 1, 4) == 'done' then return 1 end
 return 2
 """
-_COMPLETE = "redis.call('SET', KEYS[1], 'done', 'PX', ARGV[1])"
+# 'done', then the reply the delivery was answered with, if any.
+_COMPLETE = "redis.call('SET', KEYS[1], 'done' .. ARGV[2], 'PX', ARGV[1])"
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == 'busy:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
@@ -111,9 +112,15 @@ class RedisDeliveryStore(DeliveryStore):
             self._owners[key] = owner
         return answer
 
-    async def complete(self, key: str) -> None:
+    async def complete(self, key: str, reply: bytes | None = None) -> None:
         self._owners.pop(key, None)
-        await self._complete(keys=[self._prefix + key], args=[self._ttl])
+        await self._complete(keys=[self._prefix + key], args=[self._ttl, reply or b""])
+
+    async def reply_of(self, key: str) -> bytes | None:
+        value = await self._client.get(self._prefix + key)
+        if isinstance(value, bytes) and value.startswith(b"done") and len(value) > 4:
+            return value[4:]
+        return None
 
     async def release(self, key: str) -> None:
         owner = self._owners.pop(key, None)
