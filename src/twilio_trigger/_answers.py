@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ._twiml import EMPTY_RESPONSE, TWIML_CONTENT_TYPE
 
-__all__ = ["Answer", "acknowledged", "reject", "twiml"]
+__all__ = ["Answer", "acknowledged", "answer", "reject", "twiml"]
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -31,7 +31,8 @@ class Answer:
         return self.body.decode("utf-8")
 
 
-def _answer(status: int, body: bytes, content_type: bytes, *extra: tuple[bytes, bytes]) -> Answer:
+def answer(status: int, body: bytes, content_type: bytes, *extra: tuple[bytes, bytes]) -> Answer:
+    """An answer with its content type and length, and any *extra* headers."""
     headers = (
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode("ascii")),
@@ -42,12 +43,12 @@ def _answer(status: int, body: bytes, content_type: bytes, *extra: tuple[bytes, 
 
 def reject(status: int, message: str, *extra: tuple[bytes, bytes]) -> Answer:
     """A short plain-text error answer; *message* must hold nothing internal."""
-    return _answer(status, message.encode("utf-8") + b"\n", b"text/plain; charset=utf-8", *extra)
+    return answer(status, message.encode("utf-8") + b"\n", b"text/plain; charset=utf-8", *extra)
 
 
 def twiml(body: bytes) -> Answer:
     """200 with a TwiML document: a callback's reply."""
-    return _answer(200, body, TWIML_CONTENT_TYPE)
+    return answer(200, body, TWIML_CONTENT_TYPE)
 
 
 #: 200 with empty TwiML: the answer to every event acknowledged.

@@ -10,7 +10,7 @@ from ._answers import Answer
 from ._delivery import Delivery
 from ._webhook import WebhookHandler
 
-__all__ = ["Endpoint", "WebhookApp"]
+__all__ = ["Endpoint", "WebhookApp", "send_answer"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -20,7 +20,8 @@ Send = Callable[[Message], Awaitable[None]]
 Endpoint = Callable[[], Awaitable[Answer]]
 
 
-async def _send(send: Send, answer: Answer) -> None:
+async def send_answer(send: Send, answer: Answer) -> None:
+    """Send *answer* as the ASGI response."""
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
     await send({"type": "http.response.body", "body": answer.body})
 
@@ -103,15 +104,15 @@ class WebhookApp:
         if route != self._path:
             endpoint = self._endpoints.get(route)
             if endpoint is None:
-                return await _send(send, answers.NOT_FOUND)
+                return await send_answer(send, answers.NOT_FOUND)
             if scope["method"] not in ("GET", "HEAD"):
-                return await _send(send, answers.GET_ONLY)
+                return await send_answer(send, answers.GET_ONLY)
             answer = await endpoint()
             if scope["method"] == "HEAD":
                 answer = Answer(answer.status, b"", answer.headers)
-            return await _send(send, answer)
+            return await send_answer(send, answer)
         if scope["method"] != "POST":
-            return await _send(send, answers.METHOD_NOT_ALLOWED)
+            return await send_answer(send, answers.METHOD_NOT_ALLOWED)
 
         headers = dict(scope["headers"])  # names are lower-case in ASGI
         content_type = headers.get(b"content-type")
@@ -123,7 +124,7 @@ class WebhookApp:
         handler = self._handler
         early = handler.precheck(content_type, signature, length)
         if early is not None:
-            return await _send(send, early)
+            return await send_answer(send, early)
 
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -139,7 +140,7 @@ class WebhookApp:
                 chunks += message.get("body", b"")
             body = bytes(chunks)
         if len(body) > handler.max_body_bytes:
-            return await _send(send, handler.too_large())
+            return await send_answer(send, handler.too_large())
 
         host = headers.get(b"host")
         if host is None:
@@ -161,4 +162,4 @@ class WebhookApp:
             settings=headers.get(b"x-twilio-webhooks-signature-settings"),
             headers=headers,
         )
-        return await _send(send, answer)
+        return await send_answer(send, answer)

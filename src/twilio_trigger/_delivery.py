@@ -16,6 +16,7 @@ from ._answers import Answer
 from ._dispatch import Deadlines, Dispatcher, Outcome, Result
 from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
+from ._logging import FirstWarning
 from ._observe import EventLog, Observer
 from ._order import rank_of
 from ._twiml import expects_twiml, reply_body
@@ -107,7 +108,7 @@ class Delivery:
         self._endings: set[asyncio.Future[None]] = set()
         self._stopping = False
         self._failing: dict[str, str] = {}  # readiness failures already logged
-        self._dropped: set[str | None] = set()  # callbacks whose replies could not be sent
+        self._dropped = FirstWarning()  # callbacks whose replies could not be sent
 
     @property
     def inbox(self) -> Inbox | None:
@@ -365,14 +366,13 @@ class Delivery:
         if not expects_twiml(event):
             return result._replace(value=None)  # what a status callback returns means nothing
         if not replying:
-            if result.callback not in self._dropped:
-                self._dropped.add(result.callback)
-                logger.warning(
-                    "%s returned a reply that cannot be sent: the event came from the inbox "
-                    "or from Event Streams, after Twilio had its answer (dispatch inline "
-                    "to reply, or send the message through Twilio's API)",
-                    result.callback,
-                )
+            logger.log(
+                self._dropped.level(result.callback),
+                "%s returned a reply that cannot be sent: the event came from the inbox "
+                "or from Event Streams, after Twilio had its answer (dispatch inline "
+                "to reply, or send the message through Twilio's API)",
+                result.callback,
+            )
             return result._replace(value=None)
         try:
             body = reply_body(event, result.value)

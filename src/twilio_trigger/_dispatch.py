@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from ._events import EventKind, TwilioEvent
 from ._exceptions import ServiceError
+from ._logging import FirstWarning
 from ._routing import callback_for
 from ._services import Callback, resolve_callbacks, service_kind
 
@@ -28,7 +29,6 @@ __all__ = [
 
 logger = logging.getLogger("twilio_trigger")
 
-_MAX_HINTS = 1024
 _SERVICE_BASE = {
     "sms": "SmsStatusService",
     "call": "CallStatusService",
@@ -207,12 +207,12 @@ def describe_error(error: BaseException) -> str:
 class Dispatcher:
     """The attached services, and the dispatch of one event to its callback."""
 
-    __slots__ = ("_hinted", "_services", "_tables")
+    __slots__ = ("_hints", "_services", "_tables")
 
     def __init__(self) -> None:
         self._services: dict[EventKind, object] = {}
         self._tables: dict[EventKind, dict[str, Callback]] = {}
-        self._hinted: set[tuple[str, str]] = set()
+        self._hints = FirstWarning()
 
     @property
     def services(self) -> tuple[object, ...]:
@@ -298,7 +298,4 @@ class Dispatcher:
     def _hint(self, kind: str, key: str, message: str, *args: object) -> None:
         # Said once as a warning, then at debug level: a status callback URL
         # set for statuses nobody handles must not flood the log.
-        seen = (kind, key) in self._hinted
-        if not seen and len(self._hinted) < _MAX_HINTS:
-            self._hinted.add((kind, key))
-        logger.log(logging.DEBUG if seen else logging.WARNING, message, *args)
+        logger.log(self._hints.level((kind, key)), message, *args)

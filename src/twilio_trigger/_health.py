@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ._answers import Answer
+from ._answers import Answer, answer
 from ._asgi import Endpoint
 from ._delivery import Delivery
 
@@ -21,12 +21,7 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 def _json(status: int, document: object) -> Answer:
     body = json.dumps(document, separators=(",", ":")).encode("utf-8") + b"\n"
-    headers = (
-        (b"content-type", _JSON),
-        (b"content-length", str(len(body)).encode("ascii")),
-        _NO_STORE,
-    )
-    return Answer(status, body, headers)
+    return answer(status, body, _JSON, _NO_STORE)
 
 
 _ALIVE = _json(200, {"status": "alive"})

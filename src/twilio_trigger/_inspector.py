@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
+from ._answers import answer
+from ._asgi import send_answer
 from ._delivery import Delivery
 from ._dispatch import Outcome, Result, describe_error
 from ._events import TwilioEvent
@@ -349,23 +351,21 @@ def _host_name(header: bytes) -> str:
 async def _answer(
     send: Send, status: int, body: bytes, content_type: str, *extra: tuple[bytes, bytes]
 ) -> None:
-    headers = [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        (b"x-content-type-options", b"nosniff"),
-        (b"content-security-policy", _CSP),
-        (b"x-frame-options", b"DENY"),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_answer(
+        send, answer(status, body, content_type.encode("latin-1"), *_SECURITY, *extra)
+    )
 
 
 # -- HTML ---------------------------------------------------------------------------
 _CSP = (
     b"default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     b"frame-ancestors 'none'"
+)
+_SECURITY = (
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", _CSP),
+    (b"x-frame-options", b"DENY"),
 )
 _UNAUTHORIZED = (
     b"<!doctype html><title>twilio-trigger inspector</title>"

@@ -12,9 +12,10 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Hashable
 from typing import Final
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "configure_logging", "shown_url"]
+__all__ = ["LOG_FORMATS", "FirstWarning", "JsonFormatter", "configure_logging", "shown_url"]
 
 LOG_FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -26,6 +27,28 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "color_message",  # uvicorn's coloured copy of the message
     "taskName",
 }
+
+
+class FirstWarning:
+    """WARNING the first time a cause is told, DEBUG after: a cause that repeats with
+    every request (a status nobody handles) must not flood the log.
+
+    At most *limit* causes are remembered; past that, new ones warn every time.
+    """
+
+    __slots__ = ("_limit", "_seen")
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._seen: set[Hashable] = set()
+
+    def level(self, cause: Hashable) -> int:
+        """The level to tell *cause* at, this time."""
+        if cause in self._seen:
+            return logging.DEBUG
+        if len(self._seen) < self._limit:
+            self._seen.add(cause)
+        return logging.WARNING
 
 
 def shown_url(url: str) -> str:

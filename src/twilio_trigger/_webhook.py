@@ -16,6 +16,7 @@ from ._cloudevents import CloudEventError, parse_cloudevents, to_params
 from ._delivery import Delivery
 from ._events import TwilioEvent
 from ._form import FormError, is_form_content_type, parse_form
+from ._logging import FirstWarning
 from ._observe import Observer, Rejection
 from ._routing import to_event
 from ._signature import SignatureVerifier
@@ -24,7 +25,6 @@ __all__ = ["WebhookHandler", "is_json_content_type", "normalize_public_url"]
 
 logger = logging.getLogger("twilio_trigger")
 
-_MAX_UNKNOWN_TYPES = 256  # CloudEvent types told once at WARNING, then at DEBUG
 #: The request headers an inbox keeps beside the event, to show them again (the
 #: idempotency token is kept already: it is the delivery's key).
 KEPT_HEADERS = (
@@ -93,7 +93,7 @@ class WebhookHandler:
         self._max_params = max_params
         self._max_body = max_body_bytes
         self._observer: Observer = delivery.observer
-        self._unknown_types: set[str] = set()
+        self._unknown_types = FirstWarning(256)  # CloudEvent types
 
     @property
     def max_body_bytes(self) -> int:
@@ -229,11 +229,8 @@ class WebhookHandler:
         return answer
 
     def _unknown(self, kind: str, event_id: str) -> None:
-        told = kind in self._unknown_types
-        if not told and len(self._unknown_types) < _MAX_UNKNOWN_TYPES:
-            self._unknown_types.add(kind)
         logger.log(
-            logging.DEBUG if told else logging.WARNING,
+            self._unknown_types.level(kind),
             "acknowledged CloudEvent %s of type %s without dispatching it: twilio-trigger "
             "maps only message, inbound message and call status events",
             event_id,

@@ -48,11 +48,9 @@ from ._signature import (
 from .inbox import Inbox, State, open_inbox
 from .inbox.sqlite import SQLiteInbox
 from .testing import (
-    call_cloudevent,
     call_status_params,
+    cloudevent_for,
     inbound_call_params,
-    inbound_message_cloudevent,
-    message_cloudevent,
     recording_status_params,
     sms_status_params,
 )
@@ -620,7 +618,7 @@ def send(
             raise click.BadParameter(
                 "Event Streams carries message and call events only", param_hint="KIND"
             )
-        events = [_as_cloudevent(kind, status, params)]
+        events = [cloudevent_for(params)]
         body = json.dumps(events).encode("utf-8")
         signed = json_url(sign_url or url, body)
         target = json_url(url, body)
@@ -642,20 +640,6 @@ def send(
         click.echo(answer.text.rstrip("\n"))
     if not 200 <= answer.status < 300:
         sys.exit(1)
-
-
-def _as_cloudevent(kind: str, status: str, params: Mapping[str, str]) -> dict[str, object]:
-    """The CloudEvent Event Streams would send for the status webhook *params*."""
-    if kind == "call":
-        event = call_cloudevent(status, sid=params["CallSid"])
-        data = event["data"]
-        assert isinstance(data, dict)
-        data["request"]["parameters"] = dict(params)
-        return event
-    if status == "received":
-        return inbound_message_cloudevent(**{k[:1].lower() + k[1:]: v for k, v in params.items()})
-    fields = {k[:1].lower() + k[1:]: v for k, v in params.items()}
-    return message_cloudevent(status, **fields)
 
 
 # -- sign and verify -------------------------------------------------------------

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ._answers import Answer
+from ._answers import Answer, answer
 from ._dispatch import Outcome, Result
 from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
@@ -222,11 +222,7 @@ class Metrics(Observer):
         inbox's backlog needs the event loop free."""
         # Not in the loop's default pool: sync callbacks may hold all its threads.
         body = await asyncio.get_running_loop().run_in_executor(self._renderer, self.exposition)
-        headers = (
-            (b"content-type", CONTENT_TYPE_LATEST.encode("latin-1")),
-            (b"content-length", str(len(body)).encode("ascii")),
-        )
-        return Answer(200, body, headers)
+        return answer(200, body, CONTENT_TYPE_LATEST.encode("latin-1"))
 
 
 class MetricsServer:

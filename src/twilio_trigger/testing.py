@@ -53,6 +53,7 @@ __all__ = [
     "call_event",
     "call_status_params",
     "cloudevent",
+    "cloudevent_for",
     "inbound_call_params",
     "inbound_message_cloudevent",
     "inbound_sms_params",
@@ -355,9 +356,43 @@ def cloudevent(
     }
 
 
-def _camel(params: Mapping[str, str]) -> dict[str, object]:
+_CALL_EVENT_NAMES = {"in-progress": "answered", "busy": "completed", "failed": "completed",
+                     "no-answer": "completed", "canceled": "completed"}  # fmt: skip
+
+
+def cloudevent_for(params: Mapping[str, str], *, id: str | None = None) -> dict[str, object]:
+    """The CloudEvent Event Streams sends for the same event as a status webhook's
+    *params*: a call's (``CallStatus``), an inbound message's (``received``), or a
+    message status's."""
+    call_status = params.get("CallStatus")
+    if call_status:
+        data: dict[str, object] = {
+            "sid": params.get("CallSid"),
+            "timestamp": "2023-11-14T18:30:00.000Z",
+            "request": {
+                "method": "POST",
+                "url": "https://hooks.example.com/",
+                "parameters": dict(params),
+            },
+            "response": {"responseCode": 200, "contentType": "text/xml", "responseBody": ""},
+        }
+        name = _CALL_EVENT_NAMES.get(call_status, call_status)
+        return cloudevent(f"com.twilio.voice.status-callback.call.{name}", data, id=id)
     # Event Streams' data names are the webhook's, camelCase: MessageSid -> messageSid.
-    return {name[:1].lower() + name[1:]: value for name, value in params.items()}
+    fields: dict[str, object] = {name[:1].lower() + name[1:]: v for name, v in params.items()}
+    status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    if status == "received":
+        return cloudevent("com.twilio.messaging.inbound-message.received", fields, id=id)
+    fields["messageStatus"] = status.upper()
+    return cloudevent(f"com.twilio.messaging.message.{status}", fields, id=id)
+
+
+def _with_data(event: dict[str, object], data: Mapping[str, object]) -> dict[str, object]:
+    fields = event["data"]
+    assert isinstance(fields, dict)
+    fields.update(data)
+    event["data"] = {name: value for name, value in fields.items() if value is not None}
+    return event
 
 
 def message_cloudevent(
@@ -365,25 +400,14 @@ def message_cloudevent(
 ) -> dict[str, object]:
     """A ``com.twilio.messaging.message.<status>`` CloudEvent, with the fields of
     :func:`sms_status_params` in camelCase; *data* overrides them (``None`` removes)."""
-    fields = _camel(sms_status_params(status, sid=sid))
-    fields["messageStatus"] = status.upper()
-    fields.update(data)
-    fields = {name: value for name, value in fields.items() if value is not None}
-    return cloudevent(f"com.twilio.messaging.message.{status}", fields, id=id)
+    return _with_data(cloudevent_for(sms_status_params(status, sid=sid), id=id), data)
 
 
 def inbound_message_cloudevent(
     *, sid: str | None = None, id: str | None = None, **data: object
 ) -> dict[str, object]:
     """A ``com.twilio.messaging.inbound-message.received`` CloudEvent."""
-    fields = _camel(inbound_sms_params("received", sid=sid))
-    fields.update(data)
-    fields = {name: value for name, value in fields.items() if value is not None}
-    return cloudevent("com.twilio.messaging.inbound-message.received", fields, id=id)
-
-
-_CALL_EVENT_NAMES = {"in-progress": "answered", "busy": "completed", "failed": "completed",
-                     "no-answer": "completed", "canceled": "completed"}  # fmt: skip
+    return _with_data(cloudevent_for(inbound_sms_params("received", sid=sid), id=id), data)
 
 
 def call_cloudevent(
@@ -391,19 +415,7 @@ def call_cloudevent(
 ) -> dict[str, object]:
     """A ``com.twilio.voice.status-callback.call.<event>`` CloudEvent carrying the
     status callback of :func:`call_status_params` (*params* override it)."""
-    parameters = call_status_params(status, sid=sid, **params)
-    name = _CALL_EVENT_NAMES.get(status, status)
-    data = {
-        "sid": parameters["CallSid"],
-        "timestamp": "2023-11-14T18:30:00.000Z",
-        "request": {
-            "method": "POST",
-            "url": "https://hooks.example.com/",
-            "parameters": parameters,
-        },
-        "response": {"responseCode": 200, "contentType": "text/xml", "responseBody": ""},
-    }
-    return cloudevent(f"com.twilio.voice.status-callback.call.{name}", data, id=id)
+    return cloudevent_for(call_status_params(status, sid=sid, **params), id=id)
 
 
 def sign_json(url: str, body: bytes, token: str) -> tuple[str, str]:
