@@ -172,6 +172,22 @@ def on_inbox(setup: Setup, work: Callable[[RedisInbox], object]) -> object:
     return asyncio.run(session())
 
 
+def settled_stats(setup: Setup, expected: dict[State, int], timeout: float = 10.0) -> object:
+    """The inbox's counts once they equal *expected*, or the last counts seen.
+
+    A callback writes its line before its worker records the entry as done, so
+    a test that saw the line waits here for the inbox to catch up.
+    """
+    seen: list[object] = []
+
+    def reached() -> bool:
+        seen.append(on_inbox(setup, lambda inbox: inbox.stats()))
+        return seen[-1] == expected
+
+    wait_until(reached, timeout)
+    return seen[-1]
+
+
 # -- (a) one listener, two workers: every event dispatched once -----------------------------
 def test_listener_and_two_workers_dispatch_every_event_exactly_once(setup: Setup) -> None:
     # The listener dispatches too, woken at once by each event it stores, while
@@ -224,8 +240,8 @@ def test_listener_and_two_workers_dispatch_every_event_exactly_once(setup: Setup
         assert str(worker.pid) in pids, f"worker {worker.pid} dispatched nothing: {pids}"
     assert set(pids) <= {str(p.pid) for p in (listener, *workers)}
 
-    stats = on_inbox(setup, lambda inbox: inbox.stats())
-    assert stats == {State.PENDING: 0, State.RUNNING: 0, State.DONE: 300, State.DEAD: 0}
+    expected = {State.PENDING: 0, State.RUNNING: 0, State.DONE: 300, State.DEAD: 0}
+    assert settled_stats(setup, expected) == expected
 
     for process in (listener, *workers):
         assert process.terminate() == 0, process.log
@@ -254,13 +270,8 @@ def test_entries_of_a_killed_worker_are_taken_over_by_another(setup: Setup) -> N
     first.kill()  # SIGKILL while its callbacks block: the entries stay running
     assert first.popen.returncode == -signal.SIGKILL
 
-    async def running(inbox: RedisInbox) -> dict[State, int]:
-        return await inbox.stats()
-
-    stats = on_inbox(setup, running)
-    assert isinstance(stats, dict)
-    assert stats[State.RUNNING] == 3, stats
-    assert stats[State.DONE] == 17, stats
+    held = {State.PENDING: 0, State.RUNNING: 3, State.DONE: 17, State.DEAD: 0}
+    assert settled_stats(setup, held) == held
 
     second = setup.start("worker2", "worker", "mod:listener")
     second.wait_working()
@@ -278,13 +289,14 @@ def test_entries_of_a_killed_worker_are_taken_over_by_another(setup: Setup) -> N
     for sid in quick_sids:  # done before the kill: not dispatched again
         assert [line[2] for line in finished if line[0] == sid] == [str(first.pid)]
 
-    async def after(inbox: RedisInbox) -> tuple[dict[State, int], list[Entry]]:
-        return await inbox.stats(), await inbox.entries(State.DONE, limit=50)
+    expected = {State.PENDING: 0, State.RUNNING: 0, State.DONE: 20, State.DEAD: 0}
+    assert settled_stats(setup, expected) == expected
 
-    result = on_inbox(setup, after)
-    assert isinstance(result, tuple)
-    stats, done = result
-    assert stats == {State.PENDING: 0, State.RUNNING: 0, State.DONE: 20, State.DEAD: 0}
+    async def after(inbox: RedisInbox) -> list[Entry]:
+        return await inbox.entries(State.DONE, limit=50)
+
+    done = on_inbox(setup, after)
+    assert isinstance(done, list)
     attempts = {e.sid: e.attempts for e in done}
     assert all(attempts[sid] >= 2 for sid in blocker_sids), attempts
     assert all(attempts[sid] == 1 for sid in quick_sids), attempts
