@@ -121,18 +121,20 @@ class Running:
         with self._changed:
             return "".join(self._lines[stream])
 
-    def wait_for(self, needle: str, stream: str = "stdout", timeout: float = 15.0) -> str:
-        """Everything *stream* printed once it contains *needle*."""
+    def wait_for(
+        self, needle: str, stream: str = "stdout", timeout: float = 15.0, count: int = 1
+    ) -> str:
+        """Everything *stream* printed once it contains *needle* (*count* times)."""
 
         def ready() -> bool:
-            return needle in "".join(self._lines[stream]) or not any(
+            return "".join(self._lines[stream]).count(needle) >= count or not any(
                 reader.is_alive() for reader in self._readers
             )
 
         with self._changed:
             self._changed.wait_for(ready, timeout)
             text = "".join(self._lines[stream])
-        assert needle in text, (
+        assert text.count(needle) >= count, (
             f"{needle!r} not seen; exit={self.process.poll()}\n"
             f"stdout:\n{self.text('stdout')}\nstderr:\n{self.text('stderr')}"
         )
@@ -818,6 +820,8 @@ def test_run_with_workers_serves_from_several_processes(tmp_path: Path) -> None:
     args = ["run", "pidapp:listener", "--port", str(port), "--workers", "2"]
     with Running(args, env=env, cwd=tmp_path) as running:
         running.wait_for_port(port)
+        # The supervisor's socket accepts before its processes serve: wait for both.
+        running.wait_for("Application startup complete.", "stderr", count=2)
         url = f"http://127.0.0.1:{port}/"
         sids = []
         for _ in range(60):

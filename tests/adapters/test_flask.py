@@ -514,12 +514,14 @@ from twilio_trigger.adapters.flask import blueprint
 
 listener = twilio.Listener(auth_tokens=["t"], path="/twilio", inbox=sys.argv[1])
 started = threading.Event()
+exiting = threading.Event()
 
 @listener.service
 class Slow(twilio.SmsStatusService):
     def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
         started.set()
-        time.sleep(0.3)  # still running when the interpreter starts to exit
+        exiting.wait(10)  # still running when the interpreter starts to exit
+        time.sleep(0.3)  # and on into the listener's exit hook
         print("callback finished", flush=True)
 
 app = flask.Flask(__name__)
@@ -533,6 +535,8 @@ answer = app.test_client().post(
 assert answer.status_code == 200, answer.status_code
 assert started.wait(10)
 print("exiting", flush=True)
+# Registered after the listener's own exit hook, so run before it (the last first).
+threading._register_atexit(exiting.set)
 """
 
 

@@ -376,8 +376,17 @@ def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> No
     fixed.wait_working()
     assert wait_until(lambda: bool(setup.lines()), 10), fixed.log
     assert setup.lines() == [[sid, "failed", str(fixed.pid)]]
-    stats = setup.cli("inbox", "stats")
-    counts = dict(line.split() for line in stats.stdout.splitlines()[1:])
-    assert counts == {"pending": "0", "running": "0", "done": "1", "dead": "0"}, stats.stdout
+    # The callback wrote its line before the worker recorded the entry as done.
+    done = {"pending": "0", "running": "0", "done": "1", "dead": "0"}
+    seen: list[dict[str, str]] = []
+
+    def recorded() -> bool:
+        stats = setup.cli("inbox", "stats")
+        assert stats.returncode == 0, stats.stderr
+        seen.append(dict(line.split() for line in stats.stdout.splitlines()[1:]))
+        return seen[-1] == done
+
+    wait_until(recorded, 10)
+    assert seen[-1] == done, seen[-1]
     assert fixed.terminate() == 0, fixed.log
     assert "Traceback" not in fixed.log, fixed.log

@@ -99,17 +99,20 @@ def test_readme_example_answers_a_signed_event(port: int) -> None:
 
 SLOW_SERVICE = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, os, sys, time
     import twilio_trigger as twilio
 
     listener = twilio.Listener(host="127.0.0.1")
-    marker = sys.argv[1]
+    marker, started, release = sys.argv[1:4]
 
     @listener.service
     class Slow(twilio.SmsStatusService):
         async def on_sent(self, event):
             print("callback started", flush=True)
-            await asyncio.sleep(1.5)
+            open(started, "w").close()
+            deadline = time.monotonic() + 30  # against a hang only
+            while not os.path.exists(release) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
             with open(marker, "w") as out:
                 out.write(event.message_sid)
             print("callback finished", flush=True)
@@ -120,14 +123,36 @@ SLOW_SERVICE = textwrap.dedent(
 )
 
 
+def _wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "the listener exited early"
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def _wait_for_refusal(url: str, timeout: float = 10.0) -> None:
+    """Return once a new connection to *url* is refused; fail after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.post(url, data={"MessageStatus": "sent"}, timeout=2)
+        except httpx.ConnectError:
+            return
+        except httpx.HTTPError:
+            pass  # accepted while it was closing: not refused yet
+        assert time.monotonic() < deadline, f"{url} still accepted connections after {timeout} s"
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_gracefully_after_in_flight_callback(
     port: int, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     script = tmp_path / "slow_service.py"
     script.write_text(SLOW_SERVICE)
-    marker = tmp_path / "done.txt"
-    process = _spawn([str(script), str(marker)], port)
+    marker, started, release = (tmp_path / name for name in ("done", "started", "release"))
+    process = _spawn([str(script), str(marker), str(started), str(release)], port)
     url = f"http://127.0.0.1:{port}/"
     results: list[httpx.Response] = []
     try:
@@ -138,13 +163,15 @@ def test_signal_stops_gracefully_after_in_flight_callback(
             )
         )
         sender.start()
-        time.sleep(0.5)  # the callback is now sleeping inside the listener
+        _wait_for_file(started, process)  # the callback now waits inside the listener
         process.send_signal(stop_signal)
-        time.sleep(0.3)
-        with pytest.raises(httpx.ConnectError):
-            httpx.post(url, data={"MessageStatus": "sent"}, timeout=2)
+        # New connections are refused while the callback is still in flight.
+        _wait_for_refusal(url)
+        assert not marker.exists(), "the callback finished before the refusal was seen"
+        release.touch()
         sender.join(timeout=10)
     finally:
+        release.touch()
         output = _finish(process)
     assert [r.status_code for r in results] == [200], output
     assert marker.read_text() == "SM" + "cd" * 16
