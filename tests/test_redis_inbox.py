@@ -181,7 +181,7 @@ def test_a_retried_entry_is_claimable_only_once_due(redis_url: str, prefix: str)
     async def work(inbox: RedisInbox) -> dict[str, Any]:
         await put(inbox, "k1")
         (entry,) = await inbox.claim(1)
-        at = time.time() + 0.4
+        at = time.time() + 1.0  # room for the four calls below, even on a loaded machine
         await inbox.retry(entry.id, "boom: carrier down", at)
         seen: dict[str, Any] = {
             "at": at,
@@ -190,7 +190,7 @@ def test_a_retried_entry_is_claimable_only_once_due(redis_url: str, prefix: str)
             "next_due": await inbox.next_due(),
             "early": await inbox.claim(5),
         }
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(max(0.0, at + 0.1 - time.time()))
         seen["late"] = await inbox.claim(5)
         seen["next_due_after"] = await inbox.next_due()
         return seen
@@ -378,8 +378,8 @@ def test_an_abandoned_running_entry_is_taken_over_after_claim_idle(
     redis_url: str, prefix: str
 ) -> None:
     async def work() -> dict[str, Any]:
-        dead = RedisInbox(redis_url, prefix=prefix, claim_idle=0.3)
-        alive = RedisInbox(redis_url, prefix=prefix, claim_idle=0.3)
+        dead = RedisInbox(redis_url, prefix=prefix, claim_idle=1.0)
+        alive = RedisInbox(redis_url, prefix=prefix, claim_idle=1.0)
         await dead.open()
         await alive.open()
         try:
@@ -388,7 +388,7 @@ def test_an_abandoned_running_entry_is_taken_over_after_claim_idle(
             taken = await dead.claim(5)
             await dead.close()  # the worker dies: it never finishes them
             seen: dict[str, Any] = {"taken": taken, "early": await alive.claim(5)}
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.2)
             over = await alive.claim(5)
             seen["over"] = over
             for entry in over:

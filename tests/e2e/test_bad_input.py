@@ -596,20 +596,27 @@ def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 class Slow(twilio.SmsStatusService):
-    """Callbacks that take half a second, and say when they start and end."""
+    """Callbacks that run until the test is stopping the listener, and a little longer.
+
+    They say when they start and end: held by ``stopping``, they cannot end before
+    the test has looked, however slow the machine.
+    """
 
     def __init__(self) -> None:
         self.started = threading.Event()
+        self.stopping = threading.Event()
         self.finished = threading.Event()
 
     async def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
         self.started.set()
-        await asyncio.sleep(0.5)
+        await asyncio.to_thread(self.stopping.wait, 10.0)
+        await asyncio.sleep(0.3)
         self.finished.set()
 
     def on_sent(self, event: twilio.SmsStatusChangeEvent) -> None:
         self.started.set()
-        time.sleep(0.5)
+        self.stopping.wait(10.0)
+        time.sleep(0.3)
         self.finished.set()
 
 
@@ -631,6 +638,7 @@ def test_stop_lets_the_running_callback_finish_then_refuses_connections(status: 
 
         stopper = threading.Thread(target=listener.stop)
         stopper.start()
+        slow.stopping.set()
         stopper.join(10.0)
         assert not stopper.is_alive()
         # stop() returned only once the callback had finished.
@@ -642,6 +650,7 @@ def test_stop_lets_the_running_callback_finish_then_refuses_connections(status: 
         with pytest.raises(httpx.ConnectError):
             signed_post(url, sms_status_payload(status), TOKEN, timeout=2.0)
     finally:
+        slow.stopping.set()
         listener.stop()
 
 
