@@ -7,7 +7,8 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,3 +225,21 @@ def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             break
         body += chunk
     return int(status_line.split()[1]), headers, body
+
+
+def eventually(
+    condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01
+) -> bool:
+    """Whether *condition* holds within *timeout* seconds, asked every *interval*."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Wait for *condition*, failing with *what* after *timeout* seconds."""
+    if not eventually(condition, timeout):
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from tests.payloads import (
 from tests.redis_support import prefix, redis_url
 
 from ._processes import Process
-from ._support import TOKEN, CallbackError, free_port, running
+from ._support import TOKEN, CallbackError, free_port, running, wait_until
 
 __all__ = ["prefix", "redis_url"]  # the fixtures, imported for pytest to find
 
@@ -105,14 +105,6 @@ def scrape(http: httpx.Client, url: str) -> tuple[str, Samples]:
 
 def metrics_url(listener: twilio.Listener) -> str:
     return f"http://127.0.0.1:{listener.port}/metrics"
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 # -- the service -----------------------------------------------------------------------

@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from tests.payloads import signed_post, sms_status_payload
 from tests.redis_support import RedisServer, own_redis, prefix, redis_url
 
 from ._processes import Process
-from ._support import TOKEN, Recorder, SmsRecorder, free_port
+from ._support import TOKEN, Recorder, SmsRecorder, eventually, free_port
 
 __all__ = ["own_redis", "prefix", "redis_url"]  # the fixtures, imported for pytest to find
 
@@ -75,15 +74,6 @@ class Effects(twilio.SmsStatusService):
 
 EVENTS = 5000
 DUPLICATES = EVENTS // 10
-
-
-def wait_until(done: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.1)
-    return done()
 
 
 def _text(value: Any) -> str:
@@ -243,7 +233,7 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
         def effect_count() -> int:
             return sum(1 for _ in client.scan_iter(match=effect_glob, count=1000))
 
-        settled = wait_until(lambda: effect_count() >= EVENTS, 40)
+        settled = eventually(lambda: effect_count() >= EVENTS, 40, 0.1)
 
         # quiet: nothing pending or running any more
         quiet_env = {**base}
@@ -254,7 +244,7 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
             stats = inbox_stats(folder, quiet_env)
             return stats.get("pending") == 0 and stats.get("running") == 0
 
-        is_quiet = wait_until(quiet, 15)
+        is_quiet = eventually(quiet, 15, 0.1)
         time.sleep(0.5)  # a late re-run would show now
         runs = [_text(raw).split() for raw in client.lrange(f"{prefix}runs", 0, -1)]
         per_pid = collections.Counter(pid for _, pid in runs)
@@ -335,7 +325,7 @@ def test_redis_outage_with_a_redis_inbox_answers_503_then_recovers(
         first = sms_status_payload("delivered")
         answer = signed_post(listener.url, first, TOKEN, client=http)
         assert answer.status_code == 200, answer.text
-        assert wait_until(lambda: first["MessageSid"] in dispatched(), 10), recorder.calls
+        assert eventually(lambda: first["MessageSid"] in dispatched(), 10, 0.1), recorder.calls
 
         own_redis.stop()
         during = [sms_status_payload("delivered") for _ in range(5)]
@@ -362,7 +352,7 @@ def test_redis_outage_with_a_redis_inbox_answers_503_then_recovers(
             time.sleep(0.2)
         assert recovered is not None, f"no 200 within 10 s of Redis's return: {attempts}"
         sid = recovered["MessageSid"]
-        assert wait_until(lambda: sid in dispatched(), 10), (
+        assert eventually(lambda: sid in dispatched(), 10, 0.1), (
             f"accepted after the outage (answers {attempts}) but not dispatched within 10 s"
         )
         assert all(code in (200, 503) for code, _ in attempts), attempts

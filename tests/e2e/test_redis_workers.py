@@ -31,7 +31,7 @@ from twilio_trigger.inbox import Entry, State
 from twilio_trigger.inbox.redis import RedisInbox
 
 from ._processes import Process
-from ._support import TOKEN, free_port
+from ._support import TOKEN, eventually, free_port
 
 __all__ = ["prefix", "redis_url"]  # the fixtures, imported for pytest to find
 
@@ -133,15 +133,6 @@ def setup(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[Setup]:
             process.kill()
 
 
-def wait_until(done: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.05)
-    return done()
-
-
 def put_events(setup: Setup, events: list[dict[str, str]]) -> None:
     """Store *events* in the inbox the way a listener does (key, kind, SID, status, params)."""
 
@@ -184,7 +175,7 @@ def settled_stats(setup: Setup, expected: dict[State, int], timeout: float = 10.
         seen.append(on_inbox(setup, lambda inbox: inbox.stats()))
         return seen[-1] == expected
 
-    wait_until(reached, timeout)
+    eventually(reached, timeout, 0.05)
     return seen[-1]
 
 
@@ -225,7 +216,7 @@ def test_listener_and_two_workers_dispatch_every_event_exactly_once(setup: Setup
     assert collections.Counter(codes) == {200: 330}, listener.log
 
     sids = {params["MessageSid"] for params in distinct}
-    settled = wait_until(lambda: {line[0] for line in setup.lines()} >= sids, 30)
+    settled = eventually(lambda: {line[0] for line in setup.lines()} >= sids, 30, 0.05)
     time.sleep(0.5)  # a copy dispatched late would show now
     lines = setup.lines()
     per_sid = collections.Counter(line[0] for line in lines)
@@ -281,7 +272,7 @@ def test_entries_of_a_killed_worker_are_taken_over_by_another(setup: Setup) -> N
             line[0] for line in setup.lines() if line[0] != "start" and line[2] == str(second.pid)
         } >= blocker_sids
 
-    assert wait_until(taken_over, 10), f"{setup.lines()}\n{second.log}"
+    assert eventually(taken_over, 10, 0.05), f"{setup.lines()}\n{second.log}"
     lines = setup.lines()
     finished = [line for line in lines if line[0] != "start"]
     for sid in blocker_sids:
@@ -374,7 +365,7 @@ def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> No
 
     fixed = setup.start("fixed", "worker", "mod:listener")  # TEST_BROKEN unset: it works
     fixed.wait_working()
-    assert wait_until(lambda: bool(setup.lines()), 10), fixed.log
+    assert eventually(lambda: bool(setup.lines()), 10, 0.05), fixed.log
     assert setup.lines() == [[sid, "failed", str(fixed.pid)]]
     # The callback wrote its line before the worker recorded the entry as done.
     done = {"pending": "0", "running": "0", "done": "1", "dead": "0"}
@@ -386,7 +377,7 @@ def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> No
         seen.append(dict(line.split() for line in stats.stdout.splitlines()[1:]))
         return seen[-1] == done
 
-    wait_until(recorded, 10)
+    eventually(recorded, 10, 0.05)
     assert seen[-1] == done, seen[-1]
     assert fixed.terminate() == 0, fixed.log
     assert "Traceback" not in fixed.log, fixed.log

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from ._support import (
     assert_empty_twiml,
     records,
     running,
+    wait_until,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,15 +76,6 @@ def post(url: str, params: Params, token: str | None, *, timeout: float = 10.0) 
     return httpx.post(
         url, content=encode_form(params), headers=headers_for(url, params, token), timeout=timeout
     )
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait for *condition*, failing with *what* after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def sids(recorder: Recorder) -> list[str | None]:

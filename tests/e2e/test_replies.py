@@ -15,10 +15,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 import uuid
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -37,7 +36,7 @@ from tests.payloads import (
     sms_status_payload,
 )
 
-from ._support import TOKEN, assert_empty_twiml, records, running
+from ._support import TOKEN, assert_empty_twiml, records, running, wait_until
 
 #: The voice webhook of an incoming call, as Twilio sends it (no CallbackSource).
 INCOMING_CALL = {
@@ -552,14 +551,6 @@ def test_incoming_call_answered_with_none_gets_the_empty_response(
 
 
 # -- with an inbox ------------------------------------------------------------------
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def rows(db: Path, sid: str) -> list[tuple[str, str, str]]:
     """``(kind, status, state)`` of the inbox's rows for *sid*, read with plain sqlite3."""
     if not db.exists():
