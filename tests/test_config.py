@@ -28,6 +28,22 @@ PRECEDENCE: dict[str, tuple[object, object, str, str, object, object]] = {
     "max_body_bytes": (100, 100, "TWILIO_TRIGGER_MAX_BODY_BYTES", "200", 200, 256 * 1024),
     "max_params": (10, 10, "TWILIO_TRIGGER_MAX_PARAMS", "20", 20, 1000),
     "shutdown_timeout": (5, 5.0, "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT", "2.5", 2.5, 30.0),
+    "max_head_bytes": (8192, 8192, "TWILIO_TRIGGER_MAX_HEAD_BYTES", "4096", 4096, 32 * 1024),
+    "max_headers": (50, 50, "TWILIO_TRIGGER_MAX_HEADERS", "60", 60, 100),
+    "head_timeout": (5, 5.0, "TWILIO_TRIGGER_HEAD_TIMEOUT", "2.5", 2.5, 10.0),
+    "body_timeout": (5, 5.0, "TWILIO_TRIGGER_BODY_TIMEOUT", "20", 20.0, 30.0),
+    "keepalive_timeout": (1, 1.0, "TWILIO_TRIGGER_KEEPALIVE_TIMEOUT", "75", 75.0, 5.0),
+    "max_connections": (10, 10, "TWILIO_TRIGGER_MAX_CONNECTIONS", "20", 20, 1000),
+    "file_mode": (0o640, 0o640, "TWILIO_TRIGGER_FILE_MODE", "0660", 0o660, 0o600),
+    "redis_durability": (
+        "memory",
+        "memory",
+        "TWILIO_TRIGGER_REDIS_DURABILITY",
+        "Replicas:2",
+        "replicas:2",
+        "fsync",
+    ),
+    "redis_wait_timeout": (1, 1.0, "TWILIO_TRIGGER_REDIS_WAIT_TIMEOUT", "0.5", 0.5, 2.0),
 }
 
 
@@ -286,3 +302,48 @@ def test_shared_keys_come_from_the_environment_and_never_show_in_repr() -> None:
 def test_bad_shared_keys_are_refused(given: object) -> None:
     with pytest.raises(ConfigurationError, match="shared_keys"):
         Settings.resolve({"shared_keys": given}, {})
+
+
+@pytest.mark.parametrize(
+    ("option", "bad"),
+    [
+        ("max_head_bytes", 100),
+        ("max_headers", 0),
+        ("head_timeout", 0),
+        ("body_timeout", -1),
+        ("keepalive_timeout", "soon"),
+        ("max_connections", 0),
+        ("file_mode", "999"),
+        ("file_mode", "0400"),  # the owner could not write its own inbox
+        ("file_mode", 0o1777),
+        ("redis_durability", "disk"),
+        ("redis_durability", "replicas:0"),
+        ("redis_durability", "replicas:x"),
+        ("redis_wait_timeout", 0),
+    ],
+)
+def test_bad_edge_durability_and_file_options_are_refused(option: str, bad: object) -> None:
+    with pytest.raises(ConfigurationError, match=option):
+        Settings.resolve({option: bad}, {})
+
+
+@pytest.mark.parametrize(
+    ("option", "url"),
+    [
+        ("inbox", "redis//:hunter2-secret@cache.internal:6379/0"),
+        ("inbox", "rediss:/ops:hunter2-secret@cache.internal/0"),
+        ("inbox", "postgres://ops:hunter2-secret@db.internal/app"),
+        ("inbox", "sqlite://ops:hunter2-secret@x"),
+        ("store", "redis:/:hunter2-secret@cache.internal:6379/0"),
+        ("store", "https://ops:hunter2-secret@cache.internal/"),
+        ("store", "cache.internal?password=hunter2-secret"),
+    ],
+)
+def test_a_mistyped_url_is_never_echoed_with_its_password(option: str, url: str) -> None:
+    for given, environ in (({option: url}, {}), ({}, {f"TWILIO_TRIGGER_{option.upper()}": url})):
+        with pytest.raises(ConfigurationError) as caught:
+            Settings.resolve(given, environ)
+        message = str(caught.value)
+        assert "hunter2" not in message
+        assert "***" in message, message
+        assert "cache.internal" in message or "db.internal" in message or "x" in message

@@ -22,7 +22,14 @@ from twilio_trigger._config import ENVIRONMENT, Settings
 from twilio_trigger._dispatch import Outcome, Result
 from twilio_trigger._events import TwilioEvent
 from twilio_trigger._logging import TEXT_FORMAT, configure_logging
-from twilio_trigger._observe import Attempt, EventLog, Observer, Observers, parse_level
+from twilio_trigger._observe import (
+    Attempt,
+    EventLog,
+    Observer,
+    Observers,
+    Refusal,
+    parse_level,
+)
 from twilio_trigger.testing import call_event, sms_event
 
 LOGGER = "twilio_trigger"
@@ -475,8 +482,11 @@ class Told(Observer):
     def __init__(self, name: str, said: list[str]) -> None:
         self.name, self.said = name, said
 
-    def rejected(self, reason: str) -> None:
-        self.said.append(f"{self.name} rejected {reason}")
+    def rejected(self, refusal: Refusal) -> None:
+        self.said.append(f"{self.name} rejected {refusal.reason}")
+
+    def flush(self) -> None:
+        self.said.append(f"{self.name} flushed")
 
     def answered(self, status: int) -> None:
         self.said.append(f"{self.name} answered {status}")
@@ -496,15 +506,17 @@ def test_observers_tell_each_in_order() -> None:
     said: list[str] = []
     both = Observers([Told("a", said), Told("b", said)])
     event = sms_event("sent")
-    both.rejected("too_large")
+    both.rejected(Refusal("too_large", 413, "request body too large"))
     both.answered(413)
     both.received(event)
     both.finished(event, Result(Outcome.FAILED), Attempt(1, 2, retry_in=0.5))
+    both.flush()
     assert said == [
         "a rejected too_large", "b rejected too_large",
         "a answered 413", "b answered 413",
         "a received sent", "b received sent",
         "a finished failed 1 2 0.5 None", "b finished failed 1 2 0.5 None",
+        "a flushed", "b flushed",
     ]  # fmt: skip
 
 

@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from twilio_trigger._delivery import delivery_key
+from twilio_trigger import SmsStatusChangeEvent
+from twilio_trigger._delivery import MAX_KEPT_HEADER, delivery_key, kept_header
 from twilio_trigger._order import Position, Standing, rank_of, settle
+from twilio_trigger._signature import signed_payload
 from twilio_trigger._worker import backoff_delay
 from twilio_trigger.stores import Claim
 from twilio_trigger.stores.memory import MemoryDeliveryStore, MemoryStatusStore
@@ -394,22 +396,15 @@ def test_backoff_has_jitter_spread_over_its_range() -> None:
 
 
 # -- delivery_key ----------------------------------------------------------------------
-def test_idempotency_token_wins_over_the_event_identity() -> None:
-    first = sms_event("delivered", sid=SID)
-    other = sms_event("failed", sid="SM" + "f" * 32)
-    token = "3c6b7b5e-8f1a-4d1e-9c62-0f5a1e2b3c4d"
-    assert delivery_key(first, token) == delivery_key(other, token)
-    assert delivery_key(first, token) != delivery_key(first, "another-token")
-    assert delivery_key(first, token) != delivery_key(first, None)
-
-
-def test_without_token_the_same_event_has_the_same_key() -> None:
+# The key is made of signed content only (DESIGN §2, "Identity"): the unsigned
+# I-Twilio-Idempotency-Token header is no argument of it, so no header can change it.
+def test_the_same_event_has_the_same_key() -> None:
     # Two payloads of one delivery differ in fields that are not its identity.
     first = sms_event("delivered", sid=SID, Body="one")
     again = sms_event("delivered", sid=SID, Body="two")
     assert first.get("MessagingServiceSid") != again.get("MessagingServiceSid")
-    assert delivery_key(first, None) == delivery_key(again, None)
-    assert delivery_key(first, "") == delivery_key(again, None)  # a blank header is no token
+    assert delivery_key(first) == delivery_key(again)
+    assert delivery_key(first) == f"e:sms:{SID}:delivered::"  # readable where it can be
 
 
 @pytest.mark.parametrize(
@@ -425,21 +420,21 @@ def test_message_key_distinguishes_sid_status_and_error_code(
 ) -> None:
     base = sms_event("delivered", sid=SID)
     other = sms_event(other_status, sid=SID, **other_overrides)
-    assert delivery_key(base, None) != delivery_key(other, None)
+    assert delivery_key(base) != delivery_key(other)
 
 
 def test_message_key_distinguishes_error_codes_of_one_status() -> None:
     first = sms_event("failed", sid=SID, ErrorCode="30008")
     second = sms_event("failed", sid=SID, ErrorCode="30003")
-    assert delivery_key(first, None) != delivery_key(second, None)
+    assert delivery_key(first) != delivery_key(second)
 
 
 def test_call_key_distinguishes_sequence_numbers() -> None:
     first = call_event("in-progress", sid=CALL_SID, SequenceNumber="2")
     second = call_event("in-progress", sid=CALL_SID, SequenceNumber="3")
     again = call_event("in-progress", sid=CALL_SID, SequenceNumber="2")
-    assert delivery_key(first, None) != delivery_key(second, None)
-    assert delivery_key(first, None) == delivery_key(again, None)
+    assert delivery_key(first) != delivery_key(second)
+    assert delivery_key(first) == delivery_key(again)
 
 
 def test_key_distinguishes_kinds() -> None:
@@ -448,5 +443,107 @@ def test_key_distinguishes_kinds() -> None:
     call = call_event("failed", sid=sid, SequenceNumber=None, ErrorCode="30008")
     message_no_error = sms_event("failed", sid=sid, ErrorCode=None)
     call_no_error = call_event("failed", sid=sid, SequenceNumber=None)
-    assert delivery_key(message, None) != delivery_key(call, None)
-    assert delivery_key(message_no_error, None) != delivery_key(call_no_error, None)
+    assert delivery_key(message) != delivery_key(call)
+    assert delivery_key(message_no_error) != delivery_key(call_no_error)
+
+
+def test_a_cloudevent_is_keyed_by_its_id_alone() -> None:
+    # Event Streams signs the body, and so the id: Twilio resends a batch with the
+    # same ids, and two events of one SID and status are still two events.
+    event = sms_event("delivered", sid=SID)
+    same_status = sms_event("delivered", sid=SID)
+    assert delivery_key(event, "EZ" + "1" * 32) == delivery_key(same_status, "EZ" + "1" * 32)
+    assert delivery_key(event, "EZ" + "1" * 32) != delivery_key(event, "EZ" + "2" * 32)
+    assert delivery_key(event, "EZ" + "1" * 32) != delivery_key(event)
+
+
+def test_a_field_holding_the_separator_cannot_pass_for_two_fields() -> None:
+    # "A:B" + "C" and "A" + "B:C" join to the same text: such keys are hashed whole.
+    first = sms_event("C", sid="SMA:B", SmsSid=None)
+    second = sms_event("B:C", sid="SMA", SmsSid=None)
+    assert delivery_key(first) != delivery_key(second)
+    assert delivery_key(first, "x:y") != delivery_key(first, "x")
+
+
+@pytest.mark.parametrize("length", [65, 100_000, 2 * 1024 * 1024])
+def test_a_long_signed_identity_gives_a_bounded_key(length: int) -> None:
+    long_sid = "SM" + "a" * length
+    first = sms_event("delivered", sid=long_sid)
+    other = sms_event("delivered", sid=long_sid[:-1] + "b")  # differs in its last character
+    keys = {delivery_key(first), delivery_key(other)}
+    cloud_keys = {
+        delivery_key(first, "CE" + "x" * length),
+        delivery_key(first, "CE" + "y" * length),
+    }
+    assert len(keys) == 2
+    assert len(cloud_keys) == 2
+    assert max(len(key) for key in keys | cloud_keys) <= 100
+    # The same identity, hashed, is the same key (another payload of it).
+    assert delivery_key(first) == delivery_key(sms_event("delivered", sid=long_sid))
+
+
+def test_a_key_carries_no_character_that_could_disturb_a_log_or_a_redis_key() -> None:
+    hostile = sms_event("delivered\n", sid="SM1\r\nX-Forged: yes", SmsSid=None)
+    for key in (delivery_key(hostile), delivery_key(hostile, "id\n\x1b[31m")):
+        assert key.isascii()
+        assert key.isprintable()
+        assert " " not in key
+
+
+def _no_sid(params: list[tuple[str, str]]) -> SmsStatusChangeEvent:
+    event = SmsStatusChangeEvent(params)
+    assert event.sid is None
+    return event
+
+
+NO_SID = [("AccountSid", "AC" + "0" * 32), ("MessageStatus", "received"), ("Body", "hello")]
+
+
+def test_an_event_without_sid_is_keyed_by_all_its_signed_parameters() -> None:
+    # Without a SID the identity fields would be the status alone: every such
+    # event would collapse into the first one.
+    first = _no_sid(NO_SID)
+    other_body = _no_sid([*NO_SID[:2], ("Body", "hello again")])
+    other_account = _no_sid([("AccountSid", "AC" + "1" * 32), *NO_SID[1:]])
+    keys = {delivery_key(event) for event in (first, other_body, other_account)}
+    assert len(keys) == 3
+    assert all(key.startswith("p:sms:#") and len(key) <= 100 for key in keys)
+
+
+def test_an_event_without_sid_keeps_its_key_under_what_its_signature_ignores() -> None:
+    # Twilio signs the parameters sorted by name, each distinct value once: a
+    # reordered body, or a value repeated, carries the same signature, and so
+    # must be the same delivery.
+    first = _no_sid(NO_SID)
+    reordered = _no_sid(list(reversed(NO_SID)))
+    repeated = _no_sid([*NO_SID, ("Body", "hello")])
+    assert delivery_key(first) == delivery_key(reordered) == delivery_key(repeated)
+    # A second, different value of a name is signed: another delivery.
+    assert delivery_key(first) != delivery_key(_no_sid([*NO_SID, ("Body", "bye")]))
+    assert signed_payload(NO_SID) == signed_payload(list(reversed(NO_SID)))
+
+
+# -- kept_header -------------------------------------------------------------------------
+def test_a_usual_header_is_kept_as_it_came() -> None:
+    token = "3c6b7b5e-8f1a-4d1e-9c62-0f5a1e2b3c4d"
+    assert kept_header(token) == token
+    assert kept_header("TwilioProxy/1.1") == "TwilioProxy/1.1"
+
+
+@pytest.mark.parametrize("length", [MAX_KEPT_HEADER + 1, 2 * 1024 * 1024])
+def test_a_long_header_keeps_its_start_its_length_and_a_digest(length: int) -> None:
+    value = "a" * length
+    kept = kept_header(value)
+    assert len(kept) <= 2 * MAX_KEPT_HEADER
+    assert kept.startswith("a" * 64)
+    assert f"{length} characters" in kept
+    assert kept != kept_header(value[:-1] + "b")  # two made-up tokens stay apart
+
+
+def test_a_kept_header_cannot_break_a_line_or_grow_by_its_escapes() -> None:
+    # The inbox stores headers one per line; a log or a terminal shows them.
+    assert kept_header("a\nb\r\x1b[31m") == "a\\nb\\r\\x1b[31m"
+    for hostile in ("\x1b" * MAX_KEPT_HEADER, "\u2028" * MAX_KEPT_HEADER):
+        kept = kept_header(hostile)
+        assert len(kept) <= 2 * MAX_KEPT_HEADER
+        assert kept.isprintable()

@@ -122,18 +122,20 @@ def _imported_roots(path: Path) -> set[str]:
 
 
 def test_only_the_serving_modules_import_uvicorn() -> None:
-    # The listener serves one process; the command line's `run --workers N`
-    # hands N processes to uvicorn's supervisor.  Nothing else knows the server.
+    # The listener serves one process on uvicorn, through the edge's protocol;
+    # the command line's `run --workers N` hands N processes to uvicorn's
+    # supervisor.  Nothing else knows the server.
     importers = {
         str(path.relative_to(PACKAGE_DIR))
         for path in PACKAGE_DIR.rglob("*.py")
         if "uvicorn" in _imported_roots(path)
     }
-    assert importers == {"_listener.py", "cli.py"}
+    assert importers == {"_listener.py", "_edge.py", "cli.py"}
 
 
 def test_the_core_modules_import_only_the_standard_library() -> None:
-    core = [p for p in PACKAGE_DIR.glob("_*.py") if p.name not in ("__init__.py", "_listener.py")]
+    serving = ("__init__.py", "_listener.py", "_edge.py")
+    core = [p for p in PACKAGE_DIR.glob("_*.py") if p.name not in serving]
     names = {p.name for p in core}
     assert {"_signature.py", "_form.py", "_events.py", "_services.py", "_routing.py"} <= names
     for path in core:

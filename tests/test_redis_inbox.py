@@ -1,27 +1,40 @@
-"""The Redis inbox against the shared Redis: every operation, two workers, takeover.
+"""The Redis inbox against the shared Redis: every operation, two workers, takeover;
+and against private redis-servers: what a Redis that loses its data is told, and how
+events wait for the confirmation their durability asks for.
 
 Each test works under its own key prefix (deleted afterwards); without Redis the
 tests skip, or fail when ``TWILIO_TRIGGER_REQUIRE_REDIS=1``.  What the inbox says
 is checked, where it matters, against the keys themselves read with a separate
-client.
+client.  The shared Redis keeps nothing on disk, so the inbox opens it with
+``durability="memory"``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+import pytest
 import redis
 from redis.asyncio import Redis
 
-from tests.redis_support import prefix, redis_url
+from tests.redis_support import (
+    MEMORY,
+    RedisServer,
+    keys_under,
+    own_redis,
+    prefix,
+    redis_url,
+    waitaof_redis,
+)
 from twilio_trigger.inbox import Entry, State, open_inbox
-from twilio_trigger.inbox.redis import RedisInbox
+from twilio_trigger.inbox.redis import NotStoredError, RedisInbox
 from twilio_trigger.testing import sms_status_params
 
-__all__ = ["prefix", "redis_url"]  # the fixtures, imported for pytest to find
+__all__ = ["own_redis", "prefix", "redis_url", "waitaof_redis"]  # fixtures, for pytest
 
 _T = TypeVar("_T")
 
@@ -43,7 +56,9 @@ def with_inbox(
     """Run *work* on a Redis inbox under *key_prefix*, opened and closed around it."""
 
     async def session() -> _T:
-        inbox = RedisInbox(url, prefix=key_prefix, claim_idle=claim_idle, retention=retention)
+        inbox = RedisInbox(
+            url, prefix=key_prefix, claim_idle=claim_idle, retention=retention, durability=MEMORY
+        )
         await inbox.open()
         try:
             return await work(inbox)
@@ -73,7 +88,7 @@ async def drain(inbox: RedisInbox) -> list[Entry]:
 def test_open_is_idempotent_and_an_empty_inbox_counts_nothing(redis_url: str, prefix: str) -> None:
     async def work(inbox: RedisInbox) -> tuple[int, int, dict[State, int], list[Entry]]:
         first = await inbox.open()  # a second open on the same inbox
-        other = RedisInbox(redis_url, prefix=prefix)
+        other = RedisInbox(redis_url, prefix=prefix, durability=MEMORY)
         try:
             second = await other.open()  # and a third, from another object
         finally:
@@ -339,8 +354,8 @@ def test_two_inboxes_claiming_concurrently_never_share_an_entry(
     total = 200
 
     async def work() -> tuple[set[int], list[list[int]]]:
-        first = RedisInbox(redis_url, prefix=prefix)
-        second = RedisInbox(redis_url, prefix=prefix)
+        first = RedisInbox(redis_url, prefix=prefix, durability=MEMORY)
+        second = RedisInbox(redis_url, prefix=prefix, durability=MEMORY)
         await first.open()
         await second.open()
         try:
@@ -378,8 +393,8 @@ def test_an_abandoned_running_entry_is_taken_over_after_claim_idle(
     redis_url: str, prefix: str
 ) -> None:
     async def work() -> dict[str, Any]:
-        dead = RedisInbox(redis_url, prefix=prefix, claim_idle=1.0)
-        alive = RedisInbox(redis_url, prefix=prefix, claim_idle=1.0)
+        dead = RedisInbox(redis_url, prefix=prefix, claim_idle=1.0, durability=MEMORY)
+        alive = RedisInbox(redis_url, prefix=prefix, claim_idle=1.0, durability=MEMORY)
         await dead.open()
         await alive.open()
         try:
@@ -413,7 +428,7 @@ def test_a_dead_letter_is_told_on_the_dead_letter_stream_and_purged_from_it(
     redis_url: str, prefix: str
 ) -> None:
     async def scenario() -> tuple[list[Any], int]:
-        inbox = RedisInbox(redis_url, prefix=prefix)
+        inbox = RedisInbox(redis_url, prefix=prefix, durability=MEMORY)
         client = Redis.from_url(redis_url)
         try:
             await inbox.open()
@@ -451,3 +466,209 @@ def test_the_headers_given_are_kept_with_the_entry(redis_url: str, prefix: str) 
     without, kept = with_inbox(redis_url, prefix, work)
     assert (kept.key, kept.headers) == ("with", tuple(headers))
     assert (without.key, without.headers) == ("without", ())
+
+
+# -- a Redis that loses its data ----------------------------------------------------------
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "twilio_trigger" and r.levelno == logging.ERROR
+    ]
+
+
+async def reconnected(call: Callable[[], Awaitable[_T]]) -> _T:
+    """*call* once the client's connections to the restarted Redis are replaced: the
+    first command on a connection the restart closed fails, as a worker's poll would."""
+    for _ in range(5):
+        try:
+            return await call()
+        except redis.ConnectionError:
+            continue
+    return await call()
+
+
+def test_a_redis_back_empty_is_an_error_counting_what_was_lost(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> dict[str, Any]:
+        inbox = RedisInbox(own_redis.url, durability=MEMORY)
+        await inbox.open()
+        try:
+            for n in range(3):
+                await put(inbox, f"k{n}", sid=f"SM{n:032d}")
+            (running,) = await inbox.claim(1)  # one running, two waiting
+            caplog.clear()
+            own_redis.stop()  # no persistence: it comes back empty
+            own_redis.start()
+            seen: dict[str, Any] = {"after": await reconnected(lambda: inbox.claim(5))}
+            seen["errors"] = errors(caplog)
+            await inbox.succeed(running.id)  # its callback ends after the loss
+            assert await put(inbox, "new", sid="SM" + "9" * 32)
+            seen["fresh"] = await inbox.claim(5)
+            seen["stats"] = await inbox.stats()
+            return seen
+        finally:
+            await inbox.close()
+
+    seen = run(scenario())
+    assert seen["after"] == []
+    (error,) = seen["errors"]
+    assert "lost its data" in error
+    assert "3 events not yet dispatched" in error
+    assert "ids up to 3" in error
+    assert "redis_durability=memory" in error
+    # Ids go on from the highest seen, so no new event takes a lost one's id, and
+    # the outcome of an entry claimed before the loss is not written anywhere.
+    (fresh,) = seen["fresh"]
+    assert fresh.id == 4
+    assert fresh.sid == "SM" + "9" * 32
+    assert seen["stats"] == {State.PENDING: 0, State.RUNNING: 1, State.DONE: 0, State.DEAD: 0}
+    assert "twilio-trigger:inbox:e:1" not in keys_under(own_redis.url, "twilio-trigger:")
+
+
+def test_a_redis_back_from_an_older_copy_is_an_error_naming_the_ids_lost(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> tuple[list[str], list[Entry], bool]:
+        inbox = RedisInbox(own_redis.url, durability=MEMORY)
+        client = Redis.from_url(own_redis.url)
+        await inbox.open()
+        try:
+            for n in range(2):
+                await put(inbox, f"old{n}", sid=f"SM{n:032d}")
+            await client.save()  # the copy it will come back from
+            for n in range(3):
+                await put(inbox, f"new{n}", sid=f"SM{n + 2:032d}")
+            caplog.clear()
+            own_redis.stop()
+            own_redis.start()  # loads the copy: two events, seq 2
+            claimed = await reconnected(lambda: drain(inbox))
+            added = await put(inbox, "after", sid="SM" + "8" * 32)
+            return errors(caplog), claimed + await inbox.claim(5), added
+        finally:
+            await inbox.close()
+            await client.aclose()
+
+    found, claimed, added = run(scenario())
+    (error,) = found
+    assert "went back to an older copy" in error
+    assert "went from 5 to 2" in error
+    assert "the 3 events stored after that copy (ids 3 to 5)" in error
+    assert added
+    # What the copy held is dispatched; the next event does not reuse a lost id.
+    assert sorted(e.id for e in claimed) == [1, 2, 6]
+
+
+def test_a_deleted_stream_is_made_anew_and_told(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def work(inbox: RedisInbox) -> tuple[list[Entry], list[str], list[Entry]]:
+        await put(inbox, "k1")
+        (entry,) = await inbox.entries()
+        client = Redis.from_url(redis_url)
+        try:
+            await client.delete(f"{prefix}inbox:stream")
+        finally:
+            await client.aclose()
+        caplog.clear()
+        nothing = await inbox.claim(5)
+        told = errors(caplog)
+        await inbox.replay([entry.id])  # what the error says to do
+        return nothing, told, await inbox.claim(5)
+
+    nothing, told, replayed = with_inbox(redis_url, prefix, work)
+    assert nothing == []
+    (error,) = told
+    assert "work queue" in error
+    assert "inbox replay ID" in error
+    assert [e.key for e in replayed] == ["k1"]
+
+
+# -- durability: held until confirmed -----------------------------------------------------
+def test_an_event_not_confirmed_is_withdrawn_and_never_claimed(redis_url: str, prefix: str) -> None:
+    # The shared Redis has no replica: WAIT 1 never confirms.
+    async def scenario() -> dict[str, Any]:
+        listener = RedisInbox(redis_url, prefix=prefix, durability="replicas:1", wait_timeout=0.5)
+        worker = RedisInbox(redis_url, prefix=prefix, durability=MEMORY)
+        await listener.open()
+        await worker.open()
+        try:
+            storing = asyncio.ensure_future(put(listener, "k1"))
+            claimed: list[Entry] = []
+            looks = 0
+            while not storing.done():  # a worker polling all along
+                claimed += await worker.claim(5)
+                looks += 1
+            refused = storing.exception()
+            again = await asyncio.gather(put(listener, "k1"), return_exceptions=True)
+            claimed += await worker.claim(5)
+            return {
+                "claimed": claimed,
+                "looks": looks,
+                "refused": refused,
+                "again": again[0],
+                "entries": await worker.entries(),
+                "stats": await worker.stats(),
+            }
+        finally:
+            await listener.close()
+            await worker.close()
+
+    seen = run(scenario())
+    assert seen["looks"] > 1
+    assert isinstance(seen["refused"], NotStoredError)
+    assert "0 of the 1 replicas required confirmed the event within 0.5 s" in str(seen["refused"])
+    assert isinstance(seen["again"], NotStoredError)  # Twilio's retry: refused too
+    assert seen["claimed"] == []
+    assert seen["entries"] == []
+    assert seen["stats"] == dict.fromkeys(State, 0)
+    stored = [k for k in keys_under(redis_url, prefix) if ":e:" in k or ":k:" in k]
+    assert stored == []
+
+
+def test_waitaof_confirmed_events_are_taken_at_once_even_if_put_aside(
+    waitaof_redis: RedisServer,
+) -> None:
+    # appendfsync everysec: each write waits for the next fsync, up to a second, while
+    # a worker polls; it puts the held event aside, and must take it once confirmed,
+    # not when the hold would lapse (30 s later).
+    async def scenario() -> dict[str, Any]:
+        listener = RedisInbox(waitaof_redis.url)
+        worker = RedisInbox(waitaof_redis.url, durability=MEMORY)
+        await listener.open()
+        await worker.open()
+        try:
+            taken: list[Entry] = []
+            added = []
+            for n in range(3):
+                storing = asyncio.ensure_future(put(listener, f"k{n}", sid=f"SM{n:032d}"))
+                while not storing.done():
+                    taken += await worker.claim(5)
+                added.append(storing.result())
+            deadline = time.monotonic() + 10
+            while len(taken) < 3 and time.monotonic() < deadline:
+                taken += await worker.claim(5)
+            client = Redis.from_url(waitaof_redis.url)
+            try:
+                holds = [await client.hget(f"twilio-trigger:inbox:e:{e.id}", "hold") for e in taken]
+            finally:
+                await client.aclose()
+            return {
+                "added": added,
+                "taken": taken,
+                "holds": holds,
+                "confirm": listener._durability.confirm,
+            }
+        finally:
+            await listener.close()
+            await worker.close()
+
+    seen = run(scenario())
+    assert seen["confirm"] == (("WAITAOF", 1, 0, 2000),)
+    assert seen["added"] == [True, True, True]
+    assert sorted(e.key for e in seen["taken"]) == ["k0", "k1", "k2"]
+    assert seen["holds"] == [None, None, None]
+    # An event put aside while held got its attempt time moved; at least one was.
+    aside = [e for e in seen["taken"] if e.next_attempt_at != e.received_at]
+    assert aside, "no event was put aside while it waited: the test proved nothing"

@@ -24,7 +24,7 @@ from ._events import (
 )
 from ._exceptions import ConfigurationError, ServiceError, TwilioTriggerError
 from ._listener import Listener
-from ._logging import JsonFormatter
+from ._logging import JsonFormatter, TextFormatter
 from ._services import (
     CALL_CALLBACKS,
     RECORDING_CALLBACKS,
@@ -59,6 +59,7 @@ __all__ = [
     "SmsStatusChangeEvent",
     "SmsStatusChangeEventWrapper",
     "SmsStatusService",
+    "TextFormatter",
     "TwilioEvent",
     "TwilioTriggerError",
     "__version__",

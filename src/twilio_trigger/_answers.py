@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ._twiml import EMPTY_RESPONSE, TWIML_CONTENT_TYPE
 
-__all__ = ["Answer", "acknowledged", "answer", "reject", "twiml"]
+__all__ = ["Answer", "acknowledged", "answer", "closing", "reject", "twiml"]
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -46,6 +46,20 @@ def reject(status: int, message: str, *extra: tuple[bytes, bytes]) -> Answer:
     return answer(status, message.encode("utf-8") + b"\n", b"text/plain; charset=utf-8", *extra)
 
 
+_CLOSE = (b"connection", b"close")
+
+
+def closing(answer: Answer) -> Answer:
+    """*answer*, asking for the connection to be closed after it.
+
+    For answers given before the body was read: reading the rest only to keep
+    the connection would let a client make the server read as much as it sends.
+    """
+    if _CLOSE in answer.headers:
+        return answer
+    return Answer(answer.status, answer.body, (*answer.headers, _CLOSE))
+
+
 def twiml(body: bytes) -> Answer:
     """200 with a TwiML document: a callback's reply."""
     return answer(200, body, TWIML_CONTENT_TYPE)
@@ -67,6 +81,7 @@ UNSUPPORTED_MEDIA_TYPE = reject(
 PAYLOAD_TOO_LARGE = reject(413, "request body too large")
 SIGNATURE_MISSING = reject(403, "missing X-Twilio-Signature header")
 SIGNATURE_INVALID = reject(403, "invalid X-Twilio-Signature")
+MALFORMED_HOST = reject(400, "malformed Host header")
 NO_STATUS = reject(400, "no CallStatus, MessageStatus or SmsStatus parameter in the request")
 CALLBACK_FAILED = reject(500, "the event's callback failed; see the listener's log")
 CALLBACK_TIMED_OUT = reject(503, "the event's callback ran past its time limit")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from . import _answers as answers
 from ._answers import Answer
 from ._delivery import Delivery
+from ._observe import Refusal, Rejection
 from ._webhook import WebhookHandler
 
 __all__ = ["Endpoint", "WebhookApp", "send_answer"]
@@ -24,6 +26,34 @@ async def send_answer(send: Send, answer: Answer) -> None:
     """Send *answer* as the ASGI response."""
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
     await send({"type": "http.response.body", "body": answer.body})
+
+
+#: A Host header the webhook's URL can be built from (RFC 3986 host, then an
+#: optional port): a registered name, or an IPv6 or IPvFuture literal in brackets.
+#: Anything else (an unclosed bracket, a slash, an "@", a space) is refused
+#: before it can reach the URL the signature is checked against.
+_HOST = re.compile(
+    rb"(?:\[[0-9A-Za-z:.%_~-]{2,100}\]|[A-Za-z0-9._~!$&'()*+,;=%-]{1,255})(?::[0-9]{0,5})?"
+)
+
+
+def _valid_host(host: bytes) -> bool:
+    if _HOST.fullmatch(host) is None:
+        return False
+    if host.startswith(b"["):
+        # Only a literal urllib also accepts: it raises for anything else.
+        from urllib.parse import urlsplit
+
+        try:
+            urlsplit("http://" + host.decode("ascii") + "/").port  # noqa: B018
+        except ValueError:
+            return False
+    return True
+
+
+def _remote(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _route_path(scope: Scope) -> str:
@@ -72,6 +102,10 @@ class WebhookApp:
     def delivery(self) -> Delivery:
         return self._handler.delivery
 
+    def refused_at_edge(self, refusal: Refusal) -> None:
+        """A request refused by the server before it reached this application."""
+        self._handler.delivery.observer.rejected(refusal)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         # Starts the inbox's workers with the server, so that events stored
         # before a restart are dispatched without waiting for a new request.
@@ -114,15 +148,23 @@ class WebhookApp:
         if scope["method"] != "POST":
             return await send_answer(send, answers.METHOD_NOT_ALLOWED)
 
-        headers = dict(scope["headers"])  # names are lower-case in ASGI
+        raw_headers = scope["headers"]
+        headers = dict(raw_headers)  # names are lower-case in ASGI
+        handler = self._handler
+        host = headers.get(b"host")
+        if (host is not None and not _valid_host(host)) or (
+            len(headers) != len(raw_headers)  # some name repeated: Host must not be
+            and sum(1 for name, _ in raw_headers if name == b"host") > 1
+        ):
+            answer = handler.refuse(Rejection.MALFORMED, answers.MALFORMED_HOST, _remote(scope))
+            return await send_answer(send, answer)
         content_type = headers.get(b"content-type")
         signature = headers.get(b"x-twilio-signature")
         declared = headers.get(b"content-length", b"")
         length = -1  # unknown: the body is counted as it comes
         if declared.isdigit():
             length = int(declared) if len(declared) < 19 else 2**63
-        handler = self._handler
-        early = handler.precheck(content_type, signature, length)
+        early = handler.precheck(content_type, signature, length, _remote(scope))
         if early is not None:
             return await send_answer(send, early)
 
@@ -140,9 +182,8 @@ class WebhookApp:
                 chunks += message.get("body", b"")
             body = bytes(chunks)
         if len(body) > handler.max_body_bytes:
-            return await send_answer(send, handler.too_large())
+            return await send_answer(send, handler.too_large(_remote(scope)))
 
-        host = headers.get(b"host")
         if host is None:
             server = scope.get("server") or ("localhost", None)
             host_text = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
@@ -161,5 +202,6 @@ class WebhookApp:
             content_type=content_type,
             settings=headers.get(b"x-twilio-webhooks-signature-settings"),
             headers=headers,
+            remote=_remote(scope),
         )
         return await send_answer(send, answer)

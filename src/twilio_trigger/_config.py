@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ._exceptions import ConfigurationError
-from ._logging import LOG_FORMATS
+from ._logging import LOG_FORMATS, shown_url
 from ._observe import parse_level
 from ._webhook import normalize_public_url
 from .inbox import open_inbox
@@ -27,6 +27,15 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30.0  # Twilio gives up on a request after 15 s anywa
 DEFAULT_CALLBACK_TIMEOUT = 10.0  # below Twilio's 15 s, leaving room for the network
 DEFAULT_DEDUP_TTL = 86400.0
 DEFAULT_DEDUP_MAX_ENTRIES = 100_000
+# The edge: what any client may cost the listener before it has proven anything.
+DEFAULT_MAX_HEAD_BYTES = 32 * 1024  # request line and headers; Twilio's are under 2 KiB
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_HEAD_TIMEOUT = 10.0  # from the first byte of a request to the end of its head
+DEFAULT_BODY_TIMEOUT = 30.0  # from the end of the head to the end of the body
+DEFAULT_KEEPALIVE_TIMEOUT = 5.0  # an idle connection between requests
+DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_FILE_MODE = 0o600
+DEFAULT_REDIS_WAIT_TIMEOUT = 2.0
 
 #: The environment variable behind each option.
 ENVIRONMENT = {
@@ -39,6 +48,12 @@ ENVIRONMENT = {
     "verify_signatures": "TWILIO_TRIGGER_VERIFY_SIGNATURES",
     "max_body_bytes": "TWILIO_TRIGGER_MAX_BODY_BYTES",
     "max_params": "TWILIO_TRIGGER_MAX_PARAMS",
+    "max_head_bytes": "TWILIO_TRIGGER_MAX_HEAD_BYTES",
+    "max_headers": "TWILIO_TRIGGER_MAX_HEADERS",
+    "head_timeout": "TWILIO_TRIGGER_HEAD_TIMEOUT",
+    "body_timeout": "TWILIO_TRIGGER_BODY_TIMEOUT",
+    "keepalive_timeout": "TWILIO_TRIGGER_KEEPALIVE_TIMEOUT",
+    "max_connections": "TWILIO_TRIGGER_MAX_CONNECTIONS",
     "shutdown_timeout": "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT",
     "deduplicate": "TWILIO_TRIGGER_DEDUPLICATE",
     "dedup_ttl": "TWILIO_TRIGGER_DEDUP_TTL",
@@ -46,6 +61,7 @@ ENVIRONMENT = {
     "skip_stale": "TWILIO_TRIGGER_SKIP_STALE",
     "callback_timeout": "TWILIO_TRIGGER_CALLBACK_TIMEOUT",
     "inbox": "TWILIO_TRIGGER_INBOX",
+    "file_mode": "TWILIO_TRIGGER_FILE_MODE",
     "workers": "TWILIO_TRIGGER_WORKERS",
     "max_attempts": "TWILIO_TRIGGER_MAX_ATTEMPTS",
     "retry_backoff": "TWILIO_TRIGGER_RETRY_BACKOFF",
@@ -53,6 +69,8 @@ ENVIRONMENT = {
     "store": "TWILIO_TRIGGER_STORE",
     "redis_prefix": "TWILIO_TRIGGER_REDIS_PREFIX",
     "claim_idle": "TWILIO_TRIGGER_CLAIM_IDLE",
+    "redis_durability": "TWILIO_TRIGGER_REDIS_DURABILITY",
+    "redis_wait_timeout": "TWILIO_TRIGGER_REDIS_WAIT_TIMEOUT",
     "health": "TWILIO_TRIGGER_HEALTH",
     "healthz_path": "TWILIO_TRIGGER_HEALTHZ_PATH",
     "readyz_path": "TWILIO_TRIGGER_READYZ_PATH",
@@ -150,8 +168,12 @@ def _inbox(value: object, source: str) -> str:
     text = str(value).strip()
     try:
         open_inbox(text)
-    except ValueError as error:
-        raise ConfigurationError(f"{source}: {error}") from None
+    except ValueError:
+        raise ConfigurationError(
+            f"{source} must be a URL such as sqlite:///events.db (relative), "
+            f"sqlite:////var/lib/app/events.db (absolute) or redis://127.0.0.1:6379/0, "
+            f"got {shown_url(text)!r}"
+        ) from None
     return text
 
 
@@ -159,9 +181,43 @@ def _store(value: object, source: str) -> str:
     text = str(value).strip()
     if text != "memory" and not text.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigurationError(
-            f"{source} must be memory or a Redis URL such as redis://127.0.0.1:6379/0, got {text!r}"
+            f"{source} must be memory or a Redis URL such as redis://127.0.0.1:6379/0, "
+            f"got {shown_url(text)!r}"
         )
     return text
+
+
+def _file_mode(value: object, source: str) -> int:
+    """Permission bits as an int (``0o640``) or octal text (``"640"``, ``"0o640"``)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigurationError(f"{source} must be octal permission bits such as 600")
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        if not text or any(c not in "01234567" for c in text):
+            raise ConfigurationError(
+                f"{source} must be octal permission bits such as 600, got {value!r}"
+            )
+        value = int(text, 8)
+    if not 0 <= value <= 0o777:
+        raise ConfigurationError(f"{source} must be between 000 and 777 (octal), got {value:o}")
+    if not value & 0o600 == 0o600:
+        raise ConfigurationError(
+            f"{source} must let the owner read and write (6 in the first digit), got {value:03o}"
+        )
+    return value
+
+
+def _durability(value: object, source: str) -> str:
+    text = str(value).strip().lower()
+    if text in ("fsync", "memory"):
+        return text
+    kind, _, count = text.partition(":")
+    if kind == "replicas" and count.isdigit() and 1 <= int(count) <= 100:
+        return f"replicas:{int(count)}"
+    raise ConfigurationError(
+        f"{source} must be fsync (each event on the Redis server's disk), replicas:N "
+        f"(each event confirmed by N replicas) or memory (no guarantee), got {value!r}"
+    )
 
 
 def _prefix(value: object, source: str) -> str:
@@ -234,6 +290,12 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "verify_signatures": _boolean,
     "max_body_bytes": _integer(1, 2**31),
     "max_params": _integer(1, 2**31),
+    "max_head_bytes": _integer(1024, 2**24),
+    "max_headers": _integer(8, 10_000),
+    "head_timeout": _positive_seconds,
+    "body_timeout": _positive_seconds,
+    "keepalive_timeout": _positive_seconds,
+    "max_connections": _integer(1, 1_000_000),
     "shutdown_timeout": _seconds,
     "deduplicate": _boolean,
     "dedup_ttl": _positive_seconds,
@@ -241,6 +303,7 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "skip_stale": _boolean,
     "callback_timeout": _positive_seconds,
     "inbox": _inbox,
+    "file_mode": _file_mode,
     "workers": _integer(1, 1024),
     "max_attempts": _integer(1, 1000),
     "retry_backoff": _positive_seconds,
@@ -248,6 +311,8 @@ _PARSERS: dict[str, Callable[[object, str], object]] = {
     "store": _store,
     "redis_prefix": _prefix,
     "claim_idle": _positive_seconds,
+    "redis_durability": _durability,
+    "redis_wait_timeout": _positive_seconds,
     "health": _boolean,
     "healthz_path": _path,
     "readyz_path": _path,
@@ -278,6 +343,12 @@ class Settings:
     verify_signatures: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_params: int = DEFAULT_MAX_PARAMS
+    max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     deduplicate: bool = True
     dedup_ttl: float = DEFAULT_DEDUP_TTL
@@ -285,6 +356,7 @@ class Settings:
     skip_stale: bool = False
     callback_timeout: float = DEFAULT_CALLBACK_TIMEOUT
     inbox: str | None = None
+    file_mode: int = DEFAULT_FILE_MODE
     workers: int = 4
     max_attempts: int = 5
     retry_backoff: float = 1.0
@@ -292,6 +364,8 @@ class Settings:
     store: str = "memory"
     redis_prefix: str = "twilio-trigger:"
     claim_idle: float = 60.0
+    redis_durability: str = "fsync"
+    redis_wait_timeout: float = DEFAULT_REDIS_WAIT_TIMEOUT
     health: bool = True
     healthz_path: str = "/healthz"
     readyz_path: str = "/readyz"

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import hashlib
+import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -16,15 +19,16 @@ from ._answers import Answer
 from ._dispatch import Deadlines, Dispatcher, Outcome, Result
 from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
-from ._logging import FirstWarning
+from ._logging import FirstWarning, printable
 from ._observe import EventLog, Observer
 from ._order import rank_of
+from ._signature import signed_payload
 from ._twiml import expects_twiml, reply_body
 from ._worker import WorkerPool
-from .inbox import Inbox, State
+from .inbox import Inbox, NotStoredError, State
 from .stores import Claim, DeliveryStore, StatusStore
 
-__all__ = ["Delivery", "RetryPolicy", "delivery_key"]
+__all__ = ["Delivery", "RetryPolicy", "delivery_key", "kept_header"]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -36,20 +40,75 @@ class _StoreUnavailableError(Exception):
     """A store could not be reached: the event must not be acknowledged."""
 
 
-def delivery_key(event: TwilioEvent, token: str | None) -> str:
-    """What identifies one delivery: Twilio's idempotency token, else the event's identity."""
-    if token:
-        return "t:" + token
-    return ":".join(
+#: A key made of fields that each match this is kept readable (it shows in the
+#: inspector and ``inbox show``); anything else is hashed, so that a key is always
+#: bounded and a field holding the separator cannot pass for two fields.
+_PLAIN_FIELD = r"[A-Za-z0-9._-]{0,64}"
+_PLAIN_IDENTITY = re.compile(rf"(?:{_PLAIN_FIELD}:){{4}}{_PLAIN_FIELD}")
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _digest(text: str) -> str:
+    # surrogatepass: a form value may decode to a lone surrogate; it must hash, not raise.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
+    """What identifies one delivery, made only of what its signature covers.
+
+    *event_id* is a CloudEvent's ``id`` (signed through the body's SHA-256): an
+    Event Streams delivery is that.  A webhook is its kind, SID, status,
+    ``ErrorCode`` and ``SequenceNumber``, which Twilio's retries repeat; one
+    without a SID is the whole of its signed parameters, so that two distinct
+    events never share a key.  Never the ``I-Twilio-Idempotency-Token`` header:
+    no signature covers it, and a made-up one would run a signed request again.
+    Every key is bounded (at most ~330 characters): a longer identity is hashed.
+    """
+    if event_id is not None:
+        if _PLAIN_ID.fullmatch(event_id):
+            return "ce:" + event_id
+        return "ce:#" + _digest(event_id)
+    sid = event.sid
+    if not sid:
+        # In Twilio's signed order (names sorted, repeated values deduplicated):
+        # reordering or repeating a parameter keeps the signature, and the key.
+        return f"p:{event.kind}:#{_digest(signed_payload(event.params))}"
+    identity = ":".join(
         (
-            "e",
             event.kind,
-            event.sid or "",
+            sid,
             event.status or "",
             event.get("ErrorCode") or "",
             event.get("SequenceNumber") or "",
         )
     )
+    if _PLAIN_IDENTITY.fullmatch(identity):
+        return "e:" + identity
+    fields = [event.kind, sid, event.status, event.get("ErrorCode"), event.get("SequenceNumber")]
+    return f"e:{event.kind}:#{_digest(json.dumps(fields))}"
+
+
+#: Characters of a request header kept beside an event (Twilio's are far shorter).
+MAX_KEPT_HEADER = 256
+_KEPT_HEAD = 64  # of a longer value, the characters kept before its digest
+
+
+def kept_header(value: str) -> str:
+    """*value* as the inbox keeps it: bounded, and safe to print.
+
+    A value that is too long, or shows too long once its control characters are
+    escaped, keeps its start, its length and a digest, so that two long values
+    (two made-up idempotency tokens) can still be told apart.
+    """
+    shown = printable(value[: MAX_KEPT_HEADER + 1])
+    if len(value) <= MAX_KEPT_HEADER and len(shown) <= MAX_KEPT_HEADER:
+        return shown
+    head = printable(value[:_KEPT_HEAD])
+    return f"{head}... ({len(value)} characters, sha256 {_digest(value)[:16]})"
+
+
+def _bounded(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(kept_header(name), kept_header(value)) for name, value in headers]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +227,7 @@ class Delivery:
         """Stop the workers (running callbacks get *timeout* seconds) and close the inbox."""
         self._stopping = True
         self._started = None
+        self._observer.flush()
         if self._pool is not None:
             await self._pool.stop(timeout)
             self._pool = None
@@ -254,18 +314,23 @@ class Delivery:
     async def accept(
         self,
         event: TwilioEvent,
-        token: str | None,
         *,
         replies: bool = True,
         headers: Sequence[tuple[str, str]] = (),
+        event_id: str | None = None,
     ) -> Answer:
         """The answer to a verified event, once it is handled (inline) or stored (inbox).
 
         With *replies* (a webhook, not an Event Streams delivery) what the
         callback returns for a request that expects TwiML is the answer.  The
-        inbox keeps *headers* beside the event, to show them again.  A
+        inbox keeps *headers* beside the event, bounded, to show them again.  A
         voice request that asks what the call does is always handled inline:
         the call waits for the answer, and a stored event could not give it.
+
+        *event_id* is the CloudEvent ``id`` of an Event Streams delivery, signed
+        through the body's SHA-256.  The ``I-Twilio-Idempotency-Token`` header,
+        unsigned, is never part of the delivery's key (see :func:`delivery_key`);
+        to see it again, keep it in *headers*.
         """
         if self._started is None:
             await self.startup()
@@ -273,14 +338,14 @@ class Delivery:
         if self._inbox is not None and not (
             replies and event.kind == "call" and expects_twiml(event)
         ):
-            return await self._store(event, token, headers)
+            return await self._store(event, event_id, headers)
         store = self._deliveries
         if store is None:
             try:
                 return self._finish(event, await self.run(event, replying=replies))
             except _StoreUnavailableError:
                 return answers.STORE_UNAVAILABLE
-        key = delivery_key(event, token)
+        key = delivery_key(event, event_id)
         try:
             return await self._accept_once(store, key, event, replies)
         except _StoreUnavailableError:
@@ -407,14 +472,24 @@ class Delivery:
         return await self._dispatcher.dispatch(event, self._deadlines)
 
     async def _store(
-        self, event: TwilioEvent, token: str | None, headers: Sequence[tuple[str, str]]
+        self, event: TwilioEvent, event_id: str | None, headers: Sequence[tuple[str, str]]
     ) -> Answer:
         assert self._inbox is not None
-        key = delivery_key(event, token) if self._deduplicate else uuid.uuid4().hex
+        key = delivery_key(event, event_id) if self._deduplicate else uuid.uuid4().hex
         try:
             added = await self._inbox.put(
-                key, event.kind, event.sid, event.status, event.params, headers
+                key, event.kind, event.sid, event.status, event.params, _bounded(headers)
             )
+        except NotStoredError as error:  # expected while a replica or the disk lags
+            logger.error(
+                "could not store %s %s (%s) as durably as asked (%s); answering 503 so "
+                "that Twilio sees a failure",
+                event.kind,
+                event.sid,
+                event.status,
+                error,
+            )
+            return answers.INBOX_UNAVAILABLE
         except Exception:
             logger.exception(
                 "could not store %s %s (%s) in the inbox; answering 503 so that Twilio "

@@ -20,6 +20,7 @@ from ._asgi import WebhookApp
 from ._config import Settings
 from ._delivery import Delivery, RetryPolicy
 from ._dispatch import Dispatcher
+from ._edge import EdgeConfig, EdgeLimits, raise_file_limit
 from ._exceptions import ConfigurationError, ServiceError
 from ._health import health_endpoints
 from ._inspector import Activity, InspectorApp
@@ -54,6 +55,7 @@ class _Server(uvicorn.Server):
         # and stopped with this one.
         self._companions = list(companions)
         self.freeze = False  # set by run(), where the process is the listener's
+        self.ready = False  # started, companions too, and announced
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -67,6 +69,7 @@ class _Server(uvicorn.Server):
                 # the process: keep it out of the garbage collector's way.
                 gc.freeze()
             self._announce()  # now accepting, and signals are handled
+            self.ready = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server, sock in self._companions:
@@ -126,6 +129,12 @@ class Listener:
         verify_signatures: bool | None = None,
         max_body_bytes: int | None = None,
         max_params: int | None = None,
+        max_head_bytes: int | None = None,
+        max_headers: int | None = None,
+        head_timeout: float | None = None,
+        body_timeout: float | None = None,
+        keepalive_timeout: float | None = None,
+        max_connections: int | None = None,
         shutdown_timeout: float | None = None,
         deduplicate: bool | None = None,
         dedup_ttl: float | None = None,
@@ -133,6 +142,7 @@ class Listener:
         skip_stale: bool | None = None,
         callback_timeout: float | None = None,
         inbox: str | None = None,
+        file_mode: int | str | None = None,
         workers: int | None = None,
         max_attempts: int | None = None,
         retry_backoff: float | None = None,
@@ -140,6 +150,8 @@ class Listener:
         store: str | None = None,
         redis_prefix: str | None = None,
         claim_idle: float | None = None,
+        redis_durability: str | None = None,
+        redis_wait_timeout: float | None = None,
         health: bool | None = None,
         healthz_path: str | None = None,
         readyz_path: str | None = None,
@@ -166,6 +178,12 @@ class Listener:
                 "verify_signatures": verify_signatures,
                 "max_body_bytes": max_body_bytes,
                 "max_params": max_params,
+                "max_head_bytes": max_head_bytes,
+                "max_headers": max_headers,
+                "head_timeout": head_timeout,
+                "body_timeout": body_timeout,
+                "keepalive_timeout": keepalive_timeout,
+                "max_connections": max_connections,
                 "shutdown_timeout": shutdown_timeout,
                 "deduplicate": deduplicate,
                 "dedup_ttl": dedup_ttl,
@@ -173,6 +191,7 @@ class Listener:
                 "skip_stale": skip_stale,
                 "callback_timeout": callback_timeout,
                 "inbox": inbox,
+                "file_mode": file_mode,
                 "workers": workers,
                 "max_attempts": max_attempts,
                 "retry_backoff": retry_backoff,
@@ -180,6 +199,8 @@ class Listener:
                 "store": store,
                 "redis_prefix": redis_prefix,
                 "claim_idle": claim_idle,
+                "redis_durability": redis_durability,
+                "redis_wait_timeout": redis_wait_timeout,
                 "health": health,
                 "healthz_path": healthz_path,
                 "readyz_path": readyz_path,
@@ -364,7 +385,13 @@ class Listener:
             inbox=None
             if s.inbox is None
             else open_inbox(
-                s.inbox, prefix=s.redis_prefix, claim_idle=s.claim_idle, retention=s.dedup_ttl
+                s.inbox,
+                prefix=s.redis_prefix,
+                claim_idle=s.claim_idle,
+                retention=s.dedup_ttl,
+                file_mode=s.file_mode,
+                durability=s.redis_durability,
+                wait_timeout=s.redis_wait_timeout,
             ),
             retry=RetryPolicy(s.workers, s.max_attempts, s.retry_backoff, s.retry_backoff_max),
             retention=s.dedup_ttl,
@@ -441,8 +468,13 @@ class Listener:
             ) from None
         sock = _bind(s.inspector_host, s.inspector_port)
         self._inspector_port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            inspector, lifespan="off", log_config=None, access_log=False, server_header=False
+        config = EdgeConfig(
+            inspector,
+            limits=self.edge_limits(),
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
         )
         logger.info("inspector on %s", self.inspector_url)
         return [(uvicorn.Server(config), sock)]
@@ -457,8 +489,9 @@ class Listener:
             self._release(companions)
             raise
         self._bound_port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        config = EdgeConfig(
             app,
+            limits=self.edge_limits(),
             host=s.host,
             port=self._bound_port,
             lifespan="on",
@@ -466,7 +499,7 @@ class Listener:
             access_log=False,
             server_header=False,
             # Annotated as int, used as asyncio.wait_for(timeout=...): floats work.
-            timeout_graceful_shutdown=s.shutdown_timeout,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=s.shutdown_timeout,
         )
         where = f"http://{f'[{s.host}]' if ':' in s.host else s.host}:{self._bound_port}{s.path}"
 
@@ -489,6 +522,21 @@ class Listener:
         server = _Server(config, announce, companions)
         self._companions = companions
         return server, sock
+
+    def edge_limits(self) -> EdgeLimits:
+        """The limits of the listener's own server (its options ``max_head_bytes``,
+        ``head_timeout``...), within what the process's open-file limit allows: the
+        soft limit is raised to the hard one first, where that is allowed."""
+        s = self.settings
+        limits = EdgeLimits(
+            max_head_bytes=s.max_head_bytes,
+            max_headers=s.max_headers,
+            head_timeout=s.head_timeout,
+            body_timeout=s.body_timeout,
+            keepalive_timeout=s.keepalive_timeout,
+            max_connections=s.max_connections,
+        )
+        return limits.fitted(raise_file_limit())
 
     def _release(self, companions: Iterable[tuple[uvicorn.Server, socket.socket]]) -> None:
         for _, sock in companions:
@@ -531,6 +579,11 @@ class Listener:
             )
         self._configure_logging()
         delivery = self._observed_delivery()  # no HTTP here: no auth token needed
+        from .inbox.redis import RedisInbox
+
+        if isinstance(delivery.inbox, RedisInbox):
+            # It acknowledges nothing to Twilio: Redis's durability is the listeners' check.
+            delivery.inbox.acknowledges = False
 
         async def serve() -> None:
             stop = asyncio.Event()
@@ -551,7 +604,8 @@ class Listener:
         logger.info("stopped")
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start serving in a background thread; return once it accepts connections."""
+        """Start serving in a background thread; return once it accepts connections
+        (and has said so in the log)."""
         if self._thread is not None:
             raise RuntimeError("the listener is already running")
         server, sock = self._prepare()
@@ -578,7 +632,7 @@ class Listener:
         self._thread = thread
         thread.start()
         deadline = time.monotonic() + timeout
-        while not server.started:
+        while not server.ready:
             if not thread.is_alive() or time.monotonic() > deadline:
                 error = self._thread_error
                 self.stop()
@@ -592,10 +646,14 @@ class Listener:
         if server is None or thread is None:
             return
         server.should_exit = True
-        thread.join(timeout)
+        # uvicorn's own graceful stop is bounded by shutdown_timeout; a little more
+        # here, so that a server stuck on its way out cannot hang the caller.
+        thread.join(timeout if timeout is not None else self.settings.shutdown_timeout + 10.0)
         if thread.is_alive():
             server.force_exit = True
-            thread.join()
+            thread.join(10.0)
+            if thread.is_alive():
+                logger.error("the listener's server thread did not end; leaving it behind")
         self._server = self._thread = None
         self._bound_port = None
         self._close_metrics()

@@ -15,7 +15,15 @@ import time
 from collections.abc import Hashable
 from typing import Final
 
-__all__ = ["LOG_FORMATS", "FirstWarning", "JsonFormatter", "configure_logging", "shown_url"]
+__all__ = [
+    "LOG_FORMATS",
+    "FirstWarning",
+    "JsonFormatter",
+    "TextFormatter",
+    "configure_logging",
+    "printable",
+    "shown_url",
+]
 
 LOG_FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -27,6 +35,32 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "color_message",  # uvicorn's coloured copy of the message
     "taskName",
 }
+
+
+# Characters that could end a log line, move the cursor, recolour a terminal or
+# reorder what is shown: C0 and C1 controls, DEL, the Unicode line and paragraph
+# separators, and the bidirectional overrides and isolates.
+_UNSAFE = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F)]
+_UNSAFE += [*range(0x2066, 0x206A)]
+_ESCAPES = {
+    code: {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}.get(
+        code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    )
+    for code in _UNSAFE
+}
+
+
+# In a JSON string, the characters json.dumps leaves raw that a line-based reader
+# (Python's splitlines, some log shippers) or a terminal would act on.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in _UNSAFE if code >= 0x7F}
+
+
+def printable(text: str) -> str:
+    """*text* with every character that could forge or disturb a log line escaped
+    (``\\n``, ``\\x1b``, ``\\u2028``...); text that has none comes back as it is."""
+    if text.isprintable():  # the common case, decided in C
+        return text
+    return text.translate(_ESCAPES)
 
 
 class FirstWarning:
@@ -51,13 +85,38 @@ class FirstWarning:
         return logging.WARNING
 
 
+_SECRET_QUERY_NAMES = frozenset({"password", "passwd", "pwd", "secret", "token", "auth"})
+
+
 def shown_url(url: str) -> str:
-    """*url* without the user and password it may carry, to log or print it."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return url
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    """*url* with its password (and any ``password=`` in its query) replaced by ``***``.
+
+    Made for URLs that may be mistyped (``redis//:pw@host``, ``redis:/u:pw@host``):
+    what precedes the last ``@`` before the query, from the authority's start
+    (after ``//``, else after the scheme), is user information, shown as
+    ``user:***`` (or ``***`` without a colon, since a lone name there may be a
+    secret).
+    """
+    base, question, query = url.partition("?")
+    at = base.rfind("@")
+    if at >= 0:
+        slashes = base.find("//", 0, at)
+        if slashes >= 0:
+            start = slashes + 2
+        else:
+            colon = base.find(":", 0, at)
+            scheme = base[:colon]
+            start = colon + 1 if colon > 0 and scheme.replace("+", "").isalnum() else 0
+        user, colon_, _ = base[start:at].partition(":")
+        base = f"{base[:start]}{f'{user}:***' if colon_ else '***'}{base[at:]}"
+    if question:
+        pairs = []
+        for pair in query.split("&"):
+            name, equals, _ = pair.partition("=")
+            secret = equals and name.lower() in _SECRET_QUERY_NAMES
+            pairs.append(f"{name}=***" if secret else pair)
+        query = "&".join(pairs)
+    return f"{base}{question}{query}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,7 +141,37 @@ class JsonFormatter(logging.Formatter):
             document["traceback"] = record.exc_text
         if record.stack_info:
             document["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(document, default=str, ensure_ascii=False)
+        line = json.dumps(document, default=str, ensure_ascii=False)
+        return line if line.isprintable() else line.translate(_JSON_ESCAPES)
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, made so that a log line cannot be forged.
+
+    The message is one line, its unsafe characters escaped (:func:`printable`).
+    A traceback follows with every line indented by ``"  | "``: only a record's
+    first line starts at the margin, whatever an exception message holds.
+    """
+
+    def __init__(self, fmt: str = TEXT_FORMAT) -> None:
+        super().__init__(fmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        blocks = []
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            blocks.append(record.exc_text)
+        if record.stack_info:
+            blocks.append(self.formatStack(record.stack_info))
+        for block in blocks:
+            # split() on "\n" alone: the other line breaks are escaped within the line.
+            text += "".join(f"\n  | {printable(line)}" for line in block.split("\n"))
+        return text
 
 
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
@@ -93,9 +182,7 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be text or json, got {log_format!r}")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

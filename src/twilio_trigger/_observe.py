@@ -10,13 +10,25 @@ does I/O beyond ``logging``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from ._dispatch import Outcome, Result
 from ._events import TwilioEvent
+from ._logging import printable
 
-__all__ = ["Attempt", "EventLog", "Observer", "Observers", "Rejection", "parse_level"]
+__all__ = [
+    "Attempt",
+    "EventLog",
+    "Observer",
+    "Observers",
+    "Refusal",
+    "RefusalLog",
+    "Rejection",
+    "parse_level",
+]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -29,11 +41,37 @@ class Rejection:
     CONTENT_TYPE: Final = "content_type"
     TOO_LARGE: Final = "too_large"
     BAD_PAYLOAD: Final = "bad_payload"
+    # Refused by the listener's own server, before the request reached the webhook.
+    MALFORMED: Final = "malformed_request"
+    HEAD_TOO_LARGE: Final = "head_too_large"
+    TIMEOUT: Final = "timeout"
+    CONNECTIONS: Final = "too_many_connections"
 
-    ALL: Final = (SIGNATURE_MISSING, SIGNATURE_INVALID, CONTENT_TYPE, TOO_LARGE, BAD_PAYLOAD)
+    ALL: Final = (
+        SIGNATURE_MISSING,
+        SIGNATURE_INVALID,
+        CONTENT_TYPE,
+        TOO_LARGE,
+        BAD_PAYLOAD,
+        MALFORMED,
+        HEAD_TOO_LARGE,
+        TIMEOUT,
+        CONNECTIONS,
+    )
 
     #: The reason behind a status a request's form was refused with.
     BY_STATUS: Final = {400: BAD_PAYLOAD, 413: TOO_LARGE, 415: CONTENT_TYPE}
+
+
+class Refusal(NamedTuple):
+    """A request refused, as told to observers: never a secret, never a body."""
+
+    reason: str  # a Rejection value
+    status: int  # the answer given (0: the connection was closed without one)
+    message: str  # what was wrong, in a few words
+    remote: str | None = None  # the client's address, as the server saw it
+    #: For a signature that matched nothing: the URL forms it was checked against.
+    urls: tuple[str, ...] = ()
 
 
 class Attempt(NamedTuple):
@@ -51,8 +89,8 @@ class Observer:
 
     __slots__ = ()
 
-    def rejected(self, reason: str) -> None:
-        """A webhook request was refused (a :class:`Rejection` value)."""
+    def rejected(self, refusal: Refusal) -> None:
+        """A request was refused, by the webhook or by the server before it."""
 
     def answered(self, status: int) -> None:
         """The webhook path answered a request with *status*."""
@@ -71,6 +109,9 @@ class Observer:
         From the inbox's workers, *attempt* says which it was and a failure's fate.
         """
 
+    def flush(self) -> None:
+        """The listener stops: tell what is still held back (counted refusals)."""
+
 
 class Observers(Observer):
     """Several observers told the same things, in order."""
@@ -80,9 +121,9 @@ class Observers(Observer):
     def __init__(self, observers: Sequence[Observer]) -> None:
         self._all = tuple(observers)
 
-    def rejected(self, reason: str) -> None:
+    def rejected(self, refusal: Refusal) -> None:
         for observer in self._all:
-            observer.rejected(reason)
+            observer.rejected(refusal)
 
     def answered(self, status: int) -> None:
         for observer in self._all:
@@ -101,6 +142,10 @@ class Observers(Observer):
         for observer in self._all:
             observer.finished(event, result, attempt)
 
+    def flush(self) -> None:
+        for observer in self._all:
+            observer.flush()
+
 
 def parse_level(name: str) -> int:
     """A level name (debug, info, warning, error, critical) as a ``logging`` level."""
@@ -110,18 +155,104 @@ def parse_level(name: str) -> int:
     return level
 
 
+_SIGNATURE_HINT = (
+    "if Twilio calls another URL (a proxy, a tunnel, a mount), set public_url to it; "
+    "`twilio-trigger verify --url URL --signature SIGNATURE --body BODY` says which URL "
+    "and token a request was signed with"
+)
+
+
+class RefusalLog:
+    """Refused requests told at WARNING, at most one line per reason a *window*.
+
+    The first refusal of a reason is told whole (what, why, from where, and for
+    a signature the URLs it was checked against); the next ones within *window*
+    seconds are only counted, and told as one line when that reason next comes
+    after the window, or at :meth:`flush`.  A flood of refusals therefore costs
+    the log a few lines a minute.
+    """
+
+    __slots__ = ("_clock", "_lock", "_windows", "window")
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()  # adapters refuse from their threads
+        self._windows: dict[str, list[float]] = {}  # reason -> [start, count not told]
+
+    def told(self, refusal: Refusal) -> None:
+        now = self._clock()
+        with self._lock:
+            window = self._windows.get(refusal.reason)
+            if window is not None and now - window[0] < self.window:
+                window[1] += 1
+                return
+            self._windows[refusal.reason] = [now, 0]
+        if window is not None and window[1]:
+            self._summary(refusal.reason, int(window[1]), now - window[0])
+        self._tell(refusal)
+
+    def flush(self) -> None:
+        """Tell the refusals counted and not told yet."""
+        now = self._clock()
+        with self._lock:
+            pending = [(reason, int(w[1]), now - w[0]) for reason, w in self._windows.items()]
+            for window in self._windows.values():
+                window[1] = 0
+        for reason, count, seconds in pending:
+            self._summary(reason, count, seconds)
+
+    @staticmethod
+    def _summary(reason: str, count: int, seconds: float) -> None:
+        if count:
+            logger.warning(
+                "refused %d more request%s (%s) in the last %.0f s, not logged one by one",
+                count,
+                "" if count == 1 else "s",
+                reason,
+                seconds,
+                extra={"reason": reason, "refused": count},
+            )
+
+    @staticmethod
+    def _tell(refusal: Refusal) -> None:
+        remote = printable(refusal.remote) if refusal.remote else "an unknown address"
+        status = f"answered {refusal.status}" if refusal.status else "closed without an answer"
+        message = "refused a request from %s (%s): %s"
+        args: list[object] = [remote, status, printable(refusal.message)]
+        fields: dict[str, object] = {"reason": refusal.reason, "status": refusal.status}
+        if refusal.remote:
+            fields["remote"] = refusal.remote
+        if refusal.urls:
+            fields["urls"] = list(refusal.urls)
+            message += "; checked against %s; %s"
+            args += [", ".join(printable(url) for url in refusal.urls), _SIGNATURE_HINT]
+        elif refusal.reason in (Rejection.SIGNATURE_INVALID, Rejection.SIGNATURE_MISSING):
+            message += "; %s"
+            args.append(_SIGNATURE_HINT)
+        logger.warning(message, *args, extra=fields)
+
+
 class EventLog(Observer):
     """One log record per finished event, with its fields as record attributes.
 
     Events that need nothing more are logged at *level*.  A failure is logged
     with its traceback: at ERROR when it is final (answered 500, or a dead
-    letter), at WARNING when the inbox will try it again.
+    letter), at WARNING when the inbox will try it again.  Refused requests
+    are told by a :class:`RefusalLog`.
     """
 
-    __slots__ = ("_level",)
+    __slots__ = ("_level", "refusals")
 
     def __init__(self, level: int = logging.INFO) -> None:
         self._level = level
+        self.refusals = RefusalLog()
+
+    def rejected(self, refusal: Refusal) -> None:
+        self.refusals.told(refusal)
+
+    def flush(self) -> None:
+        self.refusals.flush()
 
     def finished(
         self,
@@ -146,7 +277,12 @@ class EventLog(Observer):
             "outcome": outcome.value,
         }
         message = "%s %s (%s)"
-        args: list[object] = [event.kind, event.sid, event.status]
+        sid, status = event.sid, event.status
+        args: list[object] = [
+            event.kind,
+            sid if sid is None or sid.isprintable() else printable(sid),
+            status if status is None or status.isprintable() else printable(status),
+        ]
         if result.callback is not None:
             message += " -> %s"
             args.append(result.callback)

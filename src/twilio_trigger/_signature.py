@@ -183,11 +183,11 @@ def url_variants(url: str) -> tuple[str, ...]:
     A URL configured in Twilio as a bare host (``https://host``) is signed without
     the slash that its requests carry, so for the root path both forms are given.
     """
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:  # a port that is not a number: nothing to vary
-        return (parts.geturl(),)
+    except ValueError:  # a malformed host or port: nothing to vary
+        return (url,)
     host = _host_of(parts)
     if port is None:
         port = _DEFAULT_PORTS.get(parts.scheme, 80)
@@ -323,6 +323,10 @@ class SignatureVerifier:
             return candidates
         index = self._shared_ids.get(parsed.key_id)
         return () if index is None else (candidates[index],)
+
+    def checked_urls(self, url: str) -> tuple[str, ...]:
+        """The URL forms a signature for a request to *url* is checked against."""
+        return tuple(form.decode("utf-8", "replace") for form in _encoded_forms(url))
 
     # -- form POSTs --------------------------------------------------------
 

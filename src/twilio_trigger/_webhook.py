@@ -17,7 +17,7 @@ from ._delivery import Delivery
 from ._events import TwilioEvent
 from ._form import FormError, is_form_content_type, parse_form
 from ._logging import FirstWarning
-from ._observe import Observer, Rejection
+from ._observe import Observer, Refusal, Rejection
 from ._routing import to_event
 from ._signature import SignatureVerifier
 
@@ -25,9 +25,13 @@ __all__ = ["WebhookHandler", "is_json_content_type", "normalize_public_url"]
 
 logger = logging.getLogger("twilio_trigger")
 
-#: The request headers an inbox keeps beside the event, to show them again (the
-#: idempotency token is kept already: it is the delivery's key).
+_TOKEN_HEADER = "i-twilio-idempotency-token"  # noqa: S105 - a header name
+
+#: The request headers an inbox keeps beside the event (bounded), to show them
+#: again.  The idempotency token is kept only as such information: no signature
+#: covers it, so it is not part of the delivery's key.
 KEPT_HEADERS = (
+    b"i-twilio-idempotency-token",
     b"x-home-region",
     b"user-agent",
     b"x-twilio-webhooks-signature-settings",
@@ -106,29 +110,58 @@ class WebhookHandler:
         return f"{base}?{query}" if query else base
 
     def precheck(
-        self, content_type: bytes | None, signature: bytes | None, length: int = -1
+        self,
+        content_type: bytes | None,
+        signature: bytes | None,
+        length: int = -1,
+        remote: str | None = None,
     ) -> Answer | None:
         """The answer to give before reading the body (415, 403, 413), or ``None`` to go on.
 
-        *length* is the declared ``Content-Length``, -1 when unknown.
+        *length* is the declared ``Content-Length``, -1 when unknown; *remote*
+        the client's address, for the log of refusals.  Each of these answers
+        asks for the connection to be closed: the body stays unread.
         """
         if not is_form_content_type(content_type) and not is_json_content_type(content_type):
-            return self._reject(Rejection.CONTENT_TYPE, answers.UNSUPPORTED_MEDIA_TYPE)
+            return self._reject(
+                Rejection.CONTENT_TYPE, answers.UNSUPPORTED_MEDIA_TYPE, remote, closing=True
+            )
         if signature is None and self._verifier is not None:
-            return self._reject(Rejection.SIGNATURE_MISSING, answers.SIGNATURE_MISSING)
+            return self._reject(
+                Rejection.SIGNATURE_MISSING, answers.SIGNATURE_MISSING, remote, closing=True
+            )
         if length > self._max_body:
-            return self.too_large()
+            return self.too_large(remote)
         return None
 
-    def too_large(self) -> Answer:
+    def too_large(self, remote: str | None = None) -> Answer:
         """The answer to a body found longer than ``max_body_bytes`` while reading it."""
-        return self._reject(Rejection.TOO_LARGE, answers.PAYLOAD_TOO_LARGE)
+        return self._reject(Rejection.TOO_LARGE, answers.PAYLOAD_TOO_LARGE, remote, closing=True)
 
-    def _reject(self, reason: str, answer: Answer) -> Answer:
+    def refuse(self, reason: str, answer: Answer, remote: str | None = None) -> Answer:
+        """*answer* to a request refused for *reason* (a :class:`Rejection`), told and
+        counted; the connection is to be closed after it."""
+        return self._reject(reason, answer, remote, closing=True)
+
+    def _reject(
+        self,
+        reason: str,
+        answer: Answer,
+        remote: str | None,
+        urls: tuple[str, ...] = (),
+        *,
+        closing: bool = False,
+    ) -> Answer:
         observer = self._observer
-        observer.rejected(reason)
+        message = answer.body.decode("utf-8", "replace").strip()
+        observer.rejected(Refusal(reason, answer.status, message, remote, urls))
         observer.answered(answer.status)
-        return answer
+        return answers.closing(answer) if closing else answer
+
+    def _bad_signature(self, url: str, remote: str | None) -> Answer:
+        verifier = self._verifier
+        urls = () if verifier is None else verifier.checked_urls(url)
+        return self._reject(Rejection.SIGNATURE_INVALID, answers.SIGNATURE_INVALID, remote, urls)
 
     @property
     def delivery(self) -> Delivery:
@@ -144,29 +177,36 @@ class WebhookHandler:
         content_type: bytes | None = None,
         settings: bytes | None = None,
         headers: Mapping[bytes, bytes] | None = None,
+        remote: str | None = None,
     ) -> Answer:
         """The answer to a POST of *body* to *url* that passed :meth:`precheck`.
 
-        *idempotency_token* is the ``I-Twilio-Idempotency-Token`` header, the same
-        on every retry of one delivery; *settings* the ``X-Twilio-Webhooks-
-        Signature-Settings`` header of a request signed with a shared key.  A JSON
-        *content_type* is an Event Streams batch; anything else a form.  With an
-        inbox, the :data:`KEPT_HEADERS` of *headers* (lower-case names) are kept.
+        *idempotency_token* is the ``I-Twilio-Idempotency-Token`` header: unsigned,
+        so kept as information only (with an inbox), never as the delivery's
+        identity, which comes from signed content (:func:`delivery_key`).
+        *settings* is the ``X-Twilio-Webhooks-Signature-Settings`` header of a
+        request signed with a shared key.  A JSON *content_type* is an Event
+        Streams batch; anything else a form.  With an inbox, the
+        :data:`KEPT_HEADERS` of *headers* (lower-case names) are kept, bounded.
+        *remote* is the client's address, for the log of refusals.
         """
         kept: list[tuple[str, str]] = []
-        if headers is not None and self._delivery.inbox is not None:
-            kept = [
-                (name.decode("latin-1"), headers[name].decode("latin-1"))
-                for name in KEPT_HEADERS
-                if name in headers
-            ]
+        if self._delivery.inbox is not None:
+            if headers is not None:
+                kept = [
+                    (name.decode("latin-1"), headers[name].decode("latin-1"))
+                    for name in KEPT_HEADERS
+                    if name in headers
+                ]
+            if idempotency_token and not any(name == _TOKEN_HEADER for name, _ in kept):
+                kept.append((_TOKEN_HEADER, idempotency_token))
         if is_json_content_type(content_type):
-            return await self._handle_cloudevents(url, signature, body, settings, kept)
+            return await self._handle_cloudevents(url, signature, body, settings, kept, remote)
         try:
             params = parse_form(body, self._max_params)
         except FormError as error:
             reason = Rejection.BY_STATUS.get(error.status, Rejection.BAD_PAYLOAD)
-            return self._reject(reason, answers.reject(error.status, error.message))
+            return self._reject(reason, answers.reject(error.status, error.message), remote)
         # Without repeated names (Twilio's usual form) one dict serves both the
         # signature and the event.
         named = dict(params)
@@ -175,11 +215,11 @@ class WebhookHandler:
         if verifier is not None and not verifier.verify(
             url, params, signature or b"", single, settings
         ):
-            return self._reject(Rejection.SIGNATURE_INVALID, answers.SIGNATURE_INVALID)
+            return self._bad_signature(url, remote)
         event = to_event(params, single)
         if event is None:
-            return self._reject(Rejection.BAD_PAYLOAD, answers.NO_STATUS)
-        answer = await self._delivery.accept(event, idempotency_token, headers=kept)
+            return self._reject(Rejection.BAD_PAYLOAD, answers.NO_STATUS, remote)
+        answer = await self._delivery.accept(event, headers=kept)
         self._observer.answered(answer.status)
         return answer
 
@@ -190,11 +230,12 @@ class WebhookHandler:
         body: bytes,
         settings: bytes | None,
         kept: list[tuple[str, str]],
+        remote: str | None,
     ) -> Answer:
         # Signed over the URL alone, which carries the body's SHA-256.
         verifier = self._verifier
         if verifier is not None and not verifier.verify_json(url, body, signature or b"", settings):
-            return self._reject(Rejection.SIGNATURE_INVALID, answers.SIGNATURE_INVALID)
+            return self._bad_signature(url, remote)
         # Every CloudEvent is checked before any is dispatched: a batch with a
         # bad one is refused whole, and none of it runs.
         batch: list[tuple[str, TwilioEvent]] = []
@@ -209,7 +250,7 @@ class WebhookHandler:
                     raise CloudEventError("a CloudEvent carries no status")
                 batch.append((cloud_event.id, event))
         except CloudEventError as error:
-            return self._reject(Rejection.BAD_PAYLOAD, answers.reject(400, error.message))
+            return self._reject(Rejection.BAD_PAYLOAD, answers.reject(400, error.message), remote)
         # One at a time, in order (statuses of one SID arrive in one batch);
         # each deduplicated by its id, so that a batch sent again after a
         # failure runs only the events that failed.
@@ -220,7 +261,7 @@ class WebhookHandler:
                 continue
             seen.add(event_id)
             answer = await self._delivery.accept(
-                event, "ce:" + event_id, replies=False, headers=kept
+                event, replies=False, headers=kept, event_id=event_id
             )
             if answer.status >= 300 and failed is None:
                 failed = answer

@@ -364,8 +364,6 @@ def _run_processes(target: str, listener: Listener, processes: int) -> None:
 
 
 def _supervise(target: str, listener: Listener, processes: int) -> None:
-    import uvicorn
-
     listener.asgi  # noqa: B018 - fail here, once, if the listener cannot start
     settings = listener.settings
     os.environ[_TARGET] = target
@@ -383,19 +381,31 @@ def _supervise(target: str, listener: Listener, processes: int) -> None:
         settings.path,
         processes,
     )
+    # uvicorn's supervisor, with the edge's configuration: pickled to each
+    # process, it carries the limits (uvicorn.run would build a plain one).
+    from uvicorn.supervisors import Multiprocess
+
+    from ._edge import EdgeConfig
+
+    config = EdgeConfig(
+        "twilio_trigger.cli:_app_from_environment",
+        limits=listener.edge_limits(),
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=processes,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=round(settings.shutdown_timeout),
+    )
     try:
-        uvicorn.run(
-            "twilio_trigger.cli:_app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=processes,
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=round(settings.shutdown_timeout),
-        )
+        sock = config.bind_socket()
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            sock.close()
     finally:
         if metrics_server is not None:
             metrics_server.close()

@@ -23,7 +23,7 @@ from ._answers import Answer, answer
 from ._dispatch import Outcome, Result
 from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
-from ._observe import Attempt, Observer, Rejection
+from ._observe import Attempt, Observer, Refusal, Rejection
 from ._services import CALL_STATUSES, RECORDING_STATUSES, SMS_STATUSES
 from .inbox import State
 
@@ -112,7 +112,7 @@ class Metrics(Observer):
         )
         self._rejected = Counter(
             "twilio_trigger_requests_rejected",
-            "Webhook requests refused before their event was trusted, by reason.",
+            "Requests refused before their event was trusted, by reason.",
             ["reason"],
             registry=r,
         )
@@ -173,8 +173,8 @@ class Metrics(Observer):
         return child
 
     # -- Observer ------------------------------------------------------------
-    def rejected(self, reason: str) -> None:
-        self._child(self._rejected, reason).inc()
+    def rejected(self, refusal: Refusal) -> None:
+        self._child(self._rejected, refusal.reason).inc()
 
     def answered(self, status: int) -> None:
         self._child(self._responses, str(status)).inc()

@@ -5,6 +5,11 @@ them when it can).  Without them the tests skip and say why, unless
 ``TWILIO_TRIGGER_REQUIRE_BROWSER=1`` (CI sets it): then they fail.  Selenium
 Manager never runs: both binaries are given by path, and ``SE_OFFLINE`` forbids
 it any download.
+
+Every page the browser opens records the Content-Security-Policy violations it
+meets in ``window.__cspViolations`` (a script DevTools adds before the page's
+own, which the policy does not govern), and the browser's console is kept, so
+that a test can say the inspector's pages run under their policy untouched.
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ MISSING = (
     "(scripts/test does when it can)"
 )
 WINDOW = (1280, 900)
+#: Runs in every document before its own scripts.
+COLLECT_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", event => {
+  window.__cspViolations.push({directive: event.effectiveDirective,
+    blocked: event.blockedURI, sample: event.sample, source: event.sourceFile});
+});
+"""
 
 
 def _binary(name: str) -> str | None:
@@ -64,8 +77,12 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriver.Chrome]:
         f"--window-size={WINDOW[0]},{WINDOW[1]}",
     ):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(chromedriver))
     try:
+        driver.execute_cdp_cmd(
+            "Page.addScriptToEvaluateOnNewDocument", {"source": COLLECT_VIOLATIONS}
+        )
         driver.set_window_size(*WINDOW)
         driver.set_page_load_timeout(15)
         yield driver

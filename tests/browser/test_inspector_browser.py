@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import pytest
@@ -52,6 +52,8 @@ WAIT = 10.0
 #: The inspector's token when it is bound beyond loopback.
 INSPECTOR_TOKEN = "a-long-inspector-token-123"
 ERROR = "carrier lookup exploded"
+#: How long the inspector's session cookie lasts.
+SESSION_SECONDS = 8 * 3600
 COOKIE = "twilio_trigger_inspector"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TIME_OF_DAY = re.compile(r"\d\d:\d\d:\d\d\.\d{3}")
@@ -285,6 +287,22 @@ class Inspector:
     def assert_not_reloaded(self) -> None:
         assert self.driver.execute_script("return window.__marker;") == 1, "the page reloaded"
 
+    def violations(self) -> list[dict[str, Any]]:
+        """The Content-Security-Policy violations this document has met so far."""
+        found = self.driver.execute_script("return window.__cspViolations;")
+        assert isinstance(found, list), "the violation collector did not run in this page"
+        return found
+
+    def policy_messages(self) -> list[str]:
+        """What the console said of the policy since last asked: Chromium reports
+        every violation there, in whichever page it happened."""
+        entries: list[dict[str, Any]] = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        return [
+            entry["message"]
+            for entry in entries
+            if "Content Security Policy" in entry["message"] or "Trusted Type" in entry["message"]
+        ]
+
     def navigation_status(self) -> int:
         status = self.driver.execute_script(
             "return performance.getEntriesByType('navigation')[0].responseStatus;"
@@ -342,7 +360,10 @@ def serve(browser: webdriver.Chrome, tmp_path: Path, **options: object) -> Itera
         try:
             url = listener.inspector_url
             assert url is not None
-            yield Site(listener, carrier, Inspector(browser, url))
+            page = Inspector(browser, url)
+            yield Site(listener, carrier, page)
+            # Whatever the test did, the pages ran within their policy.
+            assert page.policy_messages() == []
         finally:
             carrier.release()  # before the listener stops: no callback is left waiting
 
@@ -363,6 +384,7 @@ def test_sent_events_appear_without_a_reload(
     if inbox == "redis":
         options["inbox"] = request.getfixturevalue("redis_url")
         options["redis_prefix"] = request.getfixturevalue("prefix")
+        options["redis_durability"] = "memory"  # the test Redis keeps nothing on disk
     with serve(browser, tmp_path, **options) as site:
         page = site.page
         page.open()
@@ -502,6 +524,61 @@ def test_replay_all_dead_letters(site: Site) -> None:
     page.assert_not_reloaded()
 
 
+# -- c'. the content security policy ---------------------------------------------------
+def test_the_pages_run_under_their_policy_without_a_violation(site: Site) -> None:
+    page = site.page
+    site.carrier.down = True
+    sid = send(site.listener, sms_status_payload("delivered"))
+    api_outcomes(site.listener, {sid: "dead_letter"})
+
+    page.open()
+    # The script ran (the rows are its work) and the stylesheet applied (the red
+    # and the counters' rounded borders are its rules): both loaded as files.
+    row = page.wait_outcomes({sid: "dead letter"})[sid]
+    page.wait_color(row.id, is_red, "red")
+    counter = page.driver.find_element(By.CSS_SELECTOR, ".counter")
+    assert counter.value_of_css_property("border-top-left-radius") == "6px"
+    loaded = page.driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname);"
+    )
+    assert any(re.fullmatch(r"/static/inspector\.[0-9a-f]{16}\.js", path) for path in loaded)
+    assert any(re.fullmatch(r"/static/inspector\.[0-9a-f]{16}\.css", path) for path in loaded)
+    assert page.violations() == []
+
+    # The page of one event: its Replay button works under the same policy.
+    site.carrier.down = False
+    page.open(f"events/{row.id}")
+    page.until(lambda: page.driver.find_element(By.ID, "replay"), "the Replay button")
+    page.click("#replay")
+    page.until(lambda: page.driver.find_element(By.ID, "note").text == "replayed", "replayed")
+    assert page.violations() == []
+    api_outcomes(site.listener, {sid: "handled"})
+    assert site.carrier.runs(sid) == 3
+    assert page.policy_messages() == []
+
+    # The policy holds: what an escaping mistake would put in the page is refused,
+    # and seen, which shows the collector above would have seen a violation.
+    ran = page.driver.execute_script(
+        """
+        const script = document.createElement("script");
+        try { script.textContent = "window.__inline = 1;"; } catch (error) {}
+        document.body.appendChild(script);
+        document.body.setAttribute("style", "background-color: rgb(255, 0, 0)");
+        return [window.__inline === 1, getComputedStyle(document.body).backgroundColor];
+        """
+    )
+    assert ran[0] is False, "an inline script ran"
+    assert ran[1] != "rgb(255, 0, 0)", "an inline style applied"
+
+    def blocked() -> set[str] | None:
+        directives = {violation["directive"] for violation in page.violations()}
+        script = directives & {"script-src-elem", "require-trusted-types-for"}
+        return directives if script and "style-src-attr" in directives else None
+
+    page.until(blocked, "the inline script's and style's violations")
+    assert page.policy_messages() != []  # the console said so too (and is emptied)
+
+
 # -- d. filters ----------------------------------------------------------------------
 def test_filters_by_outcome_and_kind(site: Site) -> None:
     page = site.page
@@ -565,10 +642,16 @@ def test_without_its_token_the_inspector_refuses_the_browser(
         assert page.navigation_status() == 200
         cookie = page.driver.get_cookie(COOKIE)
         assert cookie is not None
-        # A digest of the token, not the token itself: ASCII whatever the token.
-        assert cookie["value"] == hashlib.sha256(INSPECTOR_TOKEN.encode()).hexdigest()
+        # A session, signed with a key of the process: no trace of the token.
+        assert INSPECTOR_TOKEN not in cookie["value"]
+        assert hashlib.sha256(INSPECTOR_TOKEN.encode()).hexdigest() not in cookie["value"]
         assert cookie["httpOnly"] is True
         assert cookie["sameSite"] == "Strict"
+        assert cookie["path"] == "/"
+        # It expires (a working day from now), where the browser keeps it too.
+        assert (
+            time.time() + SESSION_SECONDS - 60 < cookie["expiry"] <= time.time() + SESSION_SECONDS
+        )
         assert page.driver.execute_script("return document.cookie;") == ""  # HttpOnly
         page.wait_outcomes(dict.fromkeys(sids, "handled"))
         assert INSPECTOR_TOKEN not in page.driver.page_source

@@ -227,6 +227,20 @@ def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), headers, body
 
 
+def closed_by_server(sock: socket.socket, within: float = 20.0) -> bytes:
+    """Everything the server sent until it closed *sock* (fails if it never does)."""
+    sock.settimeout(within)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"still open after {within} s; received {received[:200]!r}") from None
+    return received
+
+
 def eventually(
     condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01
 ) -> bool:

@@ -323,6 +323,8 @@ def test_readyz_fails_while_redis_is_down_and_recovers(
 ) -> None:
     prefix = f"tt-test-{uuid.uuid4().hex[:12]}:"
     options: dict[str, object] = {part: own_redis.url, "redis_prefix": prefix}
+    if part == "inbox":
+        options["redis_durability"] = "memory"  # this Redis keeps nothing on disk
     ok = {"store": {"store": "ok"}, "inbox": {"inbox": "ok", "store": "ok"}}[part]
     with running(SmsRecorder(Recorder()), **options) as listener:
         found, _ = wait_for_status(http, listener, 200)

@@ -244,8 +244,9 @@ def test_text_log_has_one_line_per_event(
     assert "failed" in bad[0]
     assert "LookupError" in bad[0]
     after = lines[lines.index(bad[0]) + 1 :]
-    assert after[:1] == ["Traceback (most recent call last):"], after[:3]
-    assert any(line == "LookupError: the carrier's lookup exploded" for line in after)
+    # The traceback follows, each line marked as the record's continuation.
+    assert after[:1] == ["  | Traceback (most recent call last):"], after[:3]
+    assert any(line == "  | LookupError: the carrier's lookup exploded" for line in after)
     assert_no_secrets(run)
 
 
@@ -267,7 +268,7 @@ def test_worker_logs_retries_and_dead_letters_as_json(
     good, bad = sms_status_payload("delivered"), sms_status_payload("undelivered")
 
     async def store() -> None:
-        inbox = RedisInbox(inbox_url, prefix=prefix)
+        inbox = RedisInbox(inbox_url, prefix=prefix, durability="memory")  # no disk there
         try:
             await inbox.open()
             for params in (good, bad):
@@ -324,9 +325,15 @@ def test_a_flag_the_module_overrides_is_told_in_json_without_the_password(
 
 
 LOCATIONS = [
-    (f"redis://:{PASSWORD}@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-    (f"redis://default:{PASSWORD}@cache.internal:6380/2", "redis://cache.internal:6380/2"),
-    (f"rediss://app:{PASSWORD}@redis.example.com:6380/0", "rediss://redis.example.com:6380/0"),
+    (f"redis://:{PASSWORD}@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+    (
+        f"redis://default:{PASSWORD}@cache.internal:6380/2",
+        "redis://default:***@cache.internal:6380/2",
+    ),
+    (
+        f"rediss://app:{PASSWORD}@redis.example.com:6380/0",
+        "rediss://app:***@redis.example.com:6380/0",
+    ),
     ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
 ]
 
@@ -335,12 +342,13 @@ LOCATIONS = [
 def test_redis_inbox_location_never_shows_the_password(url: str, shown: str) -> None:
     location = RedisInbox(url).location
     assert PASSWORD not in location
-    assert shown.partition("://")[2] in location  # host, port and database
+    assert shown.partition("@")[2] in location  # host, port and database
 
 
 @pytest.mark.parametrize(("url", "shown"), LOCATIONS)
-def test_redis_inbox_location_is_the_url_without_its_credentials(url: str, shown: str) -> None:
-    # As the SQLite inbox's is its sqlite:/// URL: the scheme says plain or TLS.
+def test_redis_inbox_location_is_the_url_with_its_password_masked(url: str, shown: str) -> None:
+    # As the SQLite inbox's is its sqlite:/// URL: the scheme says plain or TLS, and
+    # the user name which account is used; the password is never shown.
     assert RedisInbox(url).location == shown
 
 

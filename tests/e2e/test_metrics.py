@@ -297,6 +297,10 @@ def test_each_rejection_counts_its_reason_and_its_answer(
             "content_type",
             "too_large",
             "bad_payload",
+            "malformed_request",
+            "head_too_large",
+            "timeout",
+            "too_many_connections",
         )
     }
     good = sms_status_payload("delivered")
@@ -335,6 +339,12 @@ def test_each_rejection_counts_its_reason_and_its_answer(
             {"Content-Type": FORM, "X-Twilio-Signature": sign(url, good, TOKEN)},
             400,
         ),
+        (
+            "malformed_request",
+            body,
+            {"Content-Type": FORM, "X-Twilio-Signature": sign(url, good, TOKEN), "Host": "[::1"},
+            400,
+        ),
     ]
     for reason, content, headers, code in cases:
         _, before = scrape(http, where)
@@ -352,12 +362,13 @@ def test_each_rejection_counts_its_reason_and_its_answer(
         ("content_type",): 1.0,
         ("too_large",): 1.0,
         ("bad_payload",): 2.0,
+        ("malformed_request",): 1.0,
     }
     assert moved(start, end, RESPONSES) == {
         ("403",): 2.0,
         ("415",): 1.0,
         ("413",): 1.0,
-        ("400",): 2.0,
+        ("400",): 3.0,
     }
 
 
@@ -492,6 +503,7 @@ def test_inbox_retries_dead_letters_and_backlog(
         where = {
             "inbox": request.getfixturevalue("redis_url"),
             "redis_prefix": request.getfixturevalue("prefix"),
+            "redis_durability": "memory",  # the shared Redis keeps nothing on disk
         }
     with running(
         Outcomes(),

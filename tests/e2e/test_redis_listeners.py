@@ -132,9 +132,12 @@ def test_one_delivery_at_both_listeners_at_once_runs_once(redis_url: str, prefix
         assert answer.elapsed.total_seconds() >= 0.25, answer.elapsed
     assert len(calls.all()) == 1, calls.all()
     assert calls.all()[0].callback == "on_delivered"
-    assert keys_under(redis_url, prefix) == sorted(
-        [f"{prefix}d:t:{token}", f"{prefix}s:sms:{params['MessageSid']}"]
-    )
+    # One delivery remembered (its key's form is the delivery key's business) and
+    # one SID's status: nothing else under the prefix.
+    keys = keys_under(redis_url, prefix)
+    deliveries = [key for key in keys if key.startswith(f"{prefix}d:")]
+    assert len(deliveries) == 1, keys
+    assert keys == sorted([*deliveries, f"{prefix}s:sms:{params['MessageSid']}"])
 
 
 def test_a_delivery_handled_by_one_listener_is_a_duplicate_at_the_other(

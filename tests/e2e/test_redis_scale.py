@@ -6,8 +6,9 @@ one worker is killed with SIGKILL.  The callback records each run (RPUSH) and it
 effect idempotently (SET NX): every event must have exactly one effect, and what the
 killed worker held must be finished by the others.
 
-(2) An in-process listener on a private redis-server: 503 while Redis is down, 200
-and dispatched again once it is back, without a restart.
+(2) An in-process listener on a private redis-server (fsync'd, as the default
+durability requires): 503 while Redis is down, 200 and dispatched again once it is
+back, without a restart.
 
 The shared Redis is used only under the test's own key prefix, deleted afterwards.
 """
@@ -33,12 +34,12 @@ import redis
 
 import twilio_trigger as twilio
 from tests.payloads import signed_post, sms_status_payload
-from tests.redis_support import RedisServer, own_redis, prefix, redis_url
+from tests.redis_support import MEMORY, RedisServer, durable_redis, prefix, redis_url
 
 from ._processes import Process
 from ._support import TOKEN, Recorder, SmsRecorder, eventually, free_port
 
-__all__ = ["own_redis", "prefix", "redis_url"]  # the fixtures, imported for pytest to find
+__all__ = ["durable_redis", "prefix", "redis_url"]  # the fixtures, imported for pytest to find
 
 #: The service module: each run is RPUSHed as "sid pid", its effect is SET NX.
 SERVICE = """
@@ -136,6 +137,9 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
         TWILIO_TRIGGER_REDIS_PREFIX=prefix,
         TWILIO_TRIGGER_CLAIM_IDLE="2",
     )
+    # The shared Redis keeps nothing on disk: the listeners accept it explicitly
+    # (workers acknowledge nothing and check no durability).
+    memory = {"TWILIO_TRIGGER_REDIS_DURABILITY": MEMORY}
     processes: list[Process] = []
     client = redis.Redis.from_url(redis_url, socket_timeout=10)
     try:
@@ -144,7 +148,7 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
             ports[1] = free_port()
         listeners = [
             Process(
-                folder, {**base, "TWILIO_TRIGGER_WORKERS": "1"}, f"listener{n}",
+                folder, {**base, **memory, "TWILIO_TRIGGER_WORKERS": "1"}, f"listener{n}",
                 "run", "scale:listener", "--port", str(port), "--host", "127.0.0.1",
             )
             for n, port in enumerate(ports, 1)
@@ -213,14 +217,19 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
                 futures: list[Future[int]] = [pool.submit(send, item) for item in sends]
                 while answered[0] < EVENTS // 3 and not all(f.done() for f in futures[-50:]):
                     time.sleep(0.005)
-                # SIGKILL at a moment worker1 holds entries (its callbacks sleep 30 ms)
+                # SIGKILL at a moment worker1 holds entries (its callbacks sleep 30 ms):
+                # stopped first, so that what it holds cannot change between the look
+                # and the kill.
                 deadline = time.monotonic() + 5
-                held_before = held_by(client, prefix, killed.pid)
-                while not held_before and time.monotonic() < deadline:
-                    held_before = held_by(client, prefix, killed.pid)
+                while True:
+                    killed.popen.send_signal(signal.SIGSTOP)
+                    held = held_by(client, prefix, killed.pid)
+                    if held or time.monotonic() > deadline:
+                        break
+                    killed.popen.send_signal(signal.SIGCONT)
+                    time.sleep(0.005)
                 killed.kill()
                 killed_at = answered[0]
-                held = held_by(client, prefix, killed.pid)
                 codes = collections.Counter(f.result() for f in futures)
         finally:
             for http in clients:
@@ -259,7 +268,7 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
         report = (
             f"events {EVENTS}, duplicates sent {DUPLICATES}, answers {dict(codes)} in "
             f"{sent_in:.1f}s, worker1 (pid {killed.pid}) killed after {killed_at} answers "
-            f"holding {len(held)} entries ({len(held_before)} just before); runs recorded "
+            f"holding {len(held)} entries; runs recorded "
             f"{len(runs)} (re-runs {len(runs) - len(runs_per_sid)}), runs per pid "
             f"{ {pids.get(pid, pid): n for pid, n in per_pid.items()} }, effect keys "
             f"{len(effects)}, inbox stats {stats}, XPENDING {xpending.get('pending')}"
@@ -307,8 +316,10 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
 
 # -- (2) Redis down: 503, never 200; back: 200 and dispatched, no restart --------------------
 def test_redis_outage_with_a_redis_inbox_answers_503_then_recovers(
-    own_redis: RedisServer,
+    durable_redis: RedisServer,
 ) -> None:
+    # A Redis that fsyncs each write, as the default durability (fsync) requires.
+    own_redis = durable_redis
     recorder = Recorder()
     key_prefix = f"tt-test-{uuid.uuid4().hex[:12]}:"
     listener = twilio.Listener(

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.payloads import signed_post, sms_status_payload
-from tests.redis_support import prefix, redis_url
+from tests.redis_support import MEMORY, prefix, redis_url
 from twilio_trigger.inbox import Entry, State
 from twilio_trigger.inbox.redis import RedisInbox
 
@@ -88,11 +88,14 @@ class Setup:
             for k, v in os.environ.items()
             if not k.startswith("TWILIO_TRIGGER_") and k != "TWILIO_AUTH_TOKEN"
         }
+        # The shared Redis keeps nothing on disk: listeners accept that explicitly;
+        # workers check no durability (they acknowledge nothing), so they keep the default.
         env.update(
             TWILIO_AUTH_TOKEN=TOKEN,
             TWILIO_TRIGGER_INBOX=url,
             TWILIO_TRIGGER_REDIS_PREFIX=key_prefix,
         )
+        self.listener_env = {"TWILIO_TRIGGER_REDIS_DURABILITY": MEMORY}
         self.env = env
 
     def module(self, name: str, options: str) -> None:
@@ -120,7 +123,7 @@ class Setup:
         return [line.split() for line in self.output.read_text().splitlines() if line]
 
     def inbox(self, claim_idle: float = 60.0) -> RedisInbox:
-        return RedisInbox(self.url, prefix=self.prefix, claim_idle=claim_idle)
+        return RedisInbox(self.url, prefix=self.prefix, claim_idle=claim_idle, durability=MEMORY)
 
 
 @pytest.fixture
@@ -188,7 +191,7 @@ def test_listener_and_two_workers_dispatch_every_event_exactly_once(setup: Setup
     url = f"http://127.0.0.1:{port}/"
     listener = setup.start(
         "listener", "run", "mod:listener", "--port", str(port), "--host", "127.0.0.1",
-        TWILIO_TRIGGER_WORKERS="1",
+        TWILIO_TRIGGER_WORKERS="1", **setup.listener_env,
     )  # fmt: skip
     workers = [
         setup.start(f"worker{n}", "worker", "mod:listener", TWILIO_TRIGGER_WORKERS="4")
@@ -322,7 +325,7 @@ def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> No
     url = f"http://127.0.0.1:{port}/"
     listener = setup.start(
         "listener", "run", "mod:listener", "--port", str(port), "--host", "127.0.0.1",
-        TEST_BROKEN="1",
+        TEST_BROKEN="1", **setup.listener_env,
     )  # fmt: skip
     listener.wait_listening(port)
     event = sms_status_payload("failed")

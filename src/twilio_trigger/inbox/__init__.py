@@ -17,7 +17,22 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Entry", "Inbox", "State", "decode_headers", "encode_headers", "open_inbox"]
+from .._logging import shown_url
+
+__all__ = [
+    "Entry",
+    "Inbox",
+    "NotStoredError",
+    "State",
+    "decode_headers",
+    "encode_headers",
+    "open_inbox",
+]
+
+
+class NotStoredError(Exception):
+    """The inbox could not store an event as durably as it was asked to (a replica
+    or the disk did not confirm it in time): the event is not acknowledged."""
 
 
 class State(enum.Enum):
@@ -140,26 +155,33 @@ class Inbox(abc.ABC):
 
 def open_inbox(
     url: str, *, prefix: str = "twilio-trigger:", claim_idle: float = 60.0,
-    retention: float = 86400.0,
+    retention: float = 86400.0, file_mode: int = 0o600, durability: str = "fsync",
+    wait_timeout: float = 2.0,
 ) -> Inbox:  # fmt: skip
     """The inbox a URL names.
 
     ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: a SQLite
-    file, for one process.  ``redis://host:6379/0`` (or ``rediss://``): Redis,
-    shared by every listener and worker that names it with the same *prefix*;
-    a running entry whose worker has been silent for *claim_idle* seconds is
-    taken over by another.
+    file, for one process, created (with its folders) with *file_mode*.
+    ``redis://host:6379/0`` (or ``rediss://``): Redis, shared by every listener
+    and worker that names it with the same *prefix*; a running entry whose
+    worker has been silent for *claim_idle* seconds is taken over by another;
+    *durability* (``fsync``, ``replicas:N`` or ``memory``) says when an event
+    counts as stored, confirmed within *wait_timeout* seconds.
     """
     scheme, separator, rest = url.partition("://")
     if scheme == "sqlite" and separator and rest.startswith("/") and len(rest) > 1:
         from .sqlite import SQLiteInbox
 
-        return SQLiteInbox(rest[1:])
+        return SQLiteInbox(rest[1:], file_mode=file_mode)
     if scheme in ("redis", "rediss") and separator and rest:
         from .redis import RedisInbox
 
-        return RedisInbox(url, prefix=prefix, claim_idle=claim_idle, retention=retention)
+        return RedisInbox(
+            url, prefix=prefix, claim_idle=claim_idle, retention=retention,
+            durability=durability, wait_timeout=wait_timeout,
+        )  # fmt: skip
     raise ValueError(
         f"inbox must be a URL such as sqlite:///events.db (relative), "
-        f"sqlite:////var/lib/app/events.db (absolute) or redis://127.0.0.1:6379/0, got {url!r}"
+        f"sqlite:////var/lib/app/events.db (absolute) or redis://127.0.0.1:6379/0, "
+        f"got {shown_url(url)!r}"
     )

@@ -14,7 +14,27 @@ Keys, under ``{prefix}inbox:``:
   finish time; ``all``: every event, for listing;
 - ``dead-letters``: a stream with one message per event given up on (its id,
   SID, status, attempts and last error), for whoever wants to watch them;
-  purging dead letters trims it too.
+  purging dead letters trims it too;
+- ``marker``: a random token written when the inbox is made.  Each process
+  remembers it and the highest id it saw, and its writes check both: a Redis
+  that came back empty, or from an older copy of its data, is told as an ERROR
+  saying what was lost, never silently made anew;
+- ``probe``: a short-lived key written at start, to see a write reach the disk.
+
+What a 200 means is the *durability* chosen (``redis_durability``):
+
+- ``fsync`` (the default): the event is in the append-only file on the Redis
+  server's disk.  Redis 7.2 and newer confirm each write with ``WAITAOF 1 0``;
+  older servers must run with ``appendonly yes`` and ``appendfsync always``,
+  with which Redis fsyncs a write before it answers.  A server that can do
+  neither is refused at start.
+- ``replicas:N``: N replicas have the event (``WAIT N``), and the primary's
+  disk too where it has ``appendonly yes`` and ``WAITAOF`` (7.2+).
+- ``memory``: Redis has the event in memory; a restart or failover can lose it.
+
+An event waiting for its confirmation is *held*: workers leave it alone until
+the listener confirms it, and one not confirmed in time is withdrawn, so that
+an event answered 503 is never dispatched.
 
 Every change of an event is one Lua script, so that it is atomic.  Needs the
 ``redis`` package: ``pip install twilio-trigger[redis]``.
@@ -31,82 +51,48 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
-from . import Entry, Inbox, State, decode_headers, encode_headers
+from . import Entry, Inbox, State, _redis_lua, decode_headers, encode_headers
+from ._redis_durability import Durability, NotStoredError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisInbox"]
+__all__ = ["NotStoredError", "RedisInbox"]
 
 logger = logging.getLogger("twilio_trigger")
 
 _GROUP = "workers"
 _MAX_ERROR = 16_000
 
-_PUT = """
-if not redis.call('SET', KEYS[1], '0', 'NX', 'PX', ARGV[7]) then return 0 end
-local id = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], id, 'KEEPTTL')
-redis.call('HSET', ARGV[8] .. id, 'key', ARGV[1], 'kind', ARGV[2], 'sid', ARGV[3],
-    'status', ARGV[4], 'params', ARGV[5], 'received_at', ARGV[6], 'state', 'pending',
-    'attempts', 0, 'next_attempt_at', ARGV[6], 'headers', ARGV[9])
-redis.call('XADD', KEYS[3], '*', 'id', id)
-redis.call('ZADD', KEYS[4], id, id)
-return id
-"""
-_PROMOTE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, id in ipairs(ids) do
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('XADD', KEYS[2], '*', 'id', id)
-end
-return #ids
-"""
-_START = """
-local entry = ARGV[1] .. ARGV[2]
-if redis.call('EXISTS', entry) == 0 then return false end
-redis.call('HINCRBY', entry, 'attempts', 1)
-redis.call('HSET', entry, 'state', 'running')
-return redis.call('HGETALL', entry)
-"""
-# KEYS: stream, the state's set (done, dead or retry); ARGV: message, entry key,
-# state, score, error, finish time, group, retention ms
-_FINISH = """
-redis.call('XACK', KEYS[1], ARGV[7], ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
-local id = string.match(ARGV[2], '(%d+)$')
-redis.call('HSET', ARGV[2], 'state', ARGV[3], 'finished_at', ARGV[6])
-if ARGV[5] ~= '' then redis.call('HSET', ARGV[2], 'last_error', ARGV[5]) end
-if ARGV[3] == 'pending' then redis.call('HSET', ARGV[2], 'next_attempt_at', ARGV[4]) end
-redis.call('ZADD', KEYS[2], ARGV[4], id)
-if ARGV[3] == 'done' then redis.call('PEXPIRE', ARGV[2], ARGV[8]) end
-if ARGV[3] == 'dead' then
-    local entry = redis.call('HMGET', ARGV[2], 'kind', 'sid', 'status', 'attempts')
-    redis.call('XADD', KEYS[3], '*', 'id', id, 'kind', entry[1], 'sid', entry[2],
-        'status', entry[3], 'attempts', entry[4], 'error', ARGV[5])
-end
-"""
-# KEYS: stream, retry, done, dead; ARGV: entry key prefix, id, now
-_REPLAY = """
-local entry = ARGV[1] .. ARGV[2]
-local state = redis.call('HGET', entry, 'state')
-if not state or state == 'running' then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('ZREM', KEYS[4], ARGV[2])
-redis.call('PERSIST', entry)
-redis.call('HSET', entry, 'state', 'pending', 'attempts', 0, 'next_attempt_at', ARGV[3],
-    'finished_at', '')
-redis.call('XADD', KEYS[1], '*', 'id', ARGV[2])
-return 1
-"""
+
+class _DataLostError(Exception):
+    """The inbox's marker or id counter is not what this process saw: data was lost."""
+
+    def __init__(self, marker: str | None, seq: int | None) -> None:
+        super().__init__(marker, seq)
+        self.marker = marker  # '' when gone; None when only the consumer group is
+        self.seq = seq
+
+
+@dataclass
+class _Look:
+    """The inbox as this process last counted it, to tell what a loss took."""
+
+    unfinished: int = 0
+    dead: int = 0
+    at: float | None = None  # time.time() of the count; None before the first
 
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _entry(entry_id: int, flat: Sequence[Any]) -> Entry:
@@ -128,14 +114,38 @@ def _entry(entry_id: int, flat: Sequence[Any]) -> Entry:
     )
 
 
+def _connect(url: str, read_timeout: float) -> Redis:
+    try:
+        from redis.asyncio import Redis
+    except ImportError:
+        raise ImportError(
+            "a redis:// inbox needs the redis package: pip install 'twilio-trigger[redis]'"
+        ) from None
+    client: Redis = Redis.from_url(url, socket_timeout=read_timeout, socket_connect_timeout=5)
+    return client
+
+
 class RedisInbox(Inbox):
-    """The inbox in the Redis at *url*, under *prefix*, shared by every process using them."""
+    """The inbox in the Redis at *url*, under *prefix*, shared by every process using them.
+
+    *durability* (``fsync``, ``replicas:N`` or ``memory``) says when an event
+    counts as stored; its confirmations wait up to *wait_timeout* seconds.
+    """
+
+    #: Whether what this process stores is acknowledged to Twilio, which makes
+    #: :meth:`open` check that Redis keeps events as *durability* promises.
+    #: Processes that only dispatch (``twilio-trigger worker``) set it to
+    #: ``False``: they acknowledge nothing, and an outcome of theirs that Redis
+    #: loses only makes an event run again.
+    acknowledges: bool = True
 
     def __init__(
         self, url: str, *, prefix: str = "twilio-trigger:", claim_idle: float = 60.0,
-        retention: float = 86400.0,
+        retention: float = 86400.0, durability: str = "fsync", wait_timeout: float = 2.0,
     ) -> None:  # fmt: skip
         self.location = shown_url(url)  # no password in logs
+        self.durability = durability
+        self.wait_timeout = wait_timeout
         self._url = url
         base = f"{prefix}inbox:"
         self._entry = f"{base}e:"
@@ -148,45 +158,140 @@ class RedisInbox(Inbox):
         # Every dead letter is also told on a stream, for whoever wants to watch them.
         self._dead_letters = f"{base}dead-letters"
         self._all = f"{base}all"
+        self._marker = f"{base}marker"
+        # Written at start to try a confirmation: its key under the inbox's own.
+        self._durability = Durability(durability, wait_timeout, self.location, f"{base}probe")
         self._idle_ms = max(1, round(claim_idle * 1000))
         self._retention_ms = max(1, round(retention * 1000))
         self._consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._client: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
-        self._messages: dict[int, str] = {}  # entries this inbox is running: id -> message
+        self._recovering = asyncio.Lock()
+        # Entries this inbox is running: id -> (message, the marker they were claimed under).
+        self._messages: dict[int, tuple[str, str]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self._orphans = False  # messages read by this consumer may have been left behind
+        # What this process knows of the data, to notice when Redis loses it.
+        self._epoch = ""  # the inbox's marker
+        self._known = 0  # the highest id seen
+        self._generation = 0  # losses handled so far
+        self._look = _Look()
 
+    # -- connection ------------------------------------------------------------
     def _redis(self) -> Redis:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            from ..stores.redis import connect
-
-            client = connect(self._url)
+            # A WAIT or WAITAOF blocks the connection up to wait_timeout each.
+            client = _connect(self._url, 5.0 + 2 * self.wait_timeout)
             self._client, self._loop = client, loop
+            self._recovering = asyncio.Lock()
             self._scripts = {
-                name: client.register_script(source)
-                for name, source in (
-                    ("put", _PUT), ("promote", _PROMOTE), ("start", _START),
-                    ("finish", _FINISH), ("replay", _REPLAY),
-                )
-            }  # fmt: skip
+                name.lower(): client.register_script(getattr(_redis_lua, name))
+                for name in _redis_lua.__all__
+            }
         return self._client
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         self._redis()
         return await self._scripts[name](keys=list(keys), args=list(args))
 
+    # -- opening: the marker and the durability ----------------------------------
     async def open(self) -> int:
-        from redis.exceptions import ResponseError
-
-        try:
-            await self._redis().xgroup_create(self._stream, _GROUP, id="0", mkstream=True)
-        except ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+        seen, generation = self._epoch, self._generation
+        marker, before, after, written = await self._adopt(replace=False)
+        if seen and (marker != seen or before < self._known):
+            # Lost while this inbox was closed (a listener stopped and started again).
+            await self._recover(generation, seen, "" if written else marker, before)
+        else:
+            self._epoch, self._known = marker, max(self._known, after)
+        if self.acknowledges:
+            await self._durability.check(self._redis())
         return 0  # a dead worker's entries are claimed once idle, by whoever reads
 
+    async def _adopt(self, *, replace: bool) -> tuple[str, int, int, bool]:
+        reply = await self._script(
+            "epoch",
+            [self._marker, self._seq, self._stream],
+            [self._epoch, secrets.token_hex(8), self._known, "1" if replace else "0", _GROUP],
+        )
+        return _text(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]) == 1
+
+    # -- losses ------------------------------------------------------------------
+    async def _recover(
+        self, generation: int, seen: str, marker: str | None, seq: int | None
+    ) -> None:
+        """Tell what Redis lost, and carry on with the inbox as it is now."""
+        async with self._recovering:
+            if self._generation != generation:
+                return  # another task of this process saw the same loss
+            replace = marker == seen and seq is not None and seq < self._known
+            new, _, after, _ = await self._adopt(replace=replace)
+            self._tell_loss(seen, marker, seq)
+            self._epoch, self._known = new, max(self._known, after)
+            self._generation += 1
+            self._look = _Look(at=time.time())
+
+    def _tell_loss(self, seen: str, marker: str | None, seq: int | None) -> None:
+        if marker is None:
+            logger.error(
+                "the work queue of the Redis inbox %s is gone (its stream or consumer "
+                "group was deleted) and is made anew: the events that were waiting in it "
+                "stay pending without being dispatched; `twilio-trigger inbox list "
+                "--state pending` shows them and `twilio-trigger inbox replay ID` queues "
+                "one again",
+                self.location,
+            )
+            return
+        look = self._look
+        counted = (
+            "this process had not counted them yet"
+            if look.at is None
+            else f"{_plural(look.unfinished, 'event')} not yet dispatched when this "
+            f"process last counted, {time.time() - look.at:.1f} s before"
+        )
+        advice = {
+            "memory": "redis_durability=memory accepts this; fsync or replicas:N keep "
+            "acknowledged events across a restart",
+            "fsync": "redis_durability=fsync was to prevent this: check that this is the "
+            "same server, with its append-only file and data folder",
+        }.get(self.durability, "check that the failover promoted a replica that had the data")
+        if marker == seen and seq is not None:
+            logger.error(
+                "the Redis inbox %s went back to an older copy of its data (its id counter "
+                "went from %d to %d): the %s stored after that copy (ids %d to %d) are "
+                "gone, and Twilio, told they were stored, will not send them again (%s); "
+                "events of the copy handled since may run again; %s",
+                self.location,
+                self._known,
+                seq,
+                _plural(self._known - seq, "event"),
+                seq + 1,
+                self._known,
+                counted,
+                advice,
+            )
+            return
+        why = (
+            "Redis restarted without persistence, failed over to a replica that lacked "
+            "it, or was flushed"
+            if not marker
+            else "another process found it gone and made the inbox anew"
+        )
+        dead = f"; {_plural(look.dead, 'dead letter')} too" if look.dead else ""
+        logger.error(
+            "the Redis inbox %s lost its data (%s): gone are %s (ids up to %d), which "
+            "Twilio was told were stored and will not send again, and the record of the "
+            "events handled before%s; %s",
+            self.location,
+            why,
+            counted,
+            self._known,
+            dead,
+            advice,
+        )
+
+    # -- storing -------------------------------------------------------------------
     async def put(
         self,
         key: str,
@@ -196,23 +301,79 @@ class RedisInbox(Inbox):
         params: Sequence[tuple[str, str]],
         headers: Sequence[tuple[str, str]] = (),
     ) -> bool:
-        added = await self._script(
-            "put",
-            [self._key + key, self._seq, self._stream, self._all],
-            [
+        for _ in range(3):
+            generation, epoch = self._generation, self._epoch
+            await self._durability.recheck(self._redis())
+            confirm = self._durability.confirm
+            now = time.time()
+            hold = repr(now + self._durability.hold) if confirm else ""
+            keys = [self._key + key, self._seq, self._stream, self._all, self._marker]
+            args = [
                 key, kind, sid or "", status or "", json.dumps(params, ensure_ascii=False),
-                repr(time.time()), self._retention_ms, self._entry,
-                encode_headers(headers),
-            ],
-        )  # fmt: skip
-        return int(added) != 0
+                repr(now), self._retention_ms, self._entry, encode_headers(headers),
+                epoch, self._known, hold, repr(now),
+            ]  # fmt: skip
+            if confirm:
+                # On one connection: WAIT and WAITAOF confirm that connection's writes.
+                async with self._redis().pipeline(transaction=False) as pipe:
+                    await self._scripts["put"](keys=keys, args=args, client=pipe)
+                    for command in confirm:
+                        pipe.execute_command(*command)
+                    reply, *confirmations = await pipe.execute(raise_on_error=False)
+                if isinstance(reply, Exception):
+                    raise reply
+            else:
+                reply, confirmations = await self._script("put", keys, args), []
+            outcome = int(reply[0])
+            if outcome < 0:
+                await self._recover(generation, epoch, _text(reply[1]), int(reply[2]))
+                continue
+            entry_id = int(reply[1])
+            self._known = max(self._known, entry_id)
+            failure = self._durability.unconfirmed(confirm, confirmations)
+            if outcome == 0:  # a copy: the original's confirmation decides
+                if int(reply[2]) == 1:
+                    raise NotStoredError("a copy of this event is still waiting to be confirmed")
+                if failure is not None:
+                    raise NotStoredError(failure)
+                return False
+            if confirm:
+                if failure is not None:
+                    await self._withdraw(key, entry_id, _text(reply[2]))
+                    raise NotStoredError(failure)
+                await self._script(
+                    "release",
+                    [self._retry],
+                    [f"{self._entry}{entry_id}", entry_id, repr(time.time())],
+                )
+            self._look.unfinished += 1
+            return True
+        raise NotStoredError("the inbox's data kept changing while the event was stored")
 
+    async def _withdraw(self, key: str, entry_id: int, message: str) -> None:
+        try:
+            await self._script(
+                "withdraw",
+                [self._key + key, self._stream, self._retry, self._all],
+                [f"{self._entry}{entry_id}", entry_id, message],
+            )
+        except Exception:
+            logger.warning(
+                "could not withdraw inbox entry %d, answered 503 as not confirmed: it will "
+                "be dispatched once its hold lapses (at least once)",
+                entry_id,
+                exc_info=True,
+            )
+
+    # -- working -------------------------------------------------------------------
     async def _beat(self) -> None:
         # A worker that is alive keeps its running entries from looking idle,
         # so that nobody (itself included) takes them over while they run.
         while True:
             await asyncio.sleep(self._idle_ms / 3000)
-            held: list[int | bytes | str | memoryview] = list(self._messages.values())
+            held: list[int | bytes | str | memoryview] = [
+                message for message, epoch in self._messages.values() if epoch == self._epoch
+            ]
             if held:
                 try:
                     await self._redis().xclaim(
@@ -226,59 +387,114 @@ class RedisInbox(Inbox):
 
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.ensure_future(self._beat())
-        try:
-            return await self._claim(limit)
-        except ResponseError as error:
-            if "NOGROUP" not in str(error):
+        for _ in range(3):
+            generation, epoch = self._generation, self._epoch
+            try:
+                return await self._claim(limit)
+            except _DataLostError as changed:
+                await self._recover(generation, epoch, changed.marker, changed.seq)
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    self._orphans = True
+                    raise
+                await self._recover(generation, epoch, None, None)
+            except Exception:
+                self._orphans = True
                 raise
-        # Redis came back without its data (a restart without persistence, a
-        # failover to an empty replica): the stream was made anew, without the
-        # consumer group.  Make the group again, from the stream's start.
-        await self.open()
-        return await self._claim(limit)
+        return []
 
     async def _claim(self, limit: int) -> list[Entry]:
         client = self._redis()
-        await self._script("promote", [self._retry, self._stream], [repr(time.time()), limit])
-        messages: list[tuple[Any, dict[Any, Any]]] = []
+        counted = await self._script(
+            "promote",
+            [self._retry, self._stream, self._marker, self._seq, self._dead],
+            [repr(time.time()), limit, self._epoch, self._known],
+        )
+        if int(counted[0]) < 0:
+            raise _DataLostError(_text(counted[1]), int(counted[2]))
+        self._known = max(self._known, int(counted[1]))
+        self._look = _Look(int(counted[2]), int(counted[3]), time.time())
+        held = {message for message, _ in self._messages.values()}
+        messages: dict[str, tuple[Any, dict[Any, Any]]] = {}
+
+        def take(found: Any) -> None:
+            for message in found:
+                if _text(message[0]) not in held:
+                    messages.setdefault(_text(message[0]), message)
+
         reclaimed: Any = await client.xautoclaim(
             self._stream, _GROUP, self._consumer, self._idle_ms, "0-0", count=limit
         )
-        held = set(self._messages.values())
-        messages.extend(m for m in reclaimed[1] if _text(m[0]) not in held)
+        take(reclaimed[1])
+        if self._orphans:
+            # A failure left messages read by this very consumer, and not held
+            # (its start or its finish was cut off): take them again at once
+            # rather than after claim_idle, since this consumer is alive.
+            own: Any = await client.xreadgroup(
+                _GROUP, self._consumer, {self._stream: "0"}, count=limit
+            )
+            for _, batch in own or []:
+                take(batch)
+            self._orphans = False
         if len(messages) < limit:
             read: Any = await client.xreadgroup(
                 _GROUP, self._consumer, {self._stream: ">"}, count=limit - len(messages)
             )
             for _, batch in read or []:
-                messages.extend(batch)
-        entries = []
-        for message, fields in messages:
-            if not fields:  # deleted meanwhile
-                continue
-            entry_id = int(_text(fields.get(b"id", fields.get("id", 0))))
-            flat = await self._script("start", [], [self._entry, entry_id])
-            if not flat:  # purged meanwhile: drop its message
-                await client.xack(self._stream, _GROUP, message)
-                continue
-            self._messages[entry_id] = _text(message)
-            entries.append(_entry(entry_id, flat))
+                take(batch)
+        entries: list[Entry] = []
+        for message, fields in messages.values():
+            try:
+                await self._start(client, message, fields, entries)
+            except Exception:
+                if not entries:
+                    raise
+                # Those started must run: they are held, so nobody else takes them.
+                self._orphans = True
+                break
         return entries
+
+    async def _start(
+        self, client: Redis, message: Any, fields: dict[Any, Any], entries: list[Entry]
+    ) -> None:
+        if not fields:  # deleted meanwhile
+            await client.xack(self._stream, _GROUP, message)
+            return
+        entry_id = int(_text(fields.get(b"id", fields.get("id", 0))))
+        flat = await self._script(
+            "start",
+            [self._stream, self._retry],
+            [self._entry, entry_id, repr(time.time()), _GROUP, message],
+        )
+        if flat == 0:  # held until the listener confirms it
+            return
+        if not flat:  # purged or withdrawn meanwhile: drop its message
+            await client.xack(self._stream, _GROUP, message)
+            return
+        self._messages[entry_id] = (_text(message), self._epoch)
+        self._known = max(self._known, entry_id)
+        entries.append(_entry(entry_id, flat))
 
     async def _finish(
         self, entry_id: int, state: State, ranked_in: str, score: float, error: str
     ) -> None:
-        message = self._messages.pop(entry_id, "0-0")
+        # An entry claimed before Redis lost its data is not written back into
+        # the new data, where its id may name another event.
+        message, epoch = self._messages.pop(entry_id, ("0-0", self._epoch))
         now = time.time()
-        await self._script(
-            "finish",
-            [self._stream, ranked_in, self._dead_letters],
-            [
-                message, f"{self._entry}{entry_id}", state.value, repr(score),
-                error[-_MAX_ERROR:], "" if state is State.PENDING else repr(now), _GROUP,
-                self._retention_ms,
-            ],
-        )  # fmt: skip
+        try:
+            await self._script(
+                "finish",
+                [self._stream, ranked_in, self._dead_letters, self._marker],
+                [
+                    message, f"{self._entry}{entry_id}", state.value, repr(score),
+                    error[-_MAX_ERROR:], "" if state is State.PENDING else repr(now), _GROUP,
+                    self._retention_ms, epoch,
+                ],
+            )  # fmt: skip
+        except Exception:
+            self._orphans = True  # its message stays read by this consumer: run it again
+            raise
 
     async def succeed(self, entry_id: int) -> None:
         await self._finish(entry_id, State.DONE, self._done, time.time(), "")
@@ -308,12 +524,16 @@ class RedisInbox(Inbox):
         for group in groups:
             if _text(group.get("name", b"")) == _GROUP:
                 counts[State.RUNNING] = int(group.get("pending", 0))
-                waiting += int(group.get("lag") or 0)
+                # Not the group's lag: a withdrawn event, deleted unread, stays in it.
+                unread = await client.xlen(self._stream) - counts[State.RUNNING]
+                waiting += max(0, unread)
         counts[State.PENDING] = waiting
         return counts
 
     async def check(self) -> None:
         await self._redis().ping()
+        if self.acknowledges:  # ready means events can be acknowledged as promised
+            await self._durability.readiness(self._redis())
 
     async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
         client = self._redis()

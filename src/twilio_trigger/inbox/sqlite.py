@@ -9,6 +9,15 @@ nothing of the others of its batch.
 
 One listener process per inbox file: opening it makes every ``running`` entry
 pending again, since the process that was running them is gone.
+
+The file holds phone numbers and message bodies, so it is private: made with
+``file_mode`` (0600 by default) and its missing folders with the same mode plus
+the execute bits (0700), whatever the umask.  SQLite makes the ``-wal`` and
+``-shm`` files itself, later, with the mode of the database file, which is why
+the file is made before SQLite opens it (no umask change: it would be
+process-wide, under other threads).  When the listener opens the inbox, files
+found with another mode (made by an earlier version under umask 022: 0644) are
+set to ``file_mode``, said in a warning; folders that existed are left alone.
 """
 
 from __future__ import annotations
@@ -16,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import queue
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -28,7 +39,9 @@ from typing import Any, TypeVar
 
 from . import Entry, Inbox, State, decode_headers, encode_headers
 
-__all__ = ["SQLiteInbox"]
+__all__ = ["SQLiteInbox", "folder_mode"]
+
+logger = logging.getLogger("twilio_trigger")
 
 _T = TypeVar("_T")
 _BATCH = 1024
@@ -89,11 +102,58 @@ def _entry(row: Sequence[Any]) -> Entry:
     )
 
 
-class SQLiteInbox(Inbox):
-    """The inbox in the SQLite file at *path* (created with its folder if missing)."""
+def folder_mode(file_mode: int) -> int:
+    """The mode of a folder made for files of *file_mode*: each read bit with its
+    execute bit (0600 → 0700, 0640 → 0750), without which the folder cannot be entered."""
+    return file_mode | (file_mode & 0o444) >> 2
 
-    def __init__(self, path: str | Path) -> None:
+
+def _make_folders(folder: Path, mode: int) -> None:
+    missing: list[Path] = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            continue  # made meanwhile by someone else: theirs, left as it is
+        # The umask may have taken bits the mode asks for (it never adds any).
+        handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(handle, mode)
+        finally:
+            os.close(handle)
+
+
+def _make_file(path: Path, mode: int, *, link: bool = True) -> None:
+    try:
+        # O_EXCL: never through a symbolic link, never a file someone else made.
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except FileExistsError:
+        target = Path(os.path.realpath(path))
+        if link and target != path.absolute() and not os.path.lexists(target):
+            # A link made ahead to where the file is to be: SQLite would make
+            # the file there with its own mode.
+            _make_file(target, mode, link=False)
+        return
+    try:
+        os.fchmod(handle, mode)
+    finally:
+        os.close(handle)
+
+
+class SQLiteInbox(Inbox):
+    """The inbox in the SQLite file at *path* (created with its folders if missing).
+
+    The file and the folders it makes get *file_mode* (folders: see
+    :func:`folder_mode`) whatever the umask; :meth:`open` sets the file and its
+    ``-wal`` and ``-shm`` to *file_mode* when they exist with another mode.
+    """
+
+    def __init__(self, path: str | Path, *, file_mode: int = 0o600) -> None:
         self.path = Path(path)
+        self.file_mode = file_mode
         self.location = f"sqlite:///{self.path}"
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -102,7 +162,10 @@ class SQLiteInbox(Inbox):
 
     # -- the writer thread ---------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(self.path.parent, folder_mode(self.file_mode))
+        # SQLite would make the file with 0644 less the umask; made here with the
+        # mode asked for, it passes that mode on to the -wal and -shm files.
+        _make_file(self.path, self.file_mode)
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
@@ -182,8 +245,48 @@ class SQLiteInbox(Inbox):
         self._queue.put((operation, loop, future))
         return await future
 
+    def _set_modes(self) -> None:
+        """Give the file, its -wal and its -shm the mode asked for, if they exist."""
+        mode = self.file_mode
+        # The database may be a link the user made; SQLite keeps its -wal and
+        # -shm beside the file the link leads to.
+        real = Path(os.path.realpath(self.path))
+        for path in (real, real.with_name(real.name + "-wal"), real.with_name(real.name + "-shm")):
+            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
+            try:
+                handle = os.open(path, flags)
+            except OSError:
+                continue  # missing (or not ours to open): SQLite will say so if it matters
+            try:
+                found = os.fstat(handle)
+                was = stat.S_IMODE(found.st_mode) & 0o777
+                if not stat.S_ISREG(found.st_mode) or was == mode:
+                    continue
+                try:
+                    os.fchmod(handle, mode)
+                except OSError as error:
+                    logger.warning(
+                        "the inbox file %s has mode %03o, not %03o, and cannot be changed "
+                        "(%s): chmod it, or set file_mode to %03o",
+                        path, was, mode, error.strerror or error, was,
+                    )  # fmt: skip
+                    continue
+                # Taking bits away may lock out a reader someone set up: said loudly,
+                # with how to keep them.
+                logger.log(
+                    logging.WARNING if was & ~mode else logging.INFO,
+                    "the inbox file %s had mode %03o: set to %03o (file_mode; set it, or "
+                    "TWILIO_TRIGGER_FILE_MODE, to %03o to keep the old one)",
+                    path, was, mode, was,
+                )  # fmt: skip
+            finally:
+                os.close(handle)
+
     # -- Inbox ---------------------------------------------------------------
     async def open(self) -> int:
+        # Before SQLite opens the file: the -wal and -shm it makes take its mode.
+        await asyncio.to_thread(self._set_modes)
+
         def recover(connection: sqlite3.Connection) -> int:
             cursor = connection.execute(
                 "UPDATE events SET state = 'pending', next_attempt_at = ? WHERE state = 'running'",

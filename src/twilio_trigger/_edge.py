@@ -1,0 +1,343 @@
+"""The listener's own HTTP server: uvicorn's httptools protocol, with the limits an
+open port needs.
+
+A webhook URL is public, and uvicorn alone bounds neither a request's head nor the
+time a client may take to send it, nor the number of connections (its
+``limit_concurrency`` answers 503 only once a head has arrived).  What a client may
+cost before it has proven anything is bounded here, per connection:
+
+- the request head: at most ``max_head_bytes`` (request line and headers) and
+  ``max_headers`` headers, else 431; the parser is never fed more than the limit,
+  so one long header costs no more memory than many short ones;
+- time: ``head_timeout`` from a request's first byte to the end of its head,
+  ``body_timeout`` from there to the end of its body (408 while an answer can
+  still be given), ``keepalive_timeout`` idle between requests, and a connection
+  that sends nothing at all is closed after ``head_timeout``;
+- connections: beyond ``max_connections`` a new one gets a 503 and is closed at
+  once, while those already open keep being served;
+- a request answered before its body was read (413, 415, 403...) ends its
+  connection: reading the rest only to keep the connection open would let the
+  client decide how much the server reads.
+
+Every refusal is told to the listener's observers (log, metrics), rate-limited
+there.  :class:`EdgeConfig` carries the limits to the protocol, in this process
+and, pickled with it, in the worker processes of ``run --workers N``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import get_remote_addr
+
+from ._observe import Refusal, RefusalLog, Rejection
+
+__all__ = ["EdgeConfig", "EdgeLimits", "EdgeProtocol", "raise_file_limit"]
+
+logger = logging.getLogger("twilio_trigger")
+
+#: Files kept for everything but client connections: the listening sockets, an
+#: inbox and its journal, Redis and metrics connections, logs.
+FILE_RESERVE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeLimits:
+    """What one client may cost the server before it has proven anything."""
+
+    max_head_bytes: int = 32 * 1024
+    max_headers: int = 100
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 1000
+
+    def fitted(self, file_limit: int) -> EdgeLimits:
+        """These limits, with ``max_connections`` lowered to what *file_limit*
+        (the process's open-file limit) leaves for connections."""
+        room = max(1, file_limit - FILE_RESERVE)
+        if self.max_connections <= room:
+            return self
+        logger.warning(
+            "serving at most %d connections instead of max_connections=%d: the process may "
+            "open only %d files (raise `ulimit -n` to serve more)",
+            room,
+            self.max_connections,
+            file_limit,
+        )
+        return replace(self, max_connections=room)
+
+
+def raise_file_limit() -> int:
+    """Raise the soft open-file limit to the hard one where allowed; the soft limit then."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):  # not allowed here (a container, a sandbox)
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+class EdgeConfig(uvicorn.Config):
+    """uvicorn's configuration, with the :class:`EdgeLimits` the protocol applies."""
+
+    def __init__(self, app: Any, *, limits: EdgeLimits, **options: Any) -> None:
+        options.setdefault("http", EdgeProtocol)
+        options.setdefault("ws", "none")  # a webhook never upgrades
+        # Annotated as int, used as a delay: a float works.
+        options.setdefault("timeout_keep_alive", limits.keepalive_timeout)
+        super().__init__(app, **options)
+        self.limits = limits
+
+
+def _answer(status: int, message: str) -> bytes:
+    phrases = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields "
+               b"Too Large", 503: b"Service Unavailable"}  # fmt: skip
+    body = message.encode("ascii") + b"\n"
+    return b"".join(
+        (
+            b"HTTP/1.1 %d %s\r\n" % (status, phrases[status]),
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n",
+            b"\r\n",
+            body,
+        )
+    )
+
+
+class _RefusedError(Exception):
+    """Raised where the protocol finds a request it will not serve."""
+
+    def __init__(self, reason: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.message = message
+
+
+_TOO_MANY_CONNECTIONS = _answer(503, "too many connections; try again")
+
+# Phases of a connection, for its one timer.
+_IDLE = 0  # no deadline of ours: serving a request, or uvicorn's keep-alive timer runs
+_HEAD = 1
+_BODY = 2
+
+#: Tells refusals when no listener's observers can be found (an app of another kind).
+_fallback = RefusalLog()
+
+
+def _observer_of(app: Any) -> Any:
+    """The listener application under uvicorn's middleware, if it is one."""
+    for _ in range(8):
+        if hasattr(app, "refused_at_edge"):
+            return app
+        app = getattr(app, "app", None)
+    return None
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, bounded as the module's docstring says."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        limits = getattr(config, "limits", None)
+        self._limits = limits if isinstance(limits, EdgeLimits) else EdgeLimits()
+        self._head_bytes = 0
+        self._header_count = 0
+        self._phase = _HEAD
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._ended = False  # refused or timed out: nothing more is read
+        self._kept_alive: Any = None  # the request whose keep-alive waits for its body
+
+    # -- connections -----------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self._limits.max_connections:
+            # Refused before it costs anything more than this answer; never
+            # counted among the connections served.
+            self.transport = transport
+            self._ended = True
+            transport.write(_TOO_MANY_CONNECTIONS)
+            transport.close()
+            address = get_remote_addr(transport)
+            self._tell(
+                Rejection.CONNECTIONS,
+                503,
+                f"more than max_connections={self._limits.max_connections} connections open",
+                address[0] if address else None,
+            )
+            return
+        super().connection_made(transport)
+        self._set_deadline(_HEAD, self._limits.head_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._phase = _IDLE
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().connection_lost(exc)
+
+    # -- reading ---------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._ended:
+            return
+        self._unset_keepalive_if_required()
+        try:
+            if self._phase == _BODY:
+                self.parser.feed_data(data)
+            else:
+                self._feed_head(data)
+        except httptools.HttpParserUpgrade:
+            # What follows the head is not HTTP any more, and this listener never
+            # upgrades: the request is answered as it is, then the connection ends.
+            self._ended = True
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
+            logger.debug("a request asked to upgrade its connection: closed after its answer")
+        except httptools.HttpParserError as error:
+            context = error.__context__
+            if isinstance(context, _RefusedError):
+                self._refuse(context)
+            else:
+                self._refuse(_RefusedError(Rejection.MALFORMED, 400, "invalid HTTP request"))
+        except _RefusedError as refused:
+            self._refuse(refused)
+
+    def _feed_head(self, data: bytes) -> None:
+        limit = self._limits.max_head_bytes
+        while data:
+            phase = self._phase
+            if phase == _BODY:  # the head ended inside the last chunk
+                self.parser.feed_data(data)
+                return
+            if phase == _IDLE:  # the first bytes of the next request
+                self._set_deadline(_HEAD, self._limits.head_timeout)
+            room = limit - self._head_bytes
+            if room <= 0:
+                raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "request head too large")
+            if len(data) <= room:
+                chunk, data = data, b""
+            else:  # never hand the parser more of a head than the limit
+                chunk, data = data[:room], data[room:]
+            self._head_bytes += len(chunk)
+            self.parser.feed_data(chunk)
+        if self._phase == _HEAD and self._head_bytes >= limit:
+            raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "request head too large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self._limits.max_headers:
+            raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "too many request headers")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._set_deadline(_BODY, self._limits.body_timeout)
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.keep_alive and not self.parser.should_upgrade():
+            # Until the body has been read, an answer ends the connection, and says
+            # so (`connection: close`): a client must not send its next request on
+            # a connection about to close.  Restored once the body is complete.
+            cycle.keep_alive = False
+            self._kept_alive = cycle
+
+    def on_message_complete(self) -> None:
+        self._phase = _IDLE
+        self._head_bytes = 0
+        super().on_message_complete()
+        cycle, self._kept_alive = self._kept_alive, None
+        if cycle is not None and not cycle.response_started:
+            cycle.keep_alive = True
+
+    def shutdown(self) -> None:
+        self._kept_alive = None  # a stop ends every connection after its answer
+        super().shutdown()
+
+    # -- answering -------------------------------------------------------------
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        if (
+            self._phase == _BODY
+            and cycle is not None
+            and cycle.response_complete
+            and not self.transport.is_closing()
+        ):
+            # Answered before the body was read (a refusal): the connection ends.
+            self._ended = True
+            self._phase = _IDLE
+            self.transport.close()
+        super().on_response_complete()
+
+    def _refuse(self, refused: _RefusedError) -> None:
+        """Answer *refused* where an answer can still be given, and close."""
+        self._ended = True
+        phase, self._phase = self._phase, _IDLE
+        cycle = self.cycle
+        busy = cycle is not None and not cycle.response_complete
+        if busy and phase == _HEAD:
+            # The next request is refused while this one is served: finish
+            # this one, then close (its answer must not be cut by ours).
+            assert cycle is not None
+            cycle.keep_alive = False
+            self.flow.pause_reading()
+        elif not self.transport.is_closing():
+            if refused.status and not (busy and cycle is not None and cycle.response_started):
+                self.transport.write(_answer(refused.status, refused.message))
+            self.transport.close()
+        client = self.client
+        self._tell(refused.reason, refused.status, refused.message, client[0] if client else None)
+
+    def _tell(self, reason: str, status: int, message: str, remote: str | None) -> None:
+        refusal = Refusal(reason, status, message, remote)
+        app = _observer_of(self.app)
+        if app is None:
+            _fallback.told(refusal)
+        else:
+            app.refused_at_edge(refusal)
+
+    # -- time ------------------------------------------------------------------
+    def _set_deadline(self, phase: int, seconds: float) -> None:
+        # One timer per connection, armed for the first deadline and moved only
+        # when it fires early: most requests change phase without touching it.
+        self._phase = phase
+        self._deadline = deadline = self.loop.time() + seconds
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        phase = self._phase
+        if phase == _IDLE or self._ended or self.transport.is_closing():
+            return
+        if self.loop.time() < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            return
+        if phase == _HEAD and not self._head_bytes:
+            # Connected and silent: nothing to answer.
+            refused = _RefusedError(Rejection.TIMEOUT, 0, "no request within head_timeout")
+        elif phase == _HEAD:
+            refused = _RefusedError(Rejection.TIMEOUT, 408, "request head not received in time")
+        else:
+            refused = _RefusedError(Rejection.TIMEOUT, 408, "request body not received in time")
+        self._refuse(refused)

@@ -1,0 +1,436 @@
+"""The listener's own server against clients that misbehave, over raw sockets.
+
+Each limit of the edge (``_edge.py``): the request head's size and header count,
+the time to send a head and a body, idle keep-alive, the number of connections,
+and a connection that ends when its request is refused before its body was
+read.  Limits are made small here so that each test shows the behaviour
+quickly; what is asserted is the behaviour, never a duration, except that a
+connection is closed at all (within a bound many times its limit).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import twilio_trigger as twilio
+
+from ..payloads import FORM, encode_form, sign, sms_status_payload
+from ._support import (
+    LOGGER,
+    TOKEN,
+    Recorder,
+    SmsRecorder,
+    assert_empty_twiml,
+    closed_by_server,
+    read_answer,
+    records,
+    running,
+    wait_until,
+)
+
+SOCKET_TIMEOUT = 20.0
+
+
+def connect(listener: twilio.Listener) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", listener.port), timeout=SOCKET_TIMEOUT)
+
+
+def signed_request(listener: twilio.Listener, status: str = "delivered") -> tuple[bytes, str]:
+    """A signed status callback as raw bytes, keep-alive, and its SID."""
+    params = sms_status_payload(status)
+    body = encode_form(params)
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{listener.port}\r\n"
+        f"Content-Type: {FORM}\r\nContent-Length: {len(body)}\r\n"
+        f"X-Twilio-Signature: {sign(listener.url, params, TOKEN)}\r\n"
+        "User-Agent: TwilioProxy/1.1\r\n\r\n"
+    ).encode("ascii")
+    return head + body, params["MessageSid"]
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+def read_bytes() -> int:
+    """What this process has read so far (sockets included): the listener runs in it."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def served(recorder: Recorder) -> Iterator[twilio.Listener]:
+    with running(
+        SmsRecorder(recorder),
+        max_head_bytes=4096,
+        max_headers=20,
+        head_timeout=1.0,
+        body_timeout=1.0,
+        keepalive_timeout=1.0,
+        max_body_bytes=64 * 1024,
+    ) as listener:
+        yield listener
+
+
+def assert_still_serving(listener: twilio.Listener, recorder: Recorder) -> None:
+    params = sms_status_payload("delivered")
+    response = httpx.post(
+        listener.url,
+        content=encode_form(params),
+        headers={"Content-Type": FORM, "X-Twilio-Signature": sign(listener.url, params, TOKEN)},
+    )
+    assert_empty_twiml(response)
+    assert params["MessageSid"] in {call.event.sid for call in recorder.calls}
+
+
+# -- the request head -----------------------------------------------------------------
+def test_an_oversized_head_gets_431_and_the_connection_is_closed(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    with connect(served) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        # Far more than the limit, and no end of head in sight: the server
+        # answers and closes long before, so sending fails on the way.
+        sent = 0
+        try:
+            for _ in range(2048):
+                sock.sendall(b"a" * 16384)
+                sent += 16384
+        except OSError:
+            pass
+        assert sent < 2048 * 16384
+        answer = closed_by_server(sock)
+    assert status_of(answer) == 431, answer[:200]
+    assert recorder.calls == []
+    assert_still_serving(served, recorder)
+
+
+def test_one_long_header_reads_no_more_than_the_limit(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    before = read_bytes()
+    with connect(served) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        try:
+            for _ in range(2048):  # 32 MiB offered
+                sock.sendall(b"a" * 16384)
+        except OSError:
+            pass
+        answer = closed_by_server(sock)
+    read = read_bytes() - before
+    assert status_of(answer) == 431
+    # The kernel's buffers may hold more, but the server read about its limit.
+    assert read < 1024 * 1024, f"the server read {read} bytes of a 4 KiB head limit"
+
+
+def test_too_many_headers_get_431(served: twilio.Listener, recorder: Recorder) -> None:
+    headers = "".join(f"X-H{n}: {n}\r\n" for n in range(200))
+    with connect(served) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        answer = closed_by_server(sock)
+    assert status_of(answer) == 431
+    assert b"too many request headers" in answer
+    assert_still_serving(served, recorder)
+
+
+def test_a_head_just_under_the_limits_is_served(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    request, sid = signed_request(served)
+    head, _, body = request.partition(b"\r\n\r\n")
+    # Up to the header count limit (20), and close to the size limit (4096).
+    padding = b"".join(b"\r\nX-Pad%d: %s" % (n, b"p" * 180) for n in range(13))
+    request = head + padding + b"\r\n\r\n" + body
+    assert len(head + padding) < 4096
+    with connect(served) as sock:
+        sock.sendall(request)
+        status, _, _ = read_answer(sock)
+    assert status == 200
+    assert [call.event.sid for call in recorder.calls] == [sid]
+
+
+# -- time -----------------------------------------------------------------------------
+def test_slow_clients_are_disconnected_while_others_are_served(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    silent = connect(served)
+    half_head = connect(served)
+    half_head.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty")
+    no_body = connect(served)
+    no_body.sendall(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: " + FORM.encode() + b"\r\n"
+        b"X-Twilio-Signature: x\r\nContent-Length: 500\r\n\r\nMessageSid=SM"
+    )
+    dripping = connect(served)
+    dripped: list[bytes] = []
+    stop = threading.Event()
+
+    def drip() -> None:
+        # One header every 0.2 s: each byte comes in time, the head never does.
+        dripping.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        for n in range(500):
+            if stop.is_set():
+                return
+            try:
+                dripping.sendall(b"X-Drip-%d: 1\r\n" % n)
+            except OSError:
+                dripped.append(b"closed")
+                return
+            time.sleep(0.2)
+
+    dripper = threading.Thread(target=drip, daemon=True)
+    dripper.start()
+    try:
+        # Meanwhile, real webhooks are answered.
+        for _ in range(3):
+            assert_still_serving(served, recorder)
+        assert closed_by_server(silent) == b""  # nothing was asked: nothing is answered
+        assert status_of(closed_by_server(half_head)) == 408
+        assert status_of(closed_by_server(no_body)) == 408
+        assert status_of(closed_by_server(dripping)) == 408
+    finally:
+        stop.set()
+        dripper.join()
+        for sock in (silent, half_head, no_body, dripping):
+            sock.close()
+    assert len(recorder.calls) == 3
+    assert_still_serving(served, recorder)
+
+
+def test_an_idle_keep_alive_connection_is_closed(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    request, _ = signed_request(served)
+    with connect(served) as sock:
+        sock.sendall(request)
+        assert read_answer(sock)[0] == 200
+        assert closed_by_server(sock) == b""
+    # A kept-alive connection that goes on sending is served on it.
+    with connect(served) as sock:
+        for _ in range(3):
+            request, _ = signed_request(served)
+            sock.sendall(request)
+            assert read_answer(sock)[0] == 200
+
+
+# -- connections ----------------------------------------------------------------------
+def test_connections_beyond_the_cap_are_refused_and_open_ones_are_served(
+    recorder: Recorder,
+) -> None:
+    with running(SmsRecorder(recorder), max_connections=8, head_timeout=60.0) as listener:
+        kept = connect(listener)
+        request, _ = signed_request(listener)
+        kept.sendall(request)
+        assert read_answer(kept)[0] == 200
+        idle = [connect(listener) for _ in range(7)]  # 8 open now
+        try:
+            refused = connect(listener)
+            with refused:
+                answer = closed_by_server(refused)
+            assert status_of(answer) == 503
+            assert b"too many connections" in answer
+            # The connection that was open before keeps being served.
+            request, sid = signed_request(listener)
+            kept.sendall(request)
+            assert read_answer(kept)[0] == 200
+            assert sid in {call.event.sid for call in recorder.calls}
+        finally:
+            for sock in idle:
+                sock.close()
+        kept.close()
+
+        # Once connections close, new ones are served again.
+        def served_again() -> bool:
+            try:
+                assert_still_serving(listener, recorder)
+            except (AssertionError, httpx.HTTPError):
+                return False
+            return True
+
+        wait_until(served_again, "a new connection to be served")
+
+
+# -- refused before the body ------------------------------------------------------------
+def test_a_48_mib_chunked_body_gets_413_and_is_not_read(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    before = read_bytes()
+    sent = 0
+    with connect(served) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: " + FORM.encode() + b"\r\n"
+            b"X-Twilio-Signature: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
+        try:
+            for _ in range(48 * 16):  # 48 MiB
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        answer = closed_by_server(sock)
+    read = read_bytes() - before
+    assert status_of(answer) == 413, answer[:200]
+    assert sent < 48 * 1024 * 1024, "the whole body was taken"
+    # 64 KiB of limit, plus what one read and the flow-control window let in.
+    assert read < 1024 * 1024, f"the server read {read} bytes"
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Content-Type": FORM, "X-Twilio-Signature": "x", "Content-Length": "9999999"}, 413),
+        ({"Content-Type": "text/plain", "X-Twilio-Signature": "x", "Content-Length": "9000"}, 415),
+        ({"Content-Type": FORM, "Content-Length": "9000"}, 403),
+        ({"Host": "[", "Content-Type": FORM, "Content-Length": "9000"}, 400),
+    ],
+    ids=["413", "415", "403-no-signature", "400-bad-host"],
+)
+def test_a_request_refused_before_its_body_ends_its_connection(
+    served: twilio.Listener, recorder: Recorder, headers: dict[str, str], status: int
+) -> None:
+    lines = {"Host": "x", **headers}
+    head = "".join(f"{name}: {value}\r\n" for name, value in lines.items())
+    with connect(served) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\n{head}\r\n".encode() + b"a=b" * 10)
+        got, answer_headers, _ = read_answer(sock)
+        assert got == status
+        assert answer_headers.get("connection") == "close"
+        assert closed_by_server(sock) == b""
+    assert recorder.calls == []
+
+
+def test_a_wrong_path_with_a_body_ends_its_connection(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    with connect(served) as sock:
+        sock.sendall(b"POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+        assert read_answer(sock)[0] == 404
+        assert closed_by_server(sock) == b""
+
+
+# -- the log ------------------------------------------------------------------------------
+def test_refusals_at_the_edge_are_logged_once_then_counted(
+    served: twilio.Listener, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    headers = "".join(f"X-H{n}: {n}\r\n" for n in range(50))
+    for _ in range(5):
+        with connect(served) as sock:
+            sock.sendall(f"POST / HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+            assert status_of(closed_by_server(sock)) == 431
+    refusals = [r for r in records(caplog, logging.WARNING) if "refused" in r.getMessage()]
+    assert len(refusals) == 1, [r.getMessage() for r in refusals]
+    assert "431" in refusals[0].getMessage()
+    assert "127.0.0.1" in refusals[0].getMessage()
+    assert refusals[0].__dict__["reason"] == "head_too_large"
+
+
+# -- processes ------------------------------------------------------------------------
+EDGE_SERVICE = """
+import twilio_trigger as twilio
+
+listener = twilio.Listener(host="127.0.0.1", head_timeout=1, max_headers=20)
+
+
+@listener.service
+class Quiet(twilio.SmsStatusService):
+    async def on_delivered(self, event):
+        pass
+"""
+
+
+def test_the_limits_hold_in_every_process_of_run_workers(tmp_path: Path) -> None:
+    from ._processes import Process
+    from ._support import free_port
+
+    (tmp_path / "edgeapp.py").write_text(EDGE_SERVICE)
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "TWILIO_AUTH_TOKEN": TOKEN, "HOME": str(tmp_path)}
+    process = Process(
+        tmp_path, env, "workers", "run", "edgeapp:listener", "--port", str(port), "--workers", "2"
+    )
+    try:
+        process.wait_for(
+            lambda: process.log.count("Application startup complete.") >= 2, "both processes"
+        )
+        headers = "".join(f"X-H{n}: {n}\r\n" for n in range(30))
+        for _ in range(6):  # new connections: the kernel spreads them over the processes
+            with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+                sock.sendall(f"POST / HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+                assert status_of(closed_by_server(sock)) == 431
+            with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as sock:
+                assert closed_by_server(sock) == b""  # silent: closed after head_timeout
+        assert process.terminate() == 0, process.tail()
+    finally:
+        process.kill()
+
+
+LIMIT_PROBE = """
+import resource, sys
+import twilio_trigger as twilio
+
+listener = twilio.Listener(0, host="127.0.0.1", auth_tokens=["t"], max_connections=1000)
+limits = listener.edge_limits()
+print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], limits.max_connections)
+"""
+
+
+def test_the_file_limit_is_raised_and_connections_fit_under_it(tmp_path: Path) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(LIMIT_PROBE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def probe(soft: int, hard: int) -> tuple[list[str], str]:
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.split(), done.stderr
+
+    # A low soft limit is raised to the hard one.
+    (soft_after, connections), _ = probe(256, hard)
+    assert int(soft_after) == hard
+    assert int(connections) == min(1000, hard - 64)
+    # Where it cannot be raised, connections are capped below it, and that is said.
+    (soft_after, connections), stderr = probe(256, 256)
+    assert int(soft_after) == 256
+    assert int(connections) == 256 - 64
+    assert "ulimit -n" in stderr
+
+
+def test_refusals_at_the_edge_are_counted_in_the_metrics(recorder: Recorder) -> None:
+    with running(SmsRecorder(recorder), metrics=True, max_headers=20) as listener:
+        headers = "".join(f"X-H{n}: {n}\r\n" for n in range(30))
+        for _ in range(3):
+            with connect(listener) as sock:
+                sock.sendall(f"POST / HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+                assert status_of(closed_by_server(sock)) == 431
+        text = httpx.get(listener.url.rstrip("/") + "/metrics").text
+    assert 'twilio_trigger_requests_rejected_total{reason="head_too_large"} 3.0' in text
