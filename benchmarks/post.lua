@@ -1,11 +1,12 @@
--- wrk script: POST signed Twilio SMS status callbacks, each with a fresh
--- I-Twilio-Idempotency-Token.  benchmarks/run.py writes the requests file and
--- sets, in wrk's environment:
+-- wrk script: POST signed Twilio SMS status callbacks, each with a fresh, random
+-- I-Twilio-Idempotency-Token (a UUID, as Twilio's are: a key made of it lands at
+-- random in an index, not at its end).  benchmarks/run.py writes the requests
+-- file and sets, in wrk's environment:
 --   BENCH_DATA   the file: first line "host:port path", then one request per
 --                line, "<X-Twilio-Signature> <form body>" (each body a distinct
 --                MessageSid, signed for http://host:port/path)
 --   BENCH_NONCE  18 hex digits and dashes ("xxxxxxxx-xxxx-xxxx"), new for every
---                load run, so that no token repeats across runs
+--                load run: it seeds the tokens, so that no two runs repeat them
 -- The requests are assembled once in init(); request() only appends a counter.
 
 local nonce = os.getenv("BENCH_NONCE") or "00000000-0000-0000"
@@ -17,7 +18,7 @@ function setup(thread)
    thread_counter = thread_counter + 1
 end
 
-local heads, tails, count, next_index, sent, prefix
+local heads, tails, count, next_index, sent
 
 function init(args)
    if not path_to_data then
@@ -46,10 +47,19 @@ function init(args)
    end
    file:close()
    assert(count > 0, "post.lua: no request in " .. path_to_data)
-   -- thread_id is set by setup(); the token looks like a UUID: 8-4-4-4-12
-   prefix = nonce .. string.format("-%04x-", thread_id or 0)
+   -- thread_id is set by setup(); the run's nonce keeps streams of two runs apart
+   math.randomseed(os.time() + (thread_id or 0) + tonumber(nonce:sub(1, 8), 16))
    next_index = (thread_id or 0) % count
    sent = 0
+end
+
+-- A random UUID (version 4), as Twilio sends.
+local function token()
+   return string.format(
+      "%08x-%04x-4%03x-%04x-%04x%08x",
+      math.random(0, 0x7fffffff), math.random(0, 0xffff), math.random(0, 0xfff),
+      math.random(0x8000, 0xbfff), math.random(0, 0xffff), math.random(0, 0x7fffffff)
+   )
 end
 
 function request()
@@ -58,5 +68,5 @@ function request()
       next_index = 1
    end
    sent = sent + 1
-   return heads[next_index] .. prefix .. string.format("%012x", sent) .. tails[next_index]
+   return heads[next_index] .. token() .. tails[next_index]
 end

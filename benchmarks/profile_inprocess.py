@@ -4,7 +4,7 @@ Drives ``listener.asgi`` directly (on uvloop) with realistic signed status
 callbacks, as uvicorn would after parsing HTTP, and prints microseconds per
 request; ``--profile`` adds a cProfile table of twilio-trigger's functions.
 
-    .venv/bin/python benchmarks/profile_inprocess.py [--mode inline|dedup] [--profile]
+    .venv/bin/python benchmarks/profile_inprocess.py [--mode inline|dedup|inbox|redis] [--profile]
         [--log] [--metrics] [--compare]
 
 ``--log`` writes each event's log line (to /dev/null, through a real handler);
@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import inspect
 import logging
 import os
 import pstats
 import statistics
+import tempfile
 import time
+import uuid
 from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import urlencode
@@ -47,6 +50,7 @@ def requests(count: int) -> list[tuple[bytes, bytes]]:
 
 
 async def drive(app: Any, bodies: list[tuple[bytes, bytes]], count: int) -> None:
+    run = uuid.uuid4().hex[:8]  # tokens never repeat from one drive to the next
     for number in range(count):
         body, signature = bodies[number % len(bodies)]
         scope = {
@@ -62,7 +66,7 @@ async def drive(app: Any, bodies: list[tuple[bytes, bytes]], count: int) -> None
                 (b"content-type", b"application/x-www-form-urlencoded"),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-twilio-signature", signature),
-                (b"i-twilio-idempotency-token", str(number).encode()),
+                (b"i-twilio-idempotency-token", f"{run}-{number}".encode()),
                 (b"user-agent", b"TwilioProxy/1.1"),
             ],
         }
@@ -83,8 +87,22 @@ async def drive(app: Any, bodies: list[tuple[bytes, bytes]], count: int) -> None
 def measure(mode: str, count: int, log: bool, metrics: bool) -> tuple[Any, float]:
     """A fresh listener's app, and its microseconds per request over *count* requests."""
     logging.getLogger("twilio_trigger").setLevel(logging.INFO if log else logging.WARNING)
+    options: dict[str, Any] = {}
+    if mode == "inbox":
+        # On a tmpfs where there is one: the listener's own work, not the disk's fsync.
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()  # noqa: S108
+        options["inbox"] = f"sqlite:///{tempfile.mkdtemp(dir=folder)}/profile.db"
+    elif mode == "redis":
+        options["inbox"] = "redis://127.0.0.1:6379/0"
+        options["redis_prefix"] = f"twilio-trigger-profile-{os.getpid()}-{time.time_ns()}:"
+        if "redis_durability" in inspect.signature(twilio.Listener).parameters:
+            options["redis_durability"] = "memory"  # that Redis keeps nothing on disk
     listener = twilio.Listener(
-        auth_tokens=[TOKEN], deduplicate=mode == "dedup", host="127.0.0.1", metrics=metrics
+        auth_tokens=[TOKEN],
+        deduplicate=mode != "inline",
+        host="127.0.0.1",
+        metrics=metrics,
+        **options,
     )
     listener.attach(Delivered())
     app = listener.asgi
@@ -98,7 +116,12 @@ def measure(mode: str, count: int, log: bool, metrics: bool) -> tuple[Any, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=["inline", "dedup"], default="inline")
+    parser.add_argument(
+        "--mode",
+        choices=["inline", "dedup", "inbox", "redis"],
+        default="inline",
+        help="inbox: the SQLite inbox on a tmpfs; redis: the Redis inbox on 127.0.0.1:6379",
+    )
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--log", action="store_true", help="log a line per event")
@@ -130,7 +153,7 @@ def main() -> None:
     print(f"{args.mode}{extras}: {per_request:.1f} us per request (in-process)")
     if args.profile:
         profiler = cProfile.Profile()
-        profiler.runcall(uvloop.run, drive(app, requests(2000), args.requests))
+        profiler.runcall(uvloop.run, drive(app, requests(args.requests), args.requests))
         stats = pstats.Stats(profiler).sort_stats("cumulative")
         stats.print_stats("twilio_trigger|urllib", 25)
 

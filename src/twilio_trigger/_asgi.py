@@ -37,7 +37,13 @@ _HOST = re.compile(
 )
 
 
+#: Host headers found valid: a listener sees very few (Twilio always sends its own).
+_VALID_HOSTS: set[bytes] = set()
+
+
 def _valid_host(host: bytes) -> bool:
+    if host in _VALID_HOSTS:
+        return True
     if _HOST.fullmatch(host) is None:
         return False
     if host.startswith(b"["):
@@ -48,6 +54,8 @@ def _valid_host(host: bytes) -> bool:
             urlsplit("http://" + host.decode("ascii") + "/").port  # noqa: B018
         except ValueError:
             return False
+    if len(_VALID_HOSTS) < 64:  # bounded: made-up hosts cannot grow it
+        _VALID_HOSTS.add(host)
     return True
 
 
@@ -164,7 +172,8 @@ class WebhookApp:
         length = -1  # unknown: the body is counted as it comes
         if declared.isdigit():
             length = int(declared) if len(declared) < 19 else 2**63
-        early = handler.precheck(content_type, signature, length, _remote(scope))
+        remote = _remote(scope)
+        early = handler.precheck(content_type, signature, length, remote)
         if early is not None:
             return await send_answer(send, early)
 
@@ -182,7 +191,7 @@ class WebhookApp:
                 chunks += message.get("body", b"")
             body = bytes(chunks)
         if len(body) > handler.max_body_bytes:
-            return await send_answer(send, handler.too_large(_remote(scope)))
+            return await send_answer(send, handler.too_large(remote))
 
         if host is None:
             server = scope.get("server") or ("localhost", None)
@@ -202,6 +211,6 @@ class WebhookApp:
             content_type=content_type,
             settings=headers.get(b"x-twilio-webhooks-signature-settings"),
             headers=headers,
-            remote=_remote(scope),
+            remote=remote,
         )
         return await send_answer(send, answer)

@@ -160,7 +160,6 @@ class EdgeProtocol(HttpToolsProtocol):
         limits = getattr(config, "limits", None)
         self._limits = limits if isinstance(limits, EdgeLimits) else EdgeLimits()
         self._head_bytes = 0
-        self._header_count = 0
         self._phase = _HEAD
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -241,17 +240,11 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._phase == _HEAD and self._head_bytes >= limit:
             raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "request head too large")
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._header_count = 0
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self._limits.max_headers:
-            raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "too many request headers")
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        # Counted here, not header by header: max_head_bytes already bounds what
+        # the headers hold in memory, and the common path stays uvicorn's own.
+        if len(self.headers) > self._limits.max_headers:
+            raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "too many request headers")
         self._set_deadline(_BODY, self._limits.body_timeout)
         super().on_headers_complete()
         cycle = self.cycle

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from . import _answers as answers
 from ._answers import Answer
 from ._cloudevents import CloudEventError, parse_cloudevents, to_params
-from ._delivery import Delivery
+from ._delivery import MAX_KEPT_HEADER, Delivery, kept_header
 from ._events import TwilioEvent
 from ._form import FormError, is_form_content_type, parse_form
 from ._logging import FirstWarning
@@ -37,6 +37,15 @@ KEPT_HEADERS = (
     b"x-twilio-webhooks-signature-settings",
     b"content-type",
 )
+
+
+def _kept(value: bytes) -> str:
+    """A header's value as the inbox keeps it: bounded and printable (Twilio's are
+    short and plain, decided in C; anything else is cut by :func:`kept_header`)."""
+    text = value.decode("latin-1")
+    if len(text) <= MAX_KEPT_HEADER and text.isprintable():
+        return text
+    return kept_header(text)
 
 
 def is_json_content_type(value: bytes | None) -> bool:
@@ -194,12 +203,12 @@ class WebhookHandler:
         if self._delivery.inbox is not None:
             if headers is not None:
                 kept = [
-                    (name.decode("latin-1"), headers[name].decode("latin-1"))
+                    (name.decode("latin-1"), _kept(headers[name]))
                     for name in KEPT_HEADERS
                     if name in headers
                 ]
-            if idempotency_token and not any(name == _TOKEN_HEADER for name, _ in kept):
-                kept.append((_TOKEN_HEADER, idempotency_token))
+            elif idempotency_token:
+                kept.append((_TOKEN_HEADER, kept_header(idempotency_token)))
         if is_json_content_type(content_type):
             return await self._handle_cloudevents(url, signature, body, settings, kept, remote)
         try:

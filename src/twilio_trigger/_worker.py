@@ -91,6 +91,7 @@ class WorkerPool:
 
     async def _loop(self) -> None:
         next_prune = 0.0
+        this = asyncio.current_task()
         while not self._stopping:
             self._wakeup.clear()
             try:
@@ -113,8 +114,14 @@ class WorkerPool:
             except Exception:
                 logger.exception("the inbox could not be read; trying again shortly")
                 wait = self._poll
+            if this is not None and this.cancelling():
+                # Cancelled, and the cancellation swallowed by what was awaited
+                # (redis-py 8's commands do): end as if it had come through, or a
+                # loop closed without stop() would wait for this one forever.
+                raise asyncio.CancelledError
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

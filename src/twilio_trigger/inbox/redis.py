@@ -369,7 +369,10 @@ class RedisInbox(Inbox):
     async def _beat(self) -> None:
         # A worker that is alive keeps its running entries from looking idle,
         # so that nobody (itself included) takes them over while they run.
+        this = asyncio.current_task()
         while True:
+            if this is not None and this.cancelling():
+                raise asyncio.CancelledError  # swallowed by redis-py 8: see WorkerPool._loop
             await asyncio.sleep(self._idle_ms / 3000)
             held: list[int | bytes | str | memoryview] = [
                 message for message, epoch in self._messages.values() if epoch == self._epoch
