@@ -434,3 +434,16 @@ def test_refusals_at_the_edge_are_counted_in_the_metrics(recorder: Recorder) -> 
                 assert status_of(closed_by_server(sock)) == 431
         text = httpx.get(listener.url.rstrip("/") + "/metrics").text
     assert 'twilio_trigger_requests_rejected_total{reason="head_too_large"} 3.0' in text
+
+
+def test_malformed_requests_are_told_once_not_by_uvicorn_per_request(
+    served: twilio.Listener, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for garbage in (b"\x16\x03\x01garbage\r\n\r\n", b"GET / HTTP/1.1\r\nBad Name: 1\r\n\r\n") * 5:
+        with connect(served) as sock:
+            sock.sendall(garbage)
+            assert status_of(closed_by_server(sock)) == 400
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warned] == [LOGGER], [(r.name, r.getMessage()) for r in warned]
+    assert warned[0].__dict__["reason"] == "malformed_request"
