@@ -31,9 +31,10 @@ from urllib.parse import parse_qsl, urlencode
 from twilio.request_validator import RequestValidator
 
 from twilio_trigger import SmsStatusChangeEvent
-from twilio_trigger._form import parse_form
-from twilio_trigger._routing import to_event
-from twilio_trigger._signature import SignatureVerifier, compute_signature
+from twilio_trigger._core.form import parse_form
+from twilio_trigger._core.routing import to_event
+from twilio_trigger._core.signature import compute_signature
+from twilio_trigger._core.verifier import SignatureVerifier
 from twilio_trigger.testing import sms_status_params
 
 URLS = {

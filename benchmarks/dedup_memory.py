@@ -23,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import twilio_trigger as twilio
-from twilio_trigger._config import DEFAULT_DEDUP_MAX_ENTRIES, DEFAULT_DEDUP_TTL
 from twilio_trigger._delivery import Delivery
 from twilio_trigger._dispatch import Dispatcher
+from twilio_trigger._options import OPTIONS
 from twilio_trigger.stores.memory import MemoryDeliveryStore, MemoryStatusStore
 
 
@@ -52,8 +52,8 @@ async def flood(events: int, limit: int) -> int:
     service = NoOp()
     dispatcher = Dispatcher()
     dispatcher.attach(service)
-    deliveries = MemoryDeliveryStore(ttl=DEFAULT_DEDUP_TTL, limit=limit)
-    statuses = MemoryStatusStore(ttl=DEFAULT_DEDUP_TTL, limit=limit)
+    deliveries = MemoryDeliveryStore(ttl=OPTIONS.dedup_ttl.default, limit=limit)
+    statuses = MemoryStatusStore(ttl=OPTIONS.dedup_ttl.default, limit=limit)
     delivery = Delivery(
         dispatcher,
         deliveries=deliveries,
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument(
         "--limit",
         type=int,
-        default=DEFAULT_DEDUP_MAX_ENTRIES,
+        default=OPTIONS.dedup_max_entries.default,
         help="entries each in-memory store keeps (dedup_max_entries)",
     )
     options = parser.parse_args()

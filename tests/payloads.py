@@ -54,7 +54,7 @@ CALL_STATUSES = (
 #: A form as a mapping (one value per name) or as pairs (names may repeat).
 Params = Mapping[str, str] | Iterable[tuple[str, str]]
 
-# The realistic payloads are the public test kit's: tests/test_testing_kit.py
+# The realistic payloads are the public test kit's: tests/core/test_payloads.py
 # pins their shape, and every e2e test exercises them.
 new_sid = testing.new_sid
 sms_status_payload = testing.sms_status_params

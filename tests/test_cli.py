@@ -817,7 +817,7 @@ def test_run_with_workers_serves_from_several_processes(tmp_path: Path) -> None:
     (tmp_path / "pidapp.py").write_text(PROCESS_SERVICE)
     port = free_port()
     env = clean_env(TWILIO_AUTH_TOKEN=TOKEN)
-    args = ["run", "pidapp:listener", "--port", str(port), "--workers", "2"]
+    args = ["run", "pidapp:listener", "--port", str(port), "--processes", "2"]
     with Running(args, env=env, cwd=tmp_path) as running:
         running.wait_for_port(port)
         # The supervisor's socket accepts before its processes serve: wait for both.

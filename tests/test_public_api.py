@@ -27,8 +27,15 @@ def isort_style_key(name: str) -> tuple[int, str]:
 
 
 def test_all_is_sorted() -> None:
+    # Its own names, then each kind's event and service classes, from their modules.
+    from twilio_trigger._core import events, services
+
+    kinds = [*events.__all__, *services.__all__]
     names = list(twilio_trigger.__all__)
-    assert names == sorted(names, key=isort_style_key)
+    own = names[: len(names) - len(kinds)]
+    assert names[len(own) :] == kinds
+    for part in (own, events.__all__, services.__all__):
+        assert list(part) == sorted(part, key=isort_style_key)
     assert len(set(names)) == len(names)
 
 
@@ -105,7 +112,7 @@ def test_importing_the_package_loads_no_web_framework_and_not_twilio() -> None:
     )
     loaded = set(ast.literal_eval(result.stdout.strip()))
     assert "twilio_trigger" in loaded
-    assert "twilio_trigger._signature" in loaded
+    assert "twilio_trigger._core.signature" in loaded
     for root in FORBIDDEN:
         found = sorted(m for m in loaded if m == root or m.startswith(root + "."))
         assert not found, found
@@ -123,21 +130,90 @@ def _imported_roots(path: Path) -> set[str]:
 
 def test_only_the_serving_modules_import_uvicorn() -> None:
     # The listener serves one process on uvicorn, through the edge's protocol;
-    # the command line's `run --workers N` hands N processes to uvicorn's
+    # the command line's `run --processes N` hands N processes to uvicorn's
     # supervisor.  Nothing else knows the server.
     importers = {
         str(path.relative_to(PACKAGE_DIR))
         for path in PACKAGE_DIR.rglob("*.py")
         if "uvicorn" in _imported_roots(path)
     }
-    assert importers == {"_listener.py", "_edge.py", "cli.py"}
+    serving = {"_server.py", "_edge.py"}
+    assert serving <= importers
+    # The command line: a module, or a package of them.
+    assert all(name in serving or name.split("/")[0] in ("cli", "cli.py") for name in importers)
 
 
-def test_the_core_modules_import_only_the_standard_library() -> None:
-    serving = ("__init__.py", "_listener.py", "_edge.py")
+def test_the_private_modules_import_only_the_standard_library() -> None:
+    serving = ("__init__.py", "_server.py", "_edge.py")
     core = [p for p in PACKAGE_DIR.glob("_*.py") if p.name not in serving]
+    core += sorted((PACKAGE_DIR / "_core").glob("*.py"))
     names = {p.name for p in core}
-    assert {"_signature.py", "_form.py", "_events.py", "_services.py", "_routing.py"} <= names
+    assert {"signature.py", "form.py", "events.py", "services.py", "routing.py"} <= names
     for path in core:
         outside = _imported_roots(path) - set(sys.stdlib_module_names) - {"__future__"}
+        outside -= LAZY.get(path.name, set())
         assert not outside, (path.name, outside)
+
+
+#: Imported inside a function that needs it, never when the module is imported.
+LAZY = {"_options.py": {"click"}}  # click_options(), for the command line
+
+
+def test_the_lazy_imports_of_the_core_are_inside_functions() -> None:
+    for name, roots in LAZY.items():
+        tree = ast.parse((PACKAGE_DIR / name).read_text(encoding="utf-8"))
+        top: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                top.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                top.add(node.module.split(".")[0])
+        assert not top & roots, (name, top & roots)
+
+
+def test_the_core_and_the_facade_do_not_import_the_server_at_import_time() -> None:
+    # _listener and _app import the server (and the inspector) where they use it.
+    for name in ("_listener.py", "_app.py", "_config.py", "_options.py"):
+        tree = ast.parse((PACKAGE_DIR / name).read_text(encoding="utf-8"))
+        top: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module:
+                top.add(node.module)
+        assert not top & {"_server", "_edge", "_inspector", "metrics", "uvicorn"}, (name, top)
+
+
+# -- reprs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Listener",
+        "SmsStatusService",
+        "CallStatusService",
+        "RecordingStatusService",
+        "SmsStatusChangeEvent",
+        "CallStatusEvent",
+        "RecordingStatusEvent",
+        "TwilioEvent",
+        "ConfigurationError",
+        "ServiceError",
+        "TwilioTriggerError",
+        "JsonFormatter",
+        "TextFormatter",
+    ],
+)
+def test_public_classes_show_as_members_of_the_package(name: str) -> None:
+    cls = getattr(twilio_trigger, name)
+    assert cls.__module__ == "twilio_trigger"
+    assert repr(cls) == f"<class 'twilio_trigger.{name}'>"
+
+
+def test_every_exported_class_shows_as_a_member_of_the_package() -> None:
+    for name in twilio_trigger.__all__:
+        value = getattr(twilio_trigger, name)
+        if inspect.isclass(value) and value.__module__.startswith("twilio_trigger"):
+            assert value.__module__ == "twilio_trigger", name
+    assert repr(twilio_trigger.SmsStatusChangeEventWrapper) == (
+        "<class 'twilio_trigger.SmsStatusChangeEvent'>"
+    )

@@ -1,4 +1,5 @@
-"""``twilio_trigger.testing``: payload factories, ``sign`` and the in-process TestClient.
+"""``twilio_trigger.testing``: ``sign`` and the in-process TestClient (its payload
+factories are the core's, tested in ``tests/core/test_payloads.py``).
 
 Signatures are judged by twilio-python's ``RequestValidator``; the listener a
 TestClient drives verifies every request, so an accepted request is a correctly
@@ -9,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 import sqlite3
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,43 +23,13 @@ from tests.payloads import sign as oracle
 from twilio_trigger.testing import (
     TestClient,
     TestResponse,
-    call_event,
     call_status_params,
-    inbound_sms_params,
     new_sid,
     sign,
-    sms_event,
     sms_status_params,
 )
 
 TOKEN = "5f1d0c9b8a7e6d5c4b3a29180f7e6d5c"
-
-SMS_STATUSES = [
-    "accepted", "queued", "sending", "sent", "failed", "delivered", "undelivered",
-    "receiving", "received", "scheduled", "canceled", "read", "partially_delivered",
-]  # fmt: skip
-INBOUND_STATUSES = {"receiving", "received"}
-CALL_STATUSES = [
-    "queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
-    "no-answer", "canceled",
-]  # fmt: skip
-TERMINAL_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
-
-SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
-
-
-def assert_sid(value: str | None, *prefixes: str) -> None:
-    assert value is not None
-    assert SID.fullmatch(value), value
-    assert len(value) == 34
-    assert value[:2] in prefixes, value
-
-
-def assert_every_sid_is_well_formed(params: dict[str, str]) -> None:
-    sids = {name: value for name, value in params.items() if name.endswith("Sid")}
-    assert sids, params
-    for name, value in sids.items():
-        assert SID.fullmatch(value), (name, value)
 
 
 @pytest.fixture(autouse=True)
@@ -69,154 +38,6 @@ def _no_twilio_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TWILIO_"):
             monkeypatch.delenv(name)
-
-
-# -- factories ---------------------------------------------------------------------------
-def test_the_status_lists_are_the_packages_callbacks() -> None:
-    assert tuple("on_" + s for s in SMS_STATUSES) == twilio.SMS_CALLBACKS
-    assert tuple("on_" + s.replace("-", "_") for s in CALL_STATUSES) == twilio.CALL_CALLBACKS
-
-
-@pytest.mark.parametrize("status", SMS_STATUSES)
-def test_sms_status_params_look_like_twilios(status: str) -> None:
-    params = sms_status_params(status)
-    assert all(isinstance(value, str) for value in params.values())
-    assert_every_sid_is_well_formed(params)
-    assert_sid(params["AccountSid"], "AC")
-    assert_sid(params["MessagingServiceSid"], "MG")
-    assert params["ApiVersion"] == "2010-04-01"
-    assert params["From"]
-    assert params["To"]
-    assert params["SmsSid"] == params["MessageSid"]
-    assert params["SmsStatus"] == status
-    if status in INBOUND_STATUSES:
-        # An inbound message webhook: SmsStatus only, the legacy SID aliases, its media.
-        assert "MessageStatus" not in params
-        assert_sid(params["MessageSid"], "SM", "MM")
-        assert params["SmsMessageSid"] == params["MessageSid"]
-        assert params["Body"]
-        media = int(params["NumMedia"])
-        assert [f"MediaUrl{i}" in params for i in range(media + 1)] == [True] * media + [False]
-    else:
-        assert params["MessageStatus"] == status
-        assert_sid(params["MessageSid"], "SM")
-        assert {"NumSegments", "NumMedia", "Body"} <= params.keys()
-    if status in ("failed", "undelivered"):
-        assert params["ErrorCode"].isdigit()
-        assert params["ErrorCode"].startswith("300")
-    else:
-        assert "ErrorCode" not in params
-    event = sms_event(status)
-    assert isinstance(event, twilio.SmsStatusChangeEvent)
-    assert event.status == status
-    assert event.kind == "sms"
-
-
-@pytest.mark.parametrize("status", CALL_STATUSES)
-def test_call_status_params_look_like_twilios(status: str) -> None:
-    params = call_status_params(status)
-    assert all(isinstance(value, str) for value in params.values())
-    assert_every_sid_is_well_formed(params)
-    assert_sid(params["CallSid"], "CA")
-    assert_sid(params["AccountSid"], "AC")
-    assert params["CallStatus"] == status
-    expected = {
-        "AccountSid", "ApiVersion", "CallSid", "CallStatus", "Called", "Caller", "Direction",
-        "From", "To", "Timestamp", "SequenceNumber", "CallbackSource",
-    }  # fmt: skip
-    assert expected <= params.keys()
-    assert params["SequenceNumber"].isdigit()
-    assert ("CallDuration" in params) == (status in TERMINAL_CALL_STATUSES)
-    assert ("Duration" in params) == (status == "completed")
-    event = call_event(status)
-    assert isinstance(event, twilio.CallStatusEvent)
-    assert event.status == status
-    assert event.call_status == status
-    assert isinstance(event.timestamp, datetime)
-    assert event.timestamp.tzinfo is not None
-
-
-def test_a_call_sequence_numbers_follow_the_calls_progress() -> None:
-    numbers = [int(call_status_params(s)["SequenceNumber"]) for s in CALL_STATUSES[1:5]]
-    assert numbers == sorted(numbers)
-    assert numbers[0] < numbers[-1]
-
-
-def test_overrides_replace_add_remove_and_stringify() -> None:
-    params = sms_status_params(
-        "failed",
-        To="+447700900123",  # replaces
-        ChannelStatusMessage="carrier said no",  # adds
-        Body=None,  # removes
-        ErrorCode=30007,  # an int, sent as text
-        NumSegments=3,
-    )
-    assert params["To"] == "+447700900123"
-    assert params["ChannelStatusMessage"] == "carrier said no"
-    assert "Body" not in params
-    assert params["ErrorCode"] == "30007"
-    assert params["NumSegments"] == "3"
-    assert sms_status_params("undelivered", ErrorCode=None).get("ErrorCode") is None
-    call = call_status_params("completed", CallDuration=612, AnsweredBy=None, Custom=True)
-    assert call["CallDuration"] == "612"
-    assert "AnsweredBy" not in call
-    assert call["Custom"] == "True"
-    event = sms_event("failed", ErrorCode=30005, NumMedia=None)
-    assert event.error_code == 30005
-    assert event.num_media is None
-
-
-def test_sid_sets_every_sid_alias() -> None:
-    sid = "SM" + "0123456789abcdef" * 2
-    outbound = sms_status_params("sent", sid=sid)
-    assert (outbound["MessageSid"], outbound["SmsSid"]) == (sid, sid)
-    mms = "MM" + "fedcba9876543210" * 2
-    for inbound in (sms_status_params("received", sid=mms), inbound_sms_params(sid=mms)):
-        assert (inbound["MessageSid"], inbound["SmsSid"], inbound["SmsMessageSid"]) == (
-            mms,
-            mms,
-            mms,
-        )
-        assert mms in inbound["MediaUrl0"]
-    call_sid = "CA" + "00ff" * 8
-    assert call_status_params("ringing", sid=call_sid)["CallSid"] == call_sid
-    assert sms_event("delivered", sid=sid).message_sid == sid
-    assert call_event("busy", sid=call_sid).call_sid == call_sid
-
-
-def test_each_payload_has_fresh_sids() -> None:
-    messages = [sms_status_params("delivered")["MessageSid"] for _ in range(20)]
-    inbound = [inbound_sms_params()["MessageSid"] for _ in range(20)]
-    calls = [call_status_params("completed") for _ in range(20)]
-    assert len(set(messages)) == 20
-    assert len(set(inbound)) == 20
-    assert len({c["CallSid"] for c in calls}) == 20
-    assert len({c["RecordingSid"] for c in calls}) == 20
-    assert all(c["ParentCallSid"] != c["CallSid"] for c in calls)
-
-
-def test_new_sid() -> None:
-    assert_sid(new_sid("SM"), "SM")
-    assert_sid(new_sid("ca"), "CA")
-    assert new_sid("SM") != new_sid("SM")
-    with pytest.raises(ValueError, match="two letters"):
-        new_sid("SMS")
-
-
-def test_typed_events_convert_their_parameters() -> None:
-    failed = sms_event("failed", ErrorCode=30003)
-    assert isinstance(failed, twilio.SmsStatusChangeEvent)
-    assert failed.error_code == 30003
-    assert failed.num_segments == 1
-    inbound = sms_event("received")
-    assert len(inbound.media) == int(inbound["NumMedia"]) == 1
-    assert inbound.media[0].content_type == "image/jpeg"
-    completed = call_event("completed")
-    assert isinstance(completed, twilio.CallStatusEvent)
-    assert completed.call_duration == 47
-    assert completed.sip_response_code == 200
-    assert completed.recording_sid is not None
-    assert completed.recording_sid.startswith("RE")
 
 
 # -- sign ------------------------------------------------------------------------------

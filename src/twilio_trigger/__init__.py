@@ -14,30 +14,26 @@ Example::
     listener.run()
 """
 
-from ._events import (
-    CallStatusEvent,
-    EventKind,
-    Media,
-    RecordingStatusEvent,
-    SmsStatusChangeEvent,
-    TwilioEvent,
-)
-from ._exceptions import ConfigurationError, ServiceError, TwilioTriggerError
+from ._core import events as _events
+from ._core import services as _services
+from ._core.events import *  # noqa: F403 - the event class of every kind
+from ._core.events import CallStatusEvent, SmsStatusChangeEvent
+from ._core.kinds import kind_named as _kind_named
+from ._core.services import *  # noqa: F403 - the service base class of every kind
+from ._core.signature import compute_signature
+from ._core.verifier import SignatureVerifier
+from ._exceptions import ConfigurationError, ServiceError, SignatureError, TwilioTriggerError
 from ._listener import Listener
 from ._logging import JsonFormatter, TextFormatter
-from ._services import (
-    CALL_CALLBACKS,
-    RECORDING_CALLBACKS,
-    SMS_CALLBACKS,
-    CallStatusService,
-    RecordingStatusService,
-    SmsStatusService,
-)
-from ._signature import compute_signature
 
 #: The seed's (Ballerina) names for the event types.
 SmsStatusChangeEventWrapper = SmsStatusChangeEvent
 CallStatusEventWrapper = CallStatusEvent
+
+#: The callbacks of each service base class, in the order of Twilio's statuses.
+SMS_CALLBACKS: tuple[str, ...] = _kind_named("sms").callbacks
+CALL_CALLBACKS: tuple[str, ...] = _kind_named("call").callbacks
+RECORDING_CALLBACKS: tuple[str, ...] = _kind_named("recording").callbacks
 
 __version__ = "0.1.0"
 
@@ -45,23 +41,28 @@ __all__ = [
     "CALL_CALLBACKS",
     "RECORDING_CALLBACKS",
     "SMS_CALLBACKS",
-    "CallStatusEvent",
     "CallStatusEventWrapper",
-    "CallStatusService",
     "ConfigurationError",
-    "EventKind",
     "JsonFormatter",
     "Listener",
-    "Media",
-    "RecordingStatusEvent",
-    "RecordingStatusService",
     "ServiceError",
-    "SmsStatusChangeEvent",
+    "SignatureError",
+    "SignatureVerifier",
     "SmsStatusChangeEventWrapper",
-    "SmsStatusService",
     "TextFormatter",
-    "TwilioEvent",
     "TwilioTriggerError",
     "__version__",
     "compute_signature",
 ]
+# Each kind's event and service classes, from the modules that define them: a new
+# kind is exported without a change here.
+__all__ += _events.__all__
+__all__ += _services.__all__
+
+# The public classes show as ``twilio_trigger.Listener`` (in reprs, tracebacks and
+# documentation), not under the private module that defines them.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type) and _value.__module__.startswith(f"{__name__}."):
+        _value.__module__ = __name__
+del _name, _value

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from . import _answers as answers
-from ._answers import Answer
+from ._core import answers
+from ._core.answers import Answer
+from ._core.kinds import Kind
 from ._delivery import Delivery
 from ._observe import Refusal, Rejection
 from ._webhook import WebhookHandler
@@ -86,23 +87,27 @@ class WebhookApp:
     answers them when they come.
     """
 
-    __slots__ = ("_endpoints", "_handler", "_path", "_shutdown_timeout")
+    __slots__ = ("_endpoints", "_handler", "_path", "_paths", "_public_at", "_shutdown_timeout")
 
     def __init__(
         self,
-        handler: WebhookHandler,
+        handler: WebhookHandler[Delivery],
         *,
         path: str,
         shutdown_timeout: float | None = None,
         endpoints: Mapping[str, Endpoint] | None = None,
+        paths: Mapping[str, Sequence[Kind]] | None = None,
     ) -> None:
         self._handler = handler
         self._path = path
         self._shutdown_timeout = shutdown_timeout
         self._endpoints = dict(endpoints or {})
+        # Paths of services attached at their own (live: attach() adds to it).
+        self._paths: Mapping[str, Sequence[Kind]] = {} if paths is None else paths
+        self._public_at: dict[str, str | None] = {}
 
     @property
-    def handler(self) -> WebhookHandler:
+    def handler(self) -> WebhookHandler[Delivery]:
         """The listener's logic, for adapters that translate other frameworks' requests."""
         return self._handler
 
@@ -143,7 +148,8 @@ class WebhookApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = _route_path(scope)
-        if route != self._path:
+        prefer = self._paths.get(route, ())
+        if route != self._path and not prefer:
             endpoint = self._endpoints.get(route)
             if endpoint is None:
                 return await send_answer(send, answers.NOT_FOUND)
@@ -201,7 +207,12 @@ class WebhookApp:
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else _full_path(scope)
         query = scope.get("query_string", b"").decode("latin-1")
-        url = handler.url_for(scope.get("scheme", "http"), host_text, path, query)
+        if route == self._path:
+            url = handler.url_for(scope.get("scheme", "http"), host_text, path, query)
+        else:
+            url = handler.url_for(
+                scope.get("scheme", "http"), host_text, path, query, self._public_url_at(route)
+            )
         token = headers.get(b"i-twilio-idempotency-token")
         answer = await handler.handle(
             url,
@@ -212,5 +223,12 @@ class WebhookApp:
             settings=headers.get(b"x-twilio-webhooks-signature-settings"),
             headers=headers,
             remote=remote,
+            prefer=prefer,
         )
         return await send_answer(send, answer)
+
+    def _public_url_at(self, route: str) -> str | None:
+        # public_url for a service's own path: its path in place of the listener's.
+        if route not in self._public_at:
+            self._public_at[route] = self._handler.public_url_beside(self._path, route)
+        return self._public_at[route]

@@ -11,11 +11,12 @@ import traceback
 from concurrent.futures import Executor
 from typing import NamedTuple
 
-from ._events import EventKind, TwilioEvent
+from ._core.events import EventKind, TwilioEvent
+from ._core.kinds import Kind, kind_of_event, kind_of_service
+from ._core.routing import callback_for
+from ._core.services import Callback, resolve_callbacks
 from ._exceptions import ServiceError
 from ._logging import FirstWarning
-from ._routing import callback_for
-from ._services import Callback, resolve_callbacks, service_kind
 
 __all__ = [
     "Deadlines",
@@ -28,18 +29,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("twilio_trigger")
-
-_SERVICE_BASE = {
-    "sms": "SmsStatusService",
-    "call": "CallStatusService",
-    "recording": "RecordingStatusService",
-}
-_EVENT_CLASS = {
-    "sms": "SmsStatusChangeEvent",
-    "call": "CallStatusEvent",
-    "recording": "RecordingStatusEvent",
-}
-
 
 #: Where sync callbacks run: the event loop's default thread pool, unless a
 #: framework adapter sets an executor that runs them in the request's own thread.
@@ -207,43 +196,56 @@ def describe_error(error: BaseException) -> str:
 class Dispatcher:
     """The attached services, and the dispatch of one event to its callback."""
 
-    __slots__ = ("_hints", "_services", "_tables")
+    __slots__ = ("_hints", "_services", "_tables", "paths")
 
     def __init__(self) -> None:
         self._services: dict[EventKind, object] = {}
         self._tables: dict[EventKind, dict[str, Callback]] = {}
         self._hints = FirstWarning()
+        #: Paths with services attached at them, and their kinds, tried first there.
+        #: Read by the ASGI application for every request: changed in place.
+        self.paths: dict[str, tuple[Kind, ...]] = {}
 
     @property
     def services(self) -> tuple[object, ...]:
         return tuple(self._services.values())
 
-    def attach(self, service: object) -> None:
-        kind = service_kind(service)
+    def attach(self, service: object, path: str | None = None) -> None:
+        row = kind_of_service(service)
+        kind = row.name
         current = self._services.get(kind)
         if current is service:
             raise ServiceError(f"{type(service).__name__} is already attached")
         if current is not None:
             raise ServiceError(
-                f"a {_SERVICE_BASE[kind]} ({type(current).__name__}) is already attached; "
+                f"a {row.service_class.__name__} ({type(current).__name__}) is already attached; "
                 f"a listener takes one service of each kind: detach it first, or put "
                 f"the callbacks of {type(service).__name__} in it"
             )
-        table = resolve_callbacks(service)
+        table = resolve_callbacks(service, row)
         self._services[kind] = service
         self._tables[kind] = table
+        if path is not None:
+            self.paths[path] = (*self.paths.get(path, ()), row)
 
     def detach(self, service: object) -> None:
-        kind = service_kind(service)
+        kind = kind_of_service(service).name
         if self._services.get(kind) is not service:
             raise ServiceError(f"{type(service).__name__} is not attached to this listener")
         del self._services[kind]
         del self._tables[kind]
+        for path, kinds in list(self.paths.items()):
+            left = tuple(k for k in kinds if k.name != kind)
+            if left:
+                self.paths[path] = left
+            else:
+                del self.paths[path]
 
     async def dispatch(self, event: TwilioEvent, deadlines: Deadlines | None = None) -> Result:
         """Run the event's callback; events nobody handles are logged and acknowledged."""
-        kind = event.kind
-        name = callback_for(event)
+        row = kind_of_event(event)
+        kind = row.name
+        name = row.callback_for(event.status)
         if name is None:
             self._hint(
                 kind,
@@ -265,9 +267,9 @@ class Dispatcher:
                 kind,
                 event.sid,
                 event.status,
-                _SERVICE_BASE[kind],
+                row.service_class.__name__,
                 name,
-                _EVENT_CLASS[kind],
+                row.event_class.__name__,
             )
             return Result(Outcome.NO_SERVICE)
         callback = table.get(name)
@@ -282,7 +284,7 @@ class Dispatcher:
                 event.sid,
                 event.status,
                 name,
-                _EVENT_CLASS[kind],
+                row.event_class.__name__,
                 service,
             )
             return Result(Outcome.NO_CALLBACK)

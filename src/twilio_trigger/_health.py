@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from ._answers import Answer, answer
 from ._asgi import Endpoint
+from ._core.answers import Answer, answer
 from ._delivery import Delivery
 
 __all__ = ["health_endpoints"]

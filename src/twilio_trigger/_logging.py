@@ -13,7 +13,10 @@ import logging
 import sys
 import time
 from collections.abc import Hashable
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from ._config import Settings
 
 __all__ = [
     "LOG_FORMATS",
@@ -21,8 +24,11 @@ __all__ = [
     "JsonFormatter",
     "TextFormatter",
     "configure_logging",
+    "parse_level",
     "printable",
+    "set_up_logging",
     "shown_url",
+    "utc_stamp",
 ]
 
 LOG_FORMATS: Final = ("text", "json")
@@ -119,15 +125,23 @@ def shown_url(url: str) -> str:
     return f"{base}{question}{query}"
 
 
+def utc_stamp(moment: float, milliseconds: float | None = None) -> str:
+    """A moment (seconds since the epoch) in ISO 8601, UTC, to the millisecond:
+    ``2024-05-01T12:34:56.789Z``.  *milliseconds* are the moment's own when known
+    more exactly than its float holds them (a log record's ``msecs``)."""
+    if milliseconds is None:
+        milliseconds = moment % 1 * 1000
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment))
+    return f"{whole}.{int(milliseconds):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, the record's extra
     fields, and the traceback as text when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
-        seconds = int(record.created)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         document: dict[str, object] = {
-            "time": f"{stamp}.{int(record.msecs):03d}Z",
+            "time": utc_stamp(record.created, record.msecs),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -174,6 +188,14 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+def parse_level(name: str) -> int:
+    """A level name (debug, info, warning, error, critical) as a ``logging`` level."""
+    level = logging.getLevelName(name.strip().upper())
+    if not isinstance(level, int) or level == logging.NOTSET:
+        raise ValueError(f"unknown log level {name!r}: use debug, info, warning or error")
+    return level
+
+
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
     """Send every log record at *level* and above to stderr, as text or JSON lines.
 
@@ -189,3 +211,10 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def set_up_logging(settings: Settings, *, replace: bool = False) -> None:
+    """:func:`configure_logging` with the listener's ``log_format`` and ``log_level``,
+    unless the application set logging up itself (and *replace* is false)."""
+    if replace or not logging.getLogger().handlers:
+        configure_logging(settings.log_format, parse_level(settings.log_level))

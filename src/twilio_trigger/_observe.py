@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
+from ._core.events import TwilioEvent
 from ._dispatch import Outcome, Result
-from ._events import TwilioEvent
-from ._logging import printable
+from ._logging import parse_level, printable  # parse_level: still imported from here
 
 __all__ = [
     "Attempt",
@@ -72,6 +72,8 @@ class Refusal(NamedTuple):
     remote: str | None = None  # the client's address, as the server saw it
     #: For a signature that matched nothing: the URL forms it was checked against.
     urls: tuple[str, ...] = ()
+    #: Says why in more words, when the refusal is told (not for each one counted).
+    explain: Callable[[], str | None] | None = None
 
 
 class Attempt(NamedTuple):
@@ -147,14 +149,6 @@ class Observers(Observer):
             observer.flush()
 
 
-def parse_level(name: str) -> int:
-    """A level name (debug, info, warning, error, critical) as a ``logging`` level."""
-    level = logging.getLevelName(name.strip().upper())
-    if not isinstance(level, int) or level == logging.NOTSET:
-        raise ValueError(f"unknown log level {name!r}: use debug, info, warning or error")
-    return level
-
-
 _SIGNATURE_HINT = (
     "if Twilio calls another URL (a proxy, a tunnel, a mount), set public_url to it; "
     "`twilio-trigger verify --url URL --signature SIGNATURE --body BODY` says which URL "
@@ -223,8 +217,15 @@ class RefusalLog:
         fields: dict[str, object] = {"reason": refusal.reason, "status": refusal.status}
         if refusal.remote:
             fields["remote"] = refusal.remote
+        why = refusal.explain() if refusal.explain is not None else None
         if refusal.urls:
             fields["urls"] = list(refusal.urls)
+        if why:
+            # The verifier's own account: the URL forms tried, and what to do.
+            fields["why"] = why
+            message += ": %s"
+            args.append(printable(why))
+        elif refusal.urls:
             message += "; checked against %s; %s"
             args += [", ".join(printable(url) for url in refusal.urls), _SIGNATURE_HINT]
         elif refusal.reason in (Rejection.SIGNATURE_INVALID, Rejection.SIGNATURE_MISSING):

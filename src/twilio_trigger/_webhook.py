@@ -7,21 +7,23 @@ the few values :class:`WebhookHandler` needs and send back its :class:`Answer`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from . import _answers as answers
-from ._answers import Answer
-from ._cloudevents import CloudEventError, parse_cloudevents, to_params
-from ._delivery import MAX_KEPT_HEADER, Delivery, kept_header
-from ._events import TwilioEvent
-from ._form import FormError, is_form_content_type, parse_form
+from ._core import answers
+from ._core.answers import Answer
+from ._core.cloudevents import CloudEventError, parse_cloudevents, to_params
+from ._core.events import TwilioEvent
+from ._core.form import FormError, is_form_content_type, parse_form
+from ._core.kinds import Kind
+from ._core.routing import to_event
+from ._core.verifier import SignatureError, SignatureVerifier
+from ._identity import kept_header
 from ._logging import FirstWarning
 from ._observe import Observer, Refusal, Rejection
-from ._routing import to_event
-from ._signature import SignatureVerifier
 
-__all__ = ["WebhookHandler", "is_json_content_type", "normalize_public_url"]
+__all__ = ["Acceptor", "WebhookHandler", "declared_length", "is_json_content_type"]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -39,13 +41,32 @@ KEPT_HEADERS = (
 )
 
 
-def _kept(value: bytes) -> str:
-    """A header's value as the inbox keeps it: bounded and printable (Twilio's are
-    short and plain, decided in C; anything else is cut by :func:`kept_header`)."""
-    text = value.decode("latin-1")
-    if len(text) <= MAX_KEPT_HEADER and text.isprintable():
-        return text
-    return kept_header(text)
+class Acceptor(Protocol):
+    """What the handler hands a verified event to (:class:`._delivery.Delivery` is one)."""
+
+    @property
+    def observer(self) -> Observer:
+        """Told of every refusal and answer."""
+        ...
+
+    @property
+    def keeps_headers(self) -> bool:
+        """Whether :meth:`accept` keeps the request's headers (an inbox shows them again)."""
+        ...
+
+    async def accept(
+        self,
+        event: TwilioEvent,
+        *,
+        replies: bool = True,
+        headers: Sequence[tuple[str, str]] = (),
+        event_id: str | None = None,
+    ) -> Answer:
+        """The answer to a verified *event*: see :meth:`._pipeline.Pipeline.accept`."""
+        ...
+
+
+A = TypeVar("A", bound=Acceptor)
 
 
 def is_json_content_type(value: bytes | None) -> bool:
@@ -56,33 +77,29 @@ def is_json_content_type(value: bytes | None) -> bool:
     return media_type in (b"application/json", b"application/cloudevents-batch+json")
 
 
-def normalize_public_url(url: str) -> str:
-    """*url* checked and reduced to what Twilio signs: no fragment, no user information.
+def declared_length(value: object) -> int:
+    """A ``Content-Length`` value (bytes or str) as :meth:`WebhookHandler.precheck`
+    takes it: -1 when absent or not digits; too many digits to convert cheaply
+    count as ``2**63``.
 
-    The fragment (``#rc=2&rp=5xx`` connection overrides) never reaches the server
-    and is not signed; Twilio drops user information before signing too.
+    The ASGI application parses it inline instead: it is on every request's path.
     """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"public_url must be an absolute http(s) URL, got {url!r}")
-    if parts.query:
-        raise ValueError(
-            "public_url must not carry a query string: the query string of each "
-            "request is appended to it"
-        )
-    try:
-        parts.port  # noqa: B018 - raises for a malformed port
-    except ValueError:
-        raise ValueError(f"public_url has an invalid port: {url!r}") from None
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    if not isinstance(value, (bytes, str)) or not value.isdigit():
+        return -1
+    return int(value) if len(value) < 19 else 2**63
 
 
-class WebhookHandler:
-    """Checks, decodes, verifies, routes and dispatches one webhook request."""
+def _why(error: SignatureError | None) -> str | None:
+    return None if error is None else str(error)
+
+
+class WebhookHandler(Generic[A]):
+    """Checks, decodes, verifies and routes one webhook request, then hands its
+    events to an :class:`Acceptor`."""
 
     __slots__ = (
         "_delivery",
+        "_keeps_headers",
         "_max_body",
         "_max_params",
         "_observer",
@@ -93,7 +110,7 @@ class WebhookHandler:
 
     def __init__(
         self,
-        delivery: Delivery,
+        delivery: A,
         verifier: SignatureVerifier | None,
         *,
         public_url: str | None = None,
@@ -106,6 +123,7 @@ class WebhookHandler:
         self._max_params = max_params
         self._max_body = max_body_bytes
         self._observer: Observer = delivery.observer
+        self._keeps_headers = delivery.keeps_headers
         self._unknown_types = FirstWarning(256)  # CloudEvent types
 
     @property
@@ -113,10 +131,29 @@ class WebhookHandler:
         """The largest body accepted; a longer one is answered by :meth:`too_large`."""
         return self._max_body
 
-    def url_for(self, scheme: str, host: str, path: str, query: str) -> str:
-        """The URL Twilio requested: ``public_url`` when set, else the request's own."""
-        base = self._public_url or f"{scheme}://{host}{path}"
+    def url_for(
+        self, scheme: str, host: str, path: str, query: str, public: str | None = None
+    ) -> str:
+        """The URL Twilio requested: ``public_url`` (or *public*, that of another
+        path) when set, else the request's own."""
+        base = public or self._public_url or f"{scheme}://{host}{path}"
         return f"{base}?{query}" if query else base
+
+    def public_url_beside(self, main: str, route: str) -> str | None:
+        """``public_url`` for a request at *route*, a path beside the listener's *main*.
+
+        A proxy that maps ``public_url`` to *main* is taken to map the paths beside
+        it alike: the end of ``public_url``'s path that is *main* is replaced by
+        *route*.  When it does not end with *main*, *route* is its whole path.
+        """
+        public = self._public_url
+        if public is None:
+            return None
+        parts = urlsplit(public)
+        tail = main.rstrip("/")
+        path = parts.path.rstrip("/")
+        prefix = path[: len(path) - len(tail)] if path.endswith(tail) else ""
+        return urlunsplit((parts.scheme, parts.netloc, prefix + route, "", ""))
 
     def precheck(
         self,
@@ -160,20 +197,32 @@ class WebhookHandler:
         urls: tuple[str, ...] = (),
         *,
         closing: bool = False,
+        explain: Callable[[], str | None] | None = None,
     ) -> Answer:
         observer = self._observer
         message = answer.body.decode("utf-8", "replace").strip()
-        observer.rejected(Refusal(reason, answer.status, message, remote, urls))
+        observer.rejected(Refusal(reason, answer.status, message, remote, urls, explain))
         observer.answered(answer.status)
         return answers.closing(answer) if closing else answer
 
-    def _bad_signature(self, url: str, remote: str | None) -> Answer:
+    def _bad_signature(
+        self, url: str, remote: str | None, explain: Callable[[], str | None] | None = None
+    ) -> Answer:
+        # *explain* says why (SignatureVerifier.explain_*): it costs another check,
+        # so it runs only when the refusal is told, not for each one of a flood.
         verifier = self._verifier
         urls = () if verifier is None else verifier.checked_urls(url)
-        return self._reject(Rejection.SIGNATURE_INVALID, answers.SIGNATURE_INVALID, remote, urls)
+        return self._reject(
+            Rejection.SIGNATURE_INVALID,
+            answers.SIGNATURE_INVALID,
+            remote,
+            urls,
+            explain=explain,
+        )
 
     @property
-    def delivery(self) -> Delivery:
+    def delivery(self) -> A:
+        """What the handler hands verified events to."""
         return self._delivery
 
     async def handle(
@@ -187,6 +236,7 @@ class WebhookHandler:
         settings: bytes | None = None,
         headers: Mapping[bytes, bytes] | None = None,
         remote: str | None = None,
+        prefer: Sequence[Kind] = (),
     ) -> Answer:
         """The answer to a POST of *body* to *url* that passed :meth:`precheck`.
 
@@ -197,13 +247,14 @@ class WebhookHandler:
         request signed with a shared key.  A JSON *content_type* is an Event
         Streams batch; anything else a form.  With an inbox, the
         :data:`KEPT_HEADERS` of *headers* (lower-case names) are kept, bounded.
-        *remote* is the client's address, for the log of refusals.
+        *remote* is the client's address, for the log of refusals.  *prefer*
+        are the kinds of the services attached at the request's path: tried first.
         """
         kept: list[tuple[str, str]] = []
-        if self._delivery.inbox is not None:
+        if self._keeps_headers:
             if headers is not None:
                 kept = [
-                    (name.decode("latin-1"), _kept(headers[name]))
+                    (name.decode("latin-1"), kept_header(headers[name].decode("latin-1")))
                     for name in KEPT_HEADERS
                     if name in headers
                 ]
@@ -224,8 +275,10 @@ class WebhookHandler:
         if verifier is not None and not verifier.verify(
             url, params, signature or b"", single, settings
         ):
-            return self._bad_signature(url, remote)
-        event = to_event(params, single)
+            return self._bad_signature(
+                url, remote, lambda: _why(verifier.explain_form(url, params, signature, settings))
+            )
+        event = to_event(params, single, prefer)
         if event is None:
             return self._reject(Rejection.BAD_PAYLOAD, answers.NO_STATUS, remote)
         answer = await self._delivery.accept(event, headers=kept)
@@ -244,7 +297,9 @@ class WebhookHandler:
         # Signed over the URL alone, which carries the body's SHA-256.
         verifier = self._verifier
         if verifier is not None and not verifier.verify_json(url, body, signature or b"", settings):
-            return self._bad_signature(url, remote)
+            return self._bad_signature(
+                url, remote, lambda: _why(verifier.explain_json(url, body, signature, settings))
+            )
         # Every CloudEvent is checked before any is dispatched: a batch with a
         # bad one is refused whole, and none of it runs.
         batch: list[tuple[str, TwilioEvent]] = []

@@ -9,10 +9,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+from ._core.events import TwilioEvent
+from ._core.routing import event_of_kind
 from ._dispatch import Outcome, Result, describe_error
-from ._events import TwilioEvent
 from ._observe import Attempt, EventLog, Observer
-from ._routing import to_event
 from .inbox import Entry, Inbox, State
 
 __all__ = ["WorkerPool", "backoff_delay"]
@@ -128,9 +128,9 @@ class WorkerPool:
         self._wakeup.set()  # a slot is free
 
     async def _process(self, entry: Entry) -> None:
-        event = to_event(entry.params)
-        if event is None:  # cannot happen for entries the listener wrote
-            await self._inbox.bury(entry.id, "the stored parameters carry no status")
+        event = event_of_kind(entry.kind, entry.params)
+        if event is None:  # an entry of a kind this version does not know
+            await self._inbox.bury(entry.id, f"no kind {entry.kind!r} is known to this version")
             return
         try:
             result = await self._handle(event)

@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ._answers import Answer, answer
+from ._core.answers import Answer, answer
+from ._core.events import TwilioEvent
+from ._core.kinds import KINDS
 from ._dispatch import Outcome, Result
-from ._events import TwilioEvent
 from ._exceptions import ConfigurationError
 from ._observe import Attempt, Observer, Refusal, Rejection
-from ._services import CALL_STATUSES, RECORDING_STATUSES, SMS_STATUSES
 from .inbox import State
 
 try:
@@ -47,11 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Metrics", "MetricsServer"]
 
-_KNOWN = {
-    "sms": frozenset(SMS_STATUSES),
-    "call": frozenset(CALL_STATUSES),
-    "recording": frozenset(RECORDING_STATUSES),
-}
+_KNOWN = {kind.name: frozenset(kind.events) for kind in KINDS}
 # From a fast callback (a database write) to one near Twilio's 15 s limit.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 _SCRAPE_TIMEOUT = 2.0

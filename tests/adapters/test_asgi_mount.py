@@ -291,7 +291,7 @@ def test_a_route_serves_a_webhook_url_without_a_trailing_slash(framework: str) -
     app: Starlette
     if framework == "fastapi":
         app = FastAPI()
-        app.router.add_route("/twilio", listener.asgi, methods=["POST"])
+        app.router.routes.append(Route("/twilio", listener.asgi, methods=["POST"]))
     else:
         app = Starlette(routes=[Route("/twilio", listener.asgi, methods=["POST"])])
     with StarletteClient(app) as client:

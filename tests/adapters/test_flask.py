@@ -225,6 +225,35 @@ def test_a_sync_callback_past_its_time_limit_is_answered_503_once_it_returns(
     assert Slow.returned
 
 
+@pytest.mark.parametrize("escape", [SystemExit, KeyboardInterrupt])
+def test_a_callback_raising_system_exit_raises_it_in_the_request_thread_not_on_the_loop(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture, escape: type[BaseException]
+) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    class Exiting(twilio.SmsStatusService):
+        def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
+            raise escape
+
+        async def on_sent(self, event: twilio.SmsStatusChangeEvent) -> None:
+            loops.append(asyncio.get_running_loop())
+
+    app, listener = make_app(Exiting())
+    caplog.set_level(logging.ERROR, logger="twilio_trigger")
+    client = app.test_client()
+    assert post(client, "/twilio", sms_status_payload("sent")).status_code == 200
+
+    with pytest.raises(escape):
+        post(client, "/twilio", sms_status_payload("delivered"))
+
+    # The listener's loop failed the callback and serves on: it did not stop.
+    assert f"the callback raised {escape.__name__}" in caplog.text
+    assert bridge_for(listener).running
+    assert post(client, "/twilio", sms_status_payload("sent")).status_code == 200
+    assert len(loops) == 2
+    assert loops[0] is loops[1]
+
+
 @pytest.mark.parametrize(
     ("signature", "answer"),
     [

@@ -673,7 +673,7 @@ def busy_day(browser: webdriver.Chrome, tmp_path: Path) -> Iterator[Site]:
     One worker, so that the call it is busy with keeps the retry waiting,
     whatever the timing.
     """
-    with serve(browser, tmp_path, workers=1, retry_backoff=1.0) as site:
+    with serve(browser, tmp_path, concurrency=1, retry_backoff=1.0) as site:
         listener, carrier, page = site.listener, site.carrier, site.page
         handled = [
             send(listener, sms_status_payload("sent")),

@@ -44,7 +44,7 @@ SERVICE = textwrap.dedent(
 
     OUT = pathlib.Path(__file__).with_name("dispatched.txt")
 
-    listener = twilio.Listener(workers=1)
+    listener = twilio.Listener(concurrency=1)
 
 
     @listener.service

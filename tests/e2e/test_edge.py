@@ -366,7 +366,7 @@ def test_the_limits_hold_in_every_process_of_run_workers(tmp_path: Path) -> None
     port = free_port()
     env = {"PATH": "/usr/bin:/bin", "TWILIO_AUTH_TOKEN": TOKEN, "HOME": str(tmp_path)}
     process = Process(
-        tmp_path, env, "workers", "run", "edgeapp:listener", "--port", str(port), "--workers", "2"
+        tmp_path, env, "workers", "run", "edgeapp:listener", "--port", str(port), "--processes", "2"
     )
     try:
         process.wait_for(

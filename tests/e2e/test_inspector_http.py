@@ -40,7 +40,8 @@ from tests.payloads import (
     signed_post,
     sms_status_payload,
 )
-from twilio_trigger import _inspector as inspector_module
+from twilio_trigger._inspector import _requests as inspector_requests
+from twilio_trigger._inspector import _session as inspector_session
 
 from ._support import TOKEN, read_answer, running, wait_until
 
@@ -546,7 +547,7 @@ def test_a_replay_body_that_does_not_come_in_time_is_408(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The inspector's bound, made short (10 s otherwise), to see it end the request.
-    monkeypatch.setattr(inspector_module, "_BODY_SECONDS", 0.3)
+    monkeypatch.setattr(inspector_requests, "BODY_SECONDS", 0.3)
     carrier = Carrier(down=True)
     with inspected(carrier, tmp_path) as (listener, http):
         sid = send(listener, sms_status_payload("delivered"))
@@ -877,7 +878,7 @@ def test_non_ascii_and_raw_bytes_in_credentials_are_401(
 
 def test_an_expired_cookie_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A session of one second (a working day otherwise), to see it end.
-    monkeypatch.setattr(inspector_module, "_SESSION_SECONDS", 1)
+    monkeypatch.setattr(inspector_session, "SESSION_SECONDS", 1)
     with inspected(
         Carrier(), tmp_path, inspector_host="0.0.0.0", inspector_token=INSPECTOR_TOKEN
     ) as (_, http):
@@ -1191,7 +1192,7 @@ ASSET = re.compile(r'<(?:script|link)\b[^>]*\b(?:src|href)="(/static/[^"]+)"')
 
 
 def package_file(name: str) -> bytes:
-    return resources.files("twilio_trigger").joinpath("_inspector_static", name).read_bytes()
+    return resources.files("twilio_trigger._inspector").joinpath("static", name).read_bytes()
 
 
 def test_the_pages_hold_no_inline_script_or_style(tmp_path: Path) -> None:
@@ -1261,7 +1262,8 @@ def test_the_pages_load_their_script_and_style_from_files(tmp_path: Path) -> Non
         for path in (
             "/static/inspector.0000000000000000.js", "/static/inspector.js", "/static/",
             "/static/../_inspector.py", "/static/%2E%2E/_inspector.py",
-            "/_inspector_static/event.js",
+            "/_inspector_static/event.js", "/static/../_app.py", "/static/%2E%2E/_app.py",
+            "/templates/index.html", "/static/../templates/index.html",
         ):  # fmt: skip
             assert http.get(path).status_code == 404, path
 

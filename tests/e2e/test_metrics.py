@@ -4,7 +4,7 @@ Every test runs a real listener on a loopback port and reads ``/metrics`` back w
 httpx, parsed by prometheus-client's own parser.  Counts are compared before and
 after each group of requests: a group must move exactly the series it names, by
 exactly the number sent, and no other.  The inbox test uses a real SQLite file in
-``tmp_path``; the multi-process test runs ``twilio-trigger run --workers 2`` as a
+``tmp_path``; the multi-process test runs ``twilio-trigger run --processes 2`` as a
 real subprocess.
 """
 
@@ -583,7 +583,7 @@ def test_run_with_two_processes_adds_up_their_metrics(tmp_path: Path) -> None:
     port = free_port()
     process = Process(
         tmp_path, env, "run-workers",
-        "run", "metered.py", "--workers", "2", "--metrics",
+        "run", "metered.py", "--processes", "2", "--metrics",
         "--port", str(port), "--host", "127.0.0.1",
     )  # fmt: skip
     try:

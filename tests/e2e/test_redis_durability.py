@@ -148,7 +148,7 @@ def test_a_redis_killed_mid_burst_keeps_every_event_it_acknowledged(
         with lock:
             return len(answers)
 
-    with running(SmsRecorder(recorder), inbox=server.url, workers=4) as listener:
+    with running(SmsRecorder(recorder), inbox=server.url, concurrency=4) as listener:
 
         def send(params: dict[str, str]) -> None:
             try:
@@ -439,7 +439,7 @@ def test_a_redis_back_empty_while_events_wait_is_an_error_saying_how_many(
     events = [sms_status_payload("delivered") for _ in range(3)]
     with running(
         SmsRecorder(recorder), inbox=own_redis.url, redis_durability=MEMORY,
-        retry_backoff=60, workers=4,
+        retry_backoff=60, concurrency=4,
     ) as listener:  # fmt: skip
         for params in events:
             assert signed_post(listener.url, params, TOKEN).status_code == 200

@@ -148,7 +148,7 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
             ports[1] = free_port()
         listeners = [
             Process(
-                folder, {**base, **memory, "TWILIO_TRIGGER_WORKERS": "1"}, f"listener{n}",
+                folder, {**base, **memory, "TWILIO_TRIGGER_CONCURRENCY": "1"}, f"listener{n}",
                 "run", "scale:listener", "--port", str(port), "--host", "127.0.0.1",
             )
             for n, port in enumerate(ports, 1)
@@ -156,7 +156,7 @@ def test_two_listeners_two_workers_5000_events_one_worker_killed(
         processes += listeners
         workers = [
             Process(
-                folder, {**base, "TWILIO_TRIGGER_WORKERS": "8"}, f"worker{n}",
+                folder, {**base, "TWILIO_TRIGGER_CONCURRENCY": "8"}, f"worker{n}",
                 "worker", "scale:listener",
             )
             for n in (1, 2)

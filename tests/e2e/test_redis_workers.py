@@ -191,10 +191,10 @@ def test_listener_and_two_workers_dispatch_every_event_exactly_once(setup: Setup
     url = f"http://127.0.0.1:{port}/"
     listener = setup.start(
         "listener", "run", "mod:listener", "--port", str(port), "--host", "127.0.0.1",
-        TWILIO_TRIGGER_WORKERS="1", **setup.listener_env,
+        TWILIO_TRIGGER_CONCURRENCY="1", **setup.listener_env,
     )  # fmt: skip
     workers = [
-        setup.start(f"worker{n}", "worker", "mod:listener", TWILIO_TRIGGER_WORKERS="4")
+        setup.start(f"worker{n}", "worker", "mod:listener", TWILIO_TRIGGER_CONCURRENCY="4")
         for n in (1, 2)
     ]
     listener.wait_listening(port)
@@ -244,7 +244,7 @@ def test_listener_and_two_workers_dispatch_every_event_exactly_once(setup: Setup
 
 # -- (b) a worker killed while holding entries: another takes them over ----------------------
 def test_entries_of_a_killed_worker_are_taken_over_by_another(setup: Setup) -> None:
-    setup.module("mod", "workers=4, claim_idle=1")
+    setup.module("mod", "concurrency=4, claim_idle=1")
     blockers = [sms_status_payload("sent") for _ in range(3)]
     quick = [sms_status_payload("delivered") for _ in range(17)]
     blocker_sids = {p["MessageSid"] for p in blockers}
@@ -305,7 +305,7 @@ def test_a_live_worker_does_not_run_its_own_slow_callback_again(setup: Setup) ->
     The docs say a running entry is taken over when "its worker has been silent for
     claim_idle seconds"; this worker is not silent, only busy.
     """
-    setup.module("mod", "workers=4, claim_idle=1")
+    setup.module("mod", "concurrency=4, claim_idle=1")
     slow = sms_status_payload("sent")
     sid = slow["MessageSid"]
     worker = setup.start("worker", "worker", "mod:listener", TEST_BLOCK="1")
@@ -320,7 +320,7 @@ def test_a_live_worker_does_not_run_its_own_slow_callback_again(setup: Setup) ->
 
 # -- (c) the inbox command on Redis: dead letter, replay, dispatched by a fixed worker --------
 def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> None:
-    setup.module("mod", "workers=2, max_attempts=2, retry_backoff=0.05")
+    setup.module("mod", "concurrency=2, max_attempts=2, retry_backoff=0.05")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     listener = setup.start(

@@ -515,7 +515,7 @@ def db(tmp_path: Path) -> Path:
 def inbox_listener(
     db: Path, *services: object, **options: Any
 ) -> contextlib.AbstractContextManager[twilio.Listener]:
-    options.setdefault("workers", 2)
+    options.setdefault("concurrency", 2)
     options.setdefault("retry_backoff", BACKOFF)
     options.setdefault("callback_timeout", TIME_LIMIT)
     return running(*services, inbox=inbox_url(db), **options)
@@ -600,7 +600,7 @@ def test_failing_callback_is_retried_with_backoff_then_dead_lettered_and_replaye
     failing = SmsRecorder(recorder)
     recorder.fail["sms.on_failed"] = "raise"
     url = inbox_url(db)
-    with inbox_listener(db, failing, max_attempts=3, workers=1) as listener:
+    with inbox_listener(db, failing, max_attempts=3, concurrency=1) as listener:
         params = sms_status_payload("failed")
         sid = params["MessageSid"]
         assert_empty_twiml(post(listener.url, params, fresh_token()))  # stored: 200
@@ -670,7 +670,8 @@ def test_inbox_backoff_spaces_attempts_apart(db: Path) -> None:
             times.append(time.monotonic())
             raise RuntimeError("still broken")
 
-    with inbox_listener(db, Failing(), max_attempts=4, retry_backoff=0.1, workers=1) as listener:
+    failing = Failing()
+    with inbox_listener(db, failing, max_attempts=4, retry_backoff=0.1, concurrency=1) as listener:
         params = sms_status_payload("delivered")
         post(listener.url, params, fresh_token())
         wait_until(lambda: state_of(db, params["MessageSid"]) == "dead", "the dead letter")
@@ -690,7 +691,7 @@ def test_inbox_timed_out_callback_is_retried(db: Path) -> None:
             if len(calls) == 1:
                 await asyncio.sleep(60)  # past the time limit: cancelled, retried
 
-    with inbox_listener(db, Slow(), workers=1) as listener:
+    with inbox_listener(db, Slow(), concurrency=1) as listener:
         params = sms_status_payload("delivered")
         assert post(listener.url, params, fresh_token()).status_code == 200
         wait_until(lambda: state_of(db, params["MessageSid"]) == "done", "the retry to succeed")
@@ -773,7 +774,7 @@ def test_listener_with_an_unusable_inbox_does_not_start(tmp_path: Path) -> None:
     blocked = tmp_path / "events.db"
     blocked.mkdir()  # a directory where the file should be
     listener = twilio.Listener(
-        0, host="127.0.0.1", auth_tokens=[TOKEN], inbox=inbox_url(blocked), workers=1
+        0, host="127.0.0.1", auth_tokens=[TOKEN], inbox=inbox_url(blocked), concurrency=1
     )
     with pytest.raises(RuntimeError, match="did not start"):
         listener.start()

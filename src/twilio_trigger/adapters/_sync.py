@@ -4,7 +4,15 @@ A listener's stores, inbox and workers belong to one event loop.  A
 :class:`SyncBridge` keeps that loop in a background thread, one per listener,
 and runs every request's :meth:`WebhookHandler.handle` there.  Meanwhile the
 request thread runs the sync callbacks the loop hands back to it, so that they
-see the framework's context (``flask.current_app``, ``flask.g``, ...).
+see the framework's context (``flask.current_app``, ``flask.g``, ...): it waits
+in asgiref's ``CurrentThreadExecutor``, as ``asgiref.sync.async_to_sync`` does.
+
+``async_to_sync`` itself is not used: called from a plain (WSGI) thread, it
+runs each call on a new event loop in a new thread and cancels what the call
+left on it, and the listener needs one loop that outlives its requests (the
+inbox's workers run on it between them).  Nor does it let a waiting thread go
+when the loop stops, or stop its loops at the interpreter's exit: ``_Runner``
+and ``_close_at_exit`` do that.
 """
 
 from __future__ import annotations
@@ -13,20 +21,25 @@ import asyncio
 import atexit
 import contextlib
 import contextvars
+import functools
 import logging
-import queue
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from .. import _answers as answers
-from .._answers import Answer
+# asgiref 3.9 or later: CurrentThreadExecutor takes its parent executor, and runs
+# what was submitted before run_until_future() returns (3.7 and 3.8 could leave a
+# function submitted as the request ended in the queue, its caller waiting forever).
+from asgiref.current_thread_executor import CurrentThreadExecutor
+
 from .._asgi import WebhookApp
+from .._core import answers
+from .._core.answers import Answer
 from .._dispatch import callback_executor
-from .._webhook import KEPT_HEADERS
+from .._webhook import KEPT_HEADERS, declared_length
 
 if TYPE_CHECKING:
     from .._listener import Listener
@@ -91,73 +104,73 @@ def _wsgi_name(header: bytes) -> str:
     return name if name == "CONTENT_TYPE" else "HTTP_" + name
 
 
-def _declared_length(environ: Mapping[str, Any]) -> int:
-    value = environ.get("CONTENT_LENGTH")
-    if isinstance(value, str) and value.isdigit():
-        return int(value) if len(value) < 19 else 2**63
-    return -1
+class _RequestThread(CurrentThreadExecutor):
+    """Runs what the event loop submits in the request's thread, while it waits.
 
+    asgiref's executor, with the two things it does not do for the bridge:
 
-class _RequestThread(Executor):
-    """Runs what the event loop submits in the request's thread, while it waits."""
+    * A callback that raises ``SystemExit`` or ``KeyboardInterrupt``: asgiref
+      would hand that exception to the event loop, where the task awaiting the
+      callback re-raises it out of the loop and so stops the listener's loop for
+      every request.  Here the loop sees a ``RuntimeError`` (the callback
+      failed), and :meth:`raise_escaped` raises the exception itself in the
+      request's thread once the request is answered.
+    * A submission after the request was answered (by a task that outlived it):
+      asgiref refuses it with a ``RuntimeError``; here the function still runs,
+      in a thread of its own.
+    """
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._open = True
+        super().__init__(None)  # not nested in another asgiref executor
+        self._escaped: list[BaseException] = []
 
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future: Future[_T] = Future()
-
-        def job() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as error:
-                future.set_exception(error)
-            except BaseException as error:
-                # SystemExit or KeyboardInterrupt must not reach the event loop
-                # (it would stop it): the callback fails there, and the request
-                # thread gets the exception itself.
-                future.set_exception(RuntimeError(f"the callback raised {type(error).__name__}"))
-                raise
-            else:
-                future.set_result(result)
-
-        with self._lock:
-            if self._open:
-                self._jobs.put(job)
-                return future
-        # The request was answered already: a task that outlived it still gets
-        # its function run, in a thread of its own.
-        _in_new_thread(job)
-        return future
-
-    def serve_until(self, done: Future[Any]) -> None:
-        """Run the submitted functions, in this thread, until *done* completes."""
-        done.add_done_callback(lambda _: self._jobs.put(None))
+        call = functools.partial(fn, *args, **kwargs)
         try:
-            while (job := self._jobs.get()) is not None:
-                job()
-        finally:
-            with self._lock:
-                self._open = False
-            while True:
-                try:
-                    left = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if left is not None:
-                    _in_new_thread(left)
+            return super().submit(_contained, call, self._escaped)
+        except RuntimeError:  # run_until_future() has returned: the request was answered
+            return _in_new_thread(call)
+
+    def raise_escaped(self) -> None:
+        """Raise the ``SystemExit`` or ``KeyboardInterrupt`` a callback raised here, if any."""
+        if self._escaped:
+            raise self._escaped[0]
 
 
-def _in_new_thread(job: Callable[[], None]) -> None:
-    threading.Thread(target=job, name="twilio-trigger-callback", daemon=True).start()
+def _contained(call: Callable[[], _T], escaped: list[BaseException]) -> _T:
+    """What *call* returns; a ``BaseException`` that is no ``Exception`` becomes one.
+
+    The exception itself goes to *escaped*, for the thread's owner to raise.
+    """
+    try:
+        return call()
+    except BaseException as error:
+        if isinstance(error, Exception):
+            raise
+        escaped.append(error)
+        raise RuntimeError(f"the callback raised {type(error).__name__}") from error
+
+
+def _in_new_thread(call: Callable[[], _T]) -> Future[_T]:
+    future: Future[_T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(_contained(call, []))
+        except Exception as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="twilio-trigger-callback", daemon=True).start()
+    return future
 
 
 class _Runner:
-    """An event loop running in a thread of its own, and what other threads wait on."""
+    """An event loop running in a thread of its own, and what other threads wait on.
+
+    Not asgiref's: its loops live for one ``async_to_sync`` call (see the module).
+    """
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -293,7 +306,8 @@ class SyncBridge:
         handler = self._handler
         signature = _header(environ, "HTTP_X_TWILIO_SIGNATURE")
         content_type = _header(environ, "CONTENT_TYPE")
-        early = handler.precheck(content_type, signature, _declared_length(environ))
+        length = declared_length(environ.get("CONTENT_LENGTH"))
+        early = handler.precheck(content_type, signature, length)
         if early is not None:
             return early
         body = read_bounded(read, handler.max_body_bytes)
@@ -339,7 +353,15 @@ class SyncBridge:
             future = runner.submit(serve(runner))
         if future is None:
             return STOPPED
-        here.serve_until(future)
+        try:
+            here.run_until_future(future)
+        except BaseException:
+            # The thread left before the answer (a KeyboardInterrupt as it
+            # waited): nothing would run the callbacks the request submits now,
+            # so stop the request rather than leave it waiting for them.
+            future.cancel()
+            raise
+        here.raise_escaped()
         try:
             return future.result()
         except CancelledError:  # cut short by close()

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import _answers as answers
-from .._answers import Answer
+from .._core import answers
+from .._core.answers import Answer
 from ._sync import SyncBridge, bridge_for
 
 if TYPE_CHECKING:

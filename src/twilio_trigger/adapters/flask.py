@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import flask
 
-from .._answers import Answer
+from .._core.answers import Answer
 from ._sync import SyncBridge, bridge_for
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .._logging import shown_url
+from .._options import OPTIONS
 
 __all__ = [
     "Entry",
@@ -62,6 +63,15 @@ class Entry:
     finished_at: float | None
     #: The request headers worth seeing again (idempotency token, region, user agent...).
     headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def error_line(self) -> str | None:
+        """The last line of :attr:`last_error` that is not blank, stripped: what a
+        traceback says failed.  ``None`` when there is none."""
+        if not self.last_error:
+            return None
+        lines = [line for line in self.last_error.strip().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else None
 
 
 def encode_headers(headers: Sequence[tuple[str, str]]) -> str:
@@ -154,10 +164,15 @@ class Inbox(abc.ABC):
 
 
 def open_inbox(
-    url: str, *, prefix: str = "twilio-trigger:", claim_idle: float = 60.0,
-    retention: float = 86400.0, file_mode: int = 0o600, durability: str = "fsync",
-    wait_timeout: float = 2.0,
-) -> Inbox:  # fmt: skip
+    url: str,
+    *,
+    prefix: str = OPTIONS.redis_prefix.default,
+    claim_idle: float = OPTIONS.claim_idle.default,
+    retention: float = OPTIONS.dedup_ttl.default,
+    file_mode: int = OPTIONS.file_mode.default,
+    durability: str = OPTIONS.redis_durability.default,
+    wait_timeout: float = OPTIONS.redis_wait_timeout.default,
+) -> Inbox:
     """The inbox a URL names.
 
     ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: a SQLite

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
+from .._options import OPTIONS
 from . import Entry, Inbox, State, _redis_lua, decode_headers, encode_headers
 from ._redis_durability import Durability, NotStoredError
 
@@ -140,9 +141,15 @@ class RedisInbox(Inbox):
     acknowledges: bool = True
 
     def __init__(
-        self, url: str, *, prefix: str = "twilio-trigger:", claim_idle: float = 60.0,
-        retention: float = 86400.0, durability: str = "fsync", wait_timeout: float = 2.0,
-    ) -> None:  # fmt: skip
+        self,
+        url: str,
+        *,
+        prefix: str = OPTIONS.redis_prefix.default,
+        claim_idle: float = OPTIONS.claim_idle.default,
+        retention: float = OPTIONS.dedup_ttl.default,
+        durability: str = OPTIONS.redis_durability.default,
+        wait_timeout: float = OPTIONS.redis_wait_timeout.default,
+    ) -> None:
         self.location = shown_url(url)  # no password in logs
         self.durability = durability
         self.wait_timeout = wait_timeout

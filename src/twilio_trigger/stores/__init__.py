@@ -16,7 +16,7 @@ import asyncio
 import enum
 from typing import Any
 
-from .._order import Standing
+from .._core.order import Standing
 
 __all__ = ["Claim", "DeliveryStore", "StatusStore"]
 

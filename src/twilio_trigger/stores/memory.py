@@ -10,7 +10,7 @@ from collections.abc import Callable
 from hashlib import blake2b
 from typing import Generic, TypeVar
 
-from .._order import Position, Standing, settle
+from .._core.order import Position, Standing, settle
 from . import Claim, DeliveryStore, StatusStore
 
 __all__ = ["MemoryDeliveryStore", "MemoryStatusStore"]

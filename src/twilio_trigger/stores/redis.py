@@ -19,7 +19,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from .._order import Standing
+from .._core.order import Standing
 from . import Claim, DeliveryStore, StatusStore
 
 if TYPE_CHECKING:

@@ -1,0 +1,99 @@
+"""The HTTP answers of the listener, built once and shared by every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .kinds import KINDS
+from .twiml import EMPTY_RESPONSE, TWIML_CONTENT_TYPE
+
+__all__ = ["Answer", "acknowledged", "answer", "closing", "reject", "twiml"]
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer: status, body and the raw headers to send with it."""
+
+    status: int
+    body: bytes
+    headers: Headers
+
+    @property
+    def content_type(self) -> str:
+        for name, value in self.headers:
+            if name == b"content-type":
+                return value.decode("latin-1")
+        return ""  # pragma: no cover - every answer here has one
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def answer(status: int, body: bytes, content_type: bytes, *extra: tuple[bytes, bytes]) -> Answer:
+    """An answer with its content type and length, and any *extra* headers."""
+    headers = (
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode("ascii")),
+        *extra,
+    )
+    return Answer(status, body, headers)
+
+
+def reject(status: int, message: str, *extra: tuple[bytes, bytes]) -> Answer:
+    """A short plain-text error answer; *message* must hold nothing internal."""
+    return answer(status, message.encode("utf-8") + b"\n", b"text/plain; charset=utf-8", *extra)
+
+
+_CLOSE = (b"connection", b"close")
+
+
+def closing(answer: Answer) -> Answer:
+    """*answer*, asking for the connection to be closed after it.
+
+    For answers given before the body was read: reading the rest only to keep
+    the connection would let a client make the server read as much as it sends.
+    """
+    if _CLOSE in answer.headers:
+        return answer
+    return Answer(answer.status, answer.body, (*answer.headers, _CLOSE))
+
+
+def twiml(body: bytes) -> Answer:
+    """200 with a TwiML document: a callback's reply."""
+    return answer(200, body, TWIML_CONTENT_TYPE)
+
+
+#: 200 with empty TwiML: the answer to every event acknowledged.
+acknowledged = twiml(EMPTY_RESPONSE)
+
+NOT_FOUND = reject(404, "not found")
+METHOD_NOT_ALLOWED = reject(
+    405, "method not allowed: Twilio webhooks are POSTed", (b"allow", b"POST")
+)
+GET_ONLY = reject(405, "method not allowed: use GET", (b"allow", b"GET, HEAD"))
+UNSUPPORTED_MEDIA_TYPE = reject(
+    415,
+    "unsupported content type: expected application/x-www-form-urlencoded (UTF-8), "
+    "or application/json from Event Streams",
+)
+PAYLOAD_TOO_LARGE = reject(413, "request body too large")
+SIGNATURE_MISSING = reject(403, "missing X-Twilio-Signature header")
+SIGNATURE_INVALID = reject(403, "invalid X-Twilio-Signature")
+MALFORMED_HOST = reject(400, "malformed Host header")
+
+
+def _unrecognised() -> str:
+    groups = sorted({kind.describe_signal(group) for kind in KINDS for group in kind.signals})
+    listed = ", ".join(groups[:-1]) + " or " + groups[-1] if len(groups) > 1 else groups[0]
+    return f"no {listed} parameter in the request: not a webhook twilio-trigger knows"
+
+
+NO_STATUS = reject(400, _unrecognised())
+CALLBACK_FAILED = reject(500, "the event's callback failed; see the listener's log")
+CALLBACK_TIMED_OUT = reject(503, "the event's callback ran past its time limit")
+COPY_IN_PROGRESS = reject(503, "another copy of this event is being handled")
+INBOX_UNAVAILABLE = reject(503, "the event could not be stored; try again")
+STORE_UNAVAILABLE = reject(503, "the listener's store is unreachable; try again")

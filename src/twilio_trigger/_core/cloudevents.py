@@ -1,0 +1,356 @@
+"""Twilio Event Streams webhook bodies: CloudEvents in, status-webhook parameters out.
+
+An Event Streams webhook sink receives ``POST`` requests with
+``Content-Type: application/json`` whose body is a JSON *array* of CloudEvents
+(``specversion``, ``type``, ``source``, ``id``, ``dataschema``,
+``datacontenttype``, ``time``, ``data``); one event per array unless the sink
+batches.  :func:`parse_cloudevents` checks that envelope, without any I/O, and
+:func:`to_params` turns the events we know into the ``(name, value)`` pairs the
+equivalent form-encoded status webhook would have carried, so that
+``_routing.to_event`` builds the same typed events for both transports.
+
+Mapping (``data`` is the CloudEvent's ``data`` object; "camel" means every field of
+it, its name turned from camelCase to PascalCase: ``messageSid`` → ``MessageSid``,
+``from`` → ``From``)::
+
+    CloudEvent type (schema)                       kind  parameters
+    ---------------------------------------------  ----  ------------------------------------
+    com.twilio.messaging.message.<s>               sms   camel; MessageStatus = <s>
+      <s>: queued sent delivered undelivered             (not data.messageStatus);
+      failed read   (Messaging.MessageStatus)            NumSegments =
+                                                         data.numberOfSegments
+    com.twilio.messaging.inbound-message.received  sms   camel; SmsStatus and MessageStatus
+      (Messaging.InboundMessageV1)                       = received unless data has them
+    com.twilio.voice.status-callback.call.<x>      call  data.request.parameters as sent (a
+      <x>: initiated ringing answered completed          list → repeated pairs), else camel;
+      (Voice.WebhookEvent; the deprecated                CallSid = data.sid unless present;
+      com.twilio.voice.webhook.status-callback           CallStatus from the parameters, else
+      .call.<x> alike)                                   <x>, with answered → in-progress
+    anything else                                  None  (the caller acknowledges, logs it)
+
+Values become text as a form would carry them: strings as they are, ``true`` /
+``false``, integers in digits, other numbers by ``repr``, objects and arrays
+(``tags``, ``recipients``) as compact JSON; ``null`` leaves the field out.  A
+name that would route the parameters to another kind of event (``CallStatus``
+or ``RecordingStatus`` in a message event, ``RecordingStatus`` in a call event)
+is left out: no documented schema has one, and the CloudEvent ``type`` decides
+the kind.
+
+Sources (Twilio documentation, read through the project's search index):
+
+- Envelope, array body, 5 s timeout: https://www.twilio.com/docs/events/webhook-quickstart
+  (and the project fact sheet ``/work/shared/reference/twilio-webhooks.md`` §6).
+- Outbound message types and ``Messaging.MessageStatus`` (v7/v8) fields and examples:
+  https://www.twilio.com/docs/events/event-types/messaging/outbound-message and the
+  schema https://events-schemas.twilio.com/Messaging.MessageStatus/4.  ``messageStatus``
+  is upper case there ("QUEUED, FAILED, SENT, DELIVERED, UNDELIVERED, READ"), the
+  segment count is ``numberOfSegments`` and ``errorCode`` is an integer (a string in
+  the 2024-11-21 changelog example, "Status Update Event Streams Now Include
+  Additional Data"); both read the same here.
+- Inbound message type and ``Messaging.InboundMessageV1`` (v6) fields and example:
+  https://www.twilio.com/docs/events/event-types/messaging/inbound-message and the
+  schema https://events-schemas.twilio.com/Messaging.InboundMessageV1/6
+  (``additionalProperties: false``; it has ``numMedia`` and ``numSegments`` but no
+  media URLs, so no ``MediaUrl{N}`` can be produced unless Twilio adds a
+  ``mediaUrl0``-style field, which the camelCase rule would then carry over).
+- Voice call progress types and ``Voice.WebhookEvent`` (v2: ``sid``, ``timestamp``,
+  ``eventSid``, ``request.{method,url,parameters}``, ``response.{responseCode,
+  requestDuration,contentType,responseBody,dateCreated}``):
+  https://www.twilio.com/docs/events/event-types/voice/status-callback and, for the
+  deprecated ``com.twilio.voice.webhook.status-callback.call.*`` types,
+  https://www.twilio.com/docs/events/event-types/voice/call-progress-event.  The
+  REST Call Events resource presents the same ``parameters`` in snake_case
+  (https://www.twilio.com/docs/voice/api/call-event-resource); snake_case names are
+  therefore turned into PascalCase as well (``call_status`` → ``CallStatus``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from .kinds import KINDS
+
+__all__ = ["MAX_DEPTH", "CloudEvent", "CloudEventError", "parse_cloudevents", "to_params"]
+
+#: The deepest nesting accepted, the body's array counting as 1.  Twilio's
+#: deepest documented shape is 6: array, event, data, request, parameters, list.
+MAX_DEPTH = 32
+
+_MESSAGE_PREFIX = "com.twilio.messaging.message."
+_MESSAGE_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "failed", "read"})
+_INBOUND_TYPE = "com.twilio.messaging.inbound-message.received"
+_CALL_PREFIXES = (
+    "com.twilio.voice.status-callback.call.",
+    "com.twilio.voice.webhook.status-callback.call.",  # deprecated, same schema
+)
+#: The CloudEvent's last word → the CallStatus the status callback sends
+#: (StatusCallbackEvent ``answered`` is sent as ``CallStatus=in-progress``).
+_CALL_STATUSES = {
+    "initiated": "initiated",
+    "ringing": "ringing",
+    "answered": "in-progress",
+    "completed": "completed",
+}
+#: Names that would make ``to_event`` build another kind of event.
+#: (Those recognising a kind tried before it: see the registry of kinds.)
+_FOREIGN = {
+    kind.name: frozenset(name for before in KINDS[:i] for group in before.signals for name in group)
+    for i, kind in enumerate(KINDS)
+}
+_TOO_DEEP = f"the body is nested too deeply (at most {MAX_DEPTH} levels)"
+_SHOWN = 64  # at most this many characters of an id or type in a message
+
+
+class CloudEventError(ValueError):
+    """The body is not an array of CloudEvents we can use.
+
+    ``message`` is short and says nothing about the server: it is meant for
+    the body of the ``400`` answer.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CloudEvent(NamedTuple):
+    """One CloudEvent of the body: its identity, and ``data`` as parsed JSON."""
+
+    id: str
+    type: str
+    source: str | None
+    time: str | None
+    data: object
+
+
+def _reject_constant(name: str) -> object:
+    # json accepts NaN, Infinity and -Infinity, which are not JSON.
+    raise ValueError(name)
+
+
+def parse_cloudevents(body: bytes, max_events: int = 100) -> list[CloudEvent]:
+    """The CloudEvents of an Event Streams webhook body, in order.
+
+    The body must be UTF-8 JSON (``NaN``/``Infinity`` and lone ``\\uD800``-style
+    surrogates refused; a repeated key keeps its last value, as ``json`` does),
+    nested at most :data:`MAX_DEPTH` deep, and an array (a single object is
+    refused) of at most *max_events* objects, each with a non-empty string
+    ``type`` and ``id``.  ``source`` and ``time`` are kept when they are
+    strings, else ``None``; ``data`` is kept as parsed (``None`` when absent).
+
+    An empty array is valid and gives ``[]``: there is nothing to do, and the
+    caller acknowledges it.  Anything else raises :class:`CloudEventError`,
+    whose message names the event by its index in the array (from 0).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CloudEventError("the body is not valid UTF-8") from None
+    try:
+        document: object = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise CloudEventError(_TOO_DEEP) from None
+    except ValueError:  # JSONDecodeError, NaN/Infinity, integers past the digit limit
+        raise CloudEventError("the body is not valid JSON") from None
+    if not isinstance(document, list):
+        raise CloudEventError("expected a JSON array of CloudEvents")
+    if len(document) > max_events:
+        raise CloudEventError(f"too many CloudEvents (at most {max_events})")
+    _check_shape(document, check_strings="\\u" in text)
+    events: list[CloudEvent] = []
+    for index, item in enumerate(document):
+        if not isinstance(item, dict):
+            raise CloudEventError(f"CloudEvent {index} is not a JSON object")
+        event_id = _required(item, "id", index)
+        event_type = _required(item, "type", index)
+        source = item.get("source")
+        time = item.get("time")
+        events.append(
+            CloudEvent(
+                id=event_id,
+                type=event_type,
+                source=source if isinstance(source, str) else None,
+                time=time if isinstance(time, str) else None,
+                data=item.get("data"),
+            )
+        )
+    return events
+
+
+def _required(item: dict[str, object], field: str, index: int) -> str:
+    value = item.get(field)
+    if value is None or value == "":
+        raise CloudEventError(f"CloudEvent {index} has no {field}")
+    if not isinstance(value, str):
+        raise CloudEventError(f"CloudEvent {index} has a non-string {field}")
+    return value
+
+
+def _check_shape(document: list[object], *, check_strings: bool) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and, when asked, lone surrogates.
+
+    Iterative, so that no later recursive step (``json.dumps`` in
+    :func:`to_params`) can meet a structure deeper than this bound.
+    """
+    stack: list[tuple[list[object] | dict[str, object], int]] = [(document, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise CloudEventError(_TOO_DEEP)
+        if isinstance(container, dict):
+            if check_strings and not all(map(_is_text, container)):
+                raise CloudEventError("the body has a lone surrogate \\u escape")
+            values: Iterable[object] = container.values()
+        else:
+            values = container
+        for value in values:
+            if isinstance(value, dict | list):
+                stack.append((value, depth + 1))
+            elif check_strings and isinstance(value, str) and not _is_text(value):
+                raise CloudEventError("the body has a lone surrogate \\u escape")
+
+
+def _is_text(value: str) -> bool:
+    # Decoded UTF-8 never holds a surrogate; only a "\uD800"-style escape can.
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# -- CloudEvent → form parameters ------------------------------------------------
+
+
+def to_params(event: CloudEvent) -> list[tuple[str, str]] | None:
+    """The form parameters the matching status webhook would have carried.
+
+    ``None`` for a type this module does not map (see the table at the top);
+    the caller acknowledges such events and logs them.  For a mapped type whose
+    ``data`` is not a JSON object, raises :class:`CloudEventError`.  The
+    parameters always make ``_routing.to_event`` build the kind the type names
+    (a message event with ``MessageStatus``, a call event with ``CallStatus``).
+    """
+    event_type = event.type
+    if event_type.startswith(_MESSAGE_PREFIX):
+        status = event_type[len(_MESSAGE_PREFIX) :]
+        if status not in _MESSAGE_STATUSES:
+            return None
+        return _message_params(_data_of(event), status)
+    if event_type == _INBOUND_TYPE:
+        return _inbound_params(_data_of(event))
+    for prefix in _CALL_PREFIXES:
+        if event_type.startswith(prefix):
+            call_status = _CALL_STATUSES.get(event_type[len(prefix) :])
+            if call_status is None:
+                return None
+            return _call_params(_data_of(event), call_status)
+    return None
+
+
+def _data_of(event: CloudEvent) -> dict[str, object]:
+    if not isinstance(event.data, dict):
+        raise CloudEventError(
+            f"CloudEvent {_show(event.id)} of type {_show(event.type)} has no data object"
+        )
+    return event.data
+
+
+def _show(text: str) -> str:
+    # The id and type come from the client: bounded, printable, nothing else.
+    shown = "".join(c if c.isprintable() else "?" for c in text[:_SHOWN])
+    return shown + "..." if len(text) > _SHOWN else shown
+
+
+def _message_params(data: dict[str, object], status: str) -> list[tuple[str, str]]:
+    # The type names the status change the event reports; data.messageStatus
+    # (upper case in Event Streams) is the message's status as read when the
+    # event was made, and Twilio's own example of a "delivered" event says
+    # QUEUED there.  The type decides, so that on_delivered hears "delivered".
+    pairs = [pair for pair in _fields(data, _FOREIGN["sms"]) if pair[0] != "MessageStatus"]
+    pairs.append(("MessageStatus", status))
+    segments = data.get("numberOfSegments")
+    if "NumSegments" not in dict(pairs) and isinstance(segments, int | str):
+        # Messaging.MessageStatus calls the webhook's NumSegments "numberOfSegments".
+        pairs.append(("NumSegments", _text(segments) or ""))
+    return pairs
+
+
+def _inbound_params(data: dict[str, object]) -> list[tuple[str, str]]:
+    pairs = _fields(data, _FOREIGN["sms"])
+    # The inbound message webhook carries SmsStatus=received; MessageStatus is
+    # added too, so that both read alike.
+    pairs = _with_status(pairs, "SmsStatus", "received")
+    return _with_status(pairs, "MessageStatus", "received")
+
+
+def _call_params(data: dict[str, object], call_status: str) -> list[tuple[str, str]]:
+    request = data.get("request")
+    parameters = request.get("parameters") if isinstance(request, dict) else None
+    if isinstance(parameters, dict):
+        pairs = _fields(parameters, _FOREIGN["call"], repeat_lists=True)
+    else:
+        pairs = _fields(data, _FOREIGN["call"])
+    sid = data.get("sid")
+    if "CallSid" not in dict(pairs) and isinstance(sid, str) and sid.strip():
+        pairs.append(("CallSid", sid))
+    return _with_status(pairs, "CallStatus", call_status)
+
+
+#: Names whose blank value would hide a later one from ``to_event`` (which reads
+#: each name's first value) or from the event's ``sid``.
+_IDENTITY = frozenset(name for kind in KINDS for name in (*kind.sid_params, *kind.route_by))
+
+
+def _fields(
+    data: dict[str, object], left_out: frozenset[str], *, repeat_lists: bool = False
+) -> list[tuple[str, str]]:
+    """Each field as a form parameter: PascalCase name, text value.
+
+    With *repeat_lists* (a webhook's own parameters), a list gives one pair per
+    item, as a repeated form field would; otherwise it is JSON text.
+    """
+    pairs: list[tuple[str, str]] = []
+    for key, value in data.items():
+        name = _pascal(key)
+        if not name or name in left_out:
+            continue
+        items = value if repeat_lists and isinstance(value, list) else (value,)
+        for item in items:
+            text = _text(item)
+            if text is None or (name in _IDENTITY and not text.strip()):
+                continue
+            pairs.append((name, text))
+    return pairs
+
+
+def _pascal(key: str) -> str:
+    """``messageSid`` → ``MessageSid``, ``call_status`` → ``CallStatus``, ``From`` as is."""
+    if "_" in key:
+        return "".join(part[:1].upper() + part[1:] for part in key.split("_"))
+    return key[:1].upper() + key[1:]
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _with_status(pairs: list[tuple[str, str]], name: str, default: str) -> list[tuple[str, str]]:
+    """The pairs with *name*'s values in lower case, or with ``name=default`` added."""
+    if name not in dict(pairs):  # _fields dropped the blank ones
+        return [*pairs, (name, default)]
+    return [(key, value.strip().lower() if key == name else value) for key, value in pairs]

@@ -1,0 +1,60 @@
+"""What this process saw of each attempt at an inbox entry, and a few counters."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import NamedTuple
+
+from .._core.events import TwilioEvent
+from .._dispatch import Outcome, Result, describe_error
+from .._observe import Attempt, Observer
+
+__all__ = ["Activity", "AttemptRecord"]
+
+
+class AttemptRecord(NamedTuple):
+    """One attempt at an inbox entry, as this process saw it."""
+
+    at: float
+    number: int
+    outcome: str
+    callback: str | None
+    milliseconds: float | None
+    error: str | None  # with its traceback
+
+
+class Activity(Observer):
+    """Counters since the start, and the attempts at each inbox entry (the latest ones)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.counts = {"received": 0, "handled": 0, "failed": 0, "duplicates": 0}
+        self._limit = limit
+        self._attempts: OrderedDict[int, list[AttemptRecord]] = OrderedDict()
+
+    def received(self, event: TwilioEvent) -> None:
+        self.counts["received"] += 1
+
+    def finished(self, event: TwilioEvent, result: Result, attempt: Attempt | None = None) -> None:
+        outcome = result.outcome
+        if outcome is Outcome.DUPLICATE:
+            self.counts["duplicates"] += 1
+        elif not outcome.ok:
+            self.counts["failed"] += 1
+        elif outcome is Outcome.HANDLED:
+            self.counts["handled"] += 1
+        if attempt is None or attempt.entry is None:
+            return
+        error = None if result.error is None else describe_error(result.error)
+        milliseconds = None if result.seconds is None else round(result.seconds * 1000, 3)
+        record = AttemptRecord(
+            time.time(), attempt.number, outcome.value, result.callback, milliseconds, error
+        )
+        history = self._attempts.pop(attempt.entry, [])
+        history.append(record)
+        self._attempts[attempt.entry] = history[-20:]
+        while len(self._attempts) > self._limit:
+            self._attempts.popitem(last=False)
+
+    def attempts(self, entry_id: int) -> list[AttemptRecord]:
+        return list(self._attempts.get(entry_id, ()))

@@ -1,0 +1,205 @@
+"""The inspector as an ASGI application: its routes, its guards and its JSON API.
+
+``/`` is the list of events, ``/events/<id>`` one event, ``/api/events`` the
+rows as JSON (``?kind=&status=&outcome=&limit=``), ``POST /api/replay`` replays
+dead letters (``{"ids": [...]}``, or ``{}`` for all of them), and
+``/static/...`` the stylesheet and scripts.  Without a token only loopback
+names are answered; with one, every request needs it (:mod:`._session`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from urllib.parse import parse_qs
+
+from .._asgi import send_answer
+from .._core.answers import Answer
+from .._delivery import Delivery
+from .._logging import printable
+from ..inbox import State
+from . import _pages, _rows, _static
+from ._activity import Activity
+from ._headers import ALLOW, CLOSE, HTML, JSON, TEXT, Message, Receive, Scope, Send, reply
+from ._requests import (
+    LOOPBACK,
+    MAX_QUERY,
+    UnusableError,
+    has_body,
+    host_name,
+    is_id,
+    landing,
+    read_body,
+    replay_ids,
+)
+from ._session import Sessions
+
+__all__ = ["InspectorApp"]
+
+logger = logging.getLogger("twilio_trigger")
+
+
+class InspectorApp:
+    """The inspector as an ASGI application over a listener's delivery."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        activity: Activity,
+        *,
+        token: str | None = None,
+        loopback_only: bool = True,
+    ) -> None:
+        if delivery.inbox is None:
+            raise ValueError("the inspector shows an inbox: the listener has none")
+        self._delivery = delivery
+        self._inbox = delivery.inbox
+        self._activity = activity
+        self._sessions = None if token is None else Sessions(token)
+        self._loopback_only = loopback_only
+        self._assets = _static.assets()
+        self._static = {asset.path: asset for asset in self._assets.values()}
+        self._page = _pages.index(self._assets).encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        answered = False
+        # A body left unread (refusals answer before reading it) must not be taken
+        # for the next request: such an answer ends the connection, and says so.
+        unread = has_body(scope["headers"])
+
+        async def reading() -> Message:
+            nonlocal unread
+            message = await receive()
+            unread = unread and bool(message.get("more_body"))
+            return message
+
+        async def answering(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+                if unread:
+                    message = {**message, "headers": [*message["headers"], CLOSE]}
+            await send(message)
+
+        try:
+            await self._serve(scope, reading, answering)
+        except Exception:
+            # What a request holds is refused with a 4xx before it gets here; this
+            # is the inbox failing (a locked SQLite file, a Redis gone away).
+            logger.exception(
+                "the inspector could not answer %s %s",
+                printable(str(scope.get("method", ""))[:16]),
+                printable(str(scope.get("path", ""))[:200]),
+            )
+            if not answered:
+                await reply(send, 503, b"the inbox could not be read; try again\n", TEXT)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: dict[bytes, bytes] = {name.lower(): value for name, value in scope["headers"]}
+        raw_query: bytes = scope.get("query_string", b"")
+        if len(raw_query) > MAX_QUERY:
+            await reply(send, 414, b"query string too long\n", TEXT)
+            return
+        query = parse_qs(raw_query.decode("utf-8", "replace"))
+        refusal = self._refusal(headers, query)
+        if refusal is not None:
+            await reply(send, *refusal)
+            return
+        method, path = scope["method"], scope["path"]
+        if self._sessions is not None and "token" in query and method in ("GET", "HEAD"):
+            # The link with the token, once (_refusal checked it): keep a session
+            # in a cookie, not the token in the address bar.
+            await reply(
+                send, 303, b"", TEXT, (b"location", landing(path).encode("ascii")),
+                (b"set-cookie", self._sessions.set_cookie()),
+            )  # fmt: skip
+            return
+        await self._route(method, path, headers, query, receive, send)
+
+    def _refusal(
+        self, headers: Mapping[bytes, bytes], query: Mapping[str, list[str]]
+    ) -> tuple[int, bytes, str] | None:
+        if self._sessions is None:
+            # Loopback only: refuse names other than loopback ones, so that a page
+            # elsewhere cannot reach this through DNS rebinding.
+            host = host_name(headers.get(b"host", b""))
+            if self._loopback_only and host not in LOOPBACK:
+                return 421, b"this inspector answers on 127.0.0.1 and localhost only\n", TEXT
+            return None
+        if not self._sessions.authorized(headers, query):
+            return 401, _pages.UNAUTHORIZED, HTML
+        return None
+
+    async def _route(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[bytes, bytes],
+        query: Mapping[str, list[str]],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        if method == "POST":
+            if path != "/api/replay":
+                await reply(send, 404, b"not found\n", TEXT)
+                return
+            await self._replay(headers, receive, send)
+            return
+        if method not in ("GET", "HEAD"):
+            await reply(send, 405, b"method not allowed\n", TEXT, (b"allow", ALLOW))
+            return
+        if path == "/":
+            await reply(send, 200, self._page, HTML)
+        elif path == "/api/events":
+            document = {"counters": await self._counters(), "events": await self._rows(query)}
+            await reply(send, 200, json.dumps(document).encode(), JSON)
+        elif path.startswith("/events/") and is_id(path[8:]):
+            entry = await self._inbox.get(int(path[8:]))
+            if entry is None:
+                await reply(send, 404, b"no such event\n", TEXT)
+                return
+            history = self._activity.attempts(entry.id)
+            row = _rows.row(entry, history, self._delivery.callback_label)
+            page = _pages.event(row, entry, history, self._assets)
+            await reply(send, 200, page.encode("utf-8"), HTML)
+        elif path in self._static:
+            await _static.serve(send, self._static[path], headers)
+        else:
+            await reply(send, 404, b"not found\n", TEXT)
+
+    async def _rows(self, query: Mapping[str, list[str]]) -> list[dict[str, object]]:
+        return await _rows.rows(self._inbox, self._activity, self._delivery.callback_label, query)
+
+    async def _counters(self) -> dict[str, int]:
+        stats = await self._inbox.backlog()
+        return {**self._activity.counts, "dead_letters": stats[State.DEAD]}
+
+    async def _replay(self, headers: Mapping[bytes, bytes], receive: Receive, send: Send) -> None:
+        # A header a cross-site form cannot send (a script would need CORS,
+        # which this server never grants): replays come from this page only.
+        if headers.get(b"x-inspector") != b"replay":
+            await reply(send, 403, b"replays come from the inspector's page\n", TEXT)
+            return
+        body = await read_body(headers, receive)
+        if body is None:
+            return  # the client left
+        if isinstance(body, Answer):
+            await send_answer(send, body)
+            return
+        try:
+            ids = replay_ids(body)
+        except UnusableError as error:
+            message = f'expected {{"ids": [1, 2]}} or {{}}: {error}\n'
+            await reply(send, 400, message.encode("utf-8"), TEXT)
+            return
+        replayed = await self._inbox.replay(ids)
+        self._delivery.wake()
+        await reply(send, 200, json.dumps({"replayed": replayed}).encode(), JSON)

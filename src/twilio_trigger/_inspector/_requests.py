@@ -1,0 +1,165 @@
+"""What a request to the inspector holds, read as hostile: its host, path, body and ids.
+
+Nothing here trusts its input: the body is bounded in size and in time, the
+replay request is parsed so that no JSON can cost more than its size, and
+numbers are never converted from thousands of digits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+
+from .._core.answers import Answer, answer
+from .._core.signature import host_without_port
+from .._webhook import declared_length
+from ._headers import NO_STORE, SECURITY, TEXT, Receive
+from ._rows import MAX_ROWS
+
+__all__ = [
+    "BODY_SECONDS",
+    "LOOPBACK",
+    "MAX_QUERY",
+    "UnusableError",
+    "has_body",
+    "host_name",
+    "is_id",
+    "landing",
+    "read_body",
+    "replay_ids",
+]
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: What a replay request may hold: as many ids as the page can list.
+_MAX_IDS = MAX_ROWS
+#: The largest id both inboxes can hold (SQLite's INTEGER is 64-bit, signed).
+_MAX_ID = 2**63 - 1
+_ID_RANGE = f"ids are whole numbers from 1 to {_MAX_ID}"
+_MAX_BODY = 64 * 1024
+#: Time allowed for a replay request's body, from the end of its head.
+BODY_SECONDS = 10.0
+#: The filters and the token fit in far less; beyond this the query is not parsed.
+MAX_QUERY = 8 * 1024
+
+_TOO_LARGE = answer(
+    413, b"request body too large: at most 64 KiB\n", TEXT.encode(), *SECURITY, NO_STORE
+)
+_TOO_SLOW = answer(408, b"request body not received in time\n", TEXT.encode(), *SECURITY, NO_STORE)
+
+
+def is_id(text: str) -> bool:
+    """Whether *text* is an entry's id as a path holds it."""
+    # ASCII digits only ("²" is a digit to str.isdigit), and no more than fit in 63 bits.
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def landing(path: str) -> str:
+    """Where ``?token=`` sends the browser on: a page of the inspector's, else ``/``.
+
+    The path arrives percent-decoded: ``/%5Cevil.example`` is ``/\\evil.example``,
+    which a browser reads as ``//evil.example``, another site.  Rather than
+    guess what each browser makes of slashes, backslashes, tabs and schemes, only
+    the pages this server serves are kept, and their paths are plain ASCII.
+    """
+    if path in ("/", "/api/events") or (path.startswith("/events/") and is_id(path[8:])):
+        return path
+    return "/"
+
+
+def host_name(header: bytes) -> str:
+    """The host of a ``Host`` header, without its port: ``[::1]:8091`` → ``[::1]``."""
+    return host_without_port(header.decode("latin-1").strip().lower())
+
+
+def has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request with these headers comes with a body."""
+    for name, value in headers:
+        if name.lower() == b"transfer-encoding":
+            return True
+        if name.lower() == b"content-length" and value.strip().lstrip(b"0"):
+            return True
+    return False
+
+
+async def read_body(headers: Mapping[bytes, bytes], receive: Receive) -> bytes | Answer | None:
+    """The body, or the answer that refuses it; ``None`` when the client left."""
+    # Refused before a byte of it is read.
+    if declared_length(headers.get(b"content-length")) > _MAX_BODY:
+        return _TOO_LARGE
+    body = bytearray()
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                body += message.get("body", b"")
+                if len(body) > _MAX_BODY:
+                    return _TOO_LARGE
+                if not message.get("more_body"):
+                    return bytes(body)
+    except TimeoutError:
+        return _TOO_SLOW
+
+
+class UnusableError(ValueError):
+    """A replay request that cannot be used; its message says why, without quoting it."""
+
+
+def replay_ids(body: bytes) -> list[int] | None:
+    """The ids a replay request names, or ``None`` for every dead letter (``{}``)."""
+    if not body.strip():
+        return None  # as {}: what `curl -X POST` sends
+    # A usable request is one object holding one list: more brackets than that
+    # can only be nesting, which json would follow down to a RecursionError.
+    if body.count(b"{") + body.count(b"[") > 2:
+        raise UnusableError("at most one object and one list")
+    try:
+        request = json.loads(
+            body,
+            parse_int=_whole_number,
+            parse_float=_no_fraction,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except UnusableError:
+        raise
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        raise UnusableError("not JSON") from None
+    if not isinstance(request, dict):
+        raise UnusableError("not a JSON object")
+    if set(request) - {"ids"}:
+        raise UnusableError('no field but "ids"')
+    if "ids" not in request:
+        return None
+    ids = request["ids"]
+    if not isinstance(ids, list):
+        raise UnusableError('"ids" must be a list')
+    if len(ids) > _MAX_IDS:
+        raise UnusableError(f"at most {_MAX_IDS} ids")
+    # type() rather than isinstance(): True is an int to Python, not an id.
+    if not all(type(i) is int and 1 <= i <= _MAX_ID for i in ids):
+        raise UnusableError(_ID_RANGE)
+    return list(dict.fromkeys(ids))
+
+
+def _whole_number(text: str) -> int:
+    if len(text) > len(str(_MAX_ID)):  # never int() of thousands of digits
+        raise UnusableError(_ID_RANGE)
+    return int(text)
+
+
+def _no_fraction(text: str) -> float:
+    raise UnusableError(_ID_RANGE)
+
+
+def _no_constant(text: str) -> object:
+    raise UnusableError("not JSON (NaN and Infinity are not)")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise UnusableError("a field given twice")
+    return found

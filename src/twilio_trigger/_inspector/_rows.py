@@ -1,0 +1,119 @@
+"""What a row of the inspector shows of an inbox entry, and the filters of ``/api/events``.
+
+A row is a plain dict, the same for the JSON API and for the event's page:
+its id, when it arrived, its kind, status and SID, the callback that took it,
+its outcome, how long the last attempt took, how many attempts, and the last
+line of its error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from .._core.events import TwilioEvent
+from .._core.routing import callback_for, event_of_kind
+from .._dispatch import Outcome
+from .._logging import utc_stamp
+from ..inbox import Entry, Inbox, State
+from ._activity import Activity, AttemptRecord
+
+__all__ = ["MAX_ROWS", "Label", "limit", "row", "rows", "stamp"]
+
+#: The most rows ``/api/events`` answers with, and how many when not told.
+MAX_ROWS = 500
+_DEFAULT_ROWS = 100
+
+#: Names the callback that takes an event, when it is not the usual one.
+Label = Callable[[TwilioEvent], str | None]
+
+#: The outcomes a filter can ask for, and the entry states that hold them.
+_FILTER_STATES: dict[str, tuple[State, ...]] = {
+    "handled": (State.DONE,),
+    "dead_letter": (State.DEAD,),
+    "retrying": (State.PENDING,),
+    "pending": (State.PENDING,),
+    "running": (State.RUNNING,),
+    "failing": (State.PENDING, State.DEAD),
+}
+
+
+def row(entry: Entry, history: list[AttemptRecord], label: Label) -> dict[str, object]:
+    """The row of *entry*, with what this process saw of its attempts (*history*)."""
+    last = history[-1] if history else None
+    return {
+        "id": entry.id,
+        "received_at": stamp(entry.received_at),
+        "kind": entry.kind,
+        "status": entry.status,
+        "sid": entry.sid,
+        "callback": _callback(entry, last, label),
+        "outcome": _outcome(entry, last),
+        "duration_ms": None if last is None else last.milliseconds,
+        "attempts": entry.attempts,
+        "error": entry.error_line if entry.state is not State.DONE else None,
+    }
+
+
+async def rows(
+    inbox: Inbox, activity: Activity, label: Label, query: Mapping[str, list[str]]
+) -> list[dict[str, object]]:
+    """The rows ``/api/events`` answers with for *query*: newest first, filtered, limited."""
+
+    def one(name: str) -> str:
+        return (query.get(name) or [""])[0].strip()
+
+    outcome, kind, status = one("outcome"), one("kind"), one("status").lower()
+    most = limit(one("limit"))
+    states = _FILTER_STATES.get(outcome, (None,))
+    # Filters the inbox cannot apply itself look further back than the limit.
+    exact = not (kind or status) and outcome in ("", "handled", "dead_letter", "running")
+    entries = [
+        entry
+        for state in states
+        for entry in await inbox.entries(state, most if exact else MAX_ROWS)
+    ]
+    entries.sort(key=lambda entry: entry.id, reverse=True)
+    found = [row(entry, activity.attempts(entry.id), label) for entry in entries]
+    found = [
+        shown
+        for shown in found
+        if (not kind or shown["kind"] == kind)
+        and (not status or str(shown["status"] or "").lower() == status)
+        and (not outcome or shown["outcome"] == outcome or (outcome == "failing"
+             and shown["outcome"] in ("retrying", "dead_letter")))
+    ]  # fmt: skip
+    return found[:most]
+
+
+def limit(text: str) -> int:
+    """The ``limit`` of ``/api/events``: clamped to 1..500, the default when not a number."""
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        return _DEFAULT_ROWS
+    if text.startswith("-"):
+        return 1
+    digits = digits.lstrip("0") or "0"
+    # Never int() of thousands of digits: anything that long is over the cap anyway.
+    return max(1, min(MAX_ROWS, int(digits) if len(digits) <= 9 else MAX_ROWS))
+
+
+def stamp(moment: float | None) -> str | None:
+    """A moment as the inspector writes it: ``2024-05-01T12:34:56.789Z`` (UTC)."""
+    return None if moment is None else utc_stamp(moment)
+
+
+def _outcome(entry: Entry, last: AttemptRecord | None) -> str:
+    if entry.state is State.DEAD:
+        return "dead_letter"
+    if entry.state is State.RUNNING:
+        return "running"
+    if entry.state is State.PENDING:
+        return "retrying" if entry.attempts else "pending"
+    return last.outcome if last is not None else Outcome.HANDLED.value
+
+
+def _callback(entry: Entry, last: AttemptRecord | None, label: Label) -> str | None:
+    if last is not None and last.callback is not None:
+        return last.callback
+    event = event_of_kind(entry.kind, entry.params)
+    return None if event is None else label(event) or callback_for(event)

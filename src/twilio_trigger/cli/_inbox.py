@@ -1,0 +1,217 @@
+"""The `inbox` group: counts, entries, dead letters; replay and purge."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+import click
+
+from .._config import ENVIRONMENT
+from .._options import OPTIONS
+from ..inbox import Inbox, State, open_inbox
+from ..inbox.sqlite import SQLiteInbox
+from ._common import CONTEXT
+
+__all__ = ["inbox"]
+
+_T = TypeVar("_T")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _duration(text: str) -> float:
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a duration such as 45s, 30m, 12h or 7d", param_hint="--older-than"
+        ) from None
+    if value < 0:
+        raise click.BadParameter("a duration is not negative", param_hint="--older-than")
+    return value
+
+
+def _open_inbox(url: str | None) -> Inbox:
+    if not url:
+        raise click.UsageError("no inbox: pass --inbox sqlite:///path/events.db or set "
+                               "TWILIO_TRIGGER_INBOX")  # fmt: skip
+    prefix = os.environ.get(ENVIRONMENT["redis_prefix"]) or OPTIONS.redis_prefix.default
+    try:
+        return open_inbox(url, prefix=prefix)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--inbox") from None
+
+
+def _on_inbox(url: str | None, work: Callable[[Inbox], Awaitable[_T]]) -> _T:
+    inbox = _open_inbox(url)
+    if isinstance(inbox, SQLiteInbox) and not inbox.path.exists():
+        raise click.ClickException(f"no inbox at {inbox.path}")
+
+    async def session() -> _T:
+        try:
+            return await work(inbox)
+        finally:
+            await inbox.close()
+
+    try:
+        return asyncio.run(session())
+    except (sqlite3.Error, OSError) as error:
+        raise click.ClickException(f"cannot read the inbox {inbox.location}: {error}") from None
+    except ImportError as error:
+        raise click.ClickException(str(error)) from None
+    except Exception as error:
+        if type(error).__module__.startswith("redis."):
+            raise click.ClickException(f"cannot read the inbox {inbox.location}: {error}") from None
+        raise
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+_inbox_option = click.option(
+    "--inbox", "url", envvar="TWILIO_TRIGGER_INBOX", metavar="URL",
+    help="The inbox, e.g. sqlite:///events.db or redis://127.0.0.1:6379/0 (key prefix from "
+    "$TWILIO_TRIGGER_REDIS_PREFIX).  [default: $TWILIO_TRIGGER_INBOX]",
+)  # fmt: skip
+
+
+@click.group(context_settings=CONTEXT)
+def inbox() -> None:
+    """Look into the durable inbox: counts, entries, dead letters; replay and purge.
+
+    \b
+    Example:
+      twilio-trigger inbox --inbox sqlite:///events.db stats
+      twilio-trigger inbox --inbox sqlite:///events.db list --dead
+      twilio-trigger inbox --inbox sqlite:///events.db replay --dead
+    """
+
+
+@inbox.command(context_settings=CONTEXT)
+@_inbox_option
+def stats(url: str | None) -> None:
+    """How many events are pending, running, done and dead.
+
+    \b
+    Example:
+      TWILIO_TRIGGER_INBOX=sqlite:///events.db twilio-trigger inbox stats
+    """
+    counts = _on_inbox(url, lambda box: box.stats())
+    click.echo(f"inbox {_open_inbox(url).location}")
+    for state, number in counts.items():
+        click.echo(f"  {state.value:<8} {number:>8}")
+
+
+@inbox.command(name="list", context_settings=CONTEXT)
+@_inbox_option
+@click.option("--dead", is_flag=True, help="Only dead letters.")
+@click.option("--state", type=click.Choice([s.value for s in State]), help="Only this state.")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+def list_entries(url: str | None, dead: bool, state: str | None, limit: int) -> None:
+    """The most recent events, newest first.
+
+    \b
+    Example:
+      twilio-trigger inbox --inbox sqlite:///events.db list --dead --limit 20
+    """
+    chosen = State.DEAD if dead else (State(state) if state else None)
+    entries = _on_inbox(url, lambda box: box.entries(chosen, limit))
+    if not entries:
+        click.echo("no events" + (f" in state {chosen.value}" if chosen else ""))
+        return
+    click.echo(
+        f"{'ID':>6}  {'RECEIVED':<19}  {'KIND':<4}  {'STATUS':<11}  {'SID':<34}  "
+        f"{'STATE':<7}  {'TRIES':>5}  LAST ERROR"
+    )
+    for e in entries:
+        click.echo(
+            f"{e.id:>6}  {_when(e.received_at):<19}  {e.kind:<4}  {e.status or '-':<11}  "
+            f"{e.sid or '-':<34}  {e.state.value:<7}  {e.attempts:>5}  {(e.error_line or '')[:60]}"
+        )
+
+
+@inbox.command(context_settings=CONTEXT)
+@_inbox_option
+@click.argument("entry_id", type=int, metavar="ID")
+def show(url: str | None, entry_id: int) -> None:
+    """One event: its state, attempts, every parameter and its last error.
+
+    \b
+    Example:
+      twilio-trigger inbox --inbox sqlite:///events.db show 42
+    """
+    entry = _on_inbox(url, lambda box: box.get(entry_id))
+    if entry is None:
+        raise click.ClickException(f"no event {entry_id} in the inbox")
+    click.echo(f"event {entry.id}: {entry.kind} {entry.sid} ({entry.status})")
+    click.echo(f"  state          {entry.state.value}")
+    click.echo(f"  attempts       {entry.attempts}")
+    click.echo(f"  received       {_when(entry.received_at)}")
+    if entry.state is State.PENDING:
+        click.echo(f"  next attempt   {_when(entry.next_attempt_at)}")
+    click.echo(f"  finished       {_when(entry.finished_at)}")
+    click.echo(f"  delivery key   {entry.key}")
+    click.echo("  parameters")
+    width = max((len(name) for name, _ in entry.params), default=0)
+    for name, value in entry.params:
+        click.echo(f"    {name:<{width}}  {value}")
+    if entry.last_error:
+        click.echo("  last error")
+        for line in entry.last_error.splitlines():
+            click.echo(f"    {line}")
+
+
+@inbox.command(context_settings=CONTEXT)
+@_inbox_option
+@click.option("--dead", is_flag=True, help="Every dead letter.")
+@click.argument("entry_ids", type=int, nargs=-1, metavar="[ID]...")
+def replay(url: str | None, dead: bool, entry_ids: tuple[int, ...]) -> None:
+    """Make events pending again, with fresh attempts, for the listener to dispatch.
+
+    A running listener takes them within a second; otherwise the next one started.
+
+    \b
+    Example:
+      twilio-trigger inbox --inbox sqlite:///events.db replay 42 43
+      twilio-trigger inbox --inbox sqlite:///events.db replay --dead
+    """
+    if dead == bool(entry_ids):
+        raise click.UsageError("give event IDs or --dead (not both)")
+    count = _on_inbox(url, lambda box: box.replay(None if dead else list(entry_ids)))
+    if entry_ids and count < len(entry_ids):
+        click.echo(
+            f"{len(entry_ids) - count} of the events given are missing or running now",
+            err=True,
+        )
+    click.echo(f"{count} event{'' if count == 1 else 's'} pending again")
+    if entry_ids and count == 0:
+        sys.exit(1)
+
+
+@inbox.command(context_settings=CONTEXT)
+@_inbox_option
+@click.option("--dead", "state", flag_value=State.DEAD.value, help="Purge dead letters.")
+@click.option("--done", "state", flag_value=State.DONE.value, help="Purge handled events.")
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="Only those finished longer ago than AGE: 45s, 30m, 12h, 7d.")  # fmt: skip
+def purge(url: str | None, state: str | None, older_than: str) -> None:
+    """Delete dead letters (or handled events) that finished long enough ago.
+
+    \b
+    Example:
+      twilio-trigger inbox --inbox sqlite:///events.db purge --dead --older-than 7d
+    """
+    if state is None:
+        raise click.UsageError("say what to purge: --dead or --done")
+    age = _duration(older_than)
+    count = _on_inbox(url, lambda box: box.purge(State(state), age))
+    click.echo(f"{count} {state} event{'' if count == 1 else 's'} purged")

@@ -1,0 +1,282 @@
+"""`send`, `sign` and `verify`: signed requests, their small HTTP client, URL diagnosis."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import click
+
+from .. import __version__
+from .._core.kinds import KINDS, Kind, PayloadFactory
+from .._core.payloads import cloudevent_for
+from .._core.signature import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    SETTINGS_HEADER,
+    compute_json_signature,
+    compute_signature,
+    json_url,
+    signature_settings,
+    url_variants,
+)
+from .._core.verifier import SignatureVerifier
+from ._common import CONTEXT, parameters, token_list
+
+__all__ = ["send", "sign", "signed_post", "verify"]
+
+DEFAULT_URL = "http://127.0.0.1:8090/"
+_FORM = "application/x-www-form-urlencoded"
+
+
+# -- the HTTP client -------------------------------------------------------------
+class _Answer(NamedTuple):
+    status: int
+    reason: str
+    content_type: str
+    body: bytes
+    milliseconds: float
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> _Answer:
+    """POST *body* and return the answer, with the time it took."""
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        url, data=body, headers=dict(headers), method="POST"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    started = time.perf_counter()
+    try:
+        with opener.open(request, timeout=timeout) as answer:
+            content = answer.read()
+            status, reason, kind = answer.status, answer.reason, answer.headers["content-type"]
+    except urllib.error.HTTPError as error:
+        content = error.read()
+        status, reason, kind = error.code, error.reason, error.headers["content-type"]
+    except (urllib.error.URLError, OSError) as error:
+        reason_text = getattr(error, "reason", error)
+        raise click.ClickException(f"cannot reach {url}: {reason_text}") from None
+    elapsed = (time.perf_counter() - started) * 1000
+    return _Answer(status, str(reason), kind or "", content, elapsed)
+
+
+def signed_post(
+    url: str, params: Sequence[tuple[str, str]], token: str, sign_url: str | None, timeout: float
+) -> _Answer:
+    headers = {
+        "Content-Type": _FORM,
+        "User-Agent": f"twilio-trigger/{__version__}",
+        "X-Twilio-Signature": compute_signature(sign_url or url, params, token),
+    }
+    return _post(url, urlencode(params).encode("ascii"), headers, timeout)
+
+
+# -- send ----------------------------------------------------------------------
+def _sendable() -> dict[str, tuple[Kind, PayloadFactory]]:
+    # Each kind by its name, and its other payloads as "variant-kind" (inbound-call).
+    table: dict[str, tuple[Kind, PayloadFactory]] = {}
+    for kind in KINDS:
+        table[kind.name] = (kind, kind.payload)
+        for variant, factory in kind.variants.items():
+            table[f"{variant}-{kind.name}"] = (kind, factory)
+    return table
+
+
+_KINDS = _sendable()
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("kind", type=click.Choice(list(_KINDS)))
+@click.argument("status")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="The listener's URL.")
+@click.option("--auth-token", "auth_tokens", multiple=True, envvar="TWILIO_AUTH_TOKEN",
+              help="Token to sign with.  [default: $TWILIO_AUTH_TOKEN]")  # fmt: skip
+@click.option("--shared-key", metavar="ID=SECRET",
+              help="Sign with this shared key (HMAC-SHA256), as a Webhook Rule does.")  # fmt: skip
+@click.option("--event-streams", is_flag=True,
+              help="Send it as an Event Streams sink receives it: a CloudEvent in a JSON "
+                   "array, signed with bodySHA256 (sms and call).")  # fmt: skip
+@click.option("--sid", help="The message, call or recording SID.  [default: a new one]")
+@click.option("--set", "settings", multiple=True, metavar="Name=Value",
+              help="Set (or with Name= blank) a parameter; repeatable.")  # fmt: skip
+@click.option("--unset", multiple=True, metavar="Name", help="Leave a parameter out; repeatable.")
+@click.option("--sign-url", help="Sign over this URL instead of --url (a listener's public_url).")
+@click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds to wait.")
+def send(
+    kind: str,
+    status: str,
+    url: str,
+    auth_tokens: tuple[str, ...],
+    shared_key: str | None,
+    event_streams: bool,
+    sid: str | None,
+    settings: tuple[str, ...],
+    unset: tuple[str, ...],
+    sign_url: str | None,
+    timeout: float,
+) -> None:
+    """Post one signed, realistic event to a listener and print its answer.
+
+    KIND is sms, call, inbound-call (the voice webhook of an incoming call,
+    which asks for TwiML) or recording.  STATUS is a Twilio status such as
+    delivered, failed, received (an inbound message), ringing, in-progress or,
+    for a recording, completed.  The answer's body shows a callback's reply.
+    Exits 1 unless the answer is 2xx.
+
+    \b
+    Example:
+      twilio-trigger send sms failed --set ErrorCode=30007 --auth-token TOKEN
+      twilio-trigger send sms received --set Body=HELP      # see the reply
+      twilio-trigger send inbound-call ringing              # see the call's TwiML
+      twilio-trigger send call completed --event-streams
+      twilio-trigger send recording completed --shared-key webhooks_sharedkey_1=SECRET
+    """
+    if shared_key is not None:
+        key_id, equals, secret = shared_key.partition("=")
+        if not equals or not key_id.strip() or not secret:
+            raise click.BadParameter("expected ID=SECRET", param_hint="--shared-key")
+        secret_or_token, algorithm = secret, HMAC_SHA256
+        headers = {SETTINGS_HEADER: signature_settings(key_id.strip(), HMAC_SHA256)}
+    else:
+        secret_or_token, algorithm, headers = token_list(auth_tokens)[0], HMAC_SHA1, {}
+    row, factory = _KINDS[kind]
+    sid_name = row.sid_param
+    overrides: dict[str, object] = dict(parameters(settings, None))
+    overrides.update(dict.fromkeys(unset))
+    params = factory(status, sid=sid, **overrides)
+    headers["User-Agent"] = f"twilio-trigger/{__version__}"
+    if event_streams:
+        # Event Streams carries a kind's own status events, not its variants (the
+        # voice webhook of an inbound call asks for TwiML: no sink receives it).
+        if not row.cloudevent_types or kind != row.name:
+            carried = " and ".join(k.name for k in KINDS if k.cloudevent_types)
+            raise click.BadParameter(
+                f"Event Streams carries {carried} events only", param_hint="KIND"
+            )
+        events = [cloudevent_for(params)]
+        body = json.dumps(events).encode("utf-8")
+        signed = json_url(sign_url or url, body)
+        target = json_url(url, body)
+        headers["Content-Type"] = "application/json"
+        headers["X-Twilio-Signature"] = compute_json_signature(signed, secret_or_token, algorithm)
+        answer = _post(target, body, headers, timeout)
+    else:
+        pairs = list(params.items())
+        headers["Content-Type"] = _FORM
+        headers["X-Twilio-Signature"] = compute_signature(
+            sign_url or url, pairs, secret_or_token, algorithm
+        )
+        answer = _post(url, urlencode(pairs).encode("ascii"), headers, timeout)
+    click.echo(f"POST {url}  {kind} {status}  {params.get(sid_name, '')}")
+    click.echo(
+        f"{answer.status} {answer.reason}  {answer.content_type}  {answer.milliseconds:.1f} ms"
+    )
+    if answer.body:
+        click.echo(answer.text.rstrip("\n"))
+    if not 200 <= answer.status < 300:
+        sys.exit(1)
+
+
+# -- sign and verify -------------------------------------------------------------
+@click.command(context_settings=CONTEXT)
+@click.option("--url", required=True, help="The full URL Twilio requests, query string included.")
+@click.option("--auth-token", "auth_tokens", multiple=True, envvar="TWILIO_AUTH_TOKEN",
+              help="Token to sign with.  [default: $TWILIO_AUTH_TOKEN]")  # fmt: skip
+@click.option("--body", help="The form body, instead of (or before) Name=Value arguments.")
+@click.argument("params", nargs=-1, metavar="[Name=Value]...")
+def sign(url: str, auth_tokens: tuple[str, ...], body: str | None, params: tuple[str, ...]) -> None:
+    """Print the X-Twilio-Signature Twilio would send for a form POST.
+
+    \b
+    Example:
+      twilio-trigger sign --url https://hooks.example.com/sms --auth-token TOKEN \\
+          MessageSid=SM0123 MessageStatus=delivered
+    """
+    token = token_list(auth_tokens)[0]
+    click.echo(compute_signature(url, parameters(params, body), token))
+
+
+def _mask(token: str) -> str:
+    return f"…{token[-4:]}" if len(token) > 8 else "…"
+
+
+def _alternatives(url: str) -> list[tuple[str, str]]:
+    """URLs a proxy or a configuration slip commonly puts in place of the real one."""
+    parts = urlsplit(url)
+    other_scheme = {"http": "https", "https": "http"}.get(parts.scheme, parts.scheme)
+    path = parts.path
+    toggled = path[:-1] if path.endswith("/") and len(path) > 1 else path + "/"
+    candidates = [
+        (urlunsplit(parts._replace(scheme=other_scheme)), f"the scheme is {other_scheme}"),
+        (urlunsplit(parts._replace(path=toggled)), "the trailing slash differs"),
+    ]
+    if parts.query:
+        candidates.append((urlunsplit(parts._replace(query="")), "without the query string"))
+    return candidates
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--url", required=True, help="The URL the request was checked against.")
+@click.option("--signature", required=True, help="The X-Twilio-Signature header received.")
+@click.option("--auth-token", "auth_tokens", multiple=True, envvar="TWILIO_AUTH_TOKEN",
+              help="Token(s) to try; repeatable.  [default: $TWILIO_AUTH_TOKEN]")  # fmt: skip
+@click.option("--body", help="The form body received, instead of Name=Value arguments.")
+@click.argument("params", nargs=-1, metavar="[Name=Value]...")
+def verify(
+    url: str,
+    signature: str,
+    auth_tokens: tuple[str, ...],
+    body: str | None,
+    params: tuple[str, ...],
+) -> None:
+    """Check a captured request's signature; say what matched, or why nothing did.
+
+    Exits 0 when the signature is valid, 1 when it is not.
+
+    \b
+    Example:
+      twilio-trigger verify --url https://hooks.example.com/sms \\
+          --signature 'L/OH5YylLD5NRKLltdqwSvS0BnU=' --body 'MessageSid=SM0123&...'
+    """
+    tokens = token_list(auth_tokens)
+    pairs = parameters(params, body)
+    verifier = SignatureVerifier(tokens)
+    encoded = signature.strip().encode("utf-8")
+    match = verifier.matching(url, pairs, encoded)
+    if match is not None:
+        index, form = match
+        click.echo(
+            f"valid: signed with token #{index + 1} ({_mask(tokens[index])}) "
+            f"over {form} ({len(pairs)} parameters)"
+        )
+        return
+    forms = url_variants(url)
+    click.echo(
+        f"invalid: no token of {len(tokens)} signed these {len(pairs)} parameters "
+        f"for any form of the URL tried: {', '.join(forms)}"
+    )
+    for candidate, why in _alternatives(url):
+        found = verifier.matching(candidate, pairs, encoded)
+        if found is not None:
+            click.echo(
+                f"it matches {found[1]} ({why}): that is the URL Twilio called; "
+                f"set public_url (TWILIO_TRIGGER_PUBLIC_URL) to it"
+            )
+            sys.exit(1)
+    click.echo(
+        "no nearby URL matches either; check that the token is the primary auth token of "
+        "the account or subaccount that owns the number, that every parameter received is "
+        "passed exactly as received, and that the host and path are the ones configured in Twilio"
+    )
+    sys.exit(1)

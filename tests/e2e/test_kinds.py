@@ -1,0 +1,185 @@
+"""The registry of kinds is the one table everything reads.
+
+For every registered kind: its own payloads are recognised as that kind and reach
+the callback of their event; the test kit builds and sends them; ``twilio-trigger
+send`` sends them; the metrics have series for the kind from the start; the
+inspector's kind filter offers it.  A kind added to the registry is covered here
+without a line of this file changing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+import twilio_trigger as twilio
+from twilio_trigger._core.kinds import KINDS, Kind, kind_named, kind_of_event
+from twilio_trigger._core.routing import to_event
+from twilio_trigger.cli import cli
+from twilio_trigger.testing import TestClient
+
+from ._support import TOKEN, running, wait_until
+
+pytest.importorskip("prometheus_client")
+
+
+class Heard:
+    """What the services of every kind were called with: (kind, callback, sid)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str | None]] = []
+        self.lock = threading.Lock()
+
+    def note(self, kind: str, callback: str, event: twilio.TwilioEvent) -> None:
+        with self.lock:
+            self.calls.append((kind, callback, event.sid))
+
+    def saw(self, kind: str, callback: str, sid: str | None) -> bool:
+        with self.lock:
+            return (kind, callback, sid) in self.calls
+
+
+def service_for(kind: Kind, heard: Heard) -> object:
+    """An instance of a subclass of *kind*'s service base class with every callback."""
+
+    def make(name: str) -> object:
+        def callback(self: object, event: twilio.TwilioEvent) -> None:
+            heard.note(kind.name, name, event)
+
+        return callback
+
+    methods = {name: make(name) for name in kind.callbacks}
+    cls = type(f"Every{kind.name.title()}", (kind.service_class,), methods)
+    return cls()
+
+
+def every_event() -> Iterator[tuple[Kind, str]]:
+    for kind in KINDS:
+        for event in kind.events:
+            yield kind, event
+
+
+EVERY_EVENT = [pytest.param(k, e, id=f"{k.name}-{e}") for k, e in every_event()]
+
+
+@pytest.fixture
+def heard() -> Heard:
+    return Heard()
+
+
+# -- the rows themselves ------------------------------------------------------------
+@pytest.mark.parametrize(("kind", "event"), EVERY_EVENT)
+def test_each_payload_is_recognised_as_its_own_kind_and_event(kind: Kind, event: str) -> None:
+    params = kind.payload(event)
+    routed = to_event(list(params.items()))
+    assert routed is not None
+    assert routed.kind == kind.name
+    assert type(routed) is kind.event_class
+    assert kind_of_event(routed) is kind
+    assert routed.status == event
+    assert kind.callback_for(routed.status) == "on_" + event.replace("-", "_")
+    assert routed.sid is not None
+    assert routed.sid[:2] in kind.sid_prefixes
+
+
+def test_the_registry_is_consistent() -> None:
+    names = [kind.name for kind in KINDS]
+    assert len(set(names)) == len(names)
+    for kind in KINDS:
+        assert kind_named(kind.name) is kind
+        assert len(set(kind.callbacks)) == len(kind.callbacks)
+        assert all(re.fullmatch(r"on_[a-z0-9_]+", name) for name in kind.callbacks)
+        assert kind.service_class.kind == kind.name  # type: ignore[attr-defined]
+        assert kind.service_class.callback_names == kind.callbacks  # type: ignore[attr-defined]
+        assert kind.event_class.kind == kind.name
+        if kind.ranks:
+            assert set(kind.ranks) == set(kind.events), kind.name
+        for group in kind.signals:
+            assert set(group) <= {*kind.route_by, *kind.sid_params, *group}
+
+
+def test_a_status_differing_only_in_case_or_spaces_finds_its_callback() -> None:
+    sms = kind_named("sms")
+    assert sms.callback_for(" Delivered") == "on_delivered"
+    assert sms.callback_for("on_delivered") is None
+    assert sms.callback_for("teleported") is None
+
+
+def test_unknown_parameters_are_refused_naming_what_would_be_recognised() -> None:
+    with TestClient(twilio.Listener(auth_tokens=[TOKEN])) as client:
+        answer = client.post({"AccountSid": "AC" + "1" * 32, "From": "+15550100"})
+    assert answer.status_code == 400
+    for kind in KINDS:
+        for group in kind.signals:
+            assert group[0] in answer.text
+
+
+# -- the test kit ---------------------------------------------------------------------
+@pytest.mark.parametrize(("kind", "event"), EVERY_EVENT)
+def test_the_test_kit_sends_every_event_of_every_kind(kind: Kind, event: str, heard: Heard) -> None:
+    listener = twilio.Listener(auth_tokens=[TOKEN])
+    listener.attach(service_for(kind, heard))
+    sid = kind.sid_prefixes[0] + "0" * 31 + "7"
+    with TestClient(listener) as client:
+        answer = client.send(kind.name, event, sid=sid)
+    assert answer.status_code == 200, answer.text
+    assert heard.saw(kind.name, kind.callback_for(event) or "", sid)
+
+
+def test_the_test_kit_names_the_kinds_when_asked_for_another() -> None:
+    client = TestClient(twilio.Listener(auth_tokens=[TOKEN]))
+    with client, pytest.raises(ValueError, match="the kinds are") as caught:
+        client.send("fax", "received")
+    for kind in KINDS:
+        assert kind.name in str(caught.value)
+
+
+# -- the command line -----------------------------------------------------------------
+def test_twilio_trigger_send_sends_every_kind(heard: Heard) -> None:
+    services = [service_for(kind, heard) for kind in KINDS]
+    runner = CliRunner()
+    with running(*services) as listener:
+        for kind in KINDS:
+            event = kind.events[-1]
+            sid = kind.sid_prefixes[0] + "0" * 31 + "9"
+            result = runner.invoke(
+                cli,
+                ["send", kind.name, event, "--url", listener.url, "--auth-token", TOKEN,
+                 "--sid", sid],
+            )  # fmt: skip
+            assert result.exit_code == 0, result.output
+            sent = functools.partial(heard.saw, kind.name, kind.callback_for(event) or "", sid)
+            wait_until(sent, f"{kind.name} {event} sent")
+
+
+def test_send_offers_every_kind_in_its_help() -> None:
+    result = CliRunner().invoke(cli, ["send", "--help"])
+    assert result.exit_code == 0
+    for kind in KINDS:
+        assert kind.name in result.output
+
+
+# -- metrics and the inspector --------------------------------------------------------
+def test_every_kind_has_metric_series_from_the_start(heard: Heard) -> None:
+    with running(metrics=True) as listener:
+        text = httpx.get(listener.url.rstrip("/") + "/metrics", timeout=10).text
+    for kind in KINDS:
+        assert f'kind="{kind.name}"' in text, kind.name
+
+
+def test_the_inspector_filter_offers_every_kind(tmp_path: Path) -> None:
+    options = {"inbox": f"sqlite:///{tmp_path}/events.db", "inspector": True, "inspector_port": 0}
+    with running(**options) as listener:
+        assert listener.inspector_url is not None
+        page = httpx.get(listener.inspector_url, timeout=10).text
+    select = re.search(r'<select name="kind">(.*?)</select>', page, re.S)
+    assert select is not None
+    offered = re.findall(r"<option>([^<]*)</option>", select.group(1))
+    assert offered == [kind.name for kind in KINDS]

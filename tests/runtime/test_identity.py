@@ -1,0 +1,223 @@
+"""What identifies one delivery, and the headers kept beside it (``_identity.py``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from twilio_trigger import SmsStatusChangeEvent
+from twilio_trigger._core.payloads import call_event, sms_event
+from twilio_trigger._core.signature import signed_payload
+from twilio_trigger._identity import MAX_KEPT_HEADER, delivery_key, kept_header
+
+SID = "SM" + "0123456789abcdef" * 2
+CALL_SID = "CA" + "fedcba9876543210" * 2
+
+
+# -- delivery_key ----------------------------------------------------------------------
+# The key is made of signed content only (DESIGN §2, "Identity"): the unsigned
+# I-Twilio-Idempotency-Token header is no argument of it, so no header can change it.
+def test_the_same_event_has_the_same_key() -> None:
+    # Two payloads of one delivery differ in fields that are not its identity.
+    first = sms_event("delivered", sid=SID, Body="one")
+    again = sms_event("delivered", sid=SID, Body="two")
+    assert first.get("MessagingServiceSid") != again.get("MessagingServiceSid")
+    assert delivery_key(first) == delivery_key(again)
+    assert delivery_key(first) == f"e:sms:{SID}:delivered::"  # readable where it can be
+
+
+@pytest.mark.parametrize(
+    ("other_status", "other_overrides"),
+    [
+        ("sent", {}),  # the status
+        ("delivered", {"MessageSid": "SM" + "9" * 32, "SmsSid": "SM" + "9" * 32}),  # the SID
+        ("delivered", {"ErrorCode": "30003"}),  # the error code
+    ],
+)
+def test_message_key_distinguishes_sid_status_and_error_code(
+    other_status: str, other_overrides: dict[str, str]
+) -> None:
+    base = sms_event("delivered", sid=SID)
+    other = sms_event(other_status, sid=SID, **other_overrides)
+    assert delivery_key(base) != delivery_key(other)
+
+
+def test_message_key_distinguishes_error_codes_of_one_status() -> None:
+    first = sms_event("failed", sid=SID, ErrorCode="30008")
+    second = sms_event("failed", sid=SID, ErrorCode="30003")
+    assert delivery_key(first) != delivery_key(second)
+
+
+def test_call_key_distinguishes_sequence_numbers() -> None:
+    first = call_event("in-progress", sid=CALL_SID, SequenceNumber="2")
+    second = call_event("in-progress", sid=CALL_SID, SequenceNumber="3")
+    again = call_event("in-progress", sid=CALL_SID, SequenceNumber="2")
+    assert delivery_key(first) != delivery_key(second)
+    assert delivery_key(first) == delivery_key(again)
+
+
+def test_key_distinguishes_kinds() -> None:
+    sid = "XX" + "1" * 32
+    message = sms_event("failed", sid=sid)
+    call = call_event("failed", sid=sid, SequenceNumber=None, ErrorCode="30008")
+    message_no_error = sms_event("failed", sid=sid, ErrorCode=None)
+    call_no_error = call_event("failed", sid=sid, SequenceNumber=None)
+    assert delivery_key(message) != delivery_key(call)
+    assert delivery_key(message_no_error) != delivery_key(call_no_error)
+
+
+def test_a_cloudevent_is_keyed_by_its_id_alone() -> None:
+    # Event Streams signs the body, and so the id: Twilio resends a batch with the
+    # same ids, and two events of one SID and status are still two events.
+    event = sms_event("delivered", sid=SID)
+    same_status = sms_event("delivered", sid=SID)
+    assert delivery_key(event, "EZ" + "1" * 32) == delivery_key(same_status, "EZ" + "1" * 32)
+    assert delivery_key(event, "EZ" + "1" * 32) != delivery_key(event, "EZ" + "2" * 32)
+    assert delivery_key(event, "EZ" + "1" * 32) != delivery_key(event)
+
+
+def test_a_field_holding_the_separator_cannot_pass_for_two_fields() -> None:
+    # "A:B" + "C" and "A" + "B:C" join to the same text: such keys are hashed whole.
+    first = sms_event("C", sid="SMA:B", SmsSid=None)
+    second = sms_event("B:C", sid="SMA", SmsSid=None)
+    assert delivery_key(first) != delivery_key(second)
+    assert delivery_key(first, "x:y") != delivery_key(first, "x")
+
+
+@pytest.mark.parametrize("length", [65, 100_000, 2 * 1024 * 1024])
+def test_a_long_signed_identity_gives_a_bounded_key(length: int) -> None:
+    long_sid = "SM" + "a" * length
+    first = sms_event("delivered", sid=long_sid)
+    other = sms_event("delivered", sid=long_sid[:-1] + "b")  # differs in its last character
+    keys = {delivery_key(first), delivery_key(other)}
+    cloud_keys = {
+        delivery_key(first, "CE" + "x" * length),
+        delivery_key(first, "CE" + "y" * length),
+    }
+    assert len(keys) == 2
+    assert len(cloud_keys) == 2
+    assert max(len(key) for key in keys | cloud_keys) <= 100
+    # The same identity, hashed, is the same key (another payload of it).
+    assert delivery_key(first) == delivery_key(sms_event("delivered", sid=long_sid))
+
+
+def test_a_key_carries_no_character_that_could_disturb_a_log_or_a_redis_key() -> None:
+    hostile = sms_event("delivered\n", sid="SM1\r\nX-Forged: yes", SmsSid=None)
+    for key in (delivery_key(hostile), delivery_key(hostile, "id\n\x1b[31m")):
+        assert key.isascii()
+        assert key.isprintable()
+        assert " " not in key
+
+
+def _no_sid(params: list[tuple[str, str]]) -> SmsStatusChangeEvent:
+    event = SmsStatusChangeEvent(params)
+    assert event.sid is None
+    return event
+
+
+NO_SID = [("AccountSid", "AC" + "0" * 32), ("MessageStatus", "received"), ("Body", "hello")]
+
+
+def test_an_event_without_sid_is_keyed_by_all_its_signed_parameters() -> None:
+    # Without a SID the identity fields would be the status alone: every such
+    # event would collapse into the first one.
+    first = _no_sid(NO_SID)
+    other_body = _no_sid([*NO_SID[:2], ("Body", "hello again")])
+    other_account = _no_sid([("AccountSid", "AC" + "1" * 32), *NO_SID[1:]])
+    keys = {delivery_key(event) for event in (first, other_body, other_account)}
+    assert len(keys) == 3
+    assert all(key.startswith("p:sms:#") and len(key) <= 100 for key in keys)
+
+
+def test_an_event_without_sid_keeps_its_key_under_what_its_signature_ignores() -> None:
+    # Twilio signs the parameters sorted by name, each distinct value once: a
+    # reordered body, or a value repeated, carries the same signature, and so
+    # must be the same delivery.
+    first = _no_sid(NO_SID)
+    reordered = _no_sid(list(reversed(NO_SID)))
+    repeated = _no_sid([*NO_SID, ("Body", "hello")])
+    assert delivery_key(first) == delivery_key(reordered) == delivery_key(repeated)
+    # A second, different value of a name is signed: another delivery.
+    assert delivery_key(first) != delivery_key(_no_sid([*NO_SID, ("Body", "bye")]))
+    assert signed_payload(NO_SID) == signed_payload(list(reversed(NO_SID)))
+
+
+# -- kept_header -------------------------------------------------------------------------
+def test_a_usual_header_is_kept_as_it_came() -> None:
+    token = "3c6b7b5e-8f1a-4d1e-9c62-0f5a1e2b3c4d"
+    assert kept_header(token) == token
+    assert kept_header("TwilioProxy/1.1") == "TwilioProxy/1.1"
+
+
+@pytest.mark.parametrize("length", [MAX_KEPT_HEADER + 1, 2 * 1024 * 1024])
+def test_a_long_header_keeps_its_start_its_length_and_a_digest(length: int) -> None:
+    value = "a" * length
+    kept = kept_header(value)
+    assert len(kept) <= 2 * MAX_KEPT_HEADER
+    assert kept.startswith("a" * 64)
+    assert f"{length} characters" in kept
+    assert kept != kept_header(value[:-1] + "b")  # two made-up tokens stay apart
+
+
+def test_a_kept_header_cannot_break_a_line_or_grow_by_its_escapes() -> None:
+    # The inbox stores headers one per line; a log or a terminal shows them.
+    assert kept_header("a\nb\r\x1b[31m") == "a\\nb\\r\\x1b[31m"
+    for hostile in ("\x1b" * MAX_KEPT_HEADER, "\u2028" * MAX_KEPT_HEADER):
+        kept = kept_header(hostile)
+        assert len(kept) <= 2 * MAX_KEPT_HEADER
+        assert kept.isprintable()
+
+
+# -- readable where it can be, hashed when odd --------------------------------------------
+HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+@pytest.mark.parametrize("event_id", ["EZ" + "0" * 32, "a.b_c-1", "x" * 64])
+def test_a_plain_cloudevent_id_is_kept_readable(event_id: str) -> None:
+    assert delivery_key(sms_event("delivered", sid=SID), event_id) == "ce:" + event_id
+
+
+@pytest.mark.parametrize("event_id", ["x" * 65, "has space", "a:b", "é", "", "id\n"])
+def test_an_odd_cloudevent_id_is_hashed(event_id: str) -> None:
+    key = delivery_key(sms_event("delivered", sid=SID), event_id)
+    assert key.startswith("ce:#")
+    assert HEX_DIGEST.fullmatch(key.removeprefix("ce:#"))
+
+
+def test_an_odd_sid_or_status_is_hashed_under_its_kind() -> None:
+    for event in (
+        sms_event("delivered", sid="SM with space\t", SmsSid=None),
+        sms_event("deli:vered", sid=SID),
+        call_event("completed", sid=CALL_SID, SequenceNumber="1\x00"),
+    ):
+        key = delivery_key(event)
+        prefix = f"e:{event.kind}:#"
+        assert key.startswith(prefix), key
+        assert HEX_DIGEST.fullmatch(key.removeprefix(prefix)), key
+    assert delivery_key(call_event("completed", sid=CALL_SID, SequenceNumber="3")) == (
+        f"e:call:{CALL_SID}:completed::3"
+    )
+
+
+def test_a_key_is_a_function_of_the_event_alone() -> None:
+    # No header, no time, no process state: the same parameters are the same key
+    # however often, and wherever, they are keyed.
+    params = list(sms_event("failed", sid=SID, ErrorCode="30008").params)
+    keys = {delivery_key(SmsStatusChangeEvent(params)) for _ in range(3)}
+    assert keys == {f"e:sms:{SID}:failed:30008:"}
+
+
+# -- kept_header at its bound -----------------------------------------------------------------
+def test_a_plain_header_of_the_bound_exactly_is_kept_whole() -> None:
+    value = "t" * MAX_KEPT_HEADER
+    assert kept_header(value) == value
+    assert kept_header(value + "t") != value + "t"
+
+
+def test_a_short_header_with_control_characters_is_kept_escaped_when_that_fits() -> None:
+    assert kept_header("token\x00") == "token\\x00"
+    shown = kept_header("\x1b" * 100)  # escapes to 400 characters: past the bound
+    assert shown.startswith("\\x1b")
+    assert "(100 characters, sha256 " in shown
+    assert shown.isprintable()
