@@ -10,6 +10,7 @@ without notice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,7 @@ from typing import Any, ClassVar, Generic, NamedTuple, NoReturn, Self, TypeVar, 
 #: The events of every kind: the package exports each (see ``__init__``).
 __all__ = [
     "CallStatusEvent",
+    "DebuggerEvent",
     "EventKind",
     "Media",
     "RecordingStatusEvent",
@@ -109,6 +111,19 @@ def _float(name: str) -> _Param[float]:
 
 def _bool(name: str) -> _Param[bool]:
     return _Param(name, _as_bool)
+
+
+def _as_iso_datetime(value: str) -> datetime | None:
+    # ISO 8601, as the Debugger writes it: 2020-01-01T23:28:54Z.
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _iso_time(name: str) -> _Param[datetime]:
+    return _Param(name, _as_iso_datetime)
 
 
 class Media(NamedTuple):
@@ -421,3 +436,51 @@ class RecordingStatusEvent(TwilioEvent):
     """``inbound``, ``outbound`` or ``both``."""
     call_sid = _text("CallSid")
     conference_sid = _text("ConferenceSid")
+
+
+#: The longest ``Payload`` a Debugger event parses (Twilio's are a few kilobytes).
+_MAX_PAYLOAD_CHARS = 256 * 1024
+
+
+class DebuggerEvent(TwilioEvent):
+    """An alert of the Console Debugger: an error or a warning of the account.
+
+    ``status`` is ``Level`` as sent (``ERROR``, ``WARNING``), ``sid`` the alert's
+    ``Sid`` (``NO...``).  :attr:`payload` is ``Payload`` parsed from JSON:
+    ``resource_sid``, ``service_sid``, ``error_code``, ``more_info`` and, for a
+    failed webhook, ``webhook`` (its request and response).
+    """
+
+    __slots__ = ()
+
+    level = _text("Level")
+    parent_account_sid = _text("ParentAccountSid")
+    timestamp = _iso_time("Timestamp")
+    """When the alert was raised (ISO 8601 in the request)."""
+    payload_type = _text("PayloadType")
+
+    @property
+    def payload(self) -> Mapping[str, object] | None:
+        """``Payload`` parsed; ``None`` when absent, too long, or not a JSON object."""
+        text = self._first.get("Payload")
+        if text is None or len(text) > _MAX_PAYLOAD_CHARS:
+            return None
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        return MappingProxyType(value) if isinstance(value, dict) else None
+
+    @property
+    def resource_sid(self) -> str | None:
+        """The SID of what the alert is about: a call, a message, ..."""
+        value = (self.payload or {}).get("resource_sid")
+        return value if isinstance(value, str) else None
+
+    @property
+    def alert_code(self) -> int | None:
+        """The alert's Twilio error code (``Payload``'s ``error_code``), e.g. ``11200``."""
+        value = (self.payload or {}).get("error_code")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return _as_int(value) if isinstance(value, str) else None

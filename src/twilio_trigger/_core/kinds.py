@@ -22,8 +22,20 @@ from typing import Literal
 
 from .._exceptions import ServiceError
 from . import payloads
-from .events import CallStatusEvent, RecordingStatusEvent, SmsStatusChangeEvent, TwilioEvent
-from .services import CallStatusService, RecordingStatusService, SmsStatusService, callback_name
+from .events import (
+    CallStatusEvent,
+    DebuggerEvent,
+    RecordingStatusEvent,
+    SmsStatusChangeEvent,
+    TwilioEvent,
+)
+from .services import (
+    CallStatusService,
+    DebuggerService,
+    RecordingStatusService,
+    SmsStatusService,
+    callback_name,
+)
 
 __all__ = [
     "KINDS",
@@ -226,6 +238,20 @@ KINDS: tuple[Kind, ...] = (
             "com.twilio.messaging.message.",
             "com.twilio.messaging.inbound-message.received",
         ),
+    ),
+    Kind(
+        name="debugger",
+        event_class=DebuggerEvent,
+        service_class=DebuggerService,
+        # A console alert: its Level, and a JSON Payload said to be one.
+        signals=(("Level", "PayloadType", "Payload"),),
+        route_by=("Level",),
+        sid_params=("Sid",),
+        events=("error", "warning"),
+        sid_prefixes=("NO",),
+        payload=payloads.debugger_params,
+        # Each alert has a Sid of its own; a retry repeats it.
+        key_params=(),
     ),
 )
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._exceptions import ServiceError
-from .events import CallStatusEvent, RecordingStatusEvent, SmsStatusChangeEvent
+from .events import CallStatusEvent, DebuggerEvent, RecordingStatusEvent, SmsStatusChangeEvent
 
 if TYPE_CHECKING:
     from .kinds import Kind
 
 #: The service base classes: the package exports each (see ``__init__``).
-__all__ = ["CallStatusService", "RecordingStatusService", "SmsStatusService"]
+__all__ = ["CallStatusService", "DebuggerService", "RecordingStatusService", "SmsStatusService"]
 
 
 def callback_name(status: str) -> str:
@@ -36,6 +36,7 @@ def callback_name(status: str) -> str:
 SmsCallback = Callable[[SmsStatusChangeEvent], object]
 CallCallback = Callable[[CallStatusEvent], object]
 RecordingCallback = Callable[[RecordingStatusEvent], object]
+DebuggerCallback = Callable[[DebuggerEvent], object]
 
 
 class SmsStatusService:
@@ -112,6 +113,22 @@ class RecordingStatusService:
     on_in_progress: RecordingCallback
     on_completed: RecordingCallback
     on_absent: RecordingCallback
+
+
+class DebuggerService:
+    """Base class of a service that receives the Console Debugger's alerts.
+
+    Define ``on_error`` or ``on_warning`` (the alert's ``Level``), ``async def``
+    or plain ``def``, each taking one :class:`DebuggerEvent`.  Raise (or return an
+    ``Exception``) to answer Twilio with a 500.  Beware of loops: a callback that
+    fails a Twilio webhook of its own raises another alert.
+    """
+
+    kind: ClassVar[str]
+    callback_names: ClassVar[tuple[str, ...]]
+
+    on_error: DebuggerCallback
+    on_warning: DebuggerCallback
 
 
 @dataclass(frozen=True, slots=True)
