@@ -96,7 +96,14 @@ def _sendable() -> dict[str, tuple[Kind, PayloadFactory]]:
 _KINDS = _sendable()
 
 
-@click.command(context_settings=CONTEXT)
+def _events_of_kinds() -> str:
+    # The registry's events, under the help: what STATUS may be for each KIND.
+    lines = ["\b", "Events of each kind (STATUS):"]
+    lines += [f"  {kind.name}: {' '.join(kind.events)}" for kind in KINDS]
+    return "\n".join(lines)
+
+
+@click.command(context_settings=CONTEXT, epilog=_events_of_kinds())
 @click.argument("kind", type=click.Choice(list(_KINDS)))
 @click.argument("status")
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="The listener's URL.")
@@ -128,10 +135,11 @@ def send(
 ) -> None:
     """Post one signed, realistic event to a listener and print its answer.
 
-    KIND is sms, call, inbound-call (the voice webhook of an incoming call,
-    which asks for TwiML) or recording.  STATUS is a Twilio status such as
-    delivered, failed, received (an inbound message), ringing, in-progress or,
-    for a recording, completed.  The answer's body shows a callback's reply.
+    KIND is a kind of webhook (inbound-call is the voice webhook of an incoming
+    call, which asks for TwiML).  STATUS is the value that picks the callback,
+    as Twilio spells it: a status such as delivered, failed, received (an
+    inbound message), ringing or in-progress, a Debugger alert's error; each
+    kind's are listed below.  The answer's body shows a callback's reply.
     Exits 1 unless the answer is 2xx.
 
     \b
