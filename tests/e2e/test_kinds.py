@@ -98,8 +98,8 @@ def test_the_registry_is_consistent() -> None:
         assert kind_named(kind.name) is kind
         assert len(set(kind.callbacks)) == len(kind.callbacks)
         assert all(re.fullmatch(r"on_[a-z0-9_]+", name) for name in kind.callbacks)
-        assert kind.service_class.kind == kind.name  # type: ignore[attr-defined]
-        assert kind.service_class.callback_names == kind.callbacks  # type: ignore[attr-defined]
+        assert kind.service_class.kind == kind.name
+        assert kind.service_class.callback_names == kind.callbacks
         assert kind.event_class.kind == kind.name
         if kind.ranks:
             assert set(kind.ranks) == set(kind.events), kind.name

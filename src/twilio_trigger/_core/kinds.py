@@ -33,6 +33,7 @@ from .services import (
     CallStatusService,
     DebuggerService,
     RecordingStatusService,
+    ServiceBase,
     SmsStatusService,
     callback_name,
 )
@@ -66,7 +67,7 @@ class Kind:
     name: str
     #: The class of its events, and the base class of the services that receive them.
     event_class: type[TwilioEvent]
-    service_class: type
+    service_class: type[ServiceBase]
     #: How a request is recognised: it is of this kind when every parameter of one
     #: of these groups has a non-empty value.  Kinds are tried in registry order.
     signals: tuple[tuple[str, ...], ...]
@@ -265,8 +266,8 @@ def _register(kind: Kind) -> None:
     kind.event_class._sid_names = kind.sid_params
     kind.event_class._status_names = kind.route_by
     kind.event_class.kind = kind.name
-    kind.service_class.kind = kind.name  # type: ignore[attr-defined]
-    kind.service_class.callback_names = kind.callbacks  # type: ignore[attr-defined]
+    kind.service_class.kind = kind.name
+    kind.service_class.callback_names = kind.callbacks
 
 
 for _kind in KINDS:

@@ -39,7 +39,15 @@ RecordingCallback = Callable[[RecordingStatusEvent], object]
 DebuggerCallback = Callable[[DebuggerEvent], object]
 
 
-class SmsStatusService:
+class ServiceBase:
+    """What every service base class has: its kind and its callbacks' names, set
+    from the kind's row by the registry of kinds."""
+
+    kind: ClassVar[str]
+    callback_names: ClassVar[tuple[str, ...]]
+
+
+class SmsStatusService(ServiceBase):
     """Base class of a service that receives message status changes.
 
     Define any of these methods, ``async def`` or plain ``def``:
@@ -52,9 +60,6 @@ class SmsStatusService:
     back as a message, and a TwiML object (whose ``str()`` is TwiML, such as
     twilio-python's ``MessagingResponse``) is sent as it is.
     """
-
-    kind: ClassVar[str]
-    callback_names: ClassVar[tuple[str, ...]]
 
     on_accepted: SmsCallback
     on_queued: SmsCallback
@@ -71,7 +76,7 @@ class SmsStatusService:
     on_partially_delivered: SmsCallback
 
 
-class CallStatusService:
+class CallStatusService(ServiceBase):
     """Base class of a service that receives voice call status changes.
 
     Define any of these methods, ``async def`` or plain ``def``:
@@ -85,9 +90,6 @@ class CallStatusService:
     and Twilio runs it.
     """
 
-    kind: ClassVar[str]
-    callback_names: ClassVar[tuple[str, ...]]
-
     on_queued: CallCallback
     on_initiated: CallCallback
     on_ringing: CallCallback
@@ -99,7 +101,7 @@ class CallStatusService:
     on_canceled: CallCallback
 
 
-class RecordingStatusService:
+class RecordingStatusService(ServiceBase):
     """Base class of a service that receives call recording status changes.
 
     Define any of ``on_in_progress on_completed on_absent``, ``async def`` or
@@ -107,15 +109,12 @@ class RecordingStatusService:
     return an ``Exception``) to answer Twilio with a 500.
     """
 
-    kind: ClassVar[str]
-    callback_names: ClassVar[tuple[str, ...]]
-
     on_in_progress: RecordingCallback
     on_completed: RecordingCallback
     on_absent: RecordingCallback
 
 
-class DebuggerService:
+class DebuggerService(ServiceBase):
     """Base class of a service that receives the Console Debugger's alerts.
 
     Define ``on_error`` or ``on_warning`` (the alert's ``Level``), ``async def``
@@ -123,9 +122,6 @@ class DebuggerService:
     ``Exception``) to answer Twilio with a 500.  Beware of loops: a callback that
     fails a Twilio webhook of its own raises another alert.
     """
-
-    kind: ClassVar[str]
-    callback_names: ClassVar[tuple[str, ...]]
 
     on_error: DebuggerCallback
     on_warning: DebuggerCallback
