@@ -52,7 +52,10 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
         # reordering or repeating a parameter keeps the signature, and the key.
         return f"p:{event.kind}:#{_digest(signed_payload(event.params))}"
     key_params = kind_of_event(event).key_params
-    fields = [event.kind, sid, event.status or "", *(event.get(n) or "" for n in key_params)]
+    fields = [event.kind, sid, event.status or ""]
+    get = event.get
+    for name in key_params:
+        fields.append(get(name) or "")
     identity = ":".join(fields)
     # Twilio's are short, printable, and without the separator (checked in C: this
     # runs for every event): anything else is hashed, so no field can pass for two.

@@ -258,6 +258,11 @@ KINDS: tuple[Kind, ...] = (
 
 _BY_NAME: Mapping[str, Kind] = MappingProxyType({kind.name: kind for kind in KINDS})
 _BY_EVENT_CLASS: Mapping[type, Kind] = MappingProxyType({k.event_class: k for k in KINDS})
+#: Every signal group in registry order, as (its first parameter, the others, its
+#: kind): recognising a request is then a few dict look-ups, run for each request.
+_GROUPS: tuple[tuple[str, tuple[str, ...], Kind], ...] = tuple(
+    (group[0], group[1:], kind) for kind in KINDS for group in kind.signals
+)
 
 
 def _register(kind: Kind) -> None:
@@ -316,7 +321,8 @@ def recognise(first: Mapping[str, str], prefer: Sequence[Kind] = ()) -> Kind | N
     for kind in prefer:
         if kind.recognises(first):
             return kind
-    for kind in KINDS:
-        if kind.recognises(first):
+    get = first.get
+    for name, others, kind in _GROUPS:
+        if get(name) and (not others or all(get(other) for other in others)):
             return kind
     return None
