@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, NamedTuple, NoReturn, Self, TypeVar, overload
 
@@ -44,10 +43,17 @@ def _as_int(value: str) -> int | None:
     return None
 
 
+def _parsedate(value: str) -> datetime:
+    # email.utils costs about 14 ms to import: loaded when a date is first read.
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(value)
+
+
 def _as_datetime(value: str) -> datetime | None:
     # Twilio writes RFC 2822 dates in GMT; "-0000" would otherwise read as naive.
     try:
-        moment = parsedate_to_datetime(value)
+        moment = _parsedate(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

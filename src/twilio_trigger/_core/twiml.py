@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
-from xml.sax.saxutils import escape
+from html import escape
 
 from .events import TwilioEvent
 from .kinds import kind_of_event
@@ -68,7 +68,9 @@ def reply_body(event: TwilioEvent, reply: object) -> bytes:
         if kind_of_event(event).text_reply == "message":
             # A control character in a text message is replaced, not an error:
             # the text is often the sender's own words, echoed.
-            message = escape(_NOT_XML.sub("\ufffd", reply)).encode("utf-8")
+            # &, < and > escaped, as XML text needs (html's escape: xml.sax.saxutils
+            # would load urllib.request with the package).
+            message = escape(_NOT_XML.sub("\ufffd", reply), quote=False).encode("utf-8")
             return _DECLARATION + b"<Response><Message>" + message + b"</Message></Response>"
         return _twiml(reply, "the str returned")
     if isinstance(reply, bytes | bytearray | int | float | bool | list | tuple | dict | set):
