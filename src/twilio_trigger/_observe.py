@@ -149,10 +149,13 @@ class Observers(Observer):
             observer.flush()
 
 
-_SIGNATURE_HINT = (
-    "if Twilio calls another URL (a proxy, a tunnel, a mount), set public_url to it; "
+_VERIFY_HINT = (
     "`twilio-trigger verify --url URL --signature SIGNATURE --body BODY` says which URL "
     "and token a request was signed with"
+)
+_SIGNATURE_HINT = (
+    "if Twilio calls another URL (a proxy, a tunnel, a mount), set public_url to it; "
+    + _VERIFY_HINT
 )
 
 
@@ -223,8 +226,8 @@ class RefusalLog:
         if why:
             # The verifier's own account: the URL forms tried, and what to do.
             fields["why"] = why
-            message += ": %s"
-            args.append(printable(why))
+            message += ": %s; %s"
+            args += [printable(why), _VERIFY_HINT]
         elif refusal.urls:
             message += "; checked against %s; %s"
             args += [", ".join(printable(url) for url in refusal.urls), _SIGNATURE_HINT]

@@ -24,7 +24,6 @@ from .._core.signature import (
     compute_signature,
     json_url,
     signature_settings,
-    url_variants,
 )
 from .._core.verifier import SignatureVerifier
 from ._common import CONTEXT, parameters, token_list
@@ -269,11 +268,10 @@ def verify(
             f"over {form} ({len(pairs)} parameters)"
         )
         return
-    forms = url_variants(url)
-    click.echo(
-        f"invalid: no token of {len(tokens)} signed these {len(pairs)} parameters "
-        f"for any form of the URL tried: {', '.join(forms)}"
-    )
+    # The public verifier's account of the failure, as the listener's refusal log gives it.
+    error = verifier.explain_form(url, pairs, encoded)
+    why = str(error) if error is not None else "the signature matches nothing"
+    click.echo(f"invalid ({len(pairs)} parameters): {why}")
     for candidate, why in _alternatives(url):
         found = verifier.matching(candidate, pairs, encoded)
         if found is not None:
