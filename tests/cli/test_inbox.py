@@ -6,15 +6,14 @@ connection, once each command has returned.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from tests.runtime.test_inbox_sqlite import with_inbox
 from twilio_trigger.inbox import Entry, State
 from twilio_trigger.inbox.sqlite import SQLiteInbox
 from twilio_trigger.testing import call_status_params, sms_status_params
@@ -27,18 +26,6 @@ DELIVERED = "SM" + "d" * 32
 FAILED = "SM" + "f" * 32
 RINGING = "CA" + "c" * 32
 TRACEBACK = 'Traceback (most recent call last):\n  File "app.py"\nValueError: no such order'
-
-
-def with_inbox(path: Path, work: Callable[[SQLiteInbox], Awaitable[_T]]) -> _T:
-    async def session() -> _T:
-        inbox = SQLiteInbox(path)
-        await inbox.open()
-        try:
-            return await work(inbox)
-        finally:
-            await inbox.close()
-
-    return asyncio.run(session())
 
 
 @dataclass(frozen=True)
