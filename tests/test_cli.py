@@ -730,8 +730,12 @@ DEMO_CALLBACKS = [
     "CallTracker.on_in_progress",
     "CallTracker.on_completed",
     "CallTracker.on_busy",
+    "CallTracker.on_ringing",
+    "CallTracker.on_gather",
 ]
-EVENT_LINE = re.compile(r"^\s*(?P<verdict>ok|BAD)\s+(?P<kind>sms|call)\s+(?P<sid>[A-Z]{2}\w{32})")
+EVENT_LINE = re.compile(
+    r"^\s*(?P<verdict>ok|BAD)\s+(?P<kind>sms|call|gather)\s+(?P<sid>[A-Z]{2}\w{32})"
+)
 
 
 def demo_url_and_token(output: str) -> tuple[str, str]:
@@ -749,17 +753,22 @@ def test_demo_once_dispatches_every_scripted_event() -> None:
     output = result.stdout
     demo_url_and_token(output)
     events = [line for line in output.splitlines() if EVENT_LINE.match(line)]
-    assert len(events) == 10, output
+    assert len(events) == 12, output
     assert all(line.strip().startswith("ok ") for line in events), output
     for line, callback in zip(events, DEMO_CALLBACKS, strict=True):
         assert f"→ {callback} " in line, line
+    for line in events[:10]:
         assert " 200 <Response/>" in line, line
+    # An incoming call hears the menu; the key pressed is answered in turn.
+    assert ' 200 <Response><Gather numDigits="1"><Say>' in events[10], events[10]
+    assert " 200 <Response><Say>Your parcel arrives tomorrow.</Say></Response>" in events[11]
     assert "error 30003" in output
-    assert "All 10 events" in output
+    assert "All 12 events" in output
     # SMS queued → sent → delivered for one SID, the call's four steps for another.
     sids = [match.group("sid") for line in events if (match := EVENT_LINE.match(line))]
     assert len(set(sids[:3])) == 1
     assert len(set(sids[5:9])) == 1
+    assert sids[10] == sids[11]
     assert f"{sids[0]}: sent → delivered" in output
 
 

@@ -19,6 +19,7 @@ from ._core import services as _services
 from ._core.events import *  # noqa: F403 - the event class of every kind
 from ._core.events import CallStatusEvent, SmsStatusChangeEvent
 from ._core.kinds import kind_named as _kind_named
+from ._core.replies import Reject
 from ._core.services import *  # noqa: F403 - the service base class of every kind
 from ._core.signature import compute_signature
 from ._core.verifier import SignatureVerifier
@@ -45,6 +46,7 @@ __all__ = [
     "ConfigurationError",
     "JsonFormatter",
     "Listener",
+    "Reject",
     "ServiceError",
     "SignatureError",
     "SignatureVerifier",

@@ -82,6 +82,7 @@ def build(settings: Settings, dispatcher: Dispatcher) -> Application:
         public_url=s.public_url,
         max_params=s.max_params,
         max_body_bytes=s.max_body_bytes,
+        basic_auth=s.basic_auth,
     )
     app = WebhookApp(
         handler,

@@ -159,7 +159,8 @@ class WebhookApp:
             if scope["method"] == "HEAD":
                 answer = Answer(answer.status, b"", answer.headers)
             return await send_answer(send, answer)
-        if scope["method"] != "POST":
+        method = scope["method"]
+        if method != "POST" and method != "GET":
             return await send_answer(send, answers.METHOD_NOT_ALLOWED)
 
         raw_headers = scope["headers"]
@@ -179,7 +180,14 @@ class WebhookApp:
         if declared.isdigit():
             length = int(declared) if len(declared) < 19 else 2**63
         remote = _remote(scope)
-        early = handler.precheck(content_type, signature, length, remote)
+        early = handler.precheck(
+            content_type,
+            signature,
+            length,
+            remote,
+            authorization=headers.get(b"authorization"),
+            method=method,
+        )
         if early is not None:
             return await send_answer(send, early)
 
@@ -187,7 +195,9 @@ class WebhookApp:
         if message["type"] == "http.disconnect":
             return None
         body: bytes = message.get("body", b"")
-        if message.get("more_body", False):
+        if method == "GET":
+            body = b""  # a GET's parameters are in its query; a body is ignored
+        elif message.get("more_body", False):
             limit = handler.max_body_bytes
             chunks = bytearray(body)
             while len(chunks) <= limit and message.get("more_body", False):
@@ -224,6 +234,9 @@ class WebhookApp:
             headers=headers,
             remote=remote,
             prefer=prefer,
+            path=route,
+            query=query,
+            method=method,
         )
         return await send_answer(send, answer)
 

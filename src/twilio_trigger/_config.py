@@ -38,6 +38,7 @@ class Settings:
     shared_keys: tuple[tuple[str, str], ...] = field(
         default=OPTIONS.shared_keys.default, repr=False
     )
+    basic_auth: tuple[tuple[str, str], ...] = field(default=OPTIONS.basic_auth.default, repr=False)
     public_url: str | None = OPTIONS.public_url.default
     verify_signatures: bool = OPTIONS.verify_signatures.default
     max_body_bytes: int = OPTIONS.max_body_bytes.default

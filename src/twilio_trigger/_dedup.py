@@ -15,7 +15,7 @@ from typing import Protocol
 from ._core import answers
 from ._core.answers import Answer
 from ._core.events import TwilioEvent
-from ._core.twiml import expects_twiml
+from ._core.replies import expects_reply, silent_answer
 from ._dispatch import Outcome, Result
 from ._observe import Observer
 from .stores import Claim, DeliveryStore
@@ -67,8 +67,8 @@ class Once:
                 self._observer.finished(event, DUPLICATE)
                 # A copy of a request answered with a reply (Twilio retrying an
                 # incoming call after a timeout) gets the same reply again.
-                reply = await store.reply_of(key) if replies and expects_twiml(event) else None
-                return answers.twiml(reply) if reply else answers.acknowledged
+                reply = await store.reply_of(key) if replies and expects_reply(event) else None
+                return answers.twiml(reply) if reply else silent_answer(event)
             if claim is Claim.BUSY:
                 return answers.COPY_IN_PROGRESS
         try:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
+import inspect
 import logging
 import time
 import traceback
+import typing
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import NamedTuple
 
-from ._core.events import EventKind, TwilioEvent
-from ._core.kinds import Kind, kind_of_event, kind_of_service
-from ._core.routing import callback_for
-from ._core.services import Callback, resolve_callbacks
+from ._core.cloudevents import CLOUDEVENT_TYPE
+from ._core.events import TwilioEvent
+from ._core.kinds import FALLBACK, KINDS, Kind, kind_of_event, kinds_of_service, service_base
+from ._core.services import Callback, FallbackService, ServiceBase, resolve_callbacks
 from ._exceptions import ServiceError
-from ._logging import FirstWarning
+from ._logging import FirstWarning, printable
 
 __all__ = [
     "Deadlines",
@@ -29,6 +32,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("twilio_trigger")
+
+#: An unrecognised webhook's warning names at most this many of its parameters;
+#: its shape (the names, said once) is at most this long.
+_SHOWN_NAMES = 40
+_MAX_SHAPE = 2000
 
 #: Where sync callbacks run: the event loop's default thread pool, unless a
 #: framework adapter sets an executor that runs them in the request's own thread.
@@ -193,17 +201,99 @@ def describe_error(error: BaseException) -> str:
     return "".join(traceback.format_exception(error)).rstrip()
 
 
-class Dispatcher:
-    """The attached services, and the dispatch of one event to its callback."""
+def _name_of(thing: object) -> str:
+    if callable(thing) and not isinstance(thing, ServiceBase | type):
+        return str(getattr(thing, "__qualname__", repr(thing)))
+    return type(thing).__name__
 
-    __slots__ = ("_hints", "_services", "_tables", "paths")
+
+def _event_class_of(function: Callable[..., object]) -> type | None:
+    # The annotation of the callback's event parameter, when it can be read.
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:
+        return None
+    hints.pop("return", None)
+    hint = next(iter(hints.values()), None)
+    return hint if isinstance(hint, type) and issubclass(hint, TwilioEvent) else None
+
+
+def service_of_callback(function: Callable[..., object]) -> ServiceBase:
+    """A service of one callback: *function*, named ``on_<event>`` or annotated
+    with its event class (``def menu(event: GatherEvent)``).
+
+    :class:`ServiceError` when neither says which callback it is.
+    """
+    name = str(getattr(function, "__name__", ""))
+    label = str(getattr(function, "__qualname__", name or repr(function)))
+    event_class = _event_class_of(function)
+    row = None
+    if event_class is not None:
+        row = next((kind for kind in KINDS if kind.event_class is event_class), None)
+    if row is not None:
+        if row.callback is not None:
+            name = row.callback
+        elif name not in row.callbacks:
+            raise ServiceError(
+                f"{label} takes a {event_class.__name__ if event_class else 'event'}, whose "
+                f"callbacks are {' '.join(row.callbacks)}: name it after one of them"
+            )
+        base = row.service_class
+    else:
+        bases = [kind.service_class for kind in KINDS if name in kind.callbacks]
+        bases = list(dict.fromkeys(bases))
+        if len(bases) != 1:
+            raise ServiceError(
+                f"cannot tell which callback {label} is: annotate its event "
+                f"(def {name or 'callback'}(event: twilio_trigger.GatherEvent)) or name it "
+                f"after the callback (on_gather, on_delivered, ...)"
+            )
+        base = bases[0]
+
+    def call(event: TwilioEvent) -> object:
+        return function(event)
+
+    if inspect.iscoroutinefunction(function):
+
+        async def acall(event: TwilioEvent) -> object:
+            result = function(event)
+            return await result if inspect.isawaitable(result) else result
+
+        method: Callable[[TwilioEvent], object] = acall
+    else:
+        method = call
+    cls: type[ServiceBase] = type(
+        label.replace(".<locals>", ""), (base,), {name: staticmethod(method)}
+    )
+    service = cls()
+    setattr(service, "__wrapped__", function)  # noqa: B010 - found by detach()
+    return service
+
+
+#: Where a service is attached: a path of its own, or ``None`` for the listener's.
+_Slot = tuple[str | None, type[ServiceBase]]
+
+
+class Dispatcher:
+    """The attached services, and the dispatch of one event to its callback.
+
+    A listener takes one service of each base class for its own path, and one
+    more of each at any path of its own (``attach(Menu(), path="/voice/menu")``).
+    An event that came to a service's own path goes to that service's
+    callback, else to the listener-wide service's; an event no attached service
+    takes goes to the :class:`FallbackService`, when one is attached.
+    """
+
+    __slots__ = ("_fallback", "_hints", "_services", "_tables", "paths")
 
     def __init__(self) -> None:
-        self._services: dict[EventKind, object] = {}
-        self._tables: dict[EventKind, dict[str, Callback]] = {}
+        self._services: dict[_Slot, object] = {}
+        self._tables: dict[_Slot, dict[str, Callback]] = {}
+        self._fallback: dict[str | None, Callback] = {}
         self._hints = FirstWarning()
-        #: Paths with services attached at them, and their kinds, tried first there.
-        #: Read by the ASGI application for every request: changed in place.
+        #: Paths with services attached at them, and the kinds whose callbacks
+        #: they define, tried first there.  Read by the ASGI application for
+        #: every request: changed in place.
         self.paths: dict[str, tuple[Kind, ...]] = {}
 
     @property
@@ -211,40 +301,95 @@ class Dispatcher:
         return tuple(self._services.values())
 
     def attach(self, service: object, path: str | None = None) -> None:
-        row = kind_of_service(service)
-        kind = row.name
-        current = self._services.get(kind)
+        if path is not None and (not path.startswith("/") or "?" in path or "#" in path):
+            raise ServiceError(f"a service's path starts with / and has no query: {path!r}")
+        if callable(service) and not isinstance(service, ServiceBase | type):
+            service = service_of_callback(service)
+        base = service_base(service)
+        slot = (path, base)
+        current = self._services.get(slot)
         if current is service:
             raise ServiceError(f"{type(service).__name__} is already attached")
         if current is not None:
+            where = "" if path is None else f" at {path}"
             raise ServiceError(
-                f"a {row.service_class.__name__} ({type(current).__name__}) is already attached; "
-                f"a listener takes one service of each kind: detach it first, or put "
-                f"the callbacks of {type(service).__name__} in it"
+                f"a {base.__name__} ({type(current).__name__}) is already attached{where}; "
+                f"a listener takes one service of each kind at each path: detach it "
+                f"first, put the callbacks of {type(service).__name__} in it, or attach "
+                f"it at a path of its own"
             )
-        table = resolve_callbacks(service, row)
-        self._services[kind] = service
-        self._tables[kind] = table
+        table = resolve_callbacks(service, base)
+        self._services[slot] = service
+        self._tables[slot] = table
+        if base is FallbackService and "on_event" in table:
+            self._fallback[path] = table["on_event"]
         if path is not None:
-            self.paths[path] = (*self.paths.get(path, ()), row)
+            own = tuple(
+                kind for kind in kinds_of_service(service) if set(kind.callbacks) & set(table)
+            )
+            self.paths[path] = tuple(
+                kind for kind in KINDS if kind in (*self.paths.get(path, ()), *own)
+            )
 
     def detach(self, service: object) -> None:
-        kind = kind_of_service(service).name
-        if self._services.get(kind) is not service:
-            raise ServiceError(f"{type(service).__name__} is not attached to this listener")
-        del self._services[kind]
-        del self._tables[kind]
-        for path, kinds in list(self.paths.items()):
-            left = tuple(k for k in kinds if k.name != kind)
-            if left:
-                self.paths[path] = left
-            else:
-                del self.paths[path]
+        slots = [
+            slot
+            for slot, attached in self._services.items()
+            if attached is service or getattr(attached, "__wrapped__", None) is service
+        ]
+        if slots:
+            service = self._services[slots[0]]
+        if not slots:
+            raise ServiceError(f"{_name_of(service)} is not attached to this listener")
+        base = service_base(service)
+        for slot in slots:
+            path = slot[0]
+            del self._services[slot]
+            del self._tables[slot]
+            if base is FallbackService:
+                self._fallback.pop(path, None)
+            if path is not None:
+                left = tuple(
+                    kind for kind in self.paths.get(path, ()) if kind.service_class is not base
+                )
+                if left:
+                    self.paths[path] = left
+                else:
+                    self.paths.pop(path, None)
+
+    def _callback(
+        self, event: TwilioEvent, row: Kind, name: str
+    ) -> tuple[Callback | None, object | None]:
+        """The callback *name* for *event* (at its path, else the listener's), and
+        the service that has (or lacks) it: ``None`` when no service of its kind
+        is attached where it came."""
+        base = row.service_class
+        path = event.path
+        service = None
+        if path is not None and path in self.paths:
+            table = self._tables.get((path, base))
+            if table is not None:
+                service = self._services[(path, base)]
+                callback = table.get(name)
+                if callback is not None:
+                    return callback, service
+        table = self._tables.get((None, base))
+        if table is None:
+            return None, service
+        return table.get(name), self._services[(None, base)]
+
+    def _fallback_for(self, event: TwilioEvent) -> Callback | None:
+        path = event.path
+        if path is not None and path in self._fallback:
+            return self._fallback[path]
+        return self._fallback.get(None)
 
     async def dispatch(self, event: TwilioEvent, deadlines: Deadlines | None = None) -> Result:
         """Run the event's callback; events nobody handles are logged and acknowledged."""
         row = kind_of_event(event)
         kind = row.name
+        if row is FALLBACK:
+            return await self._unrecognised(event, deadlines)
         name = row.callback_for(event.status)
         if name is None:
             self._hint(
@@ -254,11 +399,16 @@ class Dispatcher:
                 "dispatching it",
                 kind,
                 event.sid,
-                event.status,
+                printable(event.status or ""),
             )
             return Result(Outcome.UNKNOWN_STATUS)
-        table = self._tables.get(kind)
-        if table is None:
+        callback, service = self._callback(event, row, name)
+        if callback is not None:
+            return await invoke(callback, event, deadlines)
+        if service is None:
+            fallback = self._fallback_for(event)
+            if fallback is not None:
+                return await invoke(fallback, event, deadlines)
             self._hint(
                 kind,
                 f"no service {name}",
@@ -272,29 +422,60 @@ class Dispatcher:
                 row.event_class.__name__,
             )
             return Result(Outcome.NO_SERVICE)
-        callback = table.get(name)
-        if callback is None:
-            service = type(self._services[kind]).__name__
+        self._hint(
+            kind,
+            name,
+            "acknowledged %s %s (%s) without dispatching it: add "
+            "`def %s(self, event: twilio_trigger.%s)` to %s to handle it",
+            kind,
+            event.sid,
+            event.status,
+            name,
+            row.event_class.__name__,
+            type(service).__name__,
+        )
+        return Result(Outcome.NO_CALLBACK)
+
+    async def _unrecognised(self, event: TwilioEvent, deadlines: Deadlines | None) -> Result:
+        fallback = self._fallback_for(event)
+        if fallback is not None:
+            return await invoke(fallback, event, deadlines)
+        cloudevent_type = event.get(CLOUDEVENT_TYPE)
+        if cloudevent_type is not None:
             self._hint(
-                kind,
-                name,
-                "acknowledged %s %s (%s) without dispatching it: add "
-                "`def %s(self, event: twilio_trigger.%s)` to %s to handle it",
-                kind,
-                event.sid,
-                event.status,
-                name,
-                row.event_class.__name__,
-                service,
+                "other",
+                cloudevent_type[:_MAX_SHAPE],
+                "acknowledged a CloudEvent of type %s without dispatching it: twilio-trigger "
+                "maps message, call, Conversations and error-log events; attach a "
+                "FallbackService (def on_event(self, event)) to handle others",
+                printable(cloudevent_type[:_MAX_SHAPE]),
             )
-            return Result(Outcome.NO_CALLBACK)
-        return await invoke(callback, event, deadlines)
+            return Result(Outcome.NO_SERVICE)
+        names = sorted(event.raw)
+        shown = names[:_SHOWN_NAMES]
+        more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+        self._hint(
+            "other",
+            " ".join(names)[:_MAX_SHAPE],
+            "acknowledged a verified webhook that no kind recognises, with parameters %s%s; "
+            "attach a FallbackService (def on_event(self, event)) to handle such webhooks",
+            printable(", ".join(shown)),
+            more,
+        )
+        return Result(Outcome.NO_SERVICE)
 
     def label_for(self, event: TwilioEvent) -> str | None:
         """The label of the callback *event* would run (``Service.on_status``), if any."""
-        name = callback_for(event)
-        table = self._tables.get(event.kind)
-        callback = None if name is None or table is None else table.get(name)
+        row = kind_of_event(event)
+        if row is FALLBACK:
+            fallback = self._fallback_for(event)
+            return None if fallback is None else fallback.label
+        name = row.callback_for(event.status)
+        if name is None:
+            return None
+        callback, service = self._callback(event, row, name)
+        if callback is None and service is None:
+            callback = self._fallback_for(event)
         return None if callback is None else callback.label
 
     def _hint(self, kind: str, key: str, message: str, *args: object) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 
 from ._core.events import TwilioEvent
 from ._core.kinds import kind_of_event
 from ._core.signature import signed_payload
 from ._logging import printable
 
-__all__ = ["MAX_KEPT_HEADER", "delivery_key", "kept_header"]
+__all__ = ["MAX_KEPT_HEADER", "PATH_HEADER", "delivery_key", "kept_header", "place"]
 
 #: A key made of fields that each match this is kept readable (it shows in the
 #: inspector and ``inbox show``); anything else is hashed, so that a key is always
@@ -67,6 +68,21 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
         return "e:" + identity
     hashed = [event.kind, sid, event.status, *(event.get(n) for n in key_params)]
     return f"e:{event.kind}:#{_digest(json.dumps(hashed))}"
+
+
+#: Kept beside a stored event: the path (and query) its request came to, for the
+#: workers to hand it to that path's service.  Not a header any request can set:
+#: the headers kept are a fixed list (``_webhook.KEPT_HEADERS``).
+PATH_HEADER = "twilio-trigger-path"
+
+
+def place(event: TwilioEvent, headers: Sequence[tuple[str, str]]) -> None:
+    """Put back where a stored event's request came, from the headers kept beside it."""
+    for name, value in headers:
+        if name == PATH_HEADER:
+            path, _, query = value.partition("?")
+            event._at(path, query)
+            return
 
 
 #: Characters of a request header kept beside an event (Twilio's are far shorter).

@@ -82,6 +82,9 @@ class Listener:
         shared_keys: str | Mapping[str, str] | Iterable[str] | None = (
             OPTIONS.shared_keys.default  # type: ignore[assignment]
         ),
+        basic_auth: str | tuple[str, str] | Iterable[tuple[str, str]] | None = (
+            OPTIONS.basic_auth.default
+        ),
         public_url: str | None = OPTIONS.public_url.default,
         verify_signatures: bool | None = OPTIONS.verify_signatures.default,
         max_body_bytes: int | None = OPTIONS.max_body_bytes.default,
@@ -157,14 +160,14 @@ class Listener:
             path = self._service_path(path)
         self._dispatcher.attach(service, path)
 
-    def _service_path(self, path: str) -> str:
+    def _service_path(self, path: str) -> str | None:
         s = self.settings
         if not path.startswith("/") or any(c in path for c in "?#") or not path.isprintable():
             raise ServiceError(f"a service's path starts with / and has no query: got {path!r}")
         taken = {s.healthz_path, s.readyz_path, s.metrics_path} - {None, ""}
         if path in taken:
             raise ServiceError(f"{path} is the listener's health or metrics endpoint")
-        return path
+        return None if path == s.path else path
 
     def detach(self, service: object) -> None:
         """Detach a service attached before; its events are acknowledged, undispatched."""

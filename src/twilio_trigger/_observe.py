@@ -41,6 +41,8 @@ class Rejection:
     CONTENT_TYPE: Final = "content_type"
     TOO_LARGE: Final = "too_large"
     BAD_PAYLOAD: Final = "bad_payload"
+    #: HTTP Basic credentials that are not among those configured.
+    CREDENTIALS: Final = "credentials_invalid"
     # Refused by the listener's own server, before the request reached the webhook.
     MALFORMED: Final = "malformed_request"
     HEAD_TOO_LARGE: Final = "head_too_large"
@@ -53,6 +55,7 @@ class Rejection:
         CONTENT_TYPE,
         TOO_LARGE,
         BAD_PAYLOAD,
+        CREDENTIALS,
         MALFORMED,
         HEAD_TOO_LARGE,
         TIMEOUT,

@@ -102,6 +102,46 @@ def _shared_keys(value: object, source: str) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
+def _basic_auth(value: object, source: str) -> tuple[tuple[str, str], ...]:
+    """``("user", "secret")``, a list of such pairs, or ``"user:secret,user2:secret2"``
+    as (user, password) pairs: several for rotation.  In a string the first ``:``
+    of an entry ends its user name, as in ``https://user:secret@host/``."""
+    if isinstance(value, str):
+        entries = [text.strip() for text in value.split(",") if text.strip()]
+        pairs = []
+        for text in entries:
+            user, separator, password = text.partition(":")
+            if not separator:
+                raise ConfigurationError(f"{source}: write each pair as user:password")
+            pairs.append((user, password))
+    elif (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(item, str) for item in value)
+    ):
+        pairs = [(value[0], value[1])]
+    elif isinstance(value, Iterable) and not isinstance(value, Mapping):
+        pairs = [tuple(item) for item in value if isinstance(item, (tuple, list))]
+        if len(pairs) != len(list(value)) or not all(
+            len(pair) == 2 and all(isinstance(part, str) for part in pair) for pair in pairs
+        ):
+            raise ConfigurationError(
+                f"{source} must be a (user, password) pair, a list of them, or 'user:password,...'"
+            )
+    else:
+        raise ConfigurationError(
+            f"{source} must be a (user, password) pair, a list of them, or 'user:password,...'"
+        )
+    for user, password in pairs:
+        if not user or not password:
+            raise ConfigurationError(f"{source}: a user name and a password, both non-empty")
+        if ":" in user:
+            raise ConfigurationError(f"{source}: a user name cannot hold ':'")
+        if not (user + password).isprintable():
+            raise ConfigurationError(f"{source}: user names and passwords are printable text")
+    return tuple(dict.fromkeys((user, password) for user, password in pairs))
+
+
 def _public_url(value: object, source: str) -> str:
     """The URL checked and reduced to what Twilio signs (see ``normalize_public_url``)."""
     try:
@@ -299,6 +339,11 @@ class Options:
     shared_keys: Option[tuple[tuple[str, str], ...]] = Option(tuple, (),
         "TWILIO_TRIGGER_SHARED_KEYS", _shared_keys,
         "Webhook Rules' shared keys, `{id: secret}` (see \"Signatures\")", "listener")
+    basic_auth: Option[tuple[tuple[str, str], ...]] = Option(tuple, (),
+        "TWILIO_TRIGGER_BASIC_AUTH", _basic_auth,
+        "HTTP Basic credentials Twilio must send, `(user, password)` or several for rotation "
+        "(`user:password,...` in the environment): put them in the webhook's URL as "
+        "`https://user:password@host/...`", "listener")
     public_url: Option[str | None] = Option(str, None, "TWILIO_TRIGGER_PUBLIC_URL",
         _optional(_public_url),
         "the URL Twilio calls, when it differs from what the listener sees (TLS proxy, "

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Required, TypedDict, Unpack
 from ._core import answers
 from ._core.answers import Answer
 from ._core.events import TwilioEvent
-from ._core.kinds import kind_of_event
+from ._core.kinds import Kind, kind_of_event
 from ._core.order import rank_of
-from ._core.twiml import expects_twiml, reply_body
+from ._core.replies import Reject, expects_reply, receipt_for, reply_answer, silent_answer
 from ._dedup import DUPLICATE, Once
 from ._dispatch import Deadlines, Dispatcher, Outcome, Result
 from ._identity import delivery_key
@@ -76,7 +76,10 @@ class Pipeline:
         self._deliveries = options["deliveries"] if deduplicate else None
         self._statuses = options["statuses"]
         self._skip_stale = options["skip_stale"]
+        self._callback_timeout = callback_timeout
         self._deadlines = Deadlines(callback_timeout)
+        # Kinds Twilio waits for less long (a Conversations pre-event: 5 s).
+        self._short_deadlines: dict[float, Deadlines] = {}
         self._inbox = options.get("inbox")
         self._once = Once(self.run, self._finish, self._observer, callback_timeout)
         self._dropped = FirstWarning()  # callbacks whose replies could not be sent
@@ -132,12 +135,11 @@ class Pipeline:
         if self.start is not None:
             await self.start()
         self._observer.received(event)
-        if self._inbox is not None and not (
-            replies and kind_of_event(event).reply_inline and expects_twiml(event)
-        ):
-            return await self._store(event, event_id, headers)
+        kind = kind_of_event(event)
+        if self._inbox is not None and not (replies and kind.reply_inline and expects_reply(event)):
+            return await self._store(kind, event, event_id, headers)
         store = self._deliveries
-        if store is None:
+        if store is None or not kind.deduplicates(event):
             try:
                 return self._finish(event, await self.run(event, replying=replies))
             except _StoreUnavailableError:
@@ -161,13 +163,16 @@ class Pipeline:
         self._observer.finished(event, result)
         if isinstance(result.value, Answer):
             return result.value
-        return _ANSWERS.get(result.outcome, answers.acknowledged)
+        return _ANSWERS.get(result.outcome) or silent_answer(event)
 
     def _reply(self, event: TwilioEvent, result: Result, replying: bool) -> Result:
         """The result with its reply made the answer, or failed when it cannot be one."""
+        if isinstance(result.error, Reject) and expects_reply(event):
+            # Raised (or returned) to block a pre-event: a decision, not a failure.
+            result = result._replace(outcome=Outcome.HANDLED, error=None, value=result.error)
         if result.value is None or result.outcome is not Outcome.HANDLED:
             return result
-        if not expects_twiml(event):
+        if not expects_reply(event):
             return result._replace(value=None)  # what a status callback returns means nothing
         if not replying:
             logger.log(
@@ -179,10 +184,10 @@ class Pipeline:
             )
             return result._replace(value=None)
         try:
-            body = reply_body(event, result.value)
+            answer = reply_answer(event, result.value)
         except Exception as error:  # ReplyError, or a __str__ that raised
             return result._replace(outcome=Outcome.FAILED, error=error, value=None)
-        return result._replace(value=answers.twiml(body))
+        return result._replace(value=answer)
 
     async def run(self, event: TwilioEvent, *, replying: bool = False) -> Result:
         """Place the event in its SID's order, then dispatch it (within the time limit).
@@ -208,13 +213,29 @@ class Pipeline:
                 event._place(standing.previous_status, standing.stale)
                 if standing.stale and self._skip_stale:
                     return _STALE
-        return await self._dispatcher.dispatch(event, self._deadlines)
+        return await self._dispatcher.dispatch(event, self._deadlines_for(kind_of_event(event)))
+
+    def _deadlines_for(self, kind: Kind) -> Deadlines:
+        limit = kind.time_limit
+        if limit is None or limit >= self._callback_timeout:
+            return self._deadlines
+        deadlines = self._short_deadlines.get(limit)
+        if deadlines is None:
+            deadlines = self._short_deadlines[limit] = Deadlines(limit)
+        return deadlines
 
     async def _store(
-        self, event: TwilioEvent, event_id: str | None, headers: Sequence[tuple[str, str]]
+        self,
+        kind: Kind,
+        event: TwilioEvent,
+        event_id: str | None,
+        headers: Sequence[tuple[str, str]],
     ) -> Answer:
         assert self._inbox is not None
-        key = delivery_key(event, event_id) if self._deduplicate else uuid.uuid4().hex
+        if self._deduplicate and kind.deduplicates(event):
+            key = delivery_key(event, event_id)
+        else:
+            key = uuid.uuid4().hex
         try:
             added = await self._inbox.put(
                 key, event.kind, event.sid, event.status, event.params, headers
@@ -243,4 +264,4 @@ class Pipeline:
                 self.workers.wake()
         else:
             self._observer.finished(event, DUPLICATE)
-        return answers.acknowledged
+        return receipt_for(kind)

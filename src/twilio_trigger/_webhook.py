@@ -6,6 +6,8 @@ the few values :class:`WebhookHandler` needs and send back its :class:`Answer`.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -13,17 +15,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ._core import answers
 from ._core.answers import Answer
-from ._core.cloudevents import CloudEventError, parse_cloudevents, to_params
+from ._core.cloudevents import CloudEventError, convert, parse_cloudevents
 from ._core.events import TwilioEvent
 from ._core.form import FormError, is_form_content_type, parse_form
 from ._core.kinds import Kind
-from ._core.routing import to_event
+from ._core.routing import of_kind, to_event, unrecognised_event
 from ._core.verifier import SignatureError, SignatureVerifier
-from ._identity import kept_header
-from ._logging import FirstWarning
+from ._identity import PATH_HEADER, kept_header
 from ._observe import Observer, Refusal, Rejection
 
-__all__ = ["Acceptor", "WebhookHandler", "declared_length", "is_json_content_type"]
+__all__ = [
+    "PATH_HEADER",
+    "Acceptor",
+    "WebhookHandler",
+    "declared_length",
+    "is_json_content_type",
+]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -98,13 +105,14 @@ class WebhookHandler(Generic[A]):
     events to an :class:`Acceptor`."""
 
     __slots__ = (
+        "_basic",
+        "_challenge",
         "_delivery",
         "_keeps_headers",
         "_max_body",
         "_max_params",
         "_observer",
         "_public_url",
-        "_unknown_types",
         "_verifier",
     )
 
@@ -116,15 +124,20 @@ class WebhookHandler(Generic[A]):
         public_url: str | None = None,
         max_params: int = 1000,
         max_body_bytes: int = 256 * 1024,
+        basic_auth: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._delivery = delivery
+        # The credentials of HTTP Basic authentication, as the header carries them.
+        self._basic = tuple(
+            base64.b64encode(f"{user}:{password}".encode()) for user, password in basic_auth
+        )
+        self._challenge = answers.unauthorized()
         self._verifier = verifier
         self._public_url = public_url
         self._max_params = max_params
         self._max_body = max_body_bytes
         self._observer: Observer = delivery.observer
         self._keeps_headers = delivery.keeps_headers
-        self._unknown_types = FirstWarning(256)  # CloudEvent types
 
     @property
     def max_body_bytes(self) -> int:
@@ -155,19 +168,61 @@ class WebhookHandler(Generic[A]):
         prefix = path[: len(path) - len(tail)] if path.endswith(tail) else ""
         return urlunsplit((parts.scheme, parts.netloc, prefix + route, "", ""))
 
+    @property
+    def checks_credentials(self) -> bool:
+        """Whether requests must carry HTTP Basic credentials (``basic_auth``)."""
+        return bool(self._basic)
+
+    def authorized(self, authorization: bytes | None) -> bool:
+        """Whether an ``Authorization`` header carries configured Basic credentials.
+
+        Every configured pair is compared, in constant time, whichever matches.
+        """
+        if authorization is None:
+            return False
+        scheme, _, token = authorization.strip().partition(b" ")
+        if scheme.lower() != b"basic":
+            return False
+        token = token.strip()
+        found = False
+        for expected in self._basic:
+            found |= hmac.compare_digest(token, expected)
+        return found
+
     def precheck(
         self,
         content_type: bytes | None,
         signature: bytes | None,
         length: int = -1,
         remote: str | None = None,
+        *,
+        authorization: bytes | None = None,
+        method: str = "POST",
     ) -> Answer | None:
-        """The answer to give before reading the body (415, 403, 413), or ``None`` to go on.
+        """The answer to give before reading the body (401, 415, 403, 413), or ``None``
+        to go on.
 
         *length* is the declared ``Content-Length``, -1 when unknown; *remote*
-        the client's address, for the log of refusals.  Each of these answers
-        asks for the connection to be closed: the body stays unread.
+        the client's address, for the log of refusals; *authorization* the
+        ``Authorization`` header, checked when ``basic_auth`` is set; a ``GET``
+        *method* carries its parameters in the query and needs no content type.
+        Each of these answers asks for the connection to be closed: the body
+        stays unread.
         """
+        if self._basic and not self.authorized(authorization):
+            if authorization is None:
+                # Twilio sends its credentials only once challenged: the first
+                # request of each exchange comes without them.  Not a refusal.
+                self._observer.answered(401)
+                return answers.closing(self._challenge)
+            # Wrong credentials: refused and told, the pair never shown.
+            return self._reject(Rejection.CREDENTIALS, self._challenge, remote, closing=True)
+        if method == "GET":
+            if signature is None and self._verifier is not None:
+                return self._reject(
+                    Rejection.SIGNATURE_MISSING, answers.SIGNATURE_MISSING, remote, closing=True
+                )
+            return None
         if not is_form_content_type(content_type) and not is_json_content_type(content_type):
             return self._reject(
                 Rejection.CONTENT_TYPE, answers.UNSUPPORTED_MEDIA_TYPE, remote, closing=True
@@ -237,8 +292,12 @@ class WebhookHandler(Generic[A]):
         headers: Mapping[bytes, bytes] | None = None,
         remote: str | None = None,
         prefer: Sequence[Kind] = (),
+        path: str | None = None,
+        query: str = "",
+        method: str = "POST",
     ) -> Answer:
-        """The answer to a POST of *body* to *url* that passed :meth:`precheck`.
+        """The answer to a POST of *body* to *url* (or a GET of *url*) that passed
+        :meth:`precheck`.
 
         *idempotency_token* is the ``I-Twilio-Idempotency-Token`` header: unsigned,
         so kept as information only (with an inbox), never as the delivery's
@@ -249,6 +308,9 @@ class WebhookHandler(Generic[A]):
         :data:`KEPT_HEADERS` of *headers* (lower-case names) are kept, bounded.
         *remote* is the client's address, for the log of refusals.  *prefer*
         are the kinds of the services attached at the request's path: tried first.
+        *path* and *query* (raw, as received) are where the request came: the
+        event carries them.  A ``GET`` *method* carries the parameters in the
+        query, and is signed over the URL alone (*url* must end with *query*).
         """
         kept: list[tuple[str, str]] = []
         if self._keeps_headers:
@@ -260,27 +322,38 @@ class WebhookHandler(Generic[A]):
                 ]
             elif idempotency_token:
                 kept.append((_TOKEN_HEADER, kept_header(idempotency_token)))
-        if is_json_content_type(content_type):
+        if path is not None and self._keeps_headers:
+            # Which path's service the inbox's workers hand the event to.
+            kept.append((PATH_HEADER, kept_header(f"{path}?{query}" if query else path)))
+        if method != "GET" and is_json_content_type(content_type):
             return await self._handle_cloudevents(url, signature, body, settings, kept, remote)
         try:
-            params = parse_form(body, self._max_params)
+            params = parse_form(
+                query.encode("latin-1") if method == "GET" else body, self._max_params
+            )
         except FormError as error:
             reason = Rejection.BY_STATUS.get(error.status, Rejection.BAD_PAYLOAD)
             return self._reject(reason, answers.reject(error.status, error.message), remote)
+        if not params:
+            return self._reject(Rejection.BAD_PAYLOAD, answers.NO_PARAMETERS, remote)
         # Without repeated names (Twilio's usual form) one dict serves both the
         # signature and the event.
         named = dict(params)
         single = named if len(named) == len(params) else None
         verifier = self._verifier
+        # A GET is signed over its URL alone, query included as received.
+        signed: list[tuple[str, str]] = [] if method == "GET" else params
         if verifier is not None and not verifier.verify(
-            url, params, signature or b"", single, settings
+            url, signed, signature or b"", None if method == "GET" else single, settings
         ):
             return self._bad_signature(
-                url, remote, lambda: _why(verifier.explain_form(url, params, signature, settings))
+                url, remote, lambda: _why(verifier.explain_form(url, signed, signature, settings))
             )
         event = to_event(params, single, prefer)
         if event is None:
-            return self._reject(Rejection.BAD_PAYLOAD, answers.NO_STATUS, remote)
+            event = unrecognised_event(params, single)
+        if path is not None:
+            event._at(path, query)
         answer = await self._delivery.accept(event, headers=kept)
         self._observer.answered(answer.status)
         return answer
@@ -305,14 +378,8 @@ class WebhookHandler(Generic[A]):
         batch: list[tuple[str, TwilioEvent]] = []
         try:
             for cloud_event in parse_cloudevents(body):
-                params = to_params(cloud_event)
-                if params is None:
-                    self._unknown(cloud_event.type, cloud_event.id)
-                    continue
-                event = to_event(params)
-                if event is None:
-                    raise CloudEventError("a CloudEvent carries no status")
-                batch.append((cloud_event.id, event))
+                kind, params = convert(cloud_event)
+                batch.append((cloud_event.id, of_kind(kind, params)))
         except CloudEventError as error:
             return self._reject(Rejection.BAD_PAYLOAD, answers.reject(400, error.message), remote)
         # One at a time, in order (statuses of one SID arrive in one batch);
@@ -332,12 +399,3 @@ class WebhookHandler(Generic[A]):
         answer = failed or answers.acknowledged
         self._observer.answered(answer.status)
         return answer
-
-    def _unknown(self, kind: str, event_id: str) -> None:
-        logger.log(
-            self._unknown_types.level(kind),
-            "acknowledged CloudEvent %s of type %s without dispatching it: twilio-trigger "
-            "maps only message, inbound message and call status events",
-            event_id,
-            kind,
-        )

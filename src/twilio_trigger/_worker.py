@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from ._core.events import TwilioEvent
 from ._core.routing import event_of_kind
 from ._dispatch import Outcome, Result, describe_error
+from ._identity import place
 from ._observe import Attempt, EventLog, Observer
 from .inbox import Entry, Inbox, State
 
@@ -132,6 +133,7 @@ class WorkerPool:
         if event is None:  # an entry of a kind this version does not know
             await self._inbox.bury(entry.id, f"no kind {entry.kind!r} is known to this version")
             return
+        place(event, entry.headers)
         try:
             result = await self._handle(event)
         except Exception as failure:  # a store failed: an attempt like any other

@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Metrics", "MetricsServer"]
 
-_KNOWN = {kind.name: frozenset(kind.events) for kind in KINDS}
+#: Each kind's events by their lower case: a label is Twilio's spelling of one
+#: (``onMessageAdded``), or ``other``, so that made-up values cannot add series.
+_KNOWN = {kind.name: {event.lower(): event for event in kind.events} for kind in KINDS}
 # From a fast callback (a database write) to one near Twilio's 15 s limit.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 _SCRAPE_TIMEOUT = 2.0
@@ -77,8 +79,10 @@ class _InboxCollector:
 
 
 def _status_label(event: TwilioEvent) -> str:
-    status = (event.status or "").strip().lower()
-    return status if status in _KNOWN.get(event.kind, ()) else "other"
+    known = _KNOWN.get(event.kind)
+    if not known:
+        return "other"
+    return known.get((event.status or "").strip().lower(), "other")
 
 
 class Metrics(Observer):

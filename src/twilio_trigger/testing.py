@@ -21,6 +21,7 @@ of ``None`` removes the parameter.  Every call makes fresh SIDs unless told.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import threading
@@ -30,7 +31,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ._asgi import WebhookApp
 from ._core import payloads as _payloads
@@ -134,7 +135,12 @@ class TestClient:
     over the URL Twilio would have used: the listener's ``public_url`` when set,
     else ``http://testserver`` and its path.  With *shared_key* ``(key_id,
     secret)`` they are signed as a Webhook Rule's shared key signs them
-    (HMAC-SHA256, with ``X-Twilio-Webhooks-Signature-Settings``).
+    (HMAC-SHA256, with ``X-Twilio-Webhooks-Signature-Settings``).  With
+    *credentials* ``(user, password)`` they carry HTTP Basic credentials, as
+    Twilio sends them once challenged.
+
+    Every request method takes *path*, to reach a service attached at a path of
+    its own (``path="/voice/menu"``), and *query*, the URL's query as sent.
     """
 
     __test__ = False
@@ -146,9 +152,16 @@ class TestClient:
         auth_token: str | None = None,
         shared_key: tuple[str, str] | None = None,
         host: str = "testserver",
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         settings = listener.settings
         self._app = listener.asgi
+        self._public_url = settings.public_url
+        self._authorization: str | None = None
+        if credentials is not None:
+            user, password = credentials
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self._authorization = f"Basic {token}"
         self._path = settings.path
         self._shutdown_timeout = settings.shutdown_timeout
         self._host = host
@@ -167,33 +180,45 @@ class TestClient:
 
     # -- requests ----------------------------------------------------------
     def send(
-        self, kind: str, event: str | None = None, *, sid: str | None = None, **overrides: object
+        self,
+        kind: str,
+        event: str | None = None,
+        *,
+        sid: str | None = None,
+        path: str | None = None,
+        query: str = "",
+        method: str = "POST",
+        **overrides: object,
     ) -> TestResponse:
-        """POST a signed webhook of the kind named *kind* (``sms``, ``call``, ...).
+        """Send a signed webhook of the kind named *kind* (``sms``, ``gather``, ...).
 
-        *event* is the value that picks the callback (a status: ``delivered``);
-        the kind's usual one when omitted.  The payload is the kind's factory's,
-        with *overrides* (Twilio's names; ``None`` removes a parameter).
+        *event* is the value that picks the callback (a status: ``delivered``)
+        or the variant of the payload (``speech`` for a ``gather``); the kind's
+        usual one when omitted.  The payload is the kind's factory's, with
+        *overrides* (Twilio's names; ``None`` removes a parameter).  *method*
+        ``GET`` sends it in the query, as a webhook configured for GET.
         """
-        return self.post(_payload(kind, event, sid, overrides))
+        return self._run(
+            self.asend(kind, event, sid=sid, path=path, query=query, method=method, **overrides)
+        )
 
     def send_sms(
         self, status: str = "delivered", *, sid: str | None = None, **overrides: object
     ) -> TestResponse:
         """POST a signed message status (or inbound message) webhook."""
-        return self.send("sms", status, sid=sid, **overrides)
+        return self.post(_payload("sms", status, sid, overrides))
 
     def send_call(
         self, status: str = "completed", *, sid: str | None = None, **overrides: object
     ) -> TestResponse:
         """POST a signed call status webhook."""
-        return self.send("call", status, sid=sid, **overrides)
+        return self.post(_payload("call", status, sid, overrides))
 
     def send_recording(
         self, status: str = "completed", *, sid: str | None = None, **overrides: object
     ) -> TestResponse:
         """POST a signed recording status webhook."""
-        return self.send("recording", status, sid=sid, **overrides)
+        return self.post(_payload("recording", status, sid, overrides))
 
     def post(
         self,
@@ -203,6 +228,7 @@ class TestClient:
         headers: Mapping[str, str] | None = None,
         signature: str | None = None,
         body: bytes | None = None,
+        path: str | None = None,
     ) -> TestResponse:
         """POST *params* as a form, signed unless *signature* is given (``""``: none).
 
@@ -210,32 +236,62 @@ class TestClient:
         add to or replace the ones Twilio sends.
         """
         return self._run(
-            self.apost(params, query=query, headers=headers, signature=signature, body=body)
+            self.apost(
+                params, query=query, headers=headers, signature=signature, body=body, path=path
+            )
+        )
+
+    def get(
+        self,
+        params: Params,
+        *,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        signature: str | None = None,
+        path: str | None = None,
+    ) -> TestResponse:
+        """GET with *params* in the query (after *query*, as Twilio appends them),
+        signed over the whole URL unless *signature* is given (``""``: none)."""
+        return self._run(
+            self.aget(params, query=query, headers=headers, signature=signature, path=path)
         )
 
     async def asend(
-        self, kind: str, event: str | None = None, *, sid: str | None = None, **overrides: object
+        self,
+        kind: str,
+        event: str | None = None,
+        *,
+        sid: str | None = None,
+        path: str | None = None,
+        query: str = "",
+        method: str = "POST",
+        **overrides: object,
     ) -> TestResponse:
         """:meth:`send` on the running event loop."""
-        return await self.apost(_payload(kind, event, sid, overrides))
+        params = _payload(kind, event, sid, overrides)
+        if method.upper() == "GET":
+            return await self.aget(params, query=query, path=path)
+        if method.upper() != "POST":
+            raise ValueError(f"Twilio sends webhooks with POST or GET, not {method!r}")
+        return await self.apost(params, query=query, path=path)
 
     async def asend_sms(
         self, status: str = "delivered", *, sid: str | None = None, **overrides: object
     ) -> TestResponse:
         """:meth:`send_sms` on the running event loop."""
-        return await self.asend("sms", status, sid=sid, **overrides)
+        return await self.apost(_payload("sms", status, sid, overrides))
 
     async def asend_call(
         self, status: str = "completed", *, sid: str | None = None, **overrides: object
     ) -> TestResponse:
         """:meth:`send_call` on the running event loop."""
-        return await self.asend("call", status, sid=sid, **overrides)
+        return await self.apost(_payload("call", status, sid, overrides))
 
     async def asend_recording(
         self, status: str = "completed", *, sid: str | None = None, **overrides: object
     ) -> TestResponse:
         """:meth:`send_recording` on the running event loop."""
-        return await self.asend("recording", status, sid=sid, **overrides)
+        return await self.apost(_payload("recording", status, sid, overrides))
 
     async def apost(
         self,
@@ -245,14 +301,46 @@ class TestClient:
         headers: Mapping[str, str] | None = None,
         signature: str | None = None,
         body: bytes | None = None,
+        path: str | None = None,
     ) -> TestResponse:
         """:meth:`post` on the running event loop."""
         pairs = _pairs(params)
-        url = f"{self._base_url}?{query}" if query else self._base_url
+        base = self._url_of(path)
+        url = f"{base}?{query}" if query else base
         if signature is None and self._token is not None:
             signature = compute_signature(url, pairs, self._token, self._algorithm)
         content = urlencode(pairs).encode("ascii") if body is None else body
-        return await self._send(FORM_CONTENT_TYPE, content, query, signature, headers)
+        return await self._send(FORM_CONTENT_TYPE, content, query, signature, headers, path)
+
+    async def aget(
+        self,
+        params: Params,
+        *,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+        signature: str | None = None,
+        path: str | None = None,
+    ) -> TestResponse:
+        """:meth:`get` on the running event loop."""
+        encoded = urlencode(_pairs(params))
+        query = "&".join(part for part in (query, encoded) if part)
+        base = self._url_of(path)
+        url = f"{base}?{query}" if query else base
+        if signature is None and self._token is not None:
+            signature = compute_signature(url, [], self._token, self._algorithm)
+        return await self._send(None, b"", query, signature, headers, path, method="GET")
+
+    def _url_of(self, path: str | None) -> str:
+        # The URL Twilio signs for a request to *path* (the listener's own by default).
+        if path is None or path == self._path:
+            return self._base_url
+        if self._public_url is None:
+            return f"http://{self._host}{path}"
+        parts = urlsplit(self._public_url)
+        tail = self._path.rstrip("/")
+        own = parts.path.rstrip("/")
+        prefix = own[: len(own) - len(tail)] if own.endswith(tail) else ""
+        return urlunsplit((parts.scheme, parts.netloc, prefix + path, "", ""))
 
     def post_events(
         self,
@@ -287,19 +375,23 @@ class TestClient:
 
     async def _send(
         self,
-        content_type: str,
+        content_type: str | None,
         content: bytes,
         query: str,
         signature: str | None,
         headers: Mapping[str, str] | None,
+        path: str | None = None,
+        *,
+        method: str = "POST",
     ) -> TestResponse:
-        sent = {
-            "host": self._host,
-            "content-type": content_type,
-            "content-length": str(len(content)),
-            "user-agent": "TwilioProxy/1.1",
-            "i-twilio-idempotency-token": str(uuid.uuid4()),
-        }
+        sent = {"host": self._host}
+        if content_type is not None:
+            sent["content-type"] = content_type
+            sent["content-length"] = str(len(content))
+        sent["user-agent"] = "TwilioProxy/1.1"
+        sent["i-twilio-idempotency-token"] = str(uuid.uuid4())
+        if self._authorization is not None:
+            sent["authorization"] = self._authorization
         if signature:
             sent["x-twilio-signature"] = signature
             if self._settings is not None:
@@ -309,19 +401,26 @@ class TestClient:
             [(name.encode("latin-1"), value.encode("latin-1")) for name, value in sent.items()],
             query,
             content,
+            path or self._path,
+            method,
         )
 
     async def _call(
-        self, headers: Sequence[tuple[bytes, bytes]], query: str, content: bytes
+        self,
+        headers: Sequence[tuple[bytes, bytes]],
+        query: str,
+        content: bytes,
+        path: str,
+        method: str = "POST",
     ) -> TestResponse:
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1",
-            "method": "POST",
+            "method": method,
             "scheme": "http",
-            "path": self._path,
-            "raw_path": self._path.encode("ascii"),
+            "path": path,
+            "raw_path": path.encode("ascii"),
             "query_string": query.encode("ascii"),
             "root_path": "",
             "headers": list(headers),

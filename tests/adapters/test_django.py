@@ -8,18 +8,21 @@ URL (or took ``public_url``) and that the listener verified the signature agains
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import django
 import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 from django.urls import clear_url_caches, path
+from twilio.request_validator import RequestValidator
 
 import twilio_trigger as twilio
 from tests.adapters import django_urls
@@ -227,11 +230,45 @@ def test_a_body_declared_too_large_is_refused_413(route: Route) -> None:
     assert response.status_code == 413
 
 
-def test_a_get_is_refused_405_with_allow(route: Route) -> None:
+def test_other_methods_are_refused_405_with_allow(route: Route) -> None:
     route(Messages())
-    response = client().get("/twilio/")
+    response = client().put("/twilio/")
     assert response.status_code == 405
-    assert response["Allow"] == "POST"
+    assert response["Allow"] == "POST, GET"
+
+
+def test_an_unsigned_get_is_refused_403(route: Route) -> None:
+    messages = Messages()
+    route(messages)
+    response = client().get("/twilio/?MessageSid=SM1&MessageStatus=delivered")
+    assert response.status_code == 403
+    assert messages.events == []
+
+
+def test_a_signed_get_webhook_reaches_its_callback(route: Route) -> None:
+    messages = Messages()
+    route(messages)
+    params = sms_status_payload("delivered")
+    query = urlencode(params)
+    signature = str(RequestValidator(TOKEN).compute_signature(f"{LOCAL}/twilio/?{query}", {}))
+    response = client().get(f"/twilio/?{query}", headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200
+    (event,) = messages.events
+    assert event.message_sid == params["MessageSid"]
+    assert event.path == "/twilio/"
+
+
+def test_basic_credentials_are_asked_for_before_the_signature(route: Route) -> None:
+    messages = Messages()
+    route(messages, basic_auth=("twilio", "django-pass"))
+    params = sms_status_payload("delivered")
+    challenged = post(client(), "/twilio/", params)
+    token = base64.b64encode(b"twilio:django-pass").decode("ascii")
+    allowed = post(client(), "/twilio/", params, headers={"Authorization": f"Basic {token}"})
+    assert challenged.status_code == 401
+    assert challenged["WWW-Authenticate"].startswith("Basic realm=")
+    assert allowed.status_code == 200
+    assert len(messages.events) == 1
 
 
 # -- the URL the signature covers ----------------------------------------------------

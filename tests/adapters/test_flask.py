@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
 import flask
 import pytest
 from flask.testing import FlaskClient
+from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import TestResponse
 
@@ -308,11 +310,27 @@ def test_a_body_without_a_length_is_read_only_up_to_the_limit(make_app: MakeApp)
     assert response.status_code == 413
 
 
-def test_a_get_is_refused_405_by_flask_routing(make_app: MakeApp) -> None:
+def test_other_methods_are_refused_405_by_flask_routing(make_app: MakeApp) -> None:
     app, _ = make_app(Messages())
-    response = app.test_client().get("/twilio")
+    response = app.test_client().put("/twilio")
     assert response.status_code == 405
     assert "POST" in response.headers["Allow"]
+    assert "GET" in response.headers["Allow"]
+
+
+def test_a_signed_get_webhook_reaches_its_callback(make_app: MakeApp) -> None:
+    messages = Messages()
+    app, _ = make_app(messages)
+    params = sms_status_payload("delivered")
+    query = urlencode(params)
+    signature = str(RequestValidator(TOKEN).compute_signature(f"{LOCAL}/twilio?{query}", {}))
+    unsigned = app.test_client().get(f"/twilio?{query}")
+    signed = app.test_client().get(f"/twilio?{query}", headers={"X-Twilio-Signature": signature})
+    assert unsigned.status_code == 403
+    assert signed.status_code == 200
+    (event,) = messages.events
+    assert event.message_sid == params["MessageSid"]
+    assert event.query["MessageStatus"] == ("delivered",)
 
 
 # -- the URL the signature covers ----------------------------------------------------

@@ -163,10 +163,34 @@ def test_send_rejects_an_unknown_kind() -> None:
         assert kind in result.output
 
 
-def test_send_needs_a_status() -> None:
-    result = invoke("send", "sms", "--auth-token", TOKEN)
+def test_send_refuses_a_variant_its_kind_does_not_have(refusing_url: str) -> None:
+    result = invoke("send", "gather", "humming", "--auth-token", TOKEN, "--url", refusing_url)
     assert result.exit_code == 2
-    assert "Missing argument 'STATUS'" in result.output
+    assert "Invalid value for STATUS" in result.output
+    assert "digits" in result.output
+
+
+@pytest.mark.parametrize("value", ["alice", ":secret", "alice:"])
+def test_send_rejects_malformed_basic_credentials(refusing_url: str, value: str) -> None:
+    result = invoke(
+        "send", "sms", "sent", "--auth-token", TOKEN, "--url", refusing_url, "--basic-auth", value
+    )
+    assert result.exit_code == 2
+    assert "expected USER:PASSWORD" in result.output
+
+
+def test_send_refuses_a_path_without_its_slash(refusing_url: str) -> None:
+    result = invoke("send", "gather", "--auth-token", TOKEN, "--url", refusing_url, "--path", "x")
+    assert result.exit_code == 2
+    assert "a path starts with /" in result.output
+
+
+def test_send_help_lists_the_events_of_every_kind() -> None:
+    result = invoke("send", "--help")
+    assert result.exit_code == 0
+    assert "conference: conference-start conference-end participant-join" in result.output
+    assert "gather: (one callback, on_gather)" in result.output
+    assert "taskrouter: activity.created" in result.output
 
 
 def test_send_without_a_token_is_a_usage_error(refusing_url: str) -> None:

@@ -9,7 +9,6 @@ import pytest
 
 from twilio_trigger._core import answers
 from twilio_trigger._core.answers import Answer, acknowledged, answer, closing, reject, twiml
-from twilio_trigger._core.kinds import KINDS
 from twilio_trigger._core.twiml import EMPTY_RESPONSE
 
 PLAIN = "text/plain; charset=utf-8"
@@ -24,7 +23,7 @@ FIXED = {
     "SIGNATURE_MISSING": (403, "missing X-Twilio-Signature"),
     "SIGNATURE_INVALID": (403, "invalid X-Twilio-Signature"),
     "MALFORMED_HOST": (400, "Host"),
-    "NO_STATUS": (400, "not a webhook twilio-trigger knows"),
+    "NO_PARAMETERS": (400, "carries no parameters"),
     "CALLBACK_FAILED": (500, "callback failed"),
     "CALLBACK_TIMED_OUT": (503, "time limit"),
     "COPY_IN_PROGRESS": (503, "another copy"),
@@ -65,16 +64,29 @@ def test_each_refusal_has_its_status_a_plain_text_body_and_its_length(
 
 
 def test_the_method_answers_say_which_methods_are_allowed() -> None:
-    assert header(answers.METHOD_NOT_ALLOWED, b"allow") == [b"POST"]
+    assert header(answers.METHOD_NOT_ALLOWED, b"allow") == [b"POST, GET"]
     assert header(answers.GET_ONLY, b"allow") == [b"GET, HEAD"]
     assert header(answers.NOT_FOUND, b"allow") == []
 
 
-def test_the_unrecognised_request_names_what_every_kind_is_recognised_by() -> None:
-    text = answers.NO_STATUS.text
-    for kind in KINDS:
-        for group in kind.signals:
-            assert kind.describe_signal(group) in text, group
+def test_the_challenge_asks_for_basic_credentials_with_a_quoted_realm() -> None:
+    challenge = answers.unauthorized('a "b" \\ c')
+    assert challenge.status == 401
+    assert header(challenge, b"www-authenticate") == [
+        b'Basic realm="a \\"b\\" \\\\ c", charset="UTF-8"'
+    ]
+    assert header(answers.unauthorized(), b"www-authenticate") == [
+        b'Basic realm="twilio-trigger", charset="UTF-8"'
+    ]
+
+
+def test_a_json_answer_is_200_application_json() -> None:
+    answer = answers.json_answer(b'{"a":1}')
+    assert (answer.status, answer.content_type, answer.body) == (
+        200,
+        "application/json",
+        b'{"a":1}',
+    )
 
 
 def test_acknowledged_is_200_with_empty_twiml() -> None:

@@ -426,7 +426,8 @@ def test_a_call_event_never_becomes_a_recording_event() -> None:
         "com.twilio.messaging.message.sending",
         "com.twilio.messaging.message.",
         "com.twilio.messaging.inbound-message.receivedx",
-        "com.twilio.conversations.message.added",
+        "com.twilio.conversations.message.sent",
+        "com.twilio.conversations.delivery.updated",
     ],
 )
 @pytest.mark.parametrize("data", [{"messageSid": "SM1", "sid": "CA1"}, None, "text"])

@@ -152,10 +152,59 @@ def test_callback_for_refuses_values_the_kind_does_not_know(kind: str, value: st
 
 def test_each_kinds_callbacks_are_on_and_its_documented_events() -> None:
     for kind in KINDS:
-        assert kind.callbacks == tuple(
-            "on_" + event.replace("-", "_").lower() for event in kind.events
-        )
+        if kind.callback is not None:
+            # One callback for every event of the kind (a verb's result, ...).
+            assert kind.callbacks == (kind.callback,)
+            assert {kind.callback_for(event) for event in (*kind.events, None)} == {kind.callback}
+            continue
+        assert kind.events
+        if kind.name == "conversations":
+            # onMessageAdded -> on_message_added
+            expected = tuple(
+                "on_"
+                + "".join(f"_{c.lower()}" if c.isupper() else c for c in event[2:]).lstrip("_")
+                for event in kind.events
+            )
+        else:
+            expected = tuple(
+                "on_" + event.replace("-", "_").replace(".", "_").lower() for event in kind.events
+            )
+        assert kind.callbacks == expected
         assert [kind.callback_for(event) for event in kind.events] == list(kind.callbacks)
+
+
+def test_the_callbacks_of_the_new_families_are_those_of_the_design() -> None:
+    conference = kind_named("conference").callbacks
+    assert conference == (
+        "on_conference_start", "on_conference_end", "on_participant_join",
+        "on_participant_leave", "on_participant_mute", "on_participant_unmute",
+        "on_participant_hold", "on_participant_unhold", "on_participant_modify",
+        "on_participant_speech_start", "on_participant_speech_stop",
+        "on_announcement_end", "on_announcement_fail",
+    )  # fmt: skip
+    conversations = kind_named("conversations")
+    assert conversations.callback_for("onMessageAdded") == "on_message_added"
+    assert conversations.callback_for("onConversationStateUpdated") == (
+        "on_conversation_state_updated"
+    )
+    assert conversations.callback_for("onMessageAdd") == "on_message_add"
+    assert conversations.callback_for("onDeliveryUpdated") == "on_delivery_updated"
+    taskrouter = kind_named("taskrouter")
+    assert taskrouter.callback_for("task.created") == "on_task_created"
+    assert taskrouter.callback_for("reservation.accepted") == "on_reservation_accepted"
+    assert taskrouter.callback_for("task-queue.expression.updated") == (
+        "on_task_queue_expression_updated"
+    )
+    assert taskrouter.callback_for("worker.activity.update") == "on_worker_activity_update"
+    assert taskrouter.callback_for("task.made-up") is None
+    for name, callback in (
+        ("gather", "on_gather"), ("dial", "on_dial"), ("record", "on_record"),
+        ("enqueue", "on_enqueue"), ("queue_wait", "on_queue_wait"), ("dequeue", "on_dequeue"),
+        ("pay", "on_pay"), ("pay_status", "on_pay_status"), ("transcription", "on_transcription"),
+        ("gather_partial", "on_gather_partial"), ("amd", "on_machine_detection"),
+        ("assignment", "on_assignment"), ("other", "on_event"),
+    ):  # fmt: skip
+        assert kind_named(name).callbacks == (callback,)
 
 
 # -- Kind.rank ---------------------------------------------------------------------------

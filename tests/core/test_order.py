@@ -139,3 +139,19 @@ def test_call_sequence_settles_by_number() -> None:
     standing, position = settle(first, "ringing", 1)
     assert standing == Standing("completed", True)
     assert position is None
+
+
+def test_the_same_status_at_a_higher_rank_moves_on_and_at_a_lower_one_is_stale() -> None:
+    # A conference's events are ranked by SequenceNumber: two participants' mutes
+    # are two events of one status, each with its own rank.
+    known = Position("participant-mute", 3, "participant-join")
+    standing, position = settle(known, "participant-mute", 5)
+    assert standing == Standing("participant-mute", False)
+    assert position == Position("participant-mute", 5, "participant-mute")
+    assert position is not None
+    late, unchanged = settle(position, "participant-mute", 4)
+    assert late == Standing("participant-mute", True)
+    assert unchanged is None
+    again, same = settle(position, "participant-mute", 5)  # a retry of the last one
+    assert again == Standing("participant-mute", False)
+    assert same is None

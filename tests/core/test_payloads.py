@@ -31,6 +31,7 @@ from twilio_trigger._core.payloads import (
     sms_event,
     sms_status_params,
 )
+from twilio_trigger._core.routing import of_kind
 
 SMS_STATUSES = [
     "accepted", "queued", "sending", "sent", "failed", "delivered", "undelivered",
@@ -313,8 +314,15 @@ def test_each_event_factory_is_typed_with_its_sid(
 
 def test_every_kinds_payload_is_one_of_these_factories() -> None:
     for kind in KINDS:
-        params = kind.payload(kind.events[0])
-        assert params[kind.sid_param][:2] in kind.sid_prefixes
+        for value in kind.events or (None,):
+            params = kind.payload() if value is None else kind.payload(value)
+            event = of_kind(kind, list(params.items()))
+            if kind.sid_params and value != "onConversationAdd":  # no SID before it exists
+                assert event.sid is not None, (kind.name, value)
+                assert event.sid[:2] in kind.sid_prefixes, (kind.name, value)
+            if kind.route_by and value is not None:
+                assert (event.status or "").lower() == value.lower(), (kind.name, value)
+            assert kind.recognises(params) or kind.name == "other", (kind.name, value)
         for variant in kind.variants.values():
             assert variant()[kind.sid_param][:2] in kind.sid_prefixes
 

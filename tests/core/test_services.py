@@ -19,7 +19,6 @@ from twilio_trigger import (
     SmsStatusChangeEvent,
     SmsStatusService,
 )
-from twilio_trigger._core.kinds import kind_of_service
 from twilio_trigger._core.routing import to_event
 from twilio_trigger._core.services import resolve_callbacks
 from twilio_trigger._dispatch import Dispatcher, Outcome
@@ -52,11 +51,17 @@ def test_callback_names_are_those_of_the_design() -> None:
     assert list(CALL_CALLBACKS) == DESIGN_CALL
     assert (len(SMS_CALLBACKS), len(CALL_CALLBACKS)) == (13, 9)
     assert SmsStatusService.callback_names == SMS_CALLBACKS
-    assert CallStatusService.callback_names == CALL_CALLBACKS
+    # A call service also receives the results of TwiML verbs, after its statuses.
+    assert CallStatusService.callback_names[: len(CALL_CALLBACKS)] == CALL_CALLBACKS
+    assert set(CallStatusService.callback_names[len(CALL_CALLBACKS) :]) == {
+        "on_gather", "on_gather_partial", "on_transcription", "on_dial", "on_record",
+        "on_enqueue", "on_queue_wait", "on_dequeue", "on_pay", "on_pay_status",
+        "on_machine_detection",
+    }  # fmt: skip
 
 
 def test_resolved_callbacks_know_sync_from_async() -> None:
-    table = resolve_callbacks(Tracker(), kind_of_service(Tracker()))
+    table = resolve_callbacks(Tracker(), SmsStatusService)
     assert set(table) == {"on_delivered", "on_failed"}
     assert table["on_delivered"].is_async
     assert not table["on_failed"].is_async
@@ -140,7 +145,7 @@ def test_inherited_callbacks_are_found(listener: Listener) -> None:
         pass
 
     child = Child()
-    assert set(resolve_callbacks(child, kind_of_service(child))) == {"on_sent", "on_delivered"}
+    assert set(resolve_callbacks(child, SmsStatusService)) == {"on_sent", "on_delivered"}
     listener.attach(Child())
     dispatcher = Dispatcher()
     dispatcher.attach(Child())

@@ -226,7 +226,8 @@ def test_the_webhook_may_take_the_health_paths_when_health_is_off(
 ) -> None:
     with running(SmsRecorder(recorder), path="/healthz", health=False) as listener:
         assert signed_post(listener.url, sms_status_payload("sent"), TOKEN).status_code == 200
-        assert http.get(listener.url).status_code == 405  # the webhook's GET
+        assert http.get(listener.url).status_code == 403  # the webhook's GET, unsigned
+        assert http.put(listener.url).status_code == 405
     assert len(recorder.calls) == 1
 
 

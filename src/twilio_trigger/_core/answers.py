@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kinds import KINDS
 from .twiml import EMPTY_RESPONSE, TWIML_CONTENT_TYPE
 
-__all__ = ["Answer", "acknowledged", "answer", "closing", "reject", "twiml"]
+__all__ = ["Answer", "acknowledged", "answer", "closing", "json_answer", "reject", "twiml"]
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -66,12 +65,17 @@ def twiml(body: bytes) -> Answer:
     return answer(200, body, TWIML_CONTENT_TYPE)
 
 
+def json_answer(body: bytes) -> Answer:
+    """200 with a JSON document (or nothing): a Conversations or TaskRouter callback's reply."""
+    return answer(200, body, b"application/json")
+
+
 #: 200 with empty TwiML: the answer to every event acknowledged.
 acknowledged = twiml(EMPTY_RESPONSE)
 
 NOT_FOUND = reject(404, "not found")
 METHOD_NOT_ALLOWED = reject(
-    405, "method not allowed: Twilio webhooks are POSTed", (b"allow", b"POST")
+    405, "method not allowed: Twilio webhooks are POSTed (or GET)", (b"allow", b"POST, GET")
 )
 GET_ONLY = reject(405, "method not allowed: use GET", (b"allow", b"GET, HEAD"))
 UNSUPPORTED_MEDIA_TYPE = reject(
@@ -85,13 +89,21 @@ SIGNATURE_INVALID = reject(403, "invalid X-Twilio-Signature")
 MALFORMED_HOST = reject(400, "malformed Host header")
 
 
-def _unrecognised() -> str:
-    groups = sorted({kind.describe_signal(group) for kind in KINDS for group in kind.signals})
-    listed = ", ".join(groups[:-1]) + " or " + groups[-1] if len(groups) > 1 else groups[0]
-    return f"no {listed} parameter in the request: not a webhook twilio-trigger knows"
+BASIC_AUTH_REALM = "twilio-trigger"
 
 
-NO_STATUS = reject(400, _unrecognised())
+def unauthorized(realm: str = BASIC_AUTH_REALM) -> Answer:
+    """401 asking for HTTP Basic credentials (Twilio sends them only when asked)."""
+    quoted = realm.replace("\\", "\\\\").replace('"', '\\"')
+    challenge = f'Basic realm="{quoted}", charset="UTF-8"'.encode("latin-1", "replace")
+    return reject(401, "authentication required", (b"www-authenticate", challenge))
+
+
+NO_PARAMETERS = reject(
+    400,
+    "the request carries no parameters: a Twilio webhook sends them in its body (POST) "
+    "or its query (GET)",
+)
 CALLBACK_FAILED = reject(500, "the event's callback failed; see the listener's log")
 CALLBACK_TIMED_OUT = reject(503, "the event's callback ran past its time limit")
 COPY_IN_PROGRESS = reject(503, "another copy of this event is being handled")

@@ -26,7 +26,19 @@ it, its name turned from camelCase to PascalCase: ``messageSid`` → ``MessageSi
       (Voice.WebhookEvent; the deprecated                CallSid = data.sid unless present;
       com.twilio.voice.webhook.status-callback           CallStatus from the parameters, else
       .call.<x> alike)                                   <x>, with answered → in-progress
-    anything else                                  None  (the caller acknowledges, logs it)
+    com.twilio.conversations.<r>.<a>               conv- camel; EventType = on<R><A>
+      <r>: conversation message participant user   ersa- (message.added → onMessageAdded,
+      conversation-state; <a>: added updated       tions conversation-state.updated →
+      removed (post-events only)                         onConversationStateUpdated);
+                                                         Body = data.MessageBody unless
+                                                         present; an object MessagingBinding
+                                                         → MessagingBinding.<Name> pairs
+    com.twilio.error-logs.error.logged             debu- Sid, AccountSid, Level, Timestamp
+      (ErrorLogs.Error; data in snake_case)        gger  (date_created) from data;
+                                                         PayloadType = application/json;
+                                                         Payload = data as JSON text
+    anything else                                  other camel, and CloudEventType = the
+                                                         type (a FallbackService's)
 
 Values become text as a form would carry them: strings as they are, ``true`` /
 ``false``, integers in digits, other numbers by ``repr``, objects and arrays
@@ -70,9 +82,17 @@ import json
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .kinds import KINDS
+from .kinds import FALLBACK, KINDS, Kind, kind_named
 
-__all__ = ["MAX_DEPTH", "CloudEvent", "CloudEventError", "parse_cloudevents", "to_params"]
+__all__ = [
+    "MAX_DEPTH",
+    "CloudEvent",
+    "CloudEventError",
+    "Converted",
+    "convert",
+    "parse_cloudevents",
+    "to_params",
+]
 
 #: The deepest nesting accepted, the body's array counting as 1.  Twilio's
 #: deepest documented shape is 6: array, event, data, request, parameters, list.
@@ -93,12 +113,31 @@ _CALL_STATUSES = {
     "answered": "in-progress",
     "completed": "completed",
 }
-#: Names that would make ``to_event`` build another kind of event.
-#: (Those recognising a kind tried before it: see the registry of kinds.)
+#: Names that would make ``to_event`` build an event for another service: those
+#: recognising a kind of another service class tried before it (see the registry
+#: of kinds).  A call's own verbs' names (``Digits``) are kept.
 _FOREIGN = {
-    kind.name: frozenset(name for before in KINDS[:i] for group in before.signals for name in group)
+    kind.name: frozenset(
+        name
+        for before in KINDS[:i]
+        if before.service_class is not kind.service_class
+        for group in before.signals
+        for name in group
+    )
     for i, kind in enumerate(KINDS)
 }
+_CONVERSATIONS_PREFIX = "com.twilio.conversations."
+_CONVERSATIONS_RESOURCES = {
+    "conversation": "Conversation",
+    "conversation-state": "ConversationState",
+    "message": "Message",
+    "participant": "Participant",
+    "user": "User",
+}
+_CONVERSATIONS_ACTIONS = {"added": "Added", "updated": "Updated", "removed": "Removed"}
+_ERROR_LOG_TYPE = "com.twilio.error-logs.error.logged"
+#: The parameter a CloudEvent of a type with no kind carries its type in.
+CLOUDEVENT_TYPE = "CloudEventType"
 _TOO_DEEP = f"the body is nested too deeply (at most {MAX_DEPTH} levels)"
 _SHOWN = 64  # at most this many characters of an id or type in a message
 
@@ -226,30 +265,90 @@ def _is_text(value: str) -> bool:
 # -- CloudEvent → form parameters ------------------------------------------------
 
 
-def to_params(event: CloudEvent) -> list[tuple[str, str]] | None:
-    """The form parameters the matching status webhook would have carried.
+class Converted(NamedTuple):
+    """A CloudEvent as a webhook: the kind its type names, and the form parameters."""
 
-    ``None`` for a type this module does not map (see the table at the top);
-    the caller acknowledges such events and logs them.  For a mapped type whose
-    ``data`` is not a JSON object, raises :class:`CloudEventError`.  The
-    parameters always make ``_routing.to_event`` build the kind the type names
-    (a message event with ``MessageStatus``, a call event with ``CallStatus``).
+    kind: Kind
+    params: list[tuple[str, str]]
+
+
+def to_params(event: CloudEvent) -> list[tuple[str, str]] | None:
+    """The form parameters the matching webhook would have carried.
+
+    ``None`` for a type this module does not map to a kind (see the table at the
+    top).  For a mapped type whose ``data`` is not a JSON object, raises
+    :class:`CloudEventError`.  The parameters of a message or call event always
+    make ``_routing.to_event`` build the kind the type names (a message event
+    with ``MessageStatus``, a call event with ``CallStatus``).
+    """
+    converted = convert(event)
+    return None if converted.kind is FALLBACK else converted.params
+
+
+def convert(event: CloudEvent) -> Converted:
+    """The kind the CloudEvent's type names, and its parameters as a form.
+
+    A type with no kind converts to the fallback kind (``other``), its ``data``
+    in PascalCase with its type as :data:`CLOUDEVENT_TYPE`.  For a mapped type
+    whose ``data`` is not a JSON object, raises :class:`CloudEventError`.
     """
     event_type = event.type
     if event_type.startswith(_MESSAGE_PREFIX):
         status = event_type[len(_MESSAGE_PREFIX) :]
-        if status not in _MESSAGE_STATUSES:
-            return None
-        return _message_params(_data_of(event), status)
-    if event_type == _INBOUND_TYPE:
-        return _inbound_params(_data_of(event))
-    for prefix in _CALL_PREFIXES:
-        if event_type.startswith(prefix):
-            call_status = _CALL_STATUSES.get(event_type[len(prefix) :])
-            if call_status is None:
-                return None
-            return _call_params(_data_of(event), call_status)
-    return None
+        if status in _MESSAGE_STATUSES:
+            return Converted(kind_named("sms"), _message_params(_data_of(event), status))
+    elif event_type == _INBOUND_TYPE:
+        return Converted(kind_named("sms"), _inbound_params(_data_of(event)))
+    elif event_type.startswith(_CONVERSATIONS_PREFIX):
+        resource, _, action = event_type[len(_CONVERSATIONS_PREFIX) :].rpartition(".")
+        if resource in _CONVERSATIONS_RESOURCES and action in _CONVERSATIONS_ACTIONS:
+            name = "on" + _CONVERSATIONS_RESOURCES[resource] + _CONVERSATIONS_ACTIONS[action]
+            params = _conversations_params(_data_of(event), name)
+            return Converted(kind_named("conversations"), params)
+    elif event_type == _ERROR_LOG_TYPE:
+        return Converted(kind_named("debugger"), _error_log_params(_data_of(event)))
+    else:
+        for prefix in _CALL_PREFIXES:
+            if event_type.startswith(prefix):
+                call_status = _CALL_STATUSES.get(event_type[len(prefix) :])
+                if call_status is not None:
+                    params = _call_params(_data_of(event), call_status)
+                    return Converted(kind_named("call"), params)
+    data = event.data if isinstance(event.data, dict) else {}
+    return Converted(FALLBACK, [*_fields(data, frozenset()), (CLOUDEVENT_TYPE, event_type)])
+
+
+def _conversations_params(data: dict[str, object], event_type: str) -> list[tuple[str, str]]:
+    # Event Streams' Conversations data is PascalCase but not the webhook's:
+    # the body is MessageBody, and MessagingBinding an object.
+    binding = data.get("MessagingBinding")
+    fields = {key: value for key, value in data.items() if key != "MessagingBinding"}
+    pairs = [p for p in _fields(fields, _FOREIGN["conversations"]) if p[0] != "EventType"]
+    if isinstance(binding, dict):
+        pairs += [
+            (f"MessagingBinding.{name}", value) for name, value in _fields(binding, frozenset())
+        ]
+    if "Body" not in dict(pairs) and isinstance(data.get("MessageBody"), str):
+        pairs.append(("Body", str(data["MessageBody"])))
+    pairs.append(("EventType", event_type))
+    return pairs
+
+
+def _error_log_params(data: dict[str, object]) -> list[tuple[str, str]]:
+    # ErrorLogs.Error: snake_case data; the webhook's Payload is the data itself.
+    pairs: list[tuple[str, str]] = []
+    for name, key in (("Sid", "sid"), ("AccountSid", "account_sid"), ("Level", "level")):
+        text = _text(data.get(key))
+        if text:
+            pairs.append((name, text))
+    created = _text(data.get("date_created") or data.get("timestamp"))
+    if created:
+        pairs.append(("Timestamp", created))
+    if "Level" not in dict(pairs):
+        pairs.append(("Level", "ERROR"))
+    pairs.append(("PayloadType", "application/json"))
+    pairs.append(("Payload", json.dumps(data, separators=(",", ":"), ensure_ascii=False)))
+    return pairs
 
 
 def _data_of(event: CloudEvent) -> dict[str, object]:

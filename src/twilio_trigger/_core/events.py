@@ -18,12 +18,27 @@ from typing import Any, ClassVar, Generic, NamedTuple, NoReturn, Self, TypeVar, 
 
 #: The events of every kind: the package exports each (see ``__init__``).
 __all__ = [
+    "AssignmentEvent",
     "CallStatusEvent",
+    "ConferenceEvent",
+    "ConversationsEvent",
     "DebuggerEvent",
+    "DequeueEvent",
+    "DialEvent",
+    "EnqueueEvent",
     "EventKind",
+    "GatherEvent",
+    "GatherPartialEvent",
+    "MachineDetectionEvent",
     "Media",
+    "PayEvent",
+    "PayStatusEvent",
+    "QueueWaitEvent",
+    "RecordEvent",
     "RecordingStatusEvent",
     "SmsStatusChangeEvent",
+    "TaskRouterEvent",
+    "TranscriptionEvent",
     "TwilioEvent",
 ]
 
@@ -152,13 +167,16 @@ def _pairs_of(params: Params) -> tuple[tuple[str, str], ...]:
 
 
 class TwilioEvent:
-    """What every Twilio webhook event has; see the two concrete kinds below.
+    """What every Twilio webhook event has; each kind's event class adds its fields.
+
+    A :class:`FallbackService` receives events of this class itself: webhooks
+    no attached service recognises.
 
     ``event["Name"]`` is a parameter by Twilio's own name (the first value when
     it was repeated); ``event.raw`` maps every name received to all its values.
     """
 
-    __slots__ = ("_first", "_pairs", "_previous", "_raw", "_sid", "_stale", "_status")
+    __slots__ = ("_first", "_pairs", "_previous", "_raw", "_sid", "_stale", "_status", "_where")
 
     kind: ClassVar[EventKind]
     _pairs: tuple[tuple[str, str], ...]
@@ -168,6 +186,7 @@ class TwilioEvent:
     _stale: bool
     _sid: str | None
     _status: str | None
+    _where: tuple[str, str] | None
 
     def __init__(self, params: Params) -> None:
         pairs = _pairs_of(params)
@@ -179,6 +198,7 @@ class TwilioEvent:
         object.__setattr__(self, "_raw", None)
         object.__setattr__(self, "_previous", None)
         object.__setattr__(self, "_stale", False)
+        object.__setattr__(self, "_where", None)
         object.__setattr__(self, "_sid", self._pick(self._sid_names))
         object.__setattr__(self, "_status", self._pick(self._status_names))
 
@@ -191,6 +211,7 @@ class TwilioEvent:
         object.__setattr__(event, "_raw", None)
         object.__setattr__(event, "_previous", None)
         object.__setattr__(event, "_stale", False)
+        object.__setattr__(event, "_where", None)
         object.__setattr__(event, "_sid", event._pick(cls._sid_names))
         object.__setattr__(event, "_status", event._pick(cls._status_names))
         return event
@@ -199,6 +220,34 @@ class TwilioEvent:
         # Set once by the listener, before the event reaches a callback.
         object.__setattr__(self, "_previous", previous_status)
         object.__setattr__(self, "_stale", stale)
+
+    def _at(self, path: str, query: str) -> None:
+        # Set once by the listener: where the request came (its path and raw query).
+        object.__setattr__(self, "_where", (path, query))
+
+    @property
+    def path(self) -> str | None:
+        """The path the request was made to (``/voice/menu``), when it came over HTTP."""
+        where = self._where
+        return None if where is None else where[0]
+
+    @property
+    def query(self) -> Mapping[str, tuple[str, ...]]:
+        """The request URL's query parameters, name → all its values.
+
+        Your own, appended to an action or callback URL to carry context
+        (``action="/voice/menu?step=2"``) and signed with it; for a GET webhook,
+        Twilio's parameters follow them.
+        """
+        where = self._where
+        if where is None or not where[1]:
+            return MappingProxyType({})
+        from urllib.parse import parse_qsl
+
+        grouped: dict[str, list[str]] = {}
+        for name, value in parse_qsl(where[1], keep_blank_values=True):
+            grouped.setdefault(name, []).append(value)
+        return MappingProxyType({name: tuple(values) for name, values in grouped.items()})
 
     @property
     def previous_status(self) -> str | None:
@@ -468,14 +517,7 @@ class DebuggerEvent(TwilioEvent):
     @property
     def payload(self) -> Mapping[str, object] | None:
         """``Payload`` parsed; ``None`` when absent, too long, or not a JSON object."""
-        text = self._first.get("Payload")
-        if text is None or len(text) > _MAX_PAYLOAD_CHARS:
-            return None
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):
-            return None
-        return MappingProxyType(value) if isinstance(value, dict) else None
+        return _mapping(_parse_json(self._first.get("Payload")))
 
     @property
     def resource_sid(self) -> str | None:
@@ -484,9 +526,441 @@ class DebuggerEvent(TwilioEvent):
         return value if isinstance(value, str) else None
 
     @property
-    def alert_code(self) -> int | None:
+    def service_sid(self) -> str | None:
+        """The SID of the service involved (a Messaging Service, ...), when there is one."""
+        value = (self.payload or {}).get("service_sid")
+        return value if isinstance(value, str) else None
+
+    @property
+    def error_code(self) -> int | None:  # type: ignore[override]
         """The alert's Twilio error code (``Payload``'s ``error_code``), e.g. ``11200``."""
         value = (self.payload or {}).get("error_code")
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         return _as_int(value) if isinstance(value, str) else None
+
+    @property
+    def alert_code(self) -> int | None:
+        """The same as :attr:`error_code`."""
+        return self.error_code
+
+    @property
+    def more_info(self) -> Mapping[str, object] | None:
+        """What the product said about the alert (``msg``, ``url``, ...), when it said it."""
+        return _mapping((self.payload or {}).get("more_info"))
+
+    @property
+    def webhook(self) -> Mapping[str, object] | None:
+        """For a webhook that failed: its ``type``, ``request`` and ``response``."""
+        return _mapping((self.payload or {}).get("webhook"))
+
+    @property
+    def webhook_request(self) -> Mapping[str, object] | None:
+        """The failed webhook's request: ``method``, ``url``, ``headers``, ``parameters``."""
+        return _mapping((self.webhook or {}).get("request"))
+
+    @property
+    def webhook_response(self) -> Mapping[str, object] | None:
+        """What Twilio got back from it: ``status_code``, ``headers``, ``body``."""
+        return _mapping((self.webhook or {}).get("response"))
+
+
+def _parse_json(text: str | None) -> object:
+    """*text* parsed as JSON; ``None`` when absent, too long or not JSON."""
+    if text is None or len(text) > _MAX_PAYLOAD_CHARS:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _mapping(value: object) -> Mapping[str, object] | None:
+    return MappingProxyType(value) if isinstance(value, dict) else None
+
+
+def _as_epoch_or_date(value: str) -> datetime | None:
+    # TaskRouter's Timestamp: seconds since the epoch (its format is not documented;
+    # ISO 8601 and RFC 2822 are read too).
+    text = value.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 12:
+        return datetime.fromtimestamp(int(text), UTC)
+    return _as_iso_datetime(text) or _as_datetime(text)
+
+
+# -- voice: the results of TwiML verbs, and the callbacks they make --------------
+
+
+class GatherEvent(CallStatusEvent):
+    """What a caller entered at a ``<Gather>``: posted to its ``action`` URL.
+
+    Answer it with the TwiML the call goes on with (``None`` is an empty
+    ``<Response/>``, which ends the call).  With ``actionOnEmptyResult`` it
+    comes with neither ``digits`` nor ``speech_result``.
+    """
+
+    __slots__ = ()
+
+    digits = _text("Digits")
+    """The keys pressed, without the ``finishOnKey`` key."""
+    speech_result = _text("SpeechResult")
+    confidence = _float("Confidence")
+    """0.0 to 1.0, with speech; Twilio does not promise it is sent."""
+    finished_on_key = _text("FinishedOnKey")
+
+
+class GatherPartialEvent(CallStatusEvent):
+    """An interim transcript of ``<Gather partialResultCallback>``: no TwiML is read."""
+
+    __slots__ = ()
+
+    unstable_speech_result = _text("UnstableSpeechResult")
+    stable_speech_result = _text("StableSpeechResult")
+    stability = _float("Stability")
+
+
+class TranscriptionEvent(CallStatusEvent):
+    """A ``<Record transcribeCallback>``: the transcript of a recording, or its failure.
+
+    ``status`` is ``TranscriptionStatus`` (``completed``, ``failed``), ``sid``
+    the ``TranscriptionSid``.  The call goes on regardless of the answer.
+    """
+
+    __slots__ = ()
+
+    transcription_sid = _text("TranscriptionSid")
+    transcription_text = _text("TranscriptionText")
+    transcription_status = _text("TranscriptionStatus")
+    transcription_url = _text("TranscriptionUrl")
+
+
+class DialEvent(CallStatusEvent):
+    """How a ``<Dial>`` ended: posted to its ``action`` URL; answer with TwiML.
+
+    ``status`` is ``DialCallStatus`` (``completed``, ``answered``, ``busy``,
+    ``no-answer``, ``failed``, ``canceled``).
+    """
+
+    __slots__ = ()
+
+    dial_call_status = _text("DialCallStatus")
+    dial_call_sid = _text("DialCallSid")
+    """The dialled leg's SID (not after dialling a conference)."""
+    dial_call_duration = _int("DialCallDuration")
+    dial_bridged = _bool("DialBridged")
+    """Whether the caller was connected to the destination."""
+    queue_sid = _text("QueueSid")
+    queue_time = _int("QueueTime")
+
+
+class RecordEvent(CallStatusEvent):
+    """A ``<Record>`` finished: posted to its ``action`` URL; answer with TwiML.
+
+    ``recording_url`` may not be fetchable yet: a recording status callback
+    says when it is.
+    """
+
+    __slots__ = ()
+
+    digits = _text("Digits")
+    """The key that ended the recording, or ``hangup``."""
+
+
+class EnqueueEvent(CallStatusEvent):
+    """A caller left an ``<Enqueue>`` queue: posted to its ``action`` URL; answer with TwiML.
+
+    ``status`` is ``QueueResult`` (``bridged``, ``hangup``, ``leave``,
+    ``redirected``, ``queue-full``, ``error``, ``system-error``, ...).
+    """
+
+    __slots__ = ()
+
+    queue_result = _text("QueueResult")
+    queue_sid = _text("QueueSid")
+    queue_time = _int("QueueTime")
+    """Seconds the caller waited (only when actually enqueued)."""
+
+
+class QueueWaitEvent(CallStatusEvent):
+    """``<Enqueue waitUrl>``: what a waiting caller hears, asked again whenever it runs out.
+
+    Answer with TwiML of ``<Play>``, ``<Say>``, ``<Pause>``, ``<Gather>``,
+    ``<Redirect>``, ``<Leave>`` or ``<Hangup>``.
+    """
+
+    __slots__ = ()
+
+    queue_position = _int("QueuePosition")
+    queue_sid = _text("QueueSid")
+    queue_time = _int("QueueTime")
+    avg_queue_time = _int("AvgQueueTime")
+    current_queue_size = _int("CurrentQueueSize")
+    max_queue_size = _int("MaxQueueSize")
+
+
+class DequeueEvent(CallStatusEvent):
+    """``<Queue url>``: a queued caller is about to be bridged to whoever dequeued them.
+
+    ``call_sid`` is the queued caller's call; answer with TwiML of ``<Play>``,
+    ``<Say>``, ``<Pause>`` or ``<Redirect>``, which the caller hears first.
+    """
+
+    __slots__ = ()
+
+    queue_sid = _text("QueueSid")
+    queue_time = _int("QueueTime")
+    dequeing_call_sid = _text("DequeingCallSid")
+    """The call that dequeued the caller (Twilio's spelling)."""
+
+
+class _PaymentFields(CallStatusEvent):
+    __slots__ = ()
+
+    payment_method = _text("PaymentMethod")
+    payment_card_number = _text("PaymentCardNumber")
+    """Masked, as ``xxxx-xxxxxx-x4001``."""
+    payment_card_type = _text("PaymentCardType")
+    expiration_date = _text("ExpirationDate")
+    """``MMYY``."""
+    security_code = _text("SecurityCode")
+    """Redacted."""
+    payment_card_postal_code = _text("PaymentCardPostalCode")
+    bank_account_number = _text("BankAccountNumber")
+    bank_routing_number = _text("BankRoutingNumber")
+    bank_account_type = _text("BankAccountType")
+
+
+class PayEvent(_PaymentFields):
+    """How a ``<Pay>`` ended: posted to its ``action`` URL; answer with TwiML.
+
+    ``status`` is ``Result`` (``success``, ``too-many-failed-attempts``,
+    ``caller-hung-up``, ``payment-connector-error``, ...).
+    """
+
+    __slots__ = ()
+
+    result = _text("Result")
+    profile_id = _text("ProfileId")
+    payment_token = _text("PaymentToken")
+    payment_confirmation_code = _text("PaymentConfirmationCode")
+    payment_error = _text("PaymentError")
+    pay_error_code = _int("PayErrorCode")
+    connector_error = _text("ConnectorError")
+
+
+class PayStatusEvent(_PaymentFields):
+    """``<Pay statusCallback>``: the caller moved to another stage of a payment.
+
+    ``status`` is ``For``, the stage (``payment-card-number``,
+    ``expiration-date``, ``security-code``, ``postal-code``,
+    ``payment-processing``, ...).
+    """
+
+    __slots__ = ()
+
+    for_ = _text("For")
+    error_type = _text("ErrorType")
+    attempt = _int("Attempt")
+
+
+class MachineDetectionEvent(CallStatusEvent):
+    """The asynchronous answering machine detection result (``AsyncAmdStatusCallback``).
+
+    ``status`` is ``AnsweredBy`` (``human``, ``machine_start``,
+    ``machine_end_beep``, ``fax``, ``unknown``, ...).  The call is already
+    running its TwiML: change it with Twilio's API, not with the answer.
+    """
+
+    __slots__ = ()
+
+
+# -- conferences ---------------------------------------------------------------
+
+
+class ConferenceEvent(TwilioEvent):
+    """A conference status callback: the conference started or ended, a participant
+    joined, left, was muted, held, spoke, ...
+
+    ``status`` is ``StatusCallbackEvent`` (``participant-join``, ...), ``sid``
+    the ``ConferenceSid``.  Events of one conference are ordered by their
+    ``SequenceNumber``: one overtaken by a later one is :attr:`stale`.
+    """
+
+    __slots__ = ()
+
+    conference_sid = _text("ConferenceSid")
+    friendly_name = _text("FriendlyName")
+    status_callback_event = _text("StatusCallbackEvent")
+    sequence_number = _int("SequenceNumber")
+    timestamp = _time("Timestamp")
+    call_sid = _text("CallSid")
+    participant_label = _text("ParticipantLabel")
+    muted = _bool("Muted")
+    hold = _bool("Hold")
+    coaching = _bool("Coaching")
+    call_sid_to_coach = _text("CallSidToCoach")
+    end_conference_on_exit = _bool("EndConferenceOnExit")
+    start_conference_on_enter = _bool("StartConferenceOnEnter")
+    participant_call_status = _text("ParticipantCallStatus")
+    reason_participant_left = _text("ReasonParticipantLeft")
+    reason_conference_ended = _text("ReasonConferenceEnded")
+    reason = _text("Reason")
+    call_sid_ending_conference = _text("CallSidEndingConference")
+    participant_label_ending_conference = _text("ParticipantLabelEndingConference")
+    reason_announcement_failed = _text("ReasonAnnouncementFailed")
+    announce_url = _text("AnnounceUrl")
+
+
+# -- Conversations ---------------------------------------------------------------
+
+#: The pre-event hooks: Twilio waits for the answer before the action happens.
+_PRE_EVENT_SUFFIXES = ("Add", "Update", "Remove")
+
+
+class ConversationsEvent(TwilioEvent):
+    """A Conversations webhook: a conversation, message, participant or user was
+    added, updated or removed (post-event), or is about to be (pre-event).
+
+    ``status`` is ``EventType`` (``onMessageAdded``, ``onMessageAdd``, ...).  A
+    pre-event waits for its callback's answer: ``None`` lets the action happen,
+    a mapping of the fields Twilio lets you change changes it, and raising or
+    returning :class:`~twilio_trigger.Reject` blocks it.
+    """
+
+    __slots__ = ()
+
+    event_type = _text("EventType")
+    source = _text("Source")
+    """``SDK`` or ``API``."""
+    client_identity = _text("ClientIdentity")
+    conversation_sid = _text("ConversationSid")
+    chat_service_sid = _text("ChatServiceSid")
+    messaging_service_sid = _text("MessagingServiceSid")
+    message_sid = _text("MessageSid")
+    index = _int("Index")
+    """The message's place in its conversation."""
+    body = _text("Body")
+    author = _text("Author")
+    participant_sid = _text("ParticipantSid")
+    friendly_name = _text("FriendlyName")
+    unique_name = _text("UniqueName")
+    state = _text("State")
+    identity = _text("Identity")
+    role_sid = _text("RoleSid")
+    user_sid = _text("UserSid")
+    date_created = _iso_time("DateCreated")
+    date_updated = _iso_time("DateUpdated")
+    date_removed = _iso_time("DateRemoved")
+    last_read_message_index = _int("LastReadMessageIndex")
+    state_from = _text("StateFrom")
+    state_to = _text("StateTo")
+    state_updated = _iso_time("StateUpdated")
+    reason = _text("Reason")
+    """Why the state changed: ``API``, ``TIMER`` or ``EVENT``."""
+    delivery_receipt_sid = _text("DeliveryReceiptSid")
+    channel_message_sid = _text("ChannelMessageSid")
+    delivery_status = _text("Status")
+    """``onDeliveryUpdated``: ``sent``, ``delivered``, ``read``, ``failed``, ``undelivered``."""
+    message_body = _text("MessageBody")
+    is_online = _bool("isOnline")
+    is_notifiable = _bool("isNotifiable")
+
+    @property
+    def is_pre_event(self) -> bool:
+        """True for a pre-event (``onMessageAdd``): Twilio waits to hear whether it may go on."""
+        return (self.status or "").endswith(_PRE_EVENT_SUFFIXES)
+
+    @property
+    def attributes(self) -> Mapping[str, object] | None:
+        """``Attributes`` parsed from JSON; ``None`` when absent or not a JSON object."""
+        return _mapping(_parse_json(self._first.get("Attributes")))
+
+    @property
+    def media(self) -> tuple[Mapping[str, object], ...]:
+        """``Media`` parsed from JSON: one mapping per item (``Sid``, ``ContentType``, ...)."""
+        value = _parse_json(self._first.get("Media"))
+        if not isinstance(value, list):
+            return ()
+        return tuple(MappingProxyType(item) for item in value if isinstance(item, dict))
+
+    @property
+    def messaging_binding(self) -> Mapping[str, str]:
+        """The ``MessagingBinding.*`` parameters, by the name after the dot (``Address``)."""
+        prefix = "MessagingBinding."
+        return MappingProxyType(
+            {
+                name[len(prefix) :]: value
+                for name, value in self._first.items()
+                if name.startswith(prefix)
+            }
+        )
+
+
+# -- TaskRouter ------------------------------------------------------------------
+
+
+class TaskRouterEvent(TwilioEvent):
+    """A TaskRouter workspace event: a task, reservation, worker, queue, workflow,
+    activity or workspace changed.
+
+    ``status`` is ``EventType`` (``task.created``, ``reservation.accepted``, ...),
+    ``sid`` the ``ResourceSid``.  TaskRouter is answered ``204`` at once.
+    """
+
+    __slots__ = ()
+
+    event_type = _text("EventType")
+    event_description = _text("EventDescription")
+    workspace_sid = _text("WorkspaceSid")
+    workspace_name = _text("WorkspaceName")
+    resource_type = _text("ResourceType")
+    resource_sid = _text("ResourceSid")
+    timestamp = _Param("Timestamp", _as_epoch_or_date)
+    timestamp_ms = _int("TimestampMs")
+    task_sid = _text("TaskSid")
+    task_age = _int("TaskAge")
+    task_priority = _int("TaskPriority")
+    task_assignment_status = _text("TaskAssignmentStatus")
+    task_canceled_reason = _text("TaskCanceledReason")
+    task_completed_reason = _text("TaskCompletedReason")
+    task_channel_sid = _text("TaskChannelSid")
+    task_channel_unique_name = _text("TaskChannelUniqueName")
+    task_queue_sid = _text("TaskQueueSid")
+    task_queue_name = _text("TaskQueueName")
+    task_queue_target_expression = _text("TaskQueueTargetExpression")
+    reservation_sid = _text("ReservationSid")
+    worker_sid = _text("WorkerSid")
+    worker_name = _text("WorkerName")
+    worker_activity_sid = _text("WorkerActivitySid")
+    worker_activity_name = _text("WorkerActivityName")
+    worker_previous_activity_sid = _text("WorkerPreviousActivitySid")
+    worker_time_in_previous_activity = _int("WorkerTimeInPreviousActivity")
+    worker_channel_available = _bool("WorkerChannelAvailable")
+    worker_channel_available_capacity = _int("WorkerChannelAvailableCapacity")
+    workflow_sid = _text("WorkflowSid")
+    workflow_name = _text("WorkflowName")
+    activity_sid = _text("ActivitySid")
+    activity_name = _text("ActivityName")
+    activity_available = _bool("ActivityAvailable")
+
+    @property
+    def task_attributes(self) -> Mapping[str, object] | None:
+        """``TaskAttributes`` parsed from JSON; ``None`` when absent or not an object."""
+        return _mapping(_parse_json(self._first.get("TaskAttributes")))
+
+    @property
+    def worker_attributes(self) -> Mapping[str, object] | None:
+        """``WorkerAttributes`` parsed from JSON; ``None`` when absent or not an object."""
+        return _mapping(_parse_json(self._first.get("WorkerAttributes")))
+
+
+class AssignmentEvent(TaskRouterEvent):
+    """A TaskRouter assignment callback: a reservation was made for a worker.
+
+    Its callback may answer within 5 seconds with an instruction, a mapping
+    sent as JSON (``{"instruction": "accept"}``, ``dequeue``, ``call``,
+    ``redirect``, ``reject``); ``None`` answers an empty 200: accept or reject
+    the reservation later with Twilio's API.
+    """
+
+    __slots__ = ()

@@ -1,14 +1,15 @@
 """The registry of kinds: everything that tells one kind of webhook from another.
 
-A *kind* is one family of Twilio webhooks (message status, call status,
-recording status, ...).  Its row below says how a request is recognised, which
-event class carries it and which service base class receives it, which
-parameter picks the callback and the callbacks that exist, how its events are
-ordered, what Twilio waits for as the answer, how a delivery is identified, its
-SIDs and CloudEvent types, and how the test kit builds one.  Routing, dispatch,
-ordering, duplicate keys, replies, metrics, the inspector, ``twilio-trigger
-send``, the demo and the test kit all read these rows; adding a kind is adding a
-row (with its event class, service class and payload factory).
+A *kind* is one family of Twilio webhooks (message status, call status, the
+result of a ``<Gather>``, a conference event, ...).  Its row below says how a
+request is recognised, which event class carries it and which service base
+class receives it, which parameter picks the callback and the callbacks that
+exist, how its events are ordered, what Twilio waits for as the answer and how
+long, how a delivery is identified, its SIDs and CloudEvent types, and how the
+test kit builds one.  Routing, dispatch, ordering, duplicate keys, replies,
+metrics, the inspector, ``twilio-trigger send``, the demo and the test kit all
+read these rows; adding a kind is adding a row (with its event class, service
+class and payload factory).
 
 No I/O here: this module is part of the pure core.
 """
@@ -18,33 +19,61 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from .._exceptions import ServiceError
 from . import payloads
 from .events import (
+    AssignmentEvent,
     CallStatusEvent,
+    ConferenceEvent,
+    ConversationsEvent,
     DebuggerEvent,
+    DequeueEvent,
+    DialEvent,
+    EnqueueEvent,
+    GatherEvent,
+    GatherPartialEvent,
+    MachineDetectionEvent,
+    PayEvent,
+    PayStatusEvent,
+    QueueWaitEvent,
+    RecordEvent,
     RecordingStatusEvent,
     SmsStatusChangeEvent,
+    TaskRouterEvent,
+    TranscriptionEvent,
     TwilioEvent,
 )
 from .services import (
     CallStatusService,
+    ConferenceService,
+    ConversationsService,
     DebuggerService,
+    FallbackService,
     RecordingStatusService,
     ServiceBase,
     SmsStatusService,
+    TaskRouterService,
     callback_name,
+    camel_callback_name,
+)
+from .vocabulary import (
+    CONFERENCE_EVENTS,
+    CONVERSATIONS_POST_EVENTS,
+    CONVERSATIONS_PRE_EVENTS,
+    TASKROUTER_EVENT_TYPES,
 )
 
 __all__ = [
+    "FALLBACK",
     "KINDS",
     "Answer",
     "Kind",
     "kind_named",
     "kind_of_event",
     "kind_of_service",
+    "kinds_of_service",
     "recognise",
 ]
 
@@ -52,11 +81,18 @@ __all__ = [
 Answer = Literal["twiml", "json", "receipt"]
 #: What a ``str`` returned by a callback means: the text of one reply message, or TwiML.
 TextReply = Literal["message", "twiml"]
+#: How an event that waits for nothing is acknowledged: 200 with empty TwiML
+#: (safe for every voice and messaging webhook), or 204 (what TaskRouter asks for).
+Receipt = Literal["twiml", "no-content"]
 PayloadFactory = Callable[..., dict[str, str]]
 
 
 def _never(event: TwilioEvent) -> bool:
     return False
+
+
+def _always(event: TwilioEvent) -> bool:
+    return True
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,14 +105,16 @@ class Kind:
     event_class: type[TwilioEvent]
     service_class: type[ServiceBase]
     #: How a request is recognised: it is of this kind when every parameter of one
-    #: of these groups has a non-empty value.  Kinds are tried in registry order.
+    #: of these groups has a non-empty value (and *excludes* and *test* agree).
+    #: Kinds are tried in registry order.
     signals: tuple[tuple[str, ...], ...]
     #: The parameters whose value (the first non-empty one) picks the callback,
     #: ``on_<value>``; the event's ``status``.
     route_by: tuple[str, ...]
     #: The parameters naming the resource the event is about (the event's ``sid``).
     sid_params: tuple[str, ...]
-    #: The values of *route_by* Twilio documents, in its spelling; each has a callback.
+    #: The values of *route_by* Twilio documents, in its spelling; each has a callback
+    #: (unless the kind has one *callback* for all).
     events: tuple[str, ...]
     #: Two-letter prefixes of the kind's SIDs (the first is the usual one).
     sid_prefixes: tuple[str, ...]
@@ -102,25 +140,70 @@ class Kind:
     key_params: tuple[str, ...] = ("ErrorCode", "SequenceNumber")
     #: Types of the Event Streams CloudEvents that carry this kind (prefixes end in ``.``).
     cloudevent_types: tuple[str, ...] = ()
+    #: Parameters whose presence (non-empty) says a request is *not* of this kind.
+    excludes: tuple[str, ...] = ()
+    #: A last check on the values, when presence alone cannot tell.
+    test: Callable[[Mapping[str, str]], bool] | None = None
+    #: The one callback every event of the kind goes to (``on_gather``), when the
+    #: value of *route_by* does not choose it.
+    callback: str | None = None
+    #: How a value of *route_by* names its callback.
+    name_callback: Callable[[str], str] = callback_name
+    #: At a path where a service's callbacks of this kind are the only ones to
+    #: claim such requests, these signals suffice (``CallSid`` for a ``<Gather>``
+    #: whose caller entered nothing): see :func:`recognise`.
+    at_path: tuple[tuple[str, ...], ...] = ()
+    #: Tried after the kinds that share its signal, even at a path of its own (a
+    #: call's ``CallStatus`` comes with every verb's result too).
+    broad: bool = False
+    #: How an event that waits for nothing is acknowledged.
+    receipt: Receipt = "twiml"
+    #: For a JSON answer: the body when the callback returns ``None``.
+    empty_reply: bytes = b""
+    #: For a JSON answer: the keys a returned mapping may have (``None``: any).
+    reply_keys: Callable[[TwilioEvent], frozenset[str] | None] = lambda event: None
+    #: Seconds Twilio waits for the answer, when shorter than the listener's limit.
+    time_limit: float | None = None
+    #: Whether an event is run once per delivery (its copies answered without
+    #: running again).  Not for the requests that drive a live call: Twilio does
+    #: not retry them on its own, and a caller may well send the same one twice.
+    deduplicates: Callable[[TwilioEvent], bool] = _always
     #: The callbacks, ``on_<event>`` in the order of *events* (derived).
     callbacks: tuple[str, ...] = field(init=False)
     _callback_of: Mapping[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        callbacks = tuple(callback_name(value) for value in self.events)
+        if self.callback is not None:
+            callbacks: tuple[str, ...] = (self.callback,)
+            table = dict.fromkeys(self.events, self.callback)
+        else:
+            callbacks = tuple(self.name_callback(value) for value in self.events)
+            table = dict(zip(self.events, callbacks, strict=True))
         object.__setattr__(self, "callbacks", callbacks)
-        object.__setattr__(
-            self, "_callback_of", MappingProxyType(dict(zip(self.events, callbacks, strict=True)))
-        )
+        object.__setattr__(self, "_callback_of", MappingProxyType(table))
 
     @property
     def sid_param(self) -> str:
         """The parameter that carries the kind's SID first."""
         return self.sid_params[0]
 
+    def accepts(self, first: Mapping[str, str]) -> bool:
+        """True unless an excluding parameter or the value test says otherwise."""
+        if any(first.get(name) for name in self.excludes):
+            return False
+        return self.test is None or self.test(first)
+
     def recognises(self, first: Mapping[str, str]) -> bool:
         """True when the parameters (each name's first value) are of this kind."""
-        return any(all(first.get(name) for name in group) for group in self.signals)
+        return any(all(first.get(name) for name in group) for group in self.signals) and (
+            self.accepts(first)
+        )
+
+    def recognises_at_path(self, first: Mapping[str, str]) -> bool:
+        """True when, at a path of its own, the parameters are of this kind."""
+        return any(all(first.get(name) for name in group) for group in self.at_path) and (
+            self.accepts(first)
+        )
 
     def callback_for(self, value: str | None) -> str | None:
         """The callback for a *route_by* value, or ``None`` for a value unknown to us.
@@ -128,10 +211,12 @@ class Kind:
         Twilio's spelling is looked up first; a value differing only in case or
         surrounding spaces (``Delivered``, `` ringing``) finds the same callback.
         """
+        if self.callback is not None:
+            return self.callback
         value = value or ""
         name = self._callback_of.get(value)
         if name is None:
-            name = callback_name(value)
+            name = self.name_callback(value)
             if name not in self._callback_of.values():
                 return None
         return name
@@ -143,11 +228,6 @@ class Kind:
             if sequence.isascii() and sequence.isdigit() and len(sequence) < 10:
                 return int(sequence)
         return self.ranks.get((event.status or "").strip().lower())
-
-    @staticmethod
-    def describe_signal(group: tuple[str, ...]) -> str:
-        """One group of recognising parameters, for a message: ``CallStatus``, ``A with B``."""
-        return " with ".join(group)
 
 
 def _sms_waits(event: TwilioEvent) -> bool:
@@ -184,8 +264,59 @@ _CALL_RANKS = {
     "completed": 3, "busy": 3, "failed": 3, "no-answer": 3, "canceled": 3,
 }  # fmt: skip
 
-#: The kinds, in the order they are tried: a recording callback carries the
-#: call's ``CallStatus``-free ``CallSid``; a call's carries no message status.
+
+def _conversations_event(first: Mapping[str, str]) -> bool:
+    # onMessageAdded, onConversationStateUpdated, ...: not TaskRouter's
+    # task.created, nor a message status callback's READ.
+    value = first.get("EventType", "")
+    return value[:2] == "on" and value[2:3].isupper()
+
+
+def _taskrouter_event(first: Mapping[str, str]) -> bool:
+    return "." in first.get("EventType", "")
+
+
+def _pre_event(event: TwilioEvent) -> bool:
+    return isinstance(event, ConversationsEvent) and event.is_pre_event
+
+
+def _post_event(event: TwilioEvent) -> bool:
+    return not _pre_event(event)
+
+
+_MESSAGE_REPLY = frozenset({"body", "author", "attributes"})
+_CONVERSATION_REPLY = frozenset({"friendly_name"})
+_NOTHING = frozenset[str]()
+
+
+def _conversations_reply_keys(event: TwilioEvent) -> frozenset[str] | None:
+    # What Twilio lets a pre-event's answer change.
+    status = event.status or ""
+    if status in ("onMessageAdd", "onMessageUpdate"):
+        return _MESSAGE_REPLY
+    if status in ("onConversationAdd", "onConversationUpdate"):
+        return _CONVERSATION_REPLY
+    return _NOTHING
+
+
+#: A verb's result drives a live call: TwiML, inline, never taken for a copy.
+_DRIVES_CALL: dict[str, Any] = {
+    "service_class": CallStatusService,
+    "answer": "twiml",
+    "waits_for_reply": _always,
+    "reply_inline": True,
+    "deduplicates": _never,
+    "sid_prefixes": ("CA",),
+    "excludes": ("CallbackSource",),
+}
+#: A voice notification: about a call, but the call does not wait for it.
+_ABOUT_CALL: dict[str, Any] = {"service_class": CallStatusService, "sid_prefixes": ("CA",)}
+
+#: The kinds, in the order they are tried.  A recording's callback carries its
+#: call's ``CallSid``; the results of verbs carry the call's ``CallStatus``, so
+#: they come before the call's own kind, which is *broad*; a call's kind comes
+#: before a message's (a request with both a ``CallStatus`` and a
+#: ``MessageStatus`` is a call's, as in the Ballerina package).
 KINDS: tuple[Kind, ...] = (
     Kind(
         name="recording",
@@ -198,6 +329,188 @@ KINDS: tuple[Kind, ...] = (
         sid_prefixes=("RE",),
         payload=payloads.recording_status_params,
         ranks={"in-progress": 0, "completed": 1, "absent": 1},
+    ),
+    Kind(
+        name="conference",
+        event_class=ConferenceEvent,
+        service_class=ConferenceService,
+        signals=(("ConferenceSid", "StatusCallbackEvent"),),
+        route_by=("StatusCallbackEvent",),
+        sid_params=("ConferenceSid",),
+        events=CONFERENCE_EVENTS,
+        sid_prefixes=("CF",),
+        payload=payloads.conference_params,
+        # Ordered per conference by SequenceNumber; two participants' joins are
+        # two deliveries.
+        sequence_param="SequenceNumber",
+        key_params=("SequenceNumber", "CallSid"),
+    ),
+    Kind(
+        name="transcription",
+        event_class=TranscriptionEvent,
+        signals=(("TranscriptionSid",), ("TranscriptionStatus",)),
+        route_by=("TranscriptionStatus",),
+        sid_params=("TranscriptionSid",),
+        events=("completed", "failed"),
+        payload=payloads.transcription_params,
+        callback="on_transcription",
+        **{**_ABOUT_CALL, "sid_prefixes": ("TR",)},
+    ),
+    Kind(
+        name="gather_partial",
+        event_class=GatherPartialEvent,
+        signals=(("UnstableSpeechResult",),),
+        route_by=(),
+        sid_params=("CallSid",),
+        events=(),
+        payload=payloads.gather_partial_params,
+        callback="on_gather_partial",
+        key_params=("SequenceNumber", "UnstableSpeechResult", "StableSpeechResult"),
+        **_ABOUT_CALL,
+    ),
+    Kind(
+        name="dial",
+        event_class=DialEvent,
+        signals=(("DialCallStatus",),),
+        route_by=("DialCallStatus",),
+        sid_params=("CallSid",),
+        events=("completed", "answered", "busy", "no-answer", "failed", "canceled"),
+        payload=payloads.dial_params,
+        callback="on_dial",
+        **_DRIVES_CALL,
+    ),
+    Kind(
+        name="enqueue",
+        event_class=EnqueueEvent,
+        signals=(("QueueResult",),),
+        route_by=("QueueResult",),
+        sid_params=("CallSid",),
+        events=(
+            "bridged",
+            "bridging-in-process",
+            "error",
+            "hangup",
+            "leave",
+            "redirected",
+            "redirected-from-bridged",
+            "queue-full",
+            "system-error",
+        ),
+        payload=payloads.enqueue_params,
+        callback="on_enqueue",
+        **_DRIVES_CALL,
+    ),
+    Kind(
+        name="dequeue",
+        event_class=DequeueEvent,
+        signals=(("DequeingCallSid",),),
+        route_by=(),
+        sid_params=("CallSid",),
+        events=(),
+        payload=payloads.dequeue_params,
+        callback="on_dequeue",
+        **_DRIVES_CALL,
+    ),
+    Kind(
+        name="queue_wait",
+        event_class=QueueWaitEvent,
+        signals=(("QueuePosition",), ("CurrentQueueSize",), ("AvgQueueTime",)),
+        route_by=(),
+        sid_params=("CallSid",),
+        events=(),
+        payload=payloads.queue_wait_params,
+        callback="on_queue_wait",
+        **_DRIVES_CALL,
+    ),
+    Kind(
+        name="pay_status",
+        event_class=PayStatusEvent,
+        signals=(("For", "Attempt"),),
+        route_by=("For",),
+        sid_params=("CallSid",),
+        events=(
+            "payment-card-number",
+            "expiration-date",
+            "security-code",
+            "postal-code",
+            "bank-routing-number",
+            "bank-account-number",
+            "payment-processing",
+        ),
+        payload=payloads.pay_status_params,
+        callback="on_pay_status",
+        key_params=("Attempt", "ErrorType"),
+        **_ABOUT_CALL,
+    ),
+    Kind(
+        name="pay",
+        event_class=PayEvent,
+        signals=(("Result", "CallSid"),),
+        route_by=("Result",),
+        sid_params=("CallSid",),
+        events=(
+            "success",
+            "too-many-failed-attempts",
+            "payment-connector-error",
+            "caller-interrupted-with-star",
+            "caller-hung-up",
+            "validation-error",
+            "internal-error",
+        ),
+        payload=payloads.pay_params,
+        callback="on_pay",
+        **_DRIVES_CALL,
+    ),
+    Kind(
+        name="record",
+        event_class=RecordEvent,
+        # A call's status callback with Record=true has a RecordingUrl too, but
+        # also a CallbackSource.
+        signals=(("RecordingUrl", "RecordingDuration", "CallSid"),),
+        route_by=(),
+        sid_params=("CallSid",),
+        events=(),
+        payload=payloads.record_params,
+        callback="on_record",
+        at_path=(("CallSid",),),
+        **_DRIVES_CALL,
+    ),
+    Kind(
+        name="gather",
+        event_class=GatherEvent,
+        signals=(("Digits", "CallSid"), ("SpeechResult", "CallSid")),
+        route_by=(),
+        sid_params=("CallSid",),
+        events=(),
+        payload=payloads.gather_params,
+        callback="on_gather",
+        # With actionOnEmptyResult, nothing entered: only its path tells.
+        at_path=(("CallSid",),),
+        **_DRIVES_CALL,
+    ),
+    Kind(
+        name="amd",
+        event_class=MachineDetectionEvent,
+        # The call's own TwiML request carries AnsweredBy too (synchronous
+        # detection), with its CallStatus.
+        signals=(("AnsweredBy", "MachineDetectionDuration"),),
+        route_by=("AnsweredBy",),
+        sid_params=("CallSid",),
+        events=(
+            "human",
+            "machine_start",
+            "machine_end_beep",
+            "machine_end_silence",
+            "machine_end_other",
+            "fax",
+            "unknown",
+        ),
+        payload=payloads.machine_detection_params,
+        callback="on_machine_detection",
+        excludes=("CallbackSource", "CallStatus"),
+        at_path=(("AnsweredBy",),),
+        key_params=(),
+        **_ABOUT_CALL,
     ),
     Kind(
         name="call",
@@ -216,6 +529,7 @@ KINDS: tuple[Kind, ...] = (
         waits_for_reply=_call_waits,
         text_reply="twiml",
         reply_inline=True,
+        broad=True,
         cloudevent_types=(
             "com.twilio.voice.status-callback.call.",
             "com.twilio.voice.webhook.status-callback.call.",
@@ -253,26 +567,125 @@ KINDS: tuple[Kind, ...] = (
         payload=payloads.debugger_params,
         # Each alert has a Sid of its own; a retry repeats it.
         key_params=(),
+        cloudevent_types=("com.twilio.error-logs.error.logged",),
+    ),
+    Kind(
+        name="conversations",
+        event_class=ConversationsEvent,
+        service_class=ConversationsService,
+        signals=(("EventType",),),
+        test=_conversations_event,
+        route_by=("EventType",),
+        sid_params=("MessageSid", "ParticipantSid", "UserSid", "ConversationSid", "ChatServiceSid"),
+        events=CONVERSATIONS_PRE_EVENTS + CONVERSATIONS_POST_EVENTS,
+        name_callback=camel_callback_name,
+        sid_prefixes=("CH", "IM", "MB", "US", "IS"),
+        payload=payloads.conversations_params,
+        answer="json",
+        waits_for_reply=_pre_event,
+        reply_inline=True,
+        empty_reply=b"{}",
+        reply_keys=_conversations_reply_keys,
+        time_limit=5.0,
+        deduplicates=_post_event,
+        # Post-events only: Event Streams never asks before an action.
+        cloudevent_types=("com.twilio.conversations.",),
+        key_params=(
+            "DateUpdated",
+            "DateRemoved",
+            "Index",
+            "DeliveryReceiptSid",
+            "Status",
+            "StateTo",
+        ),
+    ),
+    Kind(
+        name="assignment",
+        event_class=AssignmentEvent,
+        service_class=TaskRouterService,
+        signals=(("ReservationSid", "WorkerAttributes", "TaskAttributes"),),
+        excludes=("EventType",),
+        route_by=(),
+        sid_params=("ReservationSid",),
+        events=(),
+        callback="on_assignment",
+        sid_prefixes=("WR",),
+        payload=payloads.assignment_params,
+        answer="json",
+        waits_for_reply=_always,
+        reply_inline=True,
+        time_limit=5.0,
+        deduplicates=_never,
+    ),
+    Kind(
+        name="taskrouter",
+        event_class=TaskRouterEvent,
+        service_class=TaskRouterService,
+        signals=(("EventType", "WorkspaceSid"),),
+        test=_taskrouter_event,
+        route_by=("EventType",),
+        sid_params=("ResourceSid", "TaskSid", "ReservationSid", "WorkerSid", "WorkspaceSid"),
+        events=TASKROUTER_EVENT_TYPES,
+        sid_prefixes=("WT", "WR", "WK", "WA", "WW", "WS", "WQ", "TC"),
+        payload=payloads.taskrouter_params,
+        receipt="no-content",
+        key_params=("TimestampMs", "Timestamp"),
+    ),
+    Kind(
+        name="other",
+        event_class=TwilioEvent,
+        service_class=FallbackService,
+        # Never recognised: what no other kind recognises is of this kind.
+        signals=(),
+        route_by=(),
+        sid_params=(),
+        events=(),
+        callback="on_event",
+        sid_prefixes=(),
+        payload=payloads.unknown_params,
+        key_params=(),
     ),
 )
 
+#: The kind of what no other kind recognises: a :class:`FallbackService`'s.
+FALLBACK = KINDS[-1]
+
 _BY_NAME: Mapping[str, Kind] = MappingProxyType({kind.name: kind for kind in KINDS})
 _BY_EVENT_CLASS: Mapping[type, Kind] = MappingProxyType({k.event_class: k for k in KINDS})
+#: The service base classes, each with its kinds: its main one first (that of
+#: the most general event class: ``call`` for the voice kinds), then in registry order.
+_BY_SERVICE_CLASS: Mapping[type[ServiceBase], tuple[Kind, ...]] = MappingProxyType(
+    {
+        base: tuple(
+            sorted(
+                (kind for kind in KINDS if kind.service_class is base),
+                key=lambda kind: len(kind.event_class.__mro__),
+            )
+        )
+        for base in dict.fromkeys(kind.service_class for kind in KINDS)
+    }
+)
 #: Every signal group in registry order, as (its first parameter, the others, its
-#: kind): recognising a request is then a few dict look-ups, run for each request.
-_GROUPS: tuple[tuple[str, tuple[str, ...], Kind], ...] = tuple(
-    (group[0], group[1:], kind) for kind in KINDS for group in kind.signals
+#: kind, whether it checks more): recognising a request is then a few dict
+#: look-ups, run for each request.
+_GROUPS: tuple[tuple[str, tuple[str, ...], Kind, bool], ...] = tuple(
+    (group[0], group[1:], kind, bool(kind.excludes or kind.test))
+    for kind in KINDS
+    for group in kind.signals
 )
 
 
 def _register(kind: Kind) -> None:
     # The event class reads its SID and status by the row's parameters; the
-    # service base class knows its kind and its callbacks.
+    # service base class knows its kinds (the first is its main one) and callbacks.
     kind.event_class._sid_names = kind.sid_params
     kind.event_class._status_names = kind.route_by
     kind.event_class.kind = kind.name
-    kind.service_class.kind = kind.name
-    kind.service_class.callback_names = kind.callbacks
+    base = kind.service_class
+    kinds = _BY_SERVICE_CLASS[base]
+    base.kind = kinds[0].name
+    base.kinds = tuple(k.name for k in kinds)
+    base.callback_names = tuple(dict.fromkeys(name for k in kinds for name in k.callbacks))
 
 
 for _kind in KINDS:
@@ -291,38 +704,70 @@ def kind_of_event(event: TwilioEvent) -> Kind:
         for klass in type(event).__mro__:
             if (kind := _BY_EVENT_CLASS.get(klass)) is not None:
                 break
-        else:
+        else:  # pragma: no cover - TwilioEvent itself is registered
             return _BY_NAME[event.kind]
     return kind
 
 
-def kind_of_service(service: object) -> Kind:
-    """The kind of events *service* receives, or :class:`ServiceError` why it can't."""
+def service_base(service: object) -> type[ServiceBase]:
+    """The service base class *service* is an instance of, or :class:`ServiceError`
+    why it is no service."""
     if isinstance(service, type):
         raise ServiceError(f"attach an instance, not the class: attach({service.__name__}())")
-    kinds = [kind for kind in KINDS if isinstance(service, kind.service_class)]
-    if not kinds:
-        bases = [kind.service_class.__name__ for kind in KINDS]
+    bases = [base for base in _BY_SERVICE_CLASS if isinstance(service, base)]
+    if not bases:
+        names = [base.__name__ for base in _BY_SERVICE_CLASS]
         raise ServiceError(
             f"{type(service).__name__} is not a service: subclass twilio_trigger."
-            f"{', '.join(bases[:-1])} or {bases[-1]}"
+            f"{', '.join(names[:-1])} or {names[-1]}"
         )
-    if len(kinds) > 1:
-        names = " and ".join(kind.service_class.__name__ for kind in kinds)
+    if len(bases) > 1:
+        names = [base.__name__ for base in bases]
         raise ServiceError(
-            f"{type(service).__name__} subclasses both {names}; write one service class "
-            f"for each kind"
+            f"{type(service).__name__} subclasses both {' and '.join(names)}; write one "
+            f"service class for each kind"
         )
-    return kinds[0]
+    return bases[0]
+
+
+def kind_of_service(service: object) -> Kind:
+    """The main kind of events *service* receives (``call`` for a
+    :class:`CallStatusService`), or :class:`ServiceError` why it can't."""
+    return _BY_SERVICE_CLASS[service_base(service)][0]
+
+
+def kinds_of_service(service: object) -> tuple[Kind, ...]:
+    """Every kind of events *service* receives (``call``, ``gather``, ``dial``, ...)."""
+    return _BY_SERVICE_CLASS[service_base(service)]
 
 
 def recognise(first: Mapping[str, str], prefer: Sequence[Kind] = ()) -> Kind | None:
-    """The kind the parameters are, trying the kinds of *prefer* first (a path's own)."""
-    for kind in prefer:
-        if kind.recognises(first):
-            return kind
+    """The kind the parameters are, or ``None`` when no kind recognises them.
+
+    The kinds are tried in registry order.  *prefer* are the kinds whose
+    callbacks a service attached at the request's path defines: tried first,
+    in their order.  When exactly one of them can claim a request by its path
+    alone (a ``<Gather>`` with nothing entered), it does so before the broad
+    ones among them (a call's ``CallStatus`` comes with every verb's result).
+    """
+    if prefer:
+        claiming = [kind for kind in prefer if kind.at_path]
+        claimer = claiming[0] if len(claiming) == 1 else None
+        for kind in prefer:
+            if (claimer is None or not kind.broad) and kind.recognises(first):
+                return kind
+        if claimer is not None:
+            if claimer.recognises_at_path(first):
+                return claimer
+            for kind in prefer:
+                if kind.broad and kind.recognises(first):
+                    return kind
     get = first.get
-    for name, others, kind in _GROUPS:
-        if get(name) and (not others or all(get(other) for other in others)):
+    for name, others, kind, checks in _GROUPS:
+        if (
+            get(name)
+            and (not others or all(get(other) for other in others))
+            and (not checks or kind.accepts(first))
+        ):
             return kind
     return None

@@ -44,13 +44,16 @@ class Standing(NamedTuple):
 def settle(known: Position | None, status: str, rank: int) -> tuple[Standing, Position | None]:
     """The standing of an event, and the position to remember (``None``: unchanged).
 
-    A repeat of the current status (a retry) reports the status before it; an
-    event ranked below the current one is stale and changes nothing; an equal
-    rank (``delivered`` after ``undelivered``) is not stale and becomes current.
+    A repeat of the current status at the same rank (a retry) reports the
+    status before it; an event ranked below the current one is stale and
+    changes nothing; an equal rank (``delivered`` after ``undelivered``) is not
+    stale and becomes current.  With sequence numbers, the same status may come
+    again at another rank (a conference's ``participant-join`` of each
+    participant): it is placed by its rank like any other.
     """
     if known is None:
         return Standing(None, False), Position(status, rank, None)
-    if status == known.status:
+    if status == known.status and rank == known.rank:
         return Standing(known.previous, False), None
     if rank < known.rank:
         return Standing(known.status, True), None

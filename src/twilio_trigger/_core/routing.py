@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from .events import TwilioEvent
 from .kinds import Kind, kind_named, kind_of_event, recognise
 
-__all__ = ["callback_for", "event_of_kind", "to_event"]
+__all__ = ["callback_for", "event_of_kind", "of_kind", "to_event", "unrecognised_event"]
 
 
 def _first_values(params: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -22,7 +22,8 @@ def to_event(
     first: dict[str, str] | None = None,
     prefer: Sequence[Kind] = (),
 ) -> TwilioEvent | None:
-    """The event the parameters describe, or ``None`` when no kind recognises them.
+    """The event the parameters describe, or ``None`` when no kind recognises them
+    (:func:`unrecognised_event` makes one for a fallback service).
 
     The kinds are tried in the registry's order (``RecordingStatus`` makes a
     recording event, though it carries the call's ``CallSid``; otherwise
@@ -39,6 +40,18 @@ def to_event(
     return kind.event_class._from_parsed(params, first)
 
 
+def unrecognised_event(
+    params: Sequence[tuple[str, str]], first: dict[str, str] | None = None
+) -> TwilioEvent:
+    """A plain :class:`TwilioEvent` (kind ``other``) over parameters no kind recognises."""
+    return TwilioEvent._from_parsed(params, _first_values(params) if first is None else first)
+
+
+def of_kind(kind: Kind, params: Sequence[tuple[str, str]]) -> TwilioEvent:
+    """The event of *kind* over *params*, whatever they would be recognised as."""
+    return kind.event_class._from_parsed(params, _first_values(params))
+
+
 def event_of_kind(kind: str, params: Sequence[tuple[str, str]]) -> TwilioEvent | None:
     """The event of the kind named *kind* (as an inbox entry keeps it) over *params*.
 
@@ -49,7 +62,7 @@ def event_of_kind(kind: str, params: Sequence[tuple[str, str]]) -> TwilioEvent |
         row = kind_named(kind)
     except KeyError:
         return None
-    return row.event_class._from_parsed(params, _first_values(params))
+    return of_kind(row, params)
 
 
 def callback_for(event: TwilioEvent) -> str | None:

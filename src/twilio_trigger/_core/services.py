@@ -1,33 +1,72 @@
 """Service base classes, and what makes a service valid to attach.
 
-A service is an object of a subclass of :class:`SmsStatusService`,
-:class:`CallStatusService` or :class:`RecordingStatusService` that defines the
-callbacks it needs.  The base
-classes only *declare* the callbacks (as annotations, so that type checkers
-and editors know their signatures); a callback the subclass does not define
-simply does not exist, and its events are acknowledged without dispatch.
+A service is an object of a subclass of one of the base classes here
+(:class:`SmsStatusService`, :class:`CallStatusService`, ...: one per family of
+webhooks, see the registry of kinds) that defines the callbacks it needs.  The
+base classes only *declare* the callbacks (as annotations, so that type
+checkers and editors know their signatures); a callback the subclass does not
+define simply does not exist, and its events are acknowledged without dispatch.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .._exceptions import ServiceError
-from .events import CallStatusEvent, DebuggerEvent, RecordingStatusEvent, SmsStatusChangeEvent
-
-if TYPE_CHECKING:
-    from .kinds import Kind
+from .events import (
+    AssignmentEvent,
+    CallStatusEvent,
+    ConferenceEvent,
+    ConversationsEvent,
+    DebuggerEvent,
+    DequeueEvent,
+    DialEvent,
+    EnqueueEvent,
+    GatherEvent,
+    GatherPartialEvent,
+    MachineDetectionEvent,
+    PayEvent,
+    PayStatusEvent,
+    QueueWaitEvent,
+    RecordEvent,
+    RecordingStatusEvent,
+    SmsStatusChangeEvent,
+    TaskRouterEvent,
+    TranscriptionEvent,
+    TwilioEvent,
+)
 
 #: The service base classes: the package exports each (see ``__init__``).
-__all__ = ["CallStatusService", "DebuggerService", "RecordingStatusService", "SmsStatusService"]
+__all__ = [
+    "CallStatusService",
+    "ConferenceService",
+    "ConversationsService",
+    "DebuggerService",
+    "FallbackService",
+    "RecordingStatusService",
+    "SmsStatusService",
+    "TaskRouterService",
+]
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def callback_name(status: str) -> str:
-    """The callback for a status: ``in-progress`` → ``on_in_progress``."""
-    return "on_" + status.strip().lower().replace("-", "_")
+    """The callback for a status: ``in-progress`` → ``on_in_progress``,
+    ``task-queue.entered`` → ``on_task_queue_entered``."""
+    return "on_" + status.strip().lower().replace("-", "_").replace(".", "_")
+
+
+def camel_callback_name(event_type: str) -> str:
+    """The callback for a Conversations ``EventType``: ``onMessageAdded`` → ``on_message_added``."""
+    text = event_type.strip()
+    if text[:2].lower() == "on":
+        text = text[2:]
+    return "on_" + _CAMEL.sub("_", text).lower()
 
 
 #: What a callback may be: sync or async, returning nothing (or an ``Exception``
@@ -37,14 +76,18 @@ SmsCallback = Callable[[SmsStatusChangeEvent], object]
 CallCallback = Callable[[CallStatusEvent], object]
 RecordingCallback = Callable[[RecordingStatusEvent], object]
 DebuggerCallback = Callable[[DebuggerEvent], object]
+ConferenceCallback = Callable[[ConferenceEvent], object]
+ConversationsCallback = Callable[[ConversationsEvent], object]
+TaskRouterCallback = Callable[[TaskRouterEvent], object]
 
 
 class ServiceBase:
-    """What every service base class has: its kind and its callbacks' names, set
-    from the kind's row by the registry of kinds."""
+    """What every service base class has, set from the registry of kinds: its
+    main kind, every kind it receives, and its callbacks' names."""
 
     kind: ClassVar[str]
-    callback_names: ClassVar[tuple[str, ...]]
+    kinds: ClassVar[tuple[str, ...]] = ()
+    callback_names: ClassVar[tuple[str, ...]] = ()
 
 
 class SmsStatusService(ServiceBase):
@@ -88,6 +131,16 @@ class CallStatusService(ServiceBase):
     an answered outbound call: no ``CallbackSource``), the callback may return
     TwiML, as a ``str`` or an object such as twilio-python's ``VoiceResponse``,
     and Twilio runs it.
+
+    The results of TwiML verbs have callbacks of their own, each with its own
+    event: ``on_gather`` (:class:`GatherEvent`), ``on_dial``, ``on_record``,
+    ``on_enqueue``, ``on_queue_wait`` (``<Enqueue waitUrl>``), ``on_dequeue``
+    (``<Queue url>``) and ``on_pay`` answer with the TwiML the call goes on
+    with; ``None`` answers an empty ``<Response/>``, which ends the call.
+    ``on_gather_partial``, ``on_transcription``, ``on_pay_status`` and
+    ``on_machine_detection`` (asynchronous AMD) are notifications: what they
+    return is not sent.  A status callback never reaches a verb's callback,
+    nor a verb's result a status callback.
     """
 
     on_queued: CallCallback
@@ -99,6 +152,17 @@ class CallStatusService(ServiceBase):
     on_failed: CallCallback
     on_no_answer: CallCallback
     on_canceled: CallCallback
+    on_gather: Callable[[GatherEvent], object]
+    on_gather_partial: Callable[[GatherPartialEvent], object]
+    on_transcription: Callable[[TranscriptionEvent], object]
+    on_dial: Callable[[DialEvent], object]
+    on_record: Callable[[RecordEvent], object]
+    on_enqueue: Callable[[EnqueueEvent], object]
+    on_queue_wait: Callable[[QueueWaitEvent], object]
+    on_dequeue: Callable[[DequeueEvent], object]
+    on_pay: Callable[[PayEvent], object]
+    on_pay_status: Callable[[PayStatusEvent], object]
+    on_machine_detection: Callable[[MachineDetectionEvent], object]
 
 
 class RecordingStatusService(ServiceBase):
@@ -127,6 +191,152 @@ class DebuggerService(ServiceBase):
     on_warning: DebuggerCallback
 
 
+class ConferenceService(ServiceBase):
+    """Base class of a service that receives conference status callbacks.
+
+    Define any of ``on_conference_start on_conference_end on_participant_join
+    on_participant_leave on_participant_mute on_participant_unmute
+    on_participant_hold on_participant_unhold on_participant_modify
+    on_participant_speech_start on_participant_speech_stop on_announcement_end
+    on_announcement_fail``, ``async def`` or plain ``def``, each taking one
+    :class:`ConferenceEvent`.  The events of a conference are placed in the
+    order of their ``SequenceNumber``: one that arrives after a later one is
+    ``stale``.
+    """
+
+    on_conference_start: ConferenceCallback
+    on_conference_end: ConferenceCallback
+    on_participant_join: ConferenceCallback
+    on_participant_leave: ConferenceCallback
+    on_participant_mute: ConferenceCallback
+    on_participant_unmute: ConferenceCallback
+    on_participant_hold: ConferenceCallback
+    on_participant_unhold: ConferenceCallback
+    on_participant_modify: ConferenceCallback
+    on_participant_speech_start: ConferenceCallback
+    on_participant_speech_stop: ConferenceCallback
+    on_announcement_end: ConferenceCallback
+    on_announcement_fail: ConferenceCallback
+
+
+class ConversationsService(ServiceBase):
+    """Base class of a service that receives Conversations webhooks.
+
+    One callback per ``EventType``, in snake_case without ``on``: post-events
+    (``onMessageAdded`` → ``on_message_added``, ``on_conversation_state_updated``,
+    ``on_delivery_updated``, ...) tell what happened; pre-events
+    (``onMessageAdd`` → ``on_message_add``, ``on_participant_add``, ...) ask
+    whether it may happen, within 5 seconds: return ``None`` to let it happen,
+    a mapping of the fields to change (``{"body": ...}``; messages: ``body``,
+    ``author``, ``attributes``; conversations: ``friendly_name``), or raise or
+    return :class:`~twilio_trigger.Reject` to block it.  A pre-event callback
+    that fails or times out blocks the action too (Twilio's rule for any
+    error answer).
+    """
+
+    on_conversation_add: ConversationsCallback
+    on_conversation_update: ConversationsCallback
+    on_conversation_remove: ConversationsCallback
+    on_message_add: ConversationsCallback
+    on_message_update: ConversationsCallback
+    on_message_remove: ConversationsCallback
+    on_participant_add: ConversationsCallback
+    on_participant_update: ConversationsCallback
+    on_participant_remove: ConversationsCallback
+    on_user_update: ConversationsCallback
+    on_conversation_added: ConversationsCallback
+    on_conversation_updated: ConversationsCallback
+    on_conversation_removed: ConversationsCallback
+    on_conversation_state_updated: ConversationsCallback
+    on_message_added: ConversationsCallback
+    on_message_updated: ConversationsCallback
+    on_message_removed: ConversationsCallback
+    on_participant_added: ConversationsCallback
+    on_participant_updated: ConversationsCallback
+    on_participant_removed: ConversationsCallback
+    on_user_added: ConversationsCallback
+    on_user_updated: ConversationsCallback
+    on_delivery_updated: ConversationsCallback
+
+
+class TaskRouterService(ServiceBase):
+    """Base class of a service that receives TaskRouter's workspace events and
+    assignment callbacks.
+
+    One callback per event type, ``task.created`` → ``on_task_created``,
+    ``reservation.accepted`` → ``on_reservation_accepted``,
+    ``task-queue.entered`` → ``on_task_queue_entered``, ..., each taking one
+    :class:`TaskRouterEvent`; events are answered 204 as TaskRouter expects.
+    ``on_assignment`` receives the workflow's assignment callback
+    (:class:`AssignmentEvent`) and may return an instruction, a mapping sent as
+    JSON (``{"instruction": "accept"}``), within 5 seconds.
+    """
+
+    on_assignment: Callable[[AssignmentEvent], object]
+    on_activity_created: TaskRouterCallback
+    on_activity_updated: TaskRouterCallback
+    on_activity_deleted: TaskRouterCallback
+    on_reservation_created: TaskRouterCallback
+    on_reservation_accepted: TaskRouterCallback
+    on_reservation_rejected: TaskRouterCallback
+    on_reservation_timeout: TaskRouterCallback
+    on_reservation_canceled: TaskRouterCallback
+    on_reservation_rescinded: TaskRouterCallback
+    on_reservation_completed: TaskRouterCallback
+    on_reservation_wrapup: TaskRouterCallback
+    on_reservation_failed: TaskRouterCallback
+    on_task_created: TaskRouterCallback
+    on_task_updated: TaskRouterCallback
+    on_task_canceled: TaskRouterCallback
+    on_task_wrapup: TaskRouterCallback
+    on_task_completed: TaskRouterCallback
+    on_task_deleted: TaskRouterCallback
+    on_task_system_deleted: TaskRouterCallback
+    on_task_transfer_initiated: TaskRouterCallback
+    on_task_transfer_attempt_failed: TaskRouterCallback
+    on_task_transfer_failed: TaskRouterCallback
+    on_task_transfer_canceled: TaskRouterCallback
+    on_task_transfer_completed: TaskRouterCallback
+    on_task_channel_created: TaskRouterCallback
+    on_task_channel_updated: TaskRouterCallback
+    on_task_channel_deleted: TaskRouterCallback
+    on_task_queue_created: TaskRouterCallback
+    on_task_queue_deleted: TaskRouterCallback
+    on_task_queue_entered: TaskRouterCallback
+    on_task_queue_timeout: TaskRouterCallback
+    on_task_queue_moved: TaskRouterCallback
+    on_task_queue_expression_updated: TaskRouterCallback
+    on_worker_created: TaskRouterCallback
+    on_worker_activity_update: TaskRouterCallback
+    on_worker_attributes_update: TaskRouterCallback
+    on_worker_deleted: TaskRouterCallback
+    on_worker_capacity_update: TaskRouterCallback
+    on_worker_channel_availability_update: TaskRouterCallback
+    on_workflow_created: TaskRouterCallback
+    on_workflow_updated: TaskRouterCallback
+    on_workflow_deleted: TaskRouterCallback
+    on_workflow_target_matched: TaskRouterCallback
+    on_workflow_entered: TaskRouterCallback
+    on_workflow_timeout: TaskRouterCallback
+    on_workflow_skipped: TaskRouterCallback
+    on_workspace_created: TaskRouterCallback
+    on_workspace_updated: TaskRouterCallback
+    on_workspace_deleted: TaskRouterCallback
+
+
+class FallbackService(ServiceBase):
+    """Base class of a service that receives every verified webhook no other
+    attached service takes: a family twilio-trigger does not know (yet), a
+    kind with no service attached, a CloudEvent type with no mapping.
+
+    Define ``on_event``, taking one :class:`TwilioEvent` (the event of its kind
+    when the kind is known, else a plain :class:`TwilioEvent` with every
+    parameter received).
+    """
+
+    on_event: Callable[[TwilioEvent], object]
+
+
 @dataclass(frozen=True, slots=True)
 class Callback:
     """One resolved callback: the bound method and how to call it."""
@@ -142,21 +352,21 @@ def _is_async(function: Callable[..., object]) -> bool:
     )
 
 
-def resolve_callbacks(service: object, kind: Kind) -> dict[str, Callback]:
-    """Callbacks *service*, a service of *kind*, defines, by name; :class:`ServiceError`
-    for a bad one.
+def resolve_callbacks(service: object, base: type[ServiceBase]) -> dict[str, Callback]:
+    """Callbacks *service*, an instance of a subclass of *base*, defines, by name;
+    :class:`ServiceError` for a bad one.
 
-    Rejected: a method named ``on_...`` that is no callback of the service's kind
-    (a misspelling would otherwise silently never run), a callback attribute that
-    is not callable, and one that cannot be called with one event argument.
+    Rejected: a method named ``on_...`` that is no callback of the base class's
+    kinds (a misspelling would otherwise silently never run), a callback
+    attribute that is not callable, and one that cannot be called with one
+    event argument.
     """
-    base = kind.service_class
-    valid = kind.callbacks
+    valid = base.callback_names
     cls = type(service)
     names = {
         name
         for klass in cls.__mro__
-        if klass not in (base, object)
+        if klass not in (base, object) and not (isinstance(klass, type) and klass in base.__mro__)
         for name in vars(klass)
         if name.startswith("on_")
     }

@@ -296,21 +296,29 @@ class SyncBridge:
         read: Callable[[int], bytes],
         location: Callable[[], tuple[str, str, str]],
     ) -> Answer:
-        """The listener's answer to a POST to its webhook, in the request's thread.
+        """The listener's answer to a POST (or a GET) to its webhook, in the
+        request's thread.
 
-        *environ* is the request's WSGI environment (headers, query string, raw
-        path); *read* reads up to n bytes of its body; *location* gives the
-        scheme, host and decoded path (script name included) as the framework
-        sees them, behind its proxy settings.
+        *environ* is the request's WSGI environment (method, headers, query
+        string, raw path); *read* reads up to n bytes of its body; *location*
+        gives the scheme, host and decoded path (script name included) as the
+        framework sees them, behind its proxy settings.
         """
         handler = self._handler
+        method = "GET" if environ.get("REQUEST_METHOD") == "GET" else "POST"
         signature = _header(environ, "HTTP_X_TWILIO_SIGNATURE")
         content_type = _header(environ, "CONTENT_TYPE")
         length = declared_length(environ.get("CONTENT_LENGTH"))
-        early = handler.precheck(content_type, signature, length)
+        early = handler.precheck(
+            content_type,
+            signature,
+            length,
+            authorization=_header(environ, "HTTP_AUTHORIZATION"),
+            method=method,
+        )
         if early is not None:
             return early
-        body = read_bounded(read, handler.max_body_bytes)
+        body = b"" if method == "GET" else read_bounded(read, handler.max_body_bytes)
         if body is None:
             return handler.too_large()
         scheme, host, path = location()
@@ -340,6 +348,9 @@ class SyncBridge:
                     content_type=content_type,
                     settings=settings,
                     headers=kept,
+                    path=path,
+                    query=str(query),
+                    method=method,
                 )
             finally:
                 runner.requests.discard(task)

@@ -11,7 +11,8 @@
     urlpatterns = [path("hooks/twilio/", view(listener))]
 
 The view is exempt from CSRF checks (Twilio's signature authenticates the
-request) and answers other methods than POST with 405.  Sync callbacks run in
+request), takes Twilio's POST and GET webhooks, and answers other methods with
+405.  Sync callbacks run in
 Django's request thread; async ones on the listener's event loop (see
 :class:`~twilio_trigger.adapters._sync.SyncBridge`).
 """
@@ -40,7 +41,7 @@ def _response(answer: Answer) -> HttpResponse:
 
 
 def view(listener: Listener) -> Callable[[HttpRequest], HttpResponse]:
-    """A view answering POSTs to the listener's webhook, wherever it is routed.
+    """A view answering the listener's webhooks (POST or GET), wherever it is routed.
 
     The listener's ``path`` setting does not apply: the URL configuration decides.
     """
@@ -48,7 +49,7 @@ def view(listener: Listener) -> Callable[[HttpRequest], HttpResponse]:
 
     @csrf_exempt
     def twilio_webhook(request: HttpRequest) -> HttpResponse:
-        if request.method != "POST":
+        if request.method not in ("POST", "GET"):
             return _response(answers.METHOD_NOT_ALLOWED)
         answer = bridge.respond(
             request.META,

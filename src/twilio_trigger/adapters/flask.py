@@ -9,7 +9,7 @@
 
     listener = twilio.Listener(path="/twilio")  # auth token(s) from TWILIO_AUTH_TOKEN
     app = Flask(__name__)
-    app.register_blueprint(blueprint(listener))  # POST /twilio
+    app.register_blueprint(blueprint(listener))  # POST (and GET) /twilio
 
 Sync callbacks run in Flask's request thread, inside the application and
 request context; async ones on the listener's event loop (see
@@ -38,11 +38,12 @@ def _response(answer: Answer) -> flask.Response:
 
 
 def view(listener: Listener) -> Callable[[], flask.Response]:
-    """A view function answering POSTs to the listener's webhook.
+    """A view function answering the listener's webhooks.
 
-    Route it for POST only; the listener's ``path`` setting does not apply::
+    Route it for POST (and GET, for webhooks configured so); the listener's
+    ``path`` setting does not apply::
 
-        app.add_url_rule("/twilio", view_func=view(listener), methods=["POST"])
+        app.add_url_rule("/twilio", view_func=view(listener), methods=["POST", "GET"])
     """
     bridge = bridge_for(listener)
 
@@ -61,13 +62,14 @@ def view(listener: Listener) -> Callable[[], flask.Response]:
 def blueprint(
     listener: Listener, *, name: str = "twilio_trigger", url_prefix: str | None = None
 ) -> flask.Blueprint:
-    """A blueprint routing POSTs to the listener's ``path`` (under *url_prefix*) to it.
+    """A blueprint routing POSTs and GETs to the listener's ``path`` (under *url_prefix*)
+    to it.
 
     Behind a proxy or a mount that changes the URL, give the listener the URL
     Twilio calls as ``public_url``, or apply werkzeug's ``ProxyFix``.
     """
     routes = flask.Blueprint(name, __name__, url_prefix=url_prefix)
     routes.add_url_rule(
-        listener.settings.path, "webhook", view_func=view(listener), methods=["POST"]
+        listener.settings.path, "webhook", view_func=view(listener), methods=["POST", "GET"]
     )
     return routes

@@ -68,8 +68,10 @@ def demo(port: int, host: str, once: bool) -> None:
     """Start a listener with example services and send it a scripted flow of signed events.
 
     An SMS delivery tracker and a call tracker keep each SID's status history and
-    log its transitions.  After the script the listener keeps running, so that you
-    can send it more with `twilio-trigger send`, until Ctrl-C.
+    log its transitions; the call tracker answers an incoming call with a menu
+    (a <Gather>) and the key pressed with what the caller hears next.  After the
+    script the listener keeps running, so that you can send it more with
+    `twilio-trigger send`, until Ctrl-C.
 
     \b
     Example:
@@ -111,7 +113,7 @@ def demo(port: int, host: str, once: bool) -> None:
             sid = step.params.get("CallSid") or step.params.get("MessageSid", "?")
             shown = answer.text.partition("?>")[2] or answer.text  # without <?xml ...?>
             click.echo(
-                f"  {'ok ' if ok else 'BAD'} {step.kind:<4} {sid}  {step.status:<11} "
+                f"  {'ok ' if ok else 'BAD'} {step.kind:<6} {sid}  {step.status:<11} "
                 f"→ {reached:<31} {answer.status} {shown.strip()}  {answer.milliseconds:.1f} ms"
             )
             for note in notes.take():

@@ -1,7 +1,9 @@
 """The services and the scripted events of ``twilio-trigger demo``.
 
 The two trackers are what a first real service looks like: they keep each
-SID's status history in memory and log every transition.
+SID's status history in memory and log every transition.  The call tracker
+also answers an incoming call with a one-key menu (a ``<Gather>``) and the
+key pressed with what the caller hears next.
 """
 
 from __future__ import annotations
@@ -9,8 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .._core.events import CallStatusEvent, SmsStatusChangeEvent, TwilioEvent
-from .._core.payloads import call_status_params, new_sid, sms_status_params
+from .._core.events import CallStatusEvent, GatherEvent, SmsStatusChangeEvent, TwilioEvent
+from .._core.payloads import (
+    call_status_params,
+    gather_params,
+    inbound_call_params,
+    new_sid,
+    sms_status_params,
+)
 from .._core.services import CallStatusService, SmsStatusService
 
 __all__ = ["CallTracker", "DeliveryTracker", "Step", "script"]
@@ -63,8 +71,19 @@ class CallTracker(_Tracker, CallStatusService):
     async def on_initiated(self, event: CallStatusEvent) -> None:
         self._record("on_initiated", event)
 
-    async def on_ringing(self, event: CallStatusEvent) -> None:
+    async def on_ringing(self, event: CallStatusEvent) -> str | None:
         self._record("on_ringing", event)
+        if event.direction != "inbound":
+            return None  # a status callback: nothing to answer
+        # An incoming call asks what to do: a menu of one key, posted back here.
+        return MENU
+
+    async def on_gather(self, event: GatherEvent) -> str:
+        self.calls.append(("CallTracker.on_gather", event.sid or "?", event.digits or ""))
+        log.info("call %s pressed %s", event.sid, event.digits)
+        if event.digits == "1":
+            return "<Response><Say>Your parcel arrives tomorrow.</Say></Response>"
+        return MENU
 
     async def on_in_progress(self, event: CallStatusEvent) -> None:
         self._record("on_in_progress", event)
@@ -75,6 +94,10 @@ class CallTracker(_Tracker, CallStatusService):
 
     def on_busy(self, event: CallStatusEvent) -> None:
         self._record("on_busy", event)
+
+
+#: The menu an incoming call hears: press a key, and Twilio posts it to the listener.
+MENU = '<Response><Gather numDigits="1"><Say>For your parcel, press 1.</Say></Gather></Response>'
 
 
 @dataclass(frozen=True)
@@ -88,9 +111,10 @@ class Step:
 
 
 def script() -> tuple[Step, ...]:
-    """The demo's events: two messages, an inbound one, two calls; fresh SIDs each time."""
+    """The demo's events: two messages, an inbound one, two calls, and an incoming
+    call through a menu; fresh SIDs each time."""
     message, failing, inbound = new_sid("SM"), new_sid("SM"), new_sid("MM")
-    call, busy = new_sid("CA"), new_sid("CA")
+    call, busy, caller = new_sid("CA"), new_sid("CA"), new_sid("CA")
     steps = [
         Step(sms_status_params(s, sid=message), "sms", s, f"DeliveryTracker.on_{s}")
         for s in ("queued", "sent", "delivered")
@@ -121,4 +145,13 @@ def script() -> tuple[Step, ...]:
         for s in ("initiated", "ringing", "in-progress", "completed")
     )
     steps.append(Step(call_status_params("busy", sid=busy), "call", "busy", "CallTracker.on_busy"))
+    # An incoming call: answered with the menu, then the key pressed, answered in turn.
+    steps.append(
+        Step(
+            inbound_call_params("ringing", sid=caller), "call", "ringing", "CallTracker.on_ringing"
+        )
+    )
+    steps.append(
+        Step(gather_params(sid=caller, Digits="1"), "gather", "1", "CallTracker.on_gather")
+    )
     return tuple(steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -47,12 +48,18 @@ class _Answer(NamedTuple):
         return self.body.decode("utf-8", "replace")
 
 
-def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> _Answer:
-    """POST *body* and return the answer, with the time it took."""
+def _post(
+    url: str,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float,
+    method: str = "POST",
+) -> _Answer:
+    """POST *body* (or GET *url*) and return the answer, with the time it took."""
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        url, data=body, headers=dict(headers), method="POST"
+        url, data=body, headers=dict(headers), method=method
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     started = time.perf_counter()
@@ -98,14 +105,42 @@ _KINDS = _sendable()
 def _events_of_kinds() -> str:
     # The registry's events, under the help: what STATUS may be for each KIND.
     lines = ["\b", "Events of each kind (STATUS):"]
-    lines += [f"  {kind.name}: {' '.join(kind.events)}" for kind in KINDS]
+    for kind in KINDS:
+        if kind.events:
+            lines.append(f"  {kind.name}: {' '.join(kind.events)}")
+        else:
+            lines.append(f"  {kind.name}: (one callback, {kind.callbacks[0]})")
     return "\n".join(lines)
+
+
+def _at_path(url: str, path: str | None) -> str:
+    # The URL with its path (and query) replaced by *path*: a service's own path.
+    if path is None:
+        return url
+    if not path.startswith("/"):
+        raise click.BadParameter("a path starts with /", param_hint="--path")
+    route, _, query = path.partition("?")
+    return urlunsplit(urlsplit(url)._replace(path=route, query=query, fragment=""))
 
 
 @click.command(context_settings=CONTEXT, epilog=_events_of_kinds())
 @click.argument("kind", type=click.Choice(list(_KINDS)))
-@click.argument("status")
+@click.argument("status", required=False)
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="The listener's URL.")
+@click.option("--path", metavar="/PATH[?QUERY]",
+              help="Send to this path of the listener (a service attached at its own path), "
+                   "with this query (your own parameters on an action URL).")  # fmt: skip
+@click.option(
+    "--get",
+    "use_get",
+    is_flag=True,
+    help="Send it as a GET webhook: the parameters in the query, signed over the URL.",
+)
+@click.option(
+    "--basic-auth",
+    metavar="USER:PASSWORD",
+    help="Send these HTTP Basic credentials (a listener's basic_auth).",
+)
 @click.option("--auth-token", "auth_tokens", multiple=True, envvar="TWILIO_AUTH_TOKEN",
               help="Token to sign with.  [default: $TWILIO_AUTH_TOKEN]")  # fmt: skip
 @click.option("--shared-key", metavar="ID=SECRET",
@@ -121,8 +156,11 @@ def _events_of_kinds() -> str:
 @click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds to wait.")
 def send(
     kind: str,
-    status: str,
+    status: str | None,
     url: str,
+    path: str | None,
+    use_get: bool,
+    basic_auth: str | None,
     auth_tokens: tuple[str, ...],
     shared_key: str | None,
     event_streams: bool,
@@ -132,13 +170,16 @@ def send(
     sign_url: str | None,
     timeout: float,
 ) -> None:
-    """Post one signed, realistic event to a listener and print its answer.
+    """Send one signed, realistic event to a listener and print its answer.
 
     KIND is a kind of webhook (inbound-call is the voice webhook of an incoming
     call, which asks for TwiML).  STATUS is the value that picks the callback,
     as Twilio spells it: a status such as delivered, failed, received (an
-    inbound message), ringing or in-progress, a Debugger alert's error; each
-    kind's are listed below.  The answer's body shows a callback's reply.
+    inbound message), ringing or in-progress, a conference's participant-join,
+    a Conversations onMessageAdd, a TaskRouter task.created; each kind's are
+    listed below (the kind's usual one when left out).  For a kind with one
+    callback it picks a variant of the payload where there are some (gather:
+    digits, speech, empty).  The answer's body shows a callback's reply.
     Exits 1 unless the answer is 2xx.
 
     \b
@@ -146,6 +187,8 @@ def send(
       twilio-trigger send sms failed --set ErrorCode=30007 --auth-token TOKEN
       twilio-trigger send sms received --set Body=HELP      # see the reply
       twilio-trigger send inbound-call ringing              # see the call's TwiML
+      twilio-trigger send gather --set Digits=2 --path /voice/menu
+      twilio-trigger send conversations onMessageAdd --set Body=hello
       twilio-trigger send call completed --event-streams
       twilio-trigger send recording completed --shared-key webhooks_sharedkey_1=SECRET
     """
@@ -158,11 +201,31 @@ def send(
     else:
         secret_or_token, algorithm, headers = token_list(auth_tokens)[0], HMAC_SHA1, {}
     row, factory = _KINDS[kind]
-    sid_name = row.sid_param
+    sid_name = row.sid_params[0] if row.sid_params else ""
     overrides: dict[str, object] = dict(parameters(settings, None))
     overrides.update(dict.fromkeys(unset))
-    params = factory(status, sid=sid, **overrides)
+    try:
+        params = (
+            factory(sid=sid, **overrides)
+            if status is None
+            else factory(status, sid=sid, **overrides)
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="STATUS") from None
     headers["User-Agent"] = f"twilio-trigger/{__version__}"
+    if basic_auth is not None:
+        user, colon, password = basic_auth.partition(":")
+        if not colon or not user or not password:
+            raise click.BadParameter("expected USER:PASSWORD", param_hint="--basic-auth")
+        token = base64.b64encode(basic_auth.encode("utf-8")).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+    url = _at_path(url, path)
+    sign_url = _at_path(sign_url, path) if sign_url is not None else None
+    method = "GET" if use_get else "POST"
+    if event_streams and (use_get or path is not None):
+        raise click.BadParameter(
+            "Event Streams posts to the sink's URL", param_hint="--event-streams"
+        )
     if event_streams:
         # Event Streams carries a kind's own status events, not its variants (the
         # voice webhook of an inbound call asks for TwiML: no sink receives it).
@@ -171,13 +234,25 @@ def send(
             raise click.BadParameter(
                 f"Event Streams carries {carried} events only", param_hint="KIND"
             )
-        events = [cloudevent_for(params)]
+        try:
+            events = [cloudevent_for(params)]
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="STATUS") from None
         body = json.dumps(events).encode("utf-8")
         signed = json_url(sign_url or url, body)
         target = json_url(url, body)
         headers["Content-Type"] = "application/json"
         headers["X-Twilio-Signature"] = compute_json_signature(signed, secret_or_token, algorithm)
         answer = _post(target, body, headers, timeout)
+    elif use_get:
+        # Twilio appends its parameters to the URL's own query, and signs the whole URL.
+        query = urlencode(list(params.items()))
+        url = f"{url}&{query}" if urlsplit(url).query else f"{url}?{query}"
+        signed = sign_url or url
+        if sign_url is not None:
+            signed = f"{sign_url}&{query}" if urlsplit(sign_url).query else f"{sign_url}?{query}"
+        headers["X-Twilio-Signature"] = compute_signature(signed, [], secret_or_token, algorithm)
+        answer = _post(url, None, headers, timeout, method="GET")
     else:
         pairs = list(params.items())
         headers["Content-Type"] = _FORM
@@ -185,7 +260,8 @@ def send(
             sign_url or url, pairs, secret_or_token, algorithm
         )
         answer = _post(url, urlencode(pairs).encode("ascii"), headers, timeout)
-    click.echo(f"POST {url}  {kind} {status}  {params.get(sid_name, '')}")
+    shown = status or (row.events[0] if row.events and row.route_by else "")
+    click.echo(f"{method} {url}  {kind} {shown}".rstrip() + f"  {params.get(sid_name, '')}")
     click.echo(
         f"{answer.status} {answer.reason}  {answer.content_type}  {answer.milliseconds:.1f} ms"
     )

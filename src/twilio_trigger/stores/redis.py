@@ -51,9 +51,9 @@ if redis.call('GET', KEYS[1]) == 'busy:' .. ARGV[2] then
 end
 return 0
 """
-# The same rules as _order.settle: a repeat of the current status reports the
-# one before it; a lower rank is stale and changes nothing; otherwise the
-# status becomes current.  Returns {previous status or false, stale 0/1}.
+# The same rules as _order.settle: a repeat of the current status at its rank
+# reports the one before it; a lower rank is stale and changes nothing;
+# otherwise the status becomes current.  Returns {previous status or false, stale 0/1}.
 _OBSERVE = """
 local known = redis.call('HMGET', KEYS[1], 'status', 'rank', 'previous')
 local status, rank = ARGV[1], tonumber(ARGV[2])
@@ -62,7 +62,7 @@ if not known[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[3])
     return {false, 0}
 end
-if known[1] == status then return {known[3], 0} end
+if known[1] == status and tonumber(known[2]) == rank then return {known[3], 0} end
 if rank < tonumber(known[2]) then return {known[1], 1} end
 redis.call('HSET', KEYS[1], 'status', status, 'rank', rank, 'previous', known[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
