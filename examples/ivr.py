@@ -47,10 +47,7 @@ def gather(action: str, prompt: str) -> str:
 
 def dial(number: str, say: str) -> str:
     """Connect the caller; the <Dial>'s result is posted to the listener's path."""
-    return (
-        f"<Response><Say>{escape(say)}</Say>"
-        f'<Dial action="/">{escape(number)}</Dial></Response>'
-    )
+    return f'<Response><Say>{escape(say)}</Say><Dial action="/">{escape(number)}</Dial></Response>'
 
 
 MAIN_MENU = "For your orders, press 1. To speak to someone, press 2."

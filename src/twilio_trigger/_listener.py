@@ -145,16 +145,22 @@ class Listener:
     def attach(self, service: object, *, path: str | None = None) -> None:
         """Attach a service: an instance of a ``SmsStatusService``, ``CallStatusService``, ...
 
-        With *path* (``"/voice"``), the listener also answers webhooks at that
-        path, beside its own, and a request there is taken for the service's kind
-        before any other: where the parameters alone could be read as another
-        kind, point that webhook's URL at the path.  Each path is signed as its
-        own URL: behind a proxy, ``public_url``'s path ends with the listener's
-        ``path``, and the service's path takes its place.
+        Or a single callback: a function named after its callback (``on_gather``)
+        or taking an annotated event (``def menu(event: twilio.GatherEvent)``).
+
+        With *path* (``"/voice/menu"``), the listener also answers webhooks at
+        that path, beside its own, and hands them to this service (to the
+        listener-wide one for callbacks it lacks); the kinds whose callbacks it
+        defines are tried first there.  A listener takes one service of each base
+        class at each path.  Point at a path of its own what parameters alone
+        cannot tell apart: a ``<Gather>``'s ``action`` (where a service with only
+        ``on_gather`` also receives the request when the caller entered nothing).
+        Each path is signed as its own URL: behind a proxy, ``public_url``'s path
+        ends with the listener's ``path``, and the service's path takes its place.
 
         Raises :class:`ServiceError` for a non-service, a misspelt ``on_...``
-        method, a second service of a kind already attached, or a path that
-        is not one (or is the health or metrics endpoint's).
+        method, a second service of a base class already attached at that path,
+        or a path that is not one (or is the health or metrics endpoint's).
         """
         if path is not None:
             path = self._service_path(path)

@@ -121,8 +121,9 @@ def _basic_auth(value: object, source: str) -> tuple[tuple[str, str], ...]:
     ):
         pairs = [(value[0], value[1])]
     elif isinstance(value, Iterable) and not isinstance(value, Mapping):
-        pairs = [tuple(item) for item in value if isinstance(item, (tuple, list))]
-        if len(pairs) != len(list(value)) or not all(
+        items = list(value)  # once: it may be an iterator
+        pairs = [tuple(item) for item in items if isinstance(item, (tuple, list))]
+        if len(pairs) != len(items) or not all(
             len(pair) == 2 and all(isinstance(part, str) for part in pair) for pair in pairs
         ):
             raise ConfigurationError(
@@ -304,7 +305,9 @@ class Option(Generic[_T]):
         if isinstance(value, float) and value.is_integer():
             return str(int(value))
         if isinstance(value, tuple):
-            return ",".join("=".join(v) if isinstance(v, tuple) else str(v) for v in value)
+            # Pairs as their variable writes them: id=secret, user:password.
+            joiner = ":" if self.name == "basic_auth" else "="
+            return ",".join(joiner.join(v) if isinstance(v, tuple) else str(v) for v in value)
         return str(value)
 
     @property

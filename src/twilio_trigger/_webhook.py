@@ -114,6 +114,7 @@ class WebhookHandler(Generic[A]):
         "_observer",
         "_public_url",
         "_verifier",
+        "_wrong_credentials",
     )
 
     def __init__(
@@ -132,6 +133,9 @@ class WebhookHandler(Generic[A]):
             base64.b64encode(f"{user}:{password}".encode()) for user, password in basic_auth
         )
         self._challenge = answers.unauthorized()
+        self._wrong_credentials = answers.unauthorized(
+            message="wrong credentials: not a user and password of basic_auth"
+        )
         self._verifier = verifier
         self._public_url = public_url
         self._max_params = max_params
@@ -216,7 +220,9 @@ class WebhookHandler(Generic[A]):
                 self._observer.answered(401)
                 return answers.closing(self._challenge)
             # Wrong credentials: refused and told, the pair never shown.
-            return self._reject(Rejection.CREDENTIALS, self._challenge, remote, closing=True)
+            return self._reject(
+                Rejection.CREDENTIALS, self._wrong_credentials, remote, closing=True
+            )
         if method == "GET":
             if signature is None and self._verifier is not None:
                 return self._reject(
@@ -323,8 +329,9 @@ class WebhookHandler(Generic[A]):
             elif idempotency_token:
                 kept.append((_TOKEN_HEADER, kept_header(idempotency_token)))
         if path is not None and self._keeps_headers:
-            # Which path's service the inbox's workers hand the event to.
-            kept.append((PATH_HEADER, kept_header(f"{path}?{query}" if query else path)))
+            # Which path's service the inbox's workers hand the event to: kept
+            # whole (a signed URL's, bounded by the request head's limit).
+            kept.append((PATH_HEADER, f"{path}?{query}" if query else path))
         if method != "GET" and is_json_content_type(content_type):
             return await self._handle_cloudevents(url, signature, body, settings, kept, remote)
         try:

@@ -35,7 +35,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ._asgi import WebhookApp
 from ._core import payloads as _payloads
-from ._core.kinds import KINDS, kind_named
+from ._core.kinds import KINDS
 from ._core.payloads import *  # noqa: F403 - every kind's payload factory, and its events
 from ._core.signature import (
     HMAC_SHA1,
@@ -82,14 +82,18 @@ def sign(url: str, params: Params, token: str, algorithm: str = HMAC_SHA1) -> st
 def _payload(
     kind: str, event: str | None, sid: str | None, overrides: Mapping[str, object]
 ) -> dict[str, str]:
-    try:
-        row = kind_named(kind)
-    except KeyError:
-        known = ", ".join(k.name for k in KINDS)
-        raise ValueError(f"no kind {kind!r}: the kinds are {known}") from None
+    # A kind by its name, or one of its other payloads as "variant-kind" (inbound-call).
+    factories = {k.name: k.payload for k in KINDS}
+    factories.update(
+        (f"{variant}-{k.name}", factory) for k in KINDS for variant, factory in k.variants.items()
+    )
+    factory = factories.get(kind)
+    if factory is None:
+        known = ", ".join(factories)
+        raise ValueError(f"no kind {kind!r}: the kinds are {known}")
     if event is None:
-        return row.payload(sid=sid, **overrides)
-    return row.payload(event, sid=sid, **overrides)
+        return factory(sid=sid, **overrides)
+    return factory(event, sid=sid, **overrides)
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,8 @@ class TestClient:
         method: str = "POST",
         **overrides: object,
     ) -> TestResponse:
-        """Send a signed webhook of the kind named *kind* (``sms``, ``gather``, ...).
+        """Send a signed webhook of the kind named *kind* (``sms``, ``gather``, ...,
+        or another payload of a kind: ``inbound-call``).
 
         *event* is the value that picks the callback (a status: ``delivered``)
         or the variant of the payload (``speech`` for a ``gather``); the kind's

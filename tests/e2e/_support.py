@@ -10,12 +10,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import pytest
 
 import twilio_trigger as twilio
+from twilio_trigger._core.services import ServiceBase
 
 #: Auth tokens look like this: 32 lowercase hex digits.
 TOKEN = "5f1d0c9b8a7e6d5c4b3a29180f7e6d5c"
@@ -257,3 +258,82 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) 
     """Wait for *condition*, failing with *what* after *timeout* seconds."""
     if not eventually(condition, timeout):
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+E = TypeVar("E", bound=twilio.TwilioEvent)
+_DEFAULT = object()
+
+
+class CallLog(Generic[E]):
+    """What a service's callbacks were called with, and what they answer.
+
+    Mixed into a service class with :func:`every_callback`, which gives it every
+    callback of its base class, each recording ``(label + name, event)`` and
+    returning what :attr:`replies` says for it (an exception is raised), else
+    :meth:`default_reply`.
+    """
+
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+        self.calls: list[tuple[str, E]] = []
+        self.replies: dict[str, object] = {}
+        self.lock = threading.Lock()
+
+    def default_reply(self, name: str) -> object:
+        """What a callback returns when :attr:`replies` says nothing for it."""
+        return None
+
+    def called(self, name: str, event: E) -> object:
+        with self.lock:
+            self.calls.append((self.label + name, event))
+            reply = self.replies.get(name, _DEFAULT)
+        if isinstance(reply, BaseException):
+            raise reply
+        return self.default_reply(name) if reply is _DEFAULT else reply
+
+    def names(self) -> list[str]:
+        with self.lock:
+            return [name for name, _ in self.calls]
+
+    def events(self) -> list[E]:
+        with self.lock:
+            return [event for _, event in self.calls]
+
+    def only(self) -> tuple[str, E]:
+        """The one callback that ran, and its event; fails when none or several ran."""
+        with self.lock:
+            assert len(self.calls) == 1, [name for name, _ in self.calls]
+            return self.calls[0]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.replies.clear()
+
+
+_Logged = TypeVar("_Logged", bound=type[Any])
+
+
+def every_callback(cls: _Logged) -> _Logged:
+    """*cls*, a :class:`CallLog` service, given every callback of its service base
+    class, plain ``def`` and ``async def`` in turn."""
+    base = next(klass for klass in cls.__mro__ if "callback_names" in vars(klass))
+    assert issubclass(base, ServiceBase)
+
+    def make(name: str, index: int) -> Callable[..., object]:
+        if index % 2:
+
+            async def coroutine(self: CallLog[Any], event: twilio.TwilioEvent) -> object:
+                return self.called(name, event)
+
+            return coroutine
+
+        def function(self: CallLog[Any], event: twilio.TwilioEvent) -> object:
+            return self.called(name, event)
+
+        return function
+
+    names: tuple[str, ...] = base.callback_names
+    for index, name in enumerate(names):
+        setattr(cls, name, make(name, index))
+    return cls

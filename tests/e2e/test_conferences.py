@@ -14,8 +14,7 @@ conference from first join to end.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -25,7 +24,7 @@ import twilio_trigger as twilio
 from tests.payloads import signed_post
 from twilio_trigger import testing
 
-from ._support import TOKEN, assert_empty_twiml, running
+from ._support import TOKEN, CallLog, assert_empty_twiml, every_callback, running
 
 EVENTS = (
     "conference-start", "conference-end", "participant-join", "participant-leave",
@@ -41,46 +40,13 @@ def callback_of(event: str) -> str:
 
 
 # -- the recording service -------------------------------------------------------------
-class Conferences(twilio.ConferenceService):
-    """Every ``ConferenceService`` callback (added below the class), each recording
-    its call and returning TwiML, which a status callback's answer must not carry."""
+@every_callback
+class Conferences(CallLog[twilio.ConferenceEvent], twilio.ConferenceService):
+    """Every ``ConferenceService`` callback, each recording its call and returning
+    TwiML, which a status callback's answer must not carry."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, twilio.ConferenceEvent]] = []
-        self.lock = threading.Lock()
-
-    def called(self, name: str, event: twilio.ConferenceEvent) -> str:
-        with self.lock:
-            self.calls.append((name, event))
+    def default_reply(self, name: str) -> object:
         return "<Response><Say>not for Twilio</Say></Response>"
-
-    def names(self) -> list[str]:
-        with self.lock:
-            return [name for name, _ in self.calls]
-
-    def events(self) -> list[twilio.ConferenceEvent]:
-        with self.lock:
-            return [event for _, event in self.calls]
-
-    def only(self) -> tuple[str, twilio.ConferenceEvent]:
-        with self.lock:
-            assert len(self.calls) == 1, [name for name, _ in self.calls]
-            return self.calls[0]
-
-    def reset(self) -> None:
-        with self.lock:
-            self.calls.clear()
-
-
-def _callback(name: str) -> Callable[[Conferences, twilio.ConferenceEvent], str]:
-    def callback(self: Conferences, event: twilio.ConferenceEvent) -> str:
-        return self.called(name, event)
-
-    return callback
-
-
-for _name in twilio.ConferenceService.callback_names:
-    setattr(Conferences, _name, _callback(_name))
 
 
 def test_the_recording_service_defines_every_conference_callback() -> None:

@@ -17,24 +17,20 @@ signs a JSON body (``bodySHA256`` in the URL).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from twilio.request_validator import RequestValidator
 
 import twilio_trigger as twilio
-from tests.payloads import signed_post
+from tests.payloads import signed_cloudevents, signed_post
 from twilio_trigger import testing
 
-from ._support import TOKEN, assert_empty_twiml, records, running
+from ._support import TOKEN, CallLog, assert_empty_twiml, every_callback, records, running
 
 PRE_EVENTS = (
     "onConversationAdd", "onConversationUpdate", "onConversationRemove",
@@ -60,48 +56,10 @@ def callback_of(event_type: str) -> str:
 
 
 # -- the recording service -------------------------------------------------------------
-class Conversations(twilio.ConversationsService):
-    """Every ``ConversationsService`` callback (added below the class), each recording
-    its call and returning what :attr:`replies` says for it (``None`` unless told;
-    an exception is raised)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, twilio.ConversationsEvent]] = []
-        self.replies: dict[str, object] = {}
-        self.lock = threading.Lock()
-
-    def called(self, name: str, event: twilio.ConversationsEvent) -> object:
-        with self.lock:
-            self.calls.append((name, event))
-            reply = self.replies.get(name)
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
-
-    def names(self) -> list[str]:
-        with self.lock:
-            return [name for name, _ in self.calls]
-
-    def only(self) -> tuple[str, twilio.ConversationsEvent]:
-        with self.lock:
-            assert len(self.calls) == 1, [name for name, _ in self.calls]
-            return self.calls[0]
-
-    def reset(self) -> None:
-        with self.lock:
-            self.calls.clear()
-            self.replies.clear()
-
-
-def _callback(name: str) -> Callable[[Conversations, twilio.ConversationsEvent], object]:
-    def callback(self: Conversations, event: twilio.ConversationsEvent) -> object:
-        return self.called(name, event)
-
-    return callback
-
-
-for _name in twilio.ConversationsService.callback_names:
-    setattr(Conversations, _name, _callback(_name))
+@every_callback
+class Conversations(CallLog[twilio.ConversationsEvent], twilio.ConversationsService):
+    """Every ``ConversationsService`` callback, each recording its call and returning
+    what :attr:`replies` says for it (``None`` unless told; an exception is raised)."""
 
 
 def test_the_recording_service_defines_every_conversations_callback() -> None:
@@ -141,20 +99,7 @@ def assert_json(response: httpx.Response, status: int = 200) -> object:
 
 
 def post_cloudevents(url: str, events: list[dict[str, object]]) -> httpx.Response:
-    """POST *events* as an Event Streams sink receives them, signed as Twilio signs:
-    over the URL with the body's ``bodySHA256`` appended, and no parameters."""
-    body = json.dumps(events).encode("utf-8")
-    target = f"{url}?bodySHA256={hashlib.sha256(body).hexdigest()}"
-    validator = RequestValidator(TOKEN)
-    signature = str(validator.compute_signature(target, {}))
-    assert validator.validate(target, body.decode("utf-8"), signature)
-    headers = {
-        "Content-Type": "application/json",
-        "X-Twilio-Signature": signature,
-        "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
-        "User-Agent": "Twilio-Event-Streams/1.0",
-    }
-    return httpx.post(target, content=body, headers=headers, timeout=10.0)
+    return signed_cloudevents(url, events, TOKEN)
 
 
 # -- post-events ----------------------------------------------------------------------------

@@ -15,22 +15,19 @@ over the URL with its ``bodySHA256``) reaching ``DebuggerService.on_error``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from twilio.request_validator import RequestValidator
 
 import twilio_trigger as twilio
-from tests.payloads import signed_post
+from tests.payloads import signed_cloudevents, signed_post
 from twilio_trigger import testing
 
-from ._support import TOKEN, assert_empty_twiml, running
+from ._support import TOKEN, CallLog, assert_empty_twiml, every_callback, running
 
 TIMESTAMP = datetime(2023, 11, 14, 18, 30, tzinfo=UTC)
 TASK_ATTRIBUTES = {"type": "support", "from": "+15558675310"}
@@ -43,45 +40,14 @@ def callback_of(event_type: str) -> str:
 
 
 # -- the recording services -----------------------------------------------------------------
-class Workspace(twilio.TaskRouterService):
-    """Every ``TaskRouterService`` callback (added below the class), each recording its
-    call and returning what :attr:`replies` says for it (by default a mapping, which
-    an event's ``204`` must not carry)."""
+@every_callback
+class Workspace(CallLog[twilio.TaskRouterEvent], twilio.TaskRouterService):
+    """Every ``TaskRouterService`` callback, each recording its call and returning
+    what :attr:`replies` says for it (by default a mapping, which an event's ``204``
+    must not carry)."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, twilio.TaskRouterEvent]] = []
-        self.replies: dict[str, object] = {}
-        self.lock = threading.Lock()
-
-    def called(self, name: str, event: twilio.TaskRouterEvent) -> object:
-        with self.lock:
-            self.calls.append((name, event))
-            return self.replies.get(name, {"instruction": "accept"})
-
-    def names(self) -> list[str]:
-        with self.lock:
-            return [name for name, _ in self.calls]
-
-    def only(self) -> tuple[str, twilio.TaskRouterEvent]:
-        with self.lock:
-            assert len(self.calls) == 1, [name for name, _ in self.calls]
-            return self.calls[0]
-
-    def reset(self) -> None:
-        with self.lock:
-            self.calls.clear()
-            self.replies.clear()
-
-
-def _callback(name: str) -> Callable[[Workspace, twilio.TaskRouterEvent], object]:
-    def callback(self: Workspace, event: twilio.TaskRouterEvent) -> object:
-        return self.called(name, event)
-
-    return callback
-
-
-for _name in twilio.TaskRouterService.callback_names:
-    setattr(Workspace, _name, _callback(_name))
+    def default_reply(self, name: str) -> object:
+        return {"instruction": "accept"}
 
 
 class Alerts(twilio.DebuggerService):
@@ -355,20 +321,7 @@ def test_a_debugger_warning_reaches_on_warning(listener: twilio.Listener, alerts
 
 
 def post_cloudevents(url: str, events: list[dict[str, object]]) -> httpx.Response:
-    """POST *events* as an Event Streams sink receives them, signed as Twilio signs:
-    over the URL with the body's ``bodySHA256`` appended, and no parameters."""
-    body = json.dumps(events).encode("utf-8")
-    target = f"{url}?bodySHA256={hashlib.sha256(body).hexdigest()}"
-    validator = RequestValidator(TOKEN)
-    signature = str(validator.compute_signature(target, {}))
-    assert validator.validate(target, body.decode("utf-8"), signature)
-    headers = {
-        "Content-Type": "application/json",
-        "X-Twilio-Signature": signature,
-        "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
-        "User-Agent": "Twilio-Event-Streams/1.0",
-    }
-    return httpx.post(target, content=body, headers=headers, timeout=10.0)
+    return signed_cloudevents(url, events, TOKEN)
 
 
 def test_the_error_log_cloudevent_reaches_on_error(

@@ -15,7 +15,7 @@ an SQLite inbox a verb's result is still answered inline.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import twilio_trigger as twilio
 from tests.payloads import signed_post
 from twilio_trigger import testing
 
-from ._support import TOKEN, assert_empty_twiml, running, wait_until
+from ._support import TOKEN, CallLog, assert_empty_twiml, every_callback, running, wait_until
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 #: The callbacks of a call's own statuses (kind ``call``).
@@ -43,60 +43,13 @@ def say(text: str) -> str:
 
 
 # -- the recording service -------------------------------------------------------------
-_NAMED = object()  # a callback's default reply: TwiML saying its own name
+@every_callback
+class Voice(CallLog[twilio.CallStatusEvent], twilio.CallStatusService):
+    """Every ``CallStatusService`` callback, half of them ``async def``: each records
+    its call and returns ``say(<its name>)``, or what :attr:`replies` says for it."""
 
-
-class Voice(twilio.CallStatusService):
-    """Every ``CallStatusService`` callback (added below the class), half of them
-    ``async def``: each records its call and returns ``say(<its name>)``, or what
-    :attr:`replies` says for it (an exception is raised)."""
-
-    def __init__(self, label: str = "") -> None:
-        self.label = label
-        self.calls: list[tuple[str, twilio.CallStatusEvent]] = []
-        self.replies: dict[str, object] = {}
-        self.lock = threading.Lock()
-
-    def called(self, name: str, event: twilio.CallStatusEvent) -> object:
-        with self.lock:
-            self.calls.append((self.label + name, event))
-            reply = self.replies.get(name, _NAMED)
-        if isinstance(reply, BaseException):
-            raise reply
-        return say(self.label + name) if reply is _NAMED else reply
-
-    def names(self) -> list[str]:
-        with self.lock:
-            return [name for name, _ in self.calls]
-
-    def only(self) -> tuple[str, twilio.CallStatusEvent]:
-        """The one callback that ran, and its event; fails when none or several ran."""
-        with self.lock:
-            assert len(self.calls) == 1, [name for name, _ in self.calls]
-            return self.calls[0]
-
-    def reset(self) -> None:
-        with self.lock:
-            self.calls.clear()
-            self.replies.clear()
-
-
-def _sync_callback(name: str) -> Callable[[Voice, twilio.CallStatusEvent], object]:
-    def callback(self: Voice, event: twilio.CallStatusEvent) -> object:
-        return self.called(name, event)
-
-    return callback
-
-
-def _async_callback(name: str) -> Callable[[Voice, twilio.CallStatusEvent], Awaitable[object]]:
-    async def callback(self: Voice, event: twilio.CallStatusEvent) -> object:
-        return self.called(name, event)
-
-    return callback
-
-
-for _index, _name in enumerate(twilio.CallStatusService.callback_names):
-    setattr(Voice, _name, (_async_callback if _index % 2 else _sync_callback)(_name))
+    def default_reply(self, name: str) -> object:
+        return say(self.label + name)
 
 
 class Menu(twilio.CallStatusService):

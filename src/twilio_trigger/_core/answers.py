@@ -92,11 +92,11 @@ MALFORMED_HOST = reject(400, "malformed Host header")
 BASIC_AUTH_REALM = "twilio-trigger"
 
 
-def unauthorized(realm: str = BASIC_AUTH_REALM) -> Answer:
+def unauthorized(realm: str = BASIC_AUTH_REALM, message: str = "authentication required") -> Answer:
     """401 asking for HTTP Basic credentials (Twilio sends them only when asked)."""
     quoted = realm.replace("\\", "\\\\").replace('"', '\\"')
     challenge = f'Basic realm="{quoted}", charset="UTF-8"'.encode("latin-1", "replace")
-    return reject(401, "authentication required", (b"www-authenticate", challenge))
+    return reject(401, message, (b"www-authenticate", challenge))
 
 
 NO_PARAMETERS = reject(

@@ -583,8 +583,11 @@ def _as_epoch_or_date(value: str) -> datetime | None:
     # TaskRouter's Timestamp: seconds since the epoch (its format is not documented;
     # ISO 8601 and RFC 2822 are read too).
     text = value.strip()
-    if text.isascii() and text.isdigit() and len(text) <= 12:
-        return datetime.fromtimestamp(int(text), UTC)
+    if text.isascii() and text.isdigit():
+        try:
+            return datetime.fromtimestamp(int(text), UTC) if len(text) <= 12 else None
+        except (OverflowError, OSError, ValueError):  # past year 9999
+            return None
     return _as_iso_datetime(text) or _as_datetime(text)
 
 

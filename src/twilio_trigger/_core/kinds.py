@@ -153,6 +153,9 @@ class Kind:
     #: claim such requests, these signals suffice (``CallSid`` for a ``<Gather>``
     #: whose caller entered nothing): see :func:`recognise`.
     at_path: tuple[tuple[str, ...], ...] = ()
+    #: Parameters that, even at its path, say a request is not of this kind
+    #: (``None``: its *excludes*).
+    at_path_excludes: tuple[str, ...] | None = None
     #: Tried after the kinds that share its signal, even at a path of its own (a
     #: call's ``CallStatus`` comes with every verb's result too).
     broad: bool = False
@@ -160,9 +163,12 @@ class Kind:
     receipt: Receipt = "twiml"
     #: For a JSON answer: the body when the callback returns ``None``.
     empty_reply: bytes = b""
+    #: For a JSON answer: whether a callback may block the action with ``Reject``.
+    rejects: bool = False
     #: For a JSON answer: the keys a returned mapping may have (``None``: any).
     reply_keys: Callable[[TwilioEvent], frozenset[str] | None] = lambda event: None
-    #: Seconds Twilio waits for the answer, when shorter than the listener's limit.
+    #: Seconds a callback has, when Twilio waits less than the listener's limit:
+    #: a little less than Twilio's, so that the listener's answer comes first.
     time_limit: float | None = None
     #: Whether an event is run once per delivery (its copies answered without
     #: running again).  Not for the requests that drive a live call: Twilio does
@@ -201,8 +207,11 @@ class Kind:
 
     def recognises_at_path(self, first: Mapping[str, str]) -> bool:
         """True when, at a path of its own, the parameters are of this kind."""
-        return any(all(first.get(name) for name in group) for group in self.at_path) and (
-            self.accepts(first)
+        excludes = self.excludes if self.at_path_excludes is None else self.at_path_excludes
+        return (
+            any(all(first.get(name) for name in group) for group in self.at_path)
+            and not any(first.get(name) for name in excludes)
+            and (self.test is None or self.test(first))
         )
 
     def callback_for(self, value: str | None) -> str | None:
@@ -298,6 +307,10 @@ def _conversations_reply_keys(event: TwilioEvent) -> frozenset[str] | None:
         return _CONVERSATION_REPLY
     return _NOTHING
 
+
+#: Twilio waits 5 s for a Conversations pre-event or an assignment: a callback
+#: has a little less, so that its answer (or the 503 of one too slow) comes first.
+_JSON_TIME_LIMIT = 4.5
 
 #: A verb's result drives a live call: TwiML, inline, never taken for a copy.
 _DRIVES_CALL: dict[str, Any] = {
@@ -473,7 +486,17 @@ KINDS: tuple[Kind, ...] = (
         payload=payloads.record_params,
         callback="on_record",
         at_path=(("CallSid",),),
-        **_DRIVES_CALL,
+        **{
+            **_DRIVES_CALL,
+            # The fact sheet's disambiguation: what else carries a RecordingUrl.
+            "excludes": (
+                "CallbackSource",
+                "RecordingStatus",
+                "DialCallStatus",
+                "TranscriptionSid",
+                "TranscriptionStatus",
+            ),
+        },
     ),
     Kind(
         name="gather",
@@ -486,7 +509,19 @@ KINDS: tuple[Kind, ...] = (
         callback="on_gather",
         # With actionOnEmptyResult, nothing entered: only its path tells.
         at_path=(("CallSid",),),
-        **_DRIVES_CALL,
+        **{
+            **_DRIVES_CALL,
+            # A <Record> action has Digits too, with a RecordingUrl; the other
+            # verbs' results are told by their own parameters.
+            "excludes": (
+                "CallbackSource",
+                "RecordingUrl",
+                "DialCallStatus",
+                "QueueResult",
+                "TranscriptionSid",
+                "UnstableSpeechResult",
+            ),
+        },
     ),
     Kind(
         name="amd",
@@ -508,7 +543,10 @@ KINDS: tuple[Kind, ...] = (
         payload=payloads.machine_detection_params,
         callback="on_machine_detection",
         excludes=("CallbackSource", "CallStatus"),
+        # At its own path (the AsyncAmdStatusCallback), whether or not the result
+        # carries the call's CallStatus: Twilio's list of its parameters is not clear.
         at_path=(("AnsweredBy",),),
+        at_path_excludes=("CallbackSource",),
         key_params=(),
         **_ABOUT_CALL,
     ),
@@ -585,8 +623,9 @@ KINDS: tuple[Kind, ...] = (
         waits_for_reply=_pre_event,
         reply_inline=True,
         empty_reply=b"{}",
+        rejects=True,
         reply_keys=_conversations_reply_keys,
-        time_limit=5.0,
+        time_limit=_JSON_TIME_LIMIT,
         deduplicates=_post_event,
         # Post-events only: Event Streams never asks before an action.
         cloudevent_types=("com.twilio.conversations.",),
@@ -614,7 +653,7 @@ KINDS: tuple[Kind, ...] = (
         answer="json",
         waits_for_reply=_always,
         reply_inline=True,
-        time_limit=5.0,
+        time_limit=_JSON_TIME_LIMIT,
         deduplicates=_never,
     ),
     Kind(
@@ -652,27 +691,39 @@ FALLBACK = KINDS[-1]
 
 _BY_NAME: Mapping[str, Kind] = MappingProxyType({kind.name: kind for kind in KINDS})
 _BY_EVENT_CLASS: Mapping[type, Kind] = MappingProxyType({k.event_class: k for k in KINDS})
+
+
 #: The service base classes, each with its kinds: its main one first (that of
 #: the most general event class: ``call`` for the voice kinds), then in registry order.
+def _main_first(kinds: list[Kind]) -> tuple[Kind, ...]:
+    main = min(kinds, key=lambda kind: len(kind.event_class.__mro__))
+    return (main, *(kind for kind in kinds if kind is not main))
+
+
 _BY_SERVICE_CLASS: Mapping[type[ServiceBase], tuple[Kind, ...]] = MappingProxyType(
     {
-        base: tuple(
-            sorted(
-                (kind for kind in KINDS if kind.service_class is base),
-                key=lambda kind: len(kind.event_class.__mro__),
-            )
-        )
+        base: _main_first([kind for kind in KINDS if kind.service_class is base])
         for base in dict.fromkeys(kind.service_class for kind in KINDS)
     }
 )
 #: Every signal group in registry order, as (its first parameter, the others, its
 #: kind, whether it checks more): recognising a request is then a few dict
 #: look-ups, run for each request.
-_GROUPS: tuple[tuple[str, tuple[str, ...], Kind, bool], ...] = tuple(
-    (group[0], group[1:], kind, bool(kind.excludes or kind.test))
+#: A group as (its first parameter, the others, the kind's excludes, its test, the kind).
+_Group = tuple[
+    str, tuple[str, ...], tuple[str, ...], Callable[[Mapping[str, str]], bool] | None, Kind
+]
+_GROUPS: tuple[_Group, ...] = tuple(
+    (group[0], group[1:], kind.excludes, kind.test, kind)
     for kind in KINDS
     for group in kind.signals
 )
+#: The first parameters of the groups: a request names only a few of them.
+_FIRST_NAMES = frozenset(group[0] for group in _GROUPS)
+#: The groups to try for a set of first parameters present, in registry order.
+#: Twilio's requests come in few shapes: bounded, the cache holds them all.
+_CANDIDATES: dict[frozenset[str], tuple[_Group, ...]] = {}
+_MAX_CANDIDATES = 512
 
 
 def _register(kind: Kind) -> None:
@@ -747,8 +798,10 @@ def recognise(first: Mapping[str, str], prefer: Sequence[Kind] = ()) -> Kind | N
     The kinds are tried in registry order.  *prefer* are the kinds whose
     callbacks a service attached at the request's path defines: tried first,
     in their order.  When exactly one of them can claim a request by its path
-    alone (a ``<Gather>`` with nothing entered), it does so before the broad
-    ones among them (a call's ``CallStatus`` comes with every verb's result).
+    alone (a ``<Gather>`` with nothing entered), it claims what its parameters
+    leave to a broad kind (a call's own request: its ``CallStatus`` comes with
+    every verb's result) or to none; a request its parameters give to another
+    verb (a ``<Dial>``'s result) keeps its kind.
     """
     if prefer:
         claiming = [kind for kind in prefer if kind.at_path]
@@ -757,17 +810,33 @@ def recognise(first: Mapping[str, str], prefer: Sequence[Kind] = ()) -> Kind | N
             if (claimer is None or not kind.broad) and kind.recognises(first):
                 return kind
         if claimer is not None:
-            if claimer.recognises_at_path(first):
+            own = _by_parameters(first)
+            if (own is None or own.broad) and claimer.recognises_at_path(first):
                 return claimer
-            for kind in prefer:
-                if kind.broad and kind.recognises(first):
-                    return kind
+            return own
+    return _by_parameters(first)
+
+
+def _by_parameters(first: Mapping[str, str]) -> Kind | None:
+    present = _FIRST_NAMES.intersection(first)
+    candidates = _CANDIDATES.get(present)
+    if candidates is None:
+        candidates = tuple(group for group in _GROUPS if group[0] in present)
+        if len(_CANDIDATES) < _MAX_CANDIDATES:  # made-up shapes cannot grow it
+            _CANDIDATES[present] = candidates
+    # Plain loops, not generators: this runs for every request.
     get = first.get
-    for name, others, kind, checks in _GROUPS:
-        if (
-            get(name)
-            and (not others or all(get(other) for other in others))
-            and (not checks or kind.accepts(first))
-        ):
-            return kind
+    for name, others, excludes, test, kind in candidates:
+        if not get(name):
+            continue
+        for other in others:
+            if not get(other):
+                break
+        else:
+            for excluding in excludes:
+                if get(excluding):
+                    break
+            else:
+                if test is None or test(first):
+                    return kind
     return None

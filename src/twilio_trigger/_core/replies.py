@@ -43,7 +43,9 @@ def expects_reply(event: TwilioEvent) -> bool:
     return kind.answer != "receipt" and kind.waits_for_reply(event)
 
 
-_NO_CONTENT = answers.answer(204, b"", b"application/json")
+# A 204 has no body, so no Content-Length either (RFC 9110, 8.6); the content type
+# is what TaskRouter asks for.
+_NO_CONTENT = Answer(204, b"", ((b"content-type", b"application/json"),))
 
 
 def receipt_for(kind: Kind) -> Answer:
@@ -66,9 +68,10 @@ def reply_answer(event: TwilioEvent, value: object) -> Answer:
     """
     kind = kind_of_event(event)
     if isinstance(value, Reject):
-        if kind.answer != "json":
+        if not kind.rejects:
             raise ReplyError(
-                f"Reject blocks a Conversations pre-event; a {kind.name} event cannot be rejected"
+                f"Reject blocks a Conversations pre-event; events of the kind {kind.name} "
+                f"cannot be rejected"
             )
         reason = " ".join(value.reason.split())[:_MAX_REASON] or "rejected"
         return answers.reject(value.status, reason)
@@ -93,10 +96,18 @@ def _json_body(kind: Kind, event: TwilioEvent, value: object) -> bytes:
                 f"change {can}"
             )
     fields = dict(value)
-    # Twilio keeps attributes as JSON text: a mapping is written as such.
-    if isinstance(fields.get("attributes"), Mapping | list):
-        fields["attributes"] = json.dumps(fields["attributes"], separators=(",", ":"))
     try:
-        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as error:
+        # Twilio keeps attributes as JSON text: a mapping is written as such.
+        if isinstance(fields.get("attributes"), Mapping | list):
+            attributes = fields["attributes"]
+            fields["attributes"] = _json(
+                dict(attributes) if isinstance(attributes, Mapping) else attributes
+            )
+        return _json(fields).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as error:
         raise ReplyError(f"the mapping returned is not JSON: {error}") from None
+
+
+def _json(value: object) -> str:
+    # Strict JSON: NaN and infinities are not JSON, whatever Python's json allows.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -226,12 +226,13 @@ class ConversationsService(ServiceBase):
     (``onMessageAdded`` → ``on_message_added``, ``on_conversation_state_updated``,
     ``on_delivery_updated``, ...) tell what happened; pre-events
     (``onMessageAdd`` → ``on_message_add``, ``on_participant_add``, ...) ask
-    whether it may happen, within 5 seconds: return ``None`` to let it happen,
-    a mapping of the fields to change (``{"body": ...}``; messages: ``body``,
-    ``author``, ``attributes``; conversations: ``friendly_name``), or raise or
-    return :class:`~twilio_trigger.Reject` to block it.  A pre-event callback
-    that fails or times out blocks the action too (Twilio's rule for any
-    error answer).
+    whether it may happen, and Twilio waits 5 seconds: return ``None`` to let
+    it happen, a mapping of the fields to change (``{"body": ...}``; messages:
+    ``body``, ``author``, ``attributes``; conversations: ``friendly_name``), or
+    raise or return :class:`~twilio_trigger.Reject` to block it.  A pre-event
+    callback that fails blocks the action too (Twilio's rule for any error
+    answer), and so does one still running after 4.5 seconds (answered 503
+    before Twilio would let the action through unchanged).
     """
 
     on_conversation_add: ConversationsCallback
@@ -269,7 +270,8 @@ class TaskRouterService(ServiceBase):
     :class:`TaskRouterEvent`; events are answered 204 as TaskRouter expects.
     ``on_assignment`` receives the workflow's assignment callback
     (:class:`AssignmentEvent`) and may return an instruction, a mapping sent as
-    JSON (``{"instruction": "accept"}``), within 5 seconds.
+    JSON (``{"instruction": "accept"}``); Twilio waits 5 seconds for it, the
+    callback has 4.5.
     """
 
     on_assignment: Callable[[AssignmentEvent], object]
