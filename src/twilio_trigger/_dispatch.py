@@ -270,6 +270,8 @@ def service_of_callback(function: Callable[..., object]) -> ServiceBase:
     return service
 
 
+_NOBODY: tuple[None, None] = (None, None)
+
 #: Where a service is attached: a path of its own, or ``None`` for the listener's.
 _Slot = tuple[str | None, type[ServiceBase]]
 
@@ -284,11 +286,13 @@ class Dispatcher:
     takes goes to the :class:`FallbackService`, when one is attached.
     """
 
-    __slots__ = ("_fallback", "_hints", "_services", "_tables", "paths")
+    __slots__ = ("_everywhere", "_fallback", "_hints", "_services", "_tables", "paths")
 
     def __init__(self) -> None:
         self._services: dict[_Slot, object] = {}
         self._tables: dict[_Slot, dict[str, Callback]] = {}
+        #: The listener-wide services by base class, with their callbacks.
+        self._everywhere: dict[type[ServiceBase], tuple[object, dict[str, Callback]]] = {}
         self._fallback: dict[str | None, Callback] = {}
         self._hints = FirstWarning()
         #: Paths with services attached at them, and the kinds whose callbacks
@@ -321,6 +325,8 @@ class Dispatcher:
         table = resolve_callbacks(service, base)
         self._services[slot] = service
         self._tables[slot] = table
+        if path is None:
+            self._everywhere[base] = (service, table)
         if base is FallbackService and "on_event" in table:
             self._fallback[path] = table["on_event"]
         if path is not None:
@@ -346,6 +352,8 @@ class Dispatcher:
             path = slot[0]
             del self._services[slot]
             del self._tables[slot]
+            if path is None:
+                del self._everywhere[base]
             if base is FallbackService:
                 self._fallback.pop(path, None)
             if path is not None:
@@ -364,9 +372,9 @@ class Dispatcher:
         the service that has (or lacks) it: ``None`` when no service of its kind
         is attached where it came."""
         base = row.service_class
-        path = event.path
+        where = event._where
         service = None
-        if path is not None and path in self.paths:
+        if where is not None and self.paths and (path := where[0]) in self.paths:
             table = self._tables.get((path, base))
             if table is not None:
                 service = self._services[(path, base)]
@@ -402,7 +410,12 @@ class Dispatcher:
                 printable(event.status or ""),
             )
             return Result(Outcome.UNKNOWN_STATUS)
-        callback, service = self._callback(event, row, name)
+        where = event._where
+        if self.paths and where is not None and where[0] in self.paths:
+            callback, service = self._callback(event, row, name)
+        else:  # the usual case: the listener-wide service of the event's class
+            service, table = self._everywhere.get(row.service_class, _NOBODY)
+            callback = None if table is None else table.get(name)
         if callback is not None:
             return await invoke(callback, event, deadlines)
         if service is None:

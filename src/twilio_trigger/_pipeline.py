@@ -139,7 +139,8 @@ class Pipeline:
         if self._inbox is not None and not (replies and kind.reply_inline and expects_reply(event)):
             return await self._store(kind, event, event_id, headers)
         store = self._deliveries
-        if store is None or not kind.deduplicates(event):
+        once = kind.deduplicates
+        if store is None or (once is not None and not once(event)):
             try:
                 return self._finish(event, await self.run(event, replying=replies))
             except _StoreUnavailableError:
@@ -213,6 +214,9 @@ class Pipeline:
                 event._place(standing.previous_status, standing.stale)
                 if standing.stale and self._skip_stale:
                     return _STALE
+        limit = kind_of_event(event).time_limit
+        if limit is None or limit >= self._callback_timeout:
+            return await self._dispatcher.dispatch(event, self._deadlines)
         return await self._dispatcher.dispatch(event, self._deadlines_for(kind_of_event(event)))
 
     def _deadlines_for(self, kind: Kind) -> Deadlines:
@@ -232,7 +236,7 @@ class Pipeline:
         headers: Sequence[tuple[str, str]],
     ) -> Answer:
         assert self._inbox is not None
-        if self._deduplicate and kind.deduplicates(event):
+        if self._deduplicate and (kind.deduplicates is None or kind.deduplicates(event)):
             key = delivery_key(event, event_id)
         else:
             key = uuid.uuid4().hex

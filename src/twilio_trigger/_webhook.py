@@ -356,11 +356,10 @@ class WebhookHandler(Generic[A]):
             return self._bad_signature(
                 url, remote, lambda: _why(verifier.explain_form(url, signed, signature, settings))
             )
-        event = to_event(params, single, prefer)
+        where = None if path is None else (path, query)
+        event = to_event(params, single, prefer, where)
         if event is None:
-            event = unrecognised_event(params, single)
-        if path is not None:
-            event._at(path, query)
+            event = unrecognised_event(params, single, where)
         answer = await self._delivery.accept(event, headers=kept)
         self._observer.answered(answer.status)
         return answer

@@ -290,7 +290,7 @@ def test_a_path_keeps_the_kinds_attached_at_it_until_they_are_detached() -> None
     tracker, calls = Tracker(), Calls()
     dispatcher.attach(tracker, path="/hooks")
     dispatcher.attach(calls, path="/hooks")
-    assert [kind.name for kind in dispatcher.paths["/hooks"]] == ["call", "sms"]
+    assert [kind.name for kind in dispatcher.paths["/hooks"]] == ["sms", "call"]
     dispatcher.detach(tracker)
     assert [kind.name for kind in dispatcher.paths["/hooks"]] == ["call"]
     dispatcher.detach(calls)

@@ -114,10 +114,11 @@ _CALL_STATUSES = {
     "completed": "completed",
 }
 #: Names that would make ``to_event`` build an event for another service: those
-#: recognising a kind of another service class tried before it (see the registry
-#: of kinds).  A call's own verbs' names (``Digits``) are kept.
+#: the kind excludes (a message's ``CallStatus``) and those recognising a kind of
+#: another service class tried before it (see the registry of kinds).  A call's
+#: own verbs' names (``Digits``) are kept.
 _FOREIGN = {
-    kind.name: frozenset(
+    kind.name: frozenset(kind.excludes + kind.yields_to).union(
         name
         for before in KINDS[:i]
         if before.service_class is not kind.service_class

@@ -179,6 +179,9 @@ class TwilioEvent:
     __slots__ = ("_first", "_pairs", "_previous", "_raw", "_sid", "_stale", "_status", "_where")
 
     kind: ClassVar[EventKind]
+    #: The row of the registry of kinds of this class (set by the registry: read
+    #: for every request, one attribute instead of a look-up).
+    _row: ClassVar[Any]
     _pairs: tuple[tuple[str, str], ...]
     _first: dict[str, str]
     _raw: Mapping[str, tuple[str, ...]] | None
@@ -203,15 +206,21 @@ class TwilioEvent:
         object.__setattr__(self, "_status", self._pick(self._status_names))
 
     @classmethod
-    def _from_parsed(cls, pairs: Sequence[tuple[str, str]], first: dict[str, str]) -> Self:
-        # The listener's fast path: the routing step already built `first`.
+    def _from_parsed(
+        cls,
+        pairs: Sequence[tuple[str, str]],
+        first: dict[str, str],
+        where: tuple[str, str] | None = None,
+    ) -> Self:
+        # The listener's fast path: the routing step already built `first`;
+        # *where* is the request's (path, query).
         event = object.__new__(cls)
         object.__setattr__(event, "_pairs", tuple(pairs))
         object.__setattr__(event, "_first", first)
         object.__setattr__(event, "_raw", None)
         object.__setattr__(event, "_previous", None)
         object.__setattr__(event, "_stale", False)
-        object.__setattr__(event, "_where", None)
+        object.__setattr__(event, "_where", where)
         object.__setattr__(event, "_sid", event._pick(cls._sid_names))
         object.__setattr__(event, "_status", event._pick(cls._status_names))
         return event

@@ -142,6 +142,9 @@ class Kind:
     cloudevent_types: tuple[str, ...] = ()
     #: Parameters whose presence (non-empty) says a request is *not* of this kind.
     excludes: tuple[str, ...] = ()
+    #: Parameters whose presence makes the kind give way to a kind tried after it
+    #: (a message's to a call's ``CallStatus``), except at a path of its own.
+    yields_to: tuple[str, ...] = ()
     #: A last check on the values, when presence alone cannot tell.
     test: Callable[[Mapping[str, str]], bool] | None = None
     #: The one callback every event of the kind goes to (``on_gather``), when the
@@ -173,7 +176,8 @@ class Kind:
     #: Whether an event is run once per delivery (its copies answered without
     #: running again).  Not for the requests that drive a live call: Twilio does
     #: not retry them on its own, and a caller may well send the same one twice.
-    deduplicates: Callable[[TwilioEvent], bool] = _always
+    #: ``None``: every event is.
+    deduplicates: Callable[[TwilioEvent], bool] | None = None
     #: The callbacks, ``on_<event>`` in the order of *events* (derived).
     callbacks: tuple[str, ...] = field(init=False)
     _callback_of: Mapping[str, str] = field(init=False, repr=False)
@@ -325,12 +329,33 @@ _DRIVES_CALL: dict[str, Any] = {
 #: A voice notification: about a call, but the call does not wait for it.
 _ABOUT_CALL: dict[str, Any] = {"service_class": CallStatusService, "sid_prefixes": ("CA",)}
 
-#: The kinds, in the order they are tried.  A recording's callback carries its
-#: call's ``CallSid``; the results of verbs carry the call's ``CallStatus``, so
-#: they come before the call's own kind, which is *broad*; a call's kind comes
-#: before a message's (a request with both a ``CallStatus`` and a
-#: ``MessageStatus`` is a call's, as in the Ballerina package).
+#: The kinds, in the order they are tried.  Message statuses first: the most
+#: frequent, and no other kind has one (but a request with a ``CallStatus`` too
+#: is a call's).  A recording's callback carries its call's ``CallSid``; the
+#: results of verbs carry the call's ``CallStatus``, so they come before the
+#: call's own kind, which is *broad*.
 KINDS: tuple[Kind, ...] = (
+    Kind(
+        name="sms",
+        event_class=SmsStatusChangeEvent,
+        service_class=SmsStatusService,
+        signals=(("MessageStatus",), ("SmsStatus",)),
+        # A request with a CallStatus too is a call's (as in the Ballerina package).
+        yields_to=("CallStatus",),
+        route_by=("MessageStatus", "SmsStatus"),
+        sid_params=("MessageSid", "SmsSid", "SmsMessageSid"),
+        events=_MESSAGE_STATUSES,
+        sid_prefixes=("SM", "MM"),
+        payload=payloads.sms_status_params,
+        ranks=_MESSAGE_RANKS,
+        answer="twiml",
+        waits_for_reply=_sms_waits,
+        text_reply="message",
+        cloudevent_types=(
+            "com.twilio.messaging.message.",
+            "com.twilio.messaging.inbound-message.received",
+        ),
+    ),
     Kind(
         name="recording",
         event_class=RecordingStatusEvent,
@@ -574,25 +599,6 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        name="sms",
-        event_class=SmsStatusChangeEvent,
-        service_class=SmsStatusService,
-        signals=(("MessageStatus",), ("SmsStatus",)),
-        route_by=("MessageStatus", "SmsStatus"),
-        sid_params=("MessageSid", "SmsSid", "SmsMessageSid"),
-        events=_MESSAGE_STATUSES,
-        sid_prefixes=("SM", "MM"),
-        payload=payloads.sms_status_params,
-        ranks=_MESSAGE_RANKS,
-        answer="twiml",
-        waits_for_reply=_sms_waits,
-        text_reply="message",
-        cloudevent_types=(
-            "com.twilio.messaging.message.",
-            "com.twilio.messaging.inbound-message.received",
-        ),
-    ),
-    Kind(
         name="debugger",
         event_class=DebuggerEvent,
         service_class=DebuggerService,
@@ -690,7 +696,6 @@ KINDS: tuple[Kind, ...] = (
 FALLBACK = KINDS[-1]
 
 _BY_NAME: Mapping[str, Kind] = MappingProxyType({kind.name: kind for kind in KINDS})
-_BY_EVENT_CLASS: Mapping[type, Kind] = MappingProxyType({k.event_class: k for k in KINDS})
 
 
 #: The service base classes, each with its kinds: its main one first (that of
@@ -709,21 +714,15 @@ _BY_SERVICE_CLASS: Mapping[type[ServiceBase], tuple[Kind, ...]] = MappingProxyTy
 #: Every signal group in registry order, as (its first parameter, the others, its
 #: kind, whether it checks more): recognising a request is then a few dict
 #: look-ups, run for each request.
-#: A group as (its first parameter, the others, the kind's excludes, its test, the kind).
+#: A group as (its first parameter, the others, what excludes it, its test, the kind).
 _Group = tuple[
     str, tuple[str, ...], tuple[str, ...], Callable[[Mapping[str, str]], bool] | None, Kind
 ]
 _GROUPS: tuple[_Group, ...] = tuple(
-    (group[0], group[1:], kind.excludes, kind.test, kind)
+    (group[0], group[1:], kind.excludes + kind.yields_to, kind.test, kind)
     for kind in KINDS
     for group in kind.signals
 )
-#: The first parameters of the groups: a request names only a few of them.
-_FIRST_NAMES = frozenset(group[0] for group in _GROUPS)
-#: The groups to try for a set of first parameters present, in registry order.
-#: Twilio's requests come in few shapes: bounded, the cache holds them all.
-_CANDIDATES: dict[frozenset[str], tuple[_Group, ...]] = {}
-_MAX_CANDIDATES = 512
 
 
 def _register(kind: Kind) -> None:
@@ -732,6 +731,7 @@ def _register(kind: Kind) -> None:
     kind.event_class._sid_names = kind.sid_params
     kind.event_class._status_names = kind.route_by
     kind.event_class.kind = kind.name
+    kind.event_class._row = kind
     base = kind.service_class
     kinds = _BY_SERVICE_CLASS[base]
     base.kind = kinds[0].name
@@ -750,13 +750,8 @@ def kind_named(name: str) -> Kind:
 
 def kind_of_event(event: TwilioEvent) -> Kind:
     """The row of *event*'s kind."""
-    kind = _BY_EVENT_CLASS.get(type(event))
-    if kind is None:
-        for klass in type(event).__mro__:
-            if (kind := _BY_EVENT_CLASS.get(klass)) is not None:
-                break
-        else:  # pragma: no cover - TwilioEvent itself is registered
-            return _BY_NAME[event.kind]
+    # Set on each event class by _register, inherited by their subclasses.
+    kind: Kind = event._row
     return kind
 
 
@@ -818,15 +813,10 @@ def recognise(first: Mapping[str, str], prefer: Sequence[Kind] = ()) -> Kind | N
 
 
 def _by_parameters(first: Mapping[str, str]) -> Kind | None:
-    present = _FIRST_NAMES.intersection(first)
-    candidates = _CANDIDATES.get(present)
-    if candidates is None:
-        candidates = tuple(group for group in _GROUPS if group[0] in present)
-        if len(_CANDIDATES) < _MAX_CANDIDATES:  # made-up shapes cannot grow it
-            _CANDIDATES[present] = candidates
-    # Plain loops, not generators: this runs for every request.
+    # Run for every request: plain loops, not generators; the most frequent
+    # kinds (message statuses) are the first tried.
     get = first.get
-    for name, others, excludes, test, kind in candidates:
+    for name, others, excludes, test, kind in _GROUPS:
         if not get(name):
             continue
         for other in others:

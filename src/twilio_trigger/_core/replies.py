@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from . import answers
 from .answers import Answer
 from .events import TwilioEvent
-from .kinds import Kind, kind_of_event
+from .kinds import KINDS, Kind, kind_of_event
 from .twiml import ReplyError, reply_body
 
 __all__ = ["Reject", "expects_reply", "receipt_for", "reply_answer", "silent_answer"]
@@ -56,9 +56,17 @@ def receipt_for(kind: Kind) -> Answer:
 def silent_answer(event: TwilioEvent) -> Answer:
     """The answer when the callback returned ``None`` (or nothing ran)."""
     kind = kind_of_event(event)
-    if kind.answer == "json" and kind.waits_for_reply(event):
+    fixed = _SILENT.get(kind)  # the usual case, for every request: one look-up
+    if fixed is not None:
+        return fixed
+    if kind.waits_for_reply(event):
         return answers.json_answer(kind.empty_reply)
     return receipt_for(kind)
+
+
+#: The answer to an event whose callback returned nothing, for the kinds where it
+#: does not depend on the event (all but those answered with JSON).
+_SILENT = {kind: receipt_for(kind) for kind in KINDS if kind.answer != "json"}
 
 
 def reply_answer(event: TwilioEvent, value: object) -> Answer:

@@ -21,6 +21,7 @@ def to_event(
     params: Sequence[tuple[str, str]],
     first: dict[str, str] | None = None,
     prefer: Sequence[Kind] = (),
+    where: tuple[str, str] | None = None,
 ) -> TwilioEvent | None:
     """The event the parameters describe, or ``None`` when no kind recognises them
     (:func:`unrecognised_event` makes one for a fallback service).
@@ -37,14 +38,18 @@ def to_event(
     kind = recognise(first, prefer)
     if kind is None:
         return None
-    return kind.event_class._from_parsed(params, first)
+    return kind.event_class._from_parsed(params, first, where)
 
 
 def unrecognised_event(
-    params: Sequence[tuple[str, str]], first: dict[str, str] | None = None
+    params: Sequence[tuple[str, str]],
+    first: dict[str, str] | None = None,
+    where: tuple[str, str] | None = None,
 ) -> TwilioEvent:
     """A plain :class:`TwilioEvent` (kind ``other``) over parameters no kind recognises."""
-    return TwilioEvent._from_parsed(params, _first_values(params) if first is None else first)
+    if first is None:
+        first = _first_values(params)
+    return TwilioEvent._from_parsed(params, first, where)
 
 
 def of_kind(kind: Kind, params: Sequence[tuple[str, str]]) -> TwilioEvent:
