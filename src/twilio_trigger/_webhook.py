@@ -15,7 +15,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ._core import answers
 from ._core.answers import Answer
-from ._core.cloudevents import CloudEventError, convert, parse_cloudevents
+from ._core.cloudevents import (
+    CloudEventError,
+    convert,
+    json_object_params,
+    parse_cloudevents,
+)
 from ._core.events import TwilioEvent
 from ._core.form import FormError, is_form_content_type, parse_form
 from ._core.kinds import Kind
@@ -332,8 +337,11 @@ class WebhookHandler(Generic[A]):
             # Which path's service the inbox's workers hand the event to: kept
             # whole (a signed URL's, bounded by the request head's limit).
             kept.append((PATH_HEADER, f"{path}?{query}" if query else path))
+        where = None if path is None else (path, query)
         if method != "GET" and is_json_content_type(content_type):
-            return await self._handle_cloudevents(url, signature, body, settings, kept, remote)
+            return await self._handle_cloudevents(
+                url, signature, body, settings, kept, remote, where
+            )
         try:
             params = parse_form(
                 query.encode("latin-1") if method == "GET" else body, self._max_params
@@ -356,7 +364,6 @@ class WebhookHandler(Generic[A]):
             return self._bad_signature(
                 url, remote, lambda: _why(verifier.explain_form(url, signed, signature, settings))
             )
-        where = None if path is None else (path, query)
         event = to_event(params, single, prefer, where)
         if event is None:
             event = unrecognised_event(params, single, where)
@@ -372,6 +379,7 @@ class WebhookHandler(Generic[A]):
         settings: bytes | None,
         kept: list[tuple[str, str]],
         remote: str | None,
+        where: tuple[str, str] | None,
     ) -> Answer:
         # Signed over the URL alone, which carries the body's SHA-256.
         verifier = self._verifier
@@ -385,9 +393,18 @@ class WebhookHandler(Generic[A]):
         try:
             for cloud_event in parse_cloudevents(body):
                 kind, params = convert(cloud_event)
-                batch.append((cloud_event.id, of_kind(kind, params)))
+                batch.append((cloud_event.id, of_kind(kind, params, where)))
         except CloudEventError as error:
-            return self._reject(Rejection.BAD_PAYLOAD, answers.reject(400, error.message), remote)
+            # Not Event Streams' array: a signed JSON object is a webhook of a
+            # family with no kind (a Link Shortening click), for the fallback.
+            fields = json_object_params(body)
+            if fields is None:
+                answer = answers.reject(400, error.message)
+                return self._reject(Rejection.BAD_PAYLOAD, answer, remote)
+            event = unrecognised_event(fields, None, where)
+            answer = await self._delivery.accept(event, headers=kept)
+            self._observer.answered(answer.status)
+            return answer
         # One at a time, in order (statuses of one SID arrive in one batch);
         # each deduplicated by its id, so that a batch sent again after a
         # failure runs only the events that failed.

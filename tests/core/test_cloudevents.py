@@ -23,6 +23,7 @@ from twilio_trigger._core.cloudevents import (
     MAX_DEPTH,
     CloudEvent,
     CloudEventError,
+    json_object_params,
     parse_cloudevents,
     to_params,
 )
@@ -645,3 +646,39 @@ def test_a_mapped_type_always_makes_its_kind_of_event(
     expected = CallStatusEvent if ".voice." in event_type else SmsStatusChangeEvent
     assert type(event) is expected
     assert event.status
+
+
+# -- a JSON object that is no CloudEvent: a webhook of a family with no kind -------------------
+def test_a_json_object_becomes_its_fields_as_parameters() -> None:
+    body = json.dumps(
+        {"event_type": "click", "sms_sid": "SM1", "count": 2, "ok": True, "tags": ["a"],
+         "gone": None, "nested": {"b": 1.5}}
+    ).encode()  # fmt: skip
+    assert json_object_params(body) == [
+        ("event_type", "click"),
+        ("sms_sid", "SM1"),
+        ("count", "2"),
+        ("ok", "true"),
+        ("tags", '["a"]'),
+        ("nested", '{"b":1.5}'),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b"{}",
+        b'"click"',
+        b"\xff{}",
+        b'{"a": NaN}',
+        b'{"a": 1',
+        json.dumps({"specversion": "1.0", "type": "x", "id": "1"}).encode(),
+        b'{"a": ' + b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1) + b"}",
+        b'{"a": "\\ud800"}',
+    ],
+    ids=["array", "empty", "string", "not-utf8", "nan", "truncated", "cloudevent", "deep",
+         "surrogate"],
+)  # fmt: skip
+def test_anything_else_is_no_json_object_webhook(body: bytes) -> None:
+    assert json_object_params(body) is None

@@ -8,12 +8,10 @@ acknowledged (200, empty TwiML) with one warning per parameter shape; never 400.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
 
 import httpx
 import pytest
@@ -28,6 +26,7 @@ from twilio_trigger.testing import (
 )
 
 from ..payloads import FORM, Params, encode_form, pairs_of, signed_post
+from ..payloads import signed_json as shared_signed_json
 from ._support import (
     OTHER_TOKEN,
     TOKEN,
@@ -81,20 +80,8 @@ def room_event(event: str = "room-created") -> dict[str, str]:
     return params
 
 
-def signed_json(url: str, events: Sequence[object], token: str = TOKEN) -> httpx.Response:
-    """An Event Streams batch POSTed as Twilio sends it: signed over the URL with the
-    body's ``bodySHA256``."""
-    body = json.dumps(list(events)).encode("utf-8")
-    target = f"{url}?bodySHA256={hashlib.sha256(body).hexdigest()}"
-    signature = str(RequestValidator(token).compute_signature(target, {}))
-    assert RequestValidator(token).validate(target, body.decode("utf-8"), signature)
-    headers = {
-        "Content-Type": "application/json",
-        "X-Twilio-Signature": signature,
-        "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
-        "User-Agent": "Twilio-Event-Streams/1.0",
-    }
-    return httpx.post(target, content=body, headers=headers, timeout=10.0)
+def signed_json(url: str, document: object, token: str = TOKEN) -> httpx.Response:
+    return shared_signed_json(url, document, token)
 
 
 def envelope(event_type: str, data: dict[str, object]) -> dict[str, object]:
@@ -392,3 +379,61 @@ def test_without_a_fallback_an_unsigned_unrecognised_webhook_is_refused(
         assert unsigned_post(listener.url, params, None).status_code == 403
     assert unrecognised_warnings(caplog, logging.WARNING) == []
     assert unrecognised_warnings(caplog, logging.DEBUG) == []
+
+
+# -- a JSON object: a family that posts one (a Link Shortening click) ----------------------
+def link_click() -> dict[str, object]:
+    """A click on a shortened link, as the Link Shortening click callback posts it."""
+    return {
+        "event_type": "click",
+        "sms_sid": "SM" + "c" * 32,
+        "to": "+15558675310",
+        "from": "+14155550143",
+        "link": "https://www.example.com/orders/A-1042",
+        "click_time": "2023-11-14T18:31:02.000Z",
+        "messaging_service_sid": "MG" + "d" * 32,
+        "account_sid": ACCOUNT,
+        "user_agent": "Mozilla/5.0",
+    }
+
+
+def test_a_signed_json_object_reaches_on_event_with_its_fields() -> None:
+    fallback = Fallback()
+    with running(fallback) as listener:
+        answer = signed_json(listener.url, link_click())
+    assert_empty_twiml(answer)
+    (event,) = fallback.got()
+    assert event.kind == "other"
+    assert event["event_type"] == "click"
+    assert event["sms_sid"] == "SM" + "c" * 32
+    assert event["link"] == "https://www.example.com/orders/A-1042"
+    assert event.path == "/"
+    assert "bodySHA256" in event.query
+
+
+def test_a_json_object_without_a_fallback_is_acknowledged_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with running() as listener:
+        answer = signed_json(listener.url, {**link_click(), "nested": {"a": [1, 2]}})
+    assert_empty_twiml(answer)
+    assert "no kind recognises" in caplog.text
+    assert "event_type" in caplog.text
+
+
+def test_a_json_body_that_is_neither_an_array_of_cloudevents_nor_an_object_is_400() -> None:
+    fallback = Fallback()
+    with running(fallback) as listener:
+        not_events = signed_json(listener.url, [{"no": "type"}])
+        a_string = signed_json(listener.url, "click")
+        empty = signed_json(listener.url, {})
+    assert not_events.status_code == a_string.status_code == empty.status_code == 400
+    assert fallback.got() == []
+
+
+def test_an_unsigned_json_object_is_refused() -> None:
+    fallback = Fallback()
+    with running(fallback) as listener:
+        answer = signed_json(listener.url, link_click(), token="not-the-token")
+    assert answer.status_code == 403
+    assert fallback.got() == []

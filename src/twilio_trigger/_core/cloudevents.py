@@ -90,6 +90,7 @@ __all__ = [
     "CloudEventError",
     "Converted",
     "convert",
+    "json_object_params",
     "parse_cloudevents",
     "to_params",
 ]
@@ -217,6 +218,36 @@ def parse_cloudevents(body: bytes, max_events: int = 100) -> list[CloudEvent]:
             )
         )
     return events
+
+
+def json_object_params(body: bytes) -> list[tuple[str, str]] | None:
+    """The fields of a JSON object body as form parameters, or ``None`` for any
+    other body.
+
+    A webhook of a family that posts one JSON object (a Link Shortening click:
+    ``event_type``, ``sms_sid``, ...) rather than Event Streams' array: its
+    top-level fields by their own names, values as :func:`to_params` writes them
+    (objects and arrays as compact JSON).  The same limits as
+    :func:`parse_cloudevents`: UTF-8, strict JSON, nested at most
+    :data:`MAX_DEPTH` deep.  A CloudEvent (``specversion``) is not such a body.
+    """
+    try:
+        text = body.decode("utf-8")
+        document: object = json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        return None
+    if not isinstance(document, dict) or not document or "specversion" in document:
+        return None  # a CloudEvent outside its array is Event Streams' batch gone wrong
+    try:
+        _check_shape([document], check_strings="\\u" in text)
+    except CloudEventError:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for name, value in document.items():
+        text_value = _text(value)
+        if name and text_value is not None:
+            pairs.append((name, text_value))
+    return pairs or None
 
 
 def _required(item: dict[str, object], field: str, index: int) -> str:

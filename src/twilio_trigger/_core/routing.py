@@ -52,9 +52,11 @@ def unrecognised_event(
     return TwilioEvent._from_parsed(params, first, where)
 
 
-def of_kind(kind: Kind, params: Sequence[tuple[str, str]]) -> TwilioEvent:
+def of_kind(
+    kind: Kind, params: Sequence[tuple[str, str]], where: tuple[str, str] | None = None
+) -> TwilioEvent:
     """The event of *kind* over *params*, whatever they would be recognised as."""
-    return kind.event_class._from_parsed(params, _first_values(params))
+    return kind.event_class._from_parsed(params, _first_values(params), where)
 
 
 def event_of_kind(kind: str, params: Sequence[tuple[str, str]]) -> TwilioEvent | None:
