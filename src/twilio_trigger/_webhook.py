@@ -401,6 +401,9 @@ class WebhookHandler(Generic[A]):
             if fields is None:
                 answer = answers.reject(400, error.message)
                 return self._reject(Rejection.BAD_PAYLOAD, answer, remote)
+            if len(fields) > self._max_params:  # as for a form
+                answer = answers.reject(413, f"too many parameters (at most {self._max_params})")
+                return self._reject(Rejection.TOO_LARGE, answer, remote)
             event = unrecognised_event(fields, None, where)
             answer = await self._delivery.accept(event, headers=kept)
             self._observer.answered(answer.status)

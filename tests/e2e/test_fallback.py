@@ -437,3 +437,14 @@ def test_an_unsigned_json_object_is_refused() -> None:
         answer = signed_json(listener.url, link_click(), token="not-the-token")
     assert answer.status_code == 403
     assert fallback.got() == []
+
+
+def test_a_json_object_with_more_fields_than_max_params_is_413() -> None:
+    fallback = Fallback()
+    with running(fallback, max_params=50) as listener:
+        answer = signed_json(listener.url, {f"field{n}": n for n in range(51)})
+        within = signed_json(listener.url, {f"field{n}": n for n in range(50)})
+    assert answer.status_code == 413
+    assert "at most 50" in answer.text
+    assert within.status_code == 200
+    assert len(fallback.got()) == 1
