@@ -15,7 +15,14 @@ from ._core.answers import Answer
 from ._core.events import TwilioEvent
 from ._core.kinds import Kind, kind_of_event
 from ._core.order import rank_of
-from ._core.replies import Reject, expects_reply, receipt_for, reply_answer, silent_answer
+from ._core.replies import (
+    FIXED_ANSWERS,
+    Reject,
+    expects_reply,
+    receipt_for,
+    reply_answer,
+    silent_answer,
+)
 from ._dedup import DUPLICATE, Once
 from ._dispatch import Deadlines, Dispatcher, Outcome, Result
 from ._identity import delivery_key
@@ -164,11 +171,12 @@ class Pipeline:
         self._observer.finished(event, result)
         if isinstance(result.value, Answer):
             return result.value
-        return _ANSWERS.get(result.outcome) or silent_answer(event)
+        # The usual answer of the event's kind is one look-up (event._row: its kind).
+        return _ANSWERS.get(result.outcome) or FIXED_ANSWERS.get(event._row) or silent_answer(event)
 
     def _reply(self, event: TwilioEvent, result: Result, replying: bool) -> Result:
         """The result with its reply made the answer, or failed when it cannot be one."""
-        if isinstance(result.error, Reject) and expects_reply(event):
+        if result.error is not None and isinstance(result.error, Reject) and expects_reply(event):
             # Raised (or returned) to block a pre-event: a decision, not a failure.
             result = result._replace(outcome=Outcome.HANDLED, error=None, value=result.error)
         if result.value is None or result.outcome is not Outcome.HANDLED:
@@ -214,10 +222,10 @@ class Pipeline:
                 event._place(standing.previous_status, standing.stale)
                 if standing.stale and self._skip_stale:
                     return _STALE
-        limit = kind_of_event(event).time_limit
-        if limit is None or limit >= self._callback_timeout:
+        kind = event._row
+        if kind.time_limit is None or kind.time_limit >= self._callback_timeout:
             return await self._dispatcher.dispatch(event, self._deadlines)
-        return await self._dispatcher.dispatch(event, self._deadlines_for(kind_of_event(event)))
+        return await self._dispatcher.dispatch(event, self._deadlines_for(kind))
 
     def _deadlines_for(self, kind: Kind) -> Deadlines:
         limit = kind.time_limit

@@ -70,6 +70,7 @@ __all__ = [
     "KINDS",
     "Answer",
     "Kind",
+    "by_parameters",
     "kind_named",
     "kind_of_event",
     "kind_of_service",
@@ -805,14 +806,15 @@ def recognise(first: Mapping[str, str], prefer: Sequence[Kind] = ()) -> Kind | N
             if (claimer is None or not kind.broad) and kind.recognises(first):
                 return kind
         if claimer is not None:
-            own = _by_parameters(first)
+            own = by_parameters(first)
             if (own is None or own.broad) and claimer.recognises_at_path(first):
                 return claimer
             return own
-    return _by_parameters(first)
+    return by_parameters(first)
 
 
-def _by_parameters(first: Mapping[str, str]) -> Kind | None:
+def by_parameters(first: Mapping[str, str]) -> Kind | None:
+    """The kind the parameters alone are (:func:`recognise` with no path's kinds)."""
     # Run for every request: plain loops, not generators; the most frequent
     # kinds (message statuses) are the first tried.
     get = first.get

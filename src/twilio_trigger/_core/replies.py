@@ -16,7 +16,14 @@ from .events import TwilioEvent
 from .kinds import KINDS, Kind, kind_of_event
 from .twiml import ReplyError, reply_body
 
-__all__ = ["Reject", "expects_reply", "receipt_for", "reply_answer", "silent_answer"]
+__all__ = [
+    "FIXED_ANSWERS",
+    "Reject",
+    "expects_reply",
+    "receipt_for",
+    "reply_answer",
+    "silent_answer",
+]
 
 #: The longest reason a rejection sends back (Twilio shows it to the SDK's caller).
 _MAX_REASON = 500
@@ -56,7 +63,7 @@ def receipt_for(kind: Kind) -> Answer:
 def silent_answer(event: TwilioEvent) -> Answer:
     """The answer when the callback returned ``None`` (or nothing ran)."""
     kind = kind_of_event(event)
-    fixed = _SILENT.get(kind)  # the usual case, for every request: one look-up
+    fixed = FIXED_ANSWERS.get(kind)  # the usual case, for every request: one look-up
     if fixed is not None:
         return fixed
     if kind.waits_for_reply(event):
@@ -66,7 +73,7 @@ def silent_answer(event: TwilioEvent) -> Answer:
 
 #: The answer to an event whose callback returned nothing, for the kinds where it
 #: does not depend on the event (all but those answered with JSON).
-_SILENT = {kind: receipt_for(kind) for kind in KINDS if kind.answer != "json"}
+FIXED_ANSWERS = {kind: receipt_for(kind) for kind in KINDS if kind.answer != "json"}
 
 
 def reply_answer(event: TwilioEvent, value: object) -> Answer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .events import TwilioEvent
-from .kinds import Kind, kind_named, kind_of_event, recognise
+from .kinds import Kind, by_parameters, kind_named, kind_of_event, recognise
 
 __all__ = ["callback_for", "event_of_kind", "of_kind", "to_event", "unrecognised_event"]
 
@@ -35,7 +35,7 @@ def to_event(
     """
     if first is None:
         first = _first_values(params)
-    kind = recognise(first, prefer)
+    kind = recognise(first, prefer) if prefer else by_parameters(first)
     if kind is None:
         return None
     return kind.event_class._from_parsed(params, first, where)
