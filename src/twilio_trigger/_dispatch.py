@@ -37,6 +37,17 @@ logger = logging.getLogger("twilio_trigger")
 #: its shape (the names, said once) is at most this long.
 _SHOWN_NAMES = 40
 _MAX_SHAPE = 2000
+#: What a warning shows of one value from a request (a SID, a status, a name).
+_MAX_SHOWN = 100
+
+
+def _shown(value: str | None) -> str:
+    """*value*, from a request, as a warning may show it: bounded and escaped."""
+    text = value or ""
+    if len(text) > _MAX_SHOWN:
+        text = text[:_MAX_SHOWN] + f"... ({len(text)} characters)"
+    return printable(text)
+
 
 #: Where sync callbacks run: the event loop's default thread pool, unless a
 #: framework adapter sets an executor that runs them in the request's own thread.
@@ -402,12 +413,12 @@ class Dispatcher:
         if name is None:
             self._hint(
                 kind,
-                f"?{event.status}",
+                f"?{_shown(event.status)}",
                 "acknowledged %s %s with status %r, unknown to twilio-trigger, without "
                 "dispatching it",
                 kind,
-                event.sid,
-                printable(event.status or ""),
+                _shown(event.sid),
+                _shown(event.status),
             )
             return Result(Outcome.UNKNOWN_STATUS)
         where = event._where
@@ -428,8 +439,8 @@ class Dispatcher:
                 "acknowledged %s %s (%s) without dispatching it: no %s is attached; "
                 "attach one with `def %s(self, event: twilio_trigger.%s)` to handle it",
                 kind,
-                event.sid,
-                event.status,
+                _shown(event.sid),
+                _shown(event.status),
                 row.service_class.__name__,
                 name,
                 row.event_class.__name__,
@@ -441,8 +452,8 @@ class Dispatcher:
             "acknowledged %s %s (%s) without dispatching it: add "
             "`def %s(self, event: twilio_trigger.%s)` to %s to handle it",
             kind,
-            event.sid,
-            event.status,
+            _shown(event.sid),
+            _shown(event.status),
             name,
             row.event_class.__name__,
             type(service).__name__,
@@ -461,7 +472,7 @@ class Dispatcher:
                 "acknowledged a CloudEvent of type %s without dispatching it: twilio-trigger "
                 "maps message, call, Conversations and error-log events; attach a "
                 "FallbackService (def on_event(self, event)) to handle others",
-                printable(cloudevent_type[:_MAX_SHAPE]),
+                _shown(cloudevent_type),
             )
             return Result(Outcome.NO_SERVICE)
         names = sorted(event.raw)
@@ -472,7 +483,7 @@ class Dispatcher:
             " ".join(names)[:_MAX_SHAPE],
             "acknowledged a verified webhook that no kind recognises, with parameters %s%s; "
             "attach a FallbackService (def on_event(self, event)) to handle such webhooks",
-            printable(", ".join(shown)),
+            ", ".join(_shown(name) for name in shown),
             more,
         )
         return Result(Outcome.NO_SERVICE)

@@ -574,14 +574,26 @@ class DebuggerEvent(TwilioEvent):
         return _mapping((self.webhook or {}).get("response"))
 
 
+def _not_json(name: str) -> NoReturn:
+    raise ValueError(name)  # NaN, Infinity: Python's json takes them, JSON does not
+
+
 def _parse_json(text: str | None) -> object:
-    """*text* parsed as JSON; ``None`` when absent, too long or not JSON."""
+    """*text* parsed as strict JSON; ``None`` when absent, too long or not JSON.
+
+    Not JSON either: ``NaN`` and infinities, and a ``\\uD800``-style escape of a
+    lone surrogate, which no text can hold (and which would fail a reply that
+    quotes it).
+    """
     if text is None or len(text) > _MAX_PAYLOAD_CHARS:
         return None
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
+        value = json.loads(text, parse_constant=_not_json)
+        if "\\u" in text:  # only an escape can make a lone surrogate
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         return None
+    return value
 
 
 def _mapping(value: object) -> Mapping[str, object] | None:

@@ -88,7 +88,10 @@ def reply_answer(event: TwilioEvent, value: object) -> Answer:
                 f"Reject blocks a Conversations pre-event; events of the kind {kind.name} "
                 f"cannot be rejected"
             )
-        reason = " ".join(value.reason.split())[:_MAX_REASON] or "rejected"
+        # The reason often quotes the message: only printable text goes back, no
+        # control or bidirectional characters, no lone surrogates.
+        printable = "".join(c if c.isprintable() else " " for c in value.reason[: _MAX_REASON * 2])
+        reason = " ".join(printable.split())[:_MAX_REASON] or "rejected"
         return answers.reject(value.status, reason)
     if kind.answer == "json":
         return answers.json_answer(_json_body(kind, event, value))

@@ -305,7 +305,9 @@ class SyncBridge:
         framework sees them, behind its proxy settings.
         """
         handler = self._handler
-        method = "GET" if environ.get("REQUEST_METHOD") == "GET" else "POST"
+        method = environ.get("REQUEST_METHOD")
+        if method != "POST" and method != "GET":  # a HEAD a framework routed here
+            return answers.METHOD_NOT_ALLOWED
         signature = _header(environ, "HTTP_X_TWILIO_SIGNATURE")
         content_type = _header(environ, "CONTENT_TYPE")
         length = declared_length(environ.get("CONTENT_LENGTH"))
