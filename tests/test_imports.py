@@ -6,7 +6,15 @@ import ast
 import subprocess
 import sys
 
-NOT_LOADED = ["uvicorn", "click", "prometheus_client", "twilio_trigger._inspector"]
+NOT_LOADED = [
+    "uvicorn",
+    "click",
+    "prometheus_client",
+    "twilio_trigger._inspector",
+    "redis",
+    "psycopg",
+    "psycopg_pool",
+]
 
 
 def loaded_by(code: str) -> set[str]:

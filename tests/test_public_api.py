@@ -156,7 +156,10 @@ def test_the_private_modules_import_only_the_standard_library() -> None:
 
 
 #: Imported inside a function that needs it, never when the module is imported.
-LAZY = {"_options.py": {"click"}}  # click_options(), for the command line
+LAZY = {
+    "_options.py": {"click"},  # click_options(), for the command line
+    "_postgres.py": {"psycopg", "psycopg_pool"},  # a PostgreSQL inbox or store, once opened
+}
 
 
 def test_the_lazy_imports_of_the_core_are_inside_functions() -> None:

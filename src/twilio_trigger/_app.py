@@ -20,6 +20,7 @@ from ._dispatch import Dispatcher
 from ._exceptions import ConfigurationError
 from ._health import health_endpoints
 from ._observe import EventLog, Observer, Observers, parse_level
+from ._postgres import is_postgres_url
 from ._webhook import WebhookHandler
 from .inbox import open_inbox
 from .stores import DeliveryStore, StatusStore
@@ -141,11 +142,19 @@ def _delivery(s: Settings, dispatcher: Dispatcher, observer: Observer) -> Delive
                 MemoryDeliveryStore(ttl=s.dedup_ttl, limit=s.dedup_max_entries),
                 MemoryStatusStore(ttl=s.dedup_ttl, limit=s.dedup_max_entries),
             )
-        from .stores.redis import RedisDeliveryStore, RedisStatusStore, connect
-
         # A claim outlives the callback's time limit, then frees itself if
         # the listener holding it died.
         lease = s.callback_timeout + 5.0
+        if is_postgres_url(s.store):
+            from .stores.postgres import PostgresDeliveryStore, PostgresStatusStore, StoreDatabase
+
+            database = StoreDatabase(s.store, schema=s.postgres_schema, migrate=s.postgres_migrate)
+            return (
+                PostgresDeliveryStore(database, ttl=s.dedup_ttl, lease=lease),
+                PostgresStatusStore(database, ttl=s.dedup_ttl),
+            )
+        from .stores.redis import RedisDeliveryStore, RedisStatusStore, connect
+
         return (
             RedisDeliveryStore(
                 connect(s.store), prefix=s.redis_prefix, ttl=s.dedup_ttl, lease=lease
@@ -171,6 +180,11 @@ def _delivery(s: Settings, dispatcher: Dispatcher, observer: Observer) -> Delive
             file_mode=s.file_mode,
             durability=s.redis_durability,
             wait_timeout=s.redis_wait_timeout,
+            schema=s.postgres_schema,
+            migrate=s.postgres_migrate,
+            # The workers' callbacks (each may hold a transaction), the inserts,
+            # the claims and the leases.
+            connections=s.concurrency + 4,
         ),
         retry=RetryPolicy(s.concurrency, s.max_attempts, s.retry_backoff, s.retry_backoff_max),
         retention=s.dedup_ttl,

@@ -66,6 +66,8 @@ class Settings:
     claim_idle: float = OPTIONS.claim_idle.default
     redis_durability: str = OPTIONS.redis_durability.default
     redis_wait_timeout: float = OPTIONS.redis_wait_timeout.default
+    postgres_schema: str = OPTIONS.postgres_schema.default
+    postgres_migrate: bool = OPTIONS.postgres_migrate.default
     health: bool = OPTIONS.health.default
     healthz_path: str = OPTIONS.healthz_path.default
     readyz_path: str = OPTIONS.readyz_path.default

@@ -17,9 +17,16 @@ from typing import NamedTuple
 from ._core.cloudevents import CLOUDEVENT_TYPE
 from ._core.events import TwilioEvent
 from ._core.kinds import FALLBACK, KINDS, Kind, kind_of_event, kinds_of_service, service_base
-from ._core.services import Callback, FallbackService, ServiceBase, resolve_callbacks
-from ._exceptions import ServiceError
+from ._core.services import (
+    Callback,
+    FallbackService,
+    ServiceBase,
+    resolve_callbacks,
+    takes_transaction,
+)
+from ._exceptions import ConfigurationError, ServiceError
 from ._logging import FirstWarning, printable
+from ._transaction import TransactionSource, entry_transactions
 
 __all__ = [
     "Deadlines",
@@ -150,14 +157,40 @@ class Deadlines:
             self._ticking = False
 
 
+def _succeeded(result: object) -> bool:
+    return _error_of(result) is None
+
+
+def no_transactions(label: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{label} takes a transaction (its second argument), which only a "
+        f"postgresql:// inbox or store gives: set inbox= or store= to a PostgreSQL URL, "
+        f"or drop the argument"
+    )
+
+
+async def _in_transaction(
+    callback: Callback, event: TwilioEvent, transactions: TransactionSource | None
+) -> object:
+    source = entry_transactions.get() or transactions
+    if source is None:
+        raise no_transactions(callback.label)
+    return await source.run(callback.function, event, _succeeded)  # type: ignore[arg-type]
+
+
 async def invoke(
-    callback: Callback, event: TwilioEvent, deadlines: Deadlines | None = None
+    callback: Callback,
+    event: TwilioEvent,
+    deadlines: Deadlines | None = None,
+    transactions: TransactionSource | None = None,
 ) -> Result:
     """Run *callback* on *event*, within the time limit of *deadlines* if given.
 
     Sync callbacks run in the event loop's thread pool, never on the loop.  An
     async callback past its time is cancelled; a sync one cannot be, so its
-    thread runs on and :attr:`Result.still_running` tells when it ends.
+    thread runs on and :attr:`Result.still_running` tells when it ends.  A
+    callback that takes a transaction gets one from the inbox entry being
+    dispatched, else from *transactions*.
     """
     label = callback.label
     result: object
@@ -165,7 +198,9 @@ async def invoke(
     task = None if deadlines is None else deadlines.enter()
     started = time.perf_counter()
     try:
-        if callback.is_async:
+        if callback.transactional:
+            result = await _in_transaction(callback, event, transactions)
+        elif callback.is_async:
             result = await callback.function(event)  # type: ignore[misc]
         else:
             loop = asyncio.get_running_loop()
@@ -264,13 +299,20 @@ def service_of_callback(function: Callable[..., object]) -> ServiceBase:
     def call(event: TwilioEvent) -> object:
         return function(event)
 
-    if inspect.iscoroutinefunction(function):
+    if takes_transaction(function, label, name or "callback"):
+
+        async def acall_in(event: TwilioEvent, transaction: object) -> object:
+            result = function(event, transaction)
+            return await result if inspect.isawaitable(result) else result
+
+        method: Callable[..., object] = acall_in
+    elif inspect.iscoroutinefunction(function):
 
         async def acall(event: TwilioEvent) -> object:
             result = function(event)
             return await result if inspect.isawaitable(result) else result
 
-        method: Callable[[TwilioEvent], object] = acall
+        method = acall
     else:
         method = call
     cls: type[ServiceBase] = type(
@@ -297,7 +339,15 @@ class Dispatcher:
     takes goes to the :class:`FallbackService`, when one is attached.
     """
 
-    __slots__ = ("_everywhere", "_fallback", "_hints", "_services", "_tables", "paths")
+    __slots__ = (
+        "_everywhere",
+        "_fallback",
+        "_hints",
+        "_services",
+        "_tables",
+        "paths",
+        "transactions",
+    )
 
     def __init__(self) -> None:
         self._services: dict[_Slot, object] = {}
@@ -310,10 +360,22 @@ class Dispatcher:
         #: they define, tried first there.  Read by the ASGI application for
         #: every request: changed in place.
         self.paths: dict[str, tuple[Kind, ...]] = {}
+        #: Where callbacks that take a transaction get it when dispatched inline
+        #: (a PostgreSQL inbox's or store's), set when the listener starts.
+        self.transactions: TransactionSource | None = None
 
     @property
     def services(self) -> tuple[object, ...]:
         return tuple(self._services.values())
+
+    def transactional(self) -> list[str]:
+        """The attached callbacks that take a transaction, by label."""
+        return [
+            callback.label
+            for table in self._tables.values()
+            for callback in table.values()
+            if callback.transactional
+        ]
 
     def attach(self, service: object, path: str | None = None) -> None:
         if path is not None and (not path.startswith("/") or "?" in path or "#" in path):
@@ -428,11 +490,11 @@ class Dispatcher:
             service, table = self._everywhere.get(row.service_class, _NOBODY)
             callback = None if table is None else table.get(name)
         if callback is not None:
-            return await invoke(callback, event, deadlines)
+            return await invoke(callback, event, deadlines, self.transactions)
         if service is None:
             fallback = self._fallback_for(event)
             if fallback is not None:
-                return await invoke(fallback, event, deadlines)
+                return await invoke(fallback, event, deadlines, self.transactions)
             self._hint(
                 kind,
                 f"no service {name}",
@@ -463,7 +525,7 @@ class Dispatcher:
     async def _unrecognised(self, event: TwilioEvent, deadlines: Deadlines | None) -> Result:
         fallback = self._fallback_for(event)
         if fallback is not None:
-            return await invoke(fallback, event, deadlines)
+            return await invoke(fallback, event, deadlines, self.transactions)
         cloudevent_type = event.get(CLOUDEVENT_TYPE)
         if cloudevent_type is not None:
             self._hint(

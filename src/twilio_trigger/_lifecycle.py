@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ._dispatch import no_transactions
 from ._exceptions import ConfigurationError
 from ._options import OPTIONS
 from ._pipeline import Pipeline
@@ -83,6 +84,7 @@ class Lifecycle:
         if self._stores is not None:
             pipeline.use_stores(*self._stores())
         inbox = self._inbox
+        self._find_transactions()
         if inbox is None:
             return
         try:
@@ -108,6 +110,21 @@ class Lifecycle:
             observer=pipeline.observer,
         )
         self._pool.start()
+
+    def _find_transactions(self) -> None:
+        """Give callbacks that take a transaction the inbox's or the store's, and
+        refuse to start when neither can give one."""
+        pipeline = self._pipeline
+        source = None if self._inbox is None else self._inbox.transaction_source(None)
+        for store in pipeline.stores:
+            make = getattr(store, "transaction_source", None)
+            if source is None and make is not None:
+                source = make()
+        dispatcher = pipeline.dispatcher
+        dispatcher.transactions = source
+        wanted = dispatcher.transactional()
+        if wanted and source is None:
+            raise no_transactions(", ".join(wanted))
 
     async def shutdown(self, timeout: float | None) -> None:  # noqa: ASYNC109
         """Stop the workers (running callbacks get *timeout* seconds) and close the inbox."""

@@ -112,6 +112,8 @@ class Listener:
         claim_idle: float | None = OPTIONS.claim_idle.default,
         redis_durability: str | None = OPTIONS.redis_durability.default,
         redis_wait_timeout: float | None = OPTIONS.redis_wait_timeout.default,
+        postgres_schema: str | None = OPTIONS.postgres_schema.default,
+        postgres_migrate: bool | None = OPTIONS.postgres_migrate.default,
         health: bool | None = OPTIONS.health.default,
         healthz_path: str | None = OPTIONS.healthz_path.default,
         readyz_path: str | None = OPTIONS.readyz_path.default,
@@ -311,8 +313,8 @@ class Listener:
     def work(self) -> None:
         """Dispatch events from the inbox, without serving HTTP, until SIGINT or SIGTERM.
 
-        For worker processes beside listeners that share a Redis inbox: they
-        only store, the workers only dispatch.  Running callbacks get
+        For worker processes beside listeners that share a Redis or PostgreSQL
+        inbox: they only store, the workers only dispatch.  Running callbacks get
         ``shutdown_timeout`` seconds to finish when the process is told to stop.
         """
         if self.settings.inbox is None:

@@ -10,6 +10,7 @@ package's errors and log helpers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -157,21 +158,43 @@ def _inbox(value: object, source: str) -> str:
     scheme, separator, rest = text.partition("://")
     sqlite = scheme == "sqlite" and rest.startswith("/") and len(rest) > 1
     redis = scheme in ("redis", "rediss") and bool(rest)
-    if not separator or not (sqlite or redis):
+    postgres = scheme in ("postgresql", "postgres")
+    if not separator or not (sqlite or redis or postgres):
         raise ConfigurationError(
             f"{source} must be a URL such as sqlite:///events.db (relative), "
-            f"sqlite:////var/lib/app/events.db (absolute) or redis://127.0.0.1:6379/0, "
-            f"got {shown_url(text)!r}"
+            f"sqlite:////var/lib/app/events.db (absolute), redis://127.0.0.1:6379/0 or "
+            f"postgresql://user@127.0.0.1:5432/db, got {shown_url(text)!r}"
         )
     return text
 
 
 def _store(value: object, source: str) -> str:
     text = str(value).strip()
-    if text != "memory" and not text.startswith(("redis://", "rediss://", "unix://")):
+    shared = ("redis://", "rediss://", "unix://", "postgresql://", "postgres://")
+    if text != "memory" and not text.startswith(shared):
         raise ConfigurationError(
-            f"{source} must be memory or a Redis URL such as redis://127.0.0.1:6379/0, "
+            f"{source} must be memory, a Redis URL such as redis://127.0.0.1:6379/0 or a "
+            f"PostgreSQL URL such as postgresql://user@127.0.0.1:5432/db, "
             f"got {shown_url(text)!r}"
+        )
+    return text
+
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def valid_schema(name: str) -> bool:
+    """Whether *name* is a schema name this package accepts: lower-case letters,
+    digits and underscores, not starting with a digit, at most 63 characters."""
+    return _SCHEMA_NAME.fullmatch(name) is not None
+
+
+def _schema(value: object, source: str) -> str:
+    text = str(value).strip()
+    if not valid_schema(text):
+        raise ConfigurationError(
+            f"{source} must be a schema name of lower-case letters, digits and underscores "
+            f"(not starting with a digit, at most 63), got {text[:80]!r}"
         )
     return text
 
@@ -403,8 +426,9 @@ class Options:
         _positive_seconds,
         "seconds a callback may run before the answer is 503", "reliability")
     inbox: Option[str | None] = Option(str, None, "TWILIO_TRIGGER_INBOX", _optional(_inbox),
-        "`sqlite:///relative.db`, `sqlite:////absolute/path.db` (one process) or "
-        "`redis://host:6379/0` (shared): store, then dispatch", "reliability")
+        "`sqlite:///relative.db`, `sqlite:////absolute/path.db` (one process), "
+        "`redis://host:6379/0` or `postgresql://user@host:5432/db` (shared): store, "
+        "then dispatch", "reliability")
     concurrency = Option(int, 4, "TWILIO_TRIGGER_CONCURRENCY", _integer(1, 1024),
         "callbacks the inbox's workers run at once; formerly `workers` "
         "(`TWILIO_TRIGGER_WORKERS`), deprecated", "reliability",
@@ -418,12 +442,12 @@ class Options:
         "the longest wait between attempts", "reliability")
     store = Option(str, "memory", "TWILIO_TRIGGER_STORE", _store,
         "where deliveries and statuses are remembered: `memory`, or `redis://host:6379/0` "
-        "to share them between listeners", "reliability")
+        "or `postgresql://user@host:5432/db` to share them between listeners", "reliability")
     redis_prefix = Option(str, "twilio-trigger:", "TWILIO_TRIGGER_REDIS_PREFIX", _prefix,
         "the prefix of every Redis key the listener writes", "reliability")
     claim_idle = Option(float, 60.0, "TWILIO_TRIGGER_CLAIM_IDLE", _positive_seconds,
-        "with a Redis inbox: seconds after which a silent worker's events are taken over",
-        "reliability")
+        "with a Redis or PostgreSQL inbox: seconds after which a silent worker's events "
+        "are taken over", "reliability")
     redis_durability = Option(str, "fsync", "TWILIO_TRIGGER_REDIS_DURABILITY", _durability,
         "with a Redis inbox, what a 200 means: `fsync` (on the Redis server's disk), "
         "`replicas:N` (confirmed by N replicas) or `memory` (in Redis's memory only)",
@@ -432,6 +456,11 @@ class Options:
         _positive_seconds,
         "with a Redis inbox: seconds Redis may take to confirm an event (`WAITAOF`, `WAIT`) "
         "before the answer is 503", "reliability")
+    postgres_schema = Option(str, "twilio_trigger", "TWILIO_TRIGGER_POSTGRES_SCHEMA", _schema,
+        "with a PostgreSQL inbox or store: the schema its tables live in", "reliability")
+    postgres_migrate = Option(bool, True, "TWILIO_TRIGGER_POSTGRES_MIGRATE", _boolean,
+        "with a PostgreSQL inbox or store: create and upgrade its tables at start (off: "
+        "only check them; `twilio-trigger inbox migrate` applies upgrades)", "reliability")
 
     # -- operations: health, metrics, logs and the inspector
     health = Option(bool, True, "TWILIO_TRIGGER_HEALTH", _boolean,

@@ -28,7 +28,7 @@ from ._dispatch import Deadlines, Dispatcher, Outcome, Result
 from ._identity import delivery_key
 from ._logging import FirstWarning
 from ._observe import EventLog, Observer
-from .inbox import Inbox, NotStoredError
+from .inbox import Inbox, NotStoredError, UnreachableError
 from .stores import DeliveryStore, StatusStore
 
 if TYPE_CHECKING:
@@ -100,6 +100,10 @@ class Pipeline:
         return self._inbox
 
     @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
+
+    @property
     def observer(self) -> Observer:
         return self._observer
 
@@ -155,7 +159,7 @@ class Pipeline:
         key = delivery_key(event, event_id)
         try:
             return await self._once.accept(store, key, event, replies)
-        except _StoreUnavailableError:
+        except (_StoreUnavailableError, UnreachableError):  # an outage is told once
             return answers.STORE_UNAVAILABLE
         except Exception:
             logger.exception(
@@ -214,6 +218,8 @@ class Pipeline:
                 status = (event.status or "").strip().lower()
                 try:
                     standing = await statuses.observe(f"{event.kind}:{event.sid}", status, rank)
+                except UnreachableError as error:  # told once per outage by the store
+                    raise _StoreUnavailableError from error
                 except Exception as error:
                     logger.exception(
                         "the status store failed for %s %s (%s)", event.kind, event.sid, status
@@ -252,6 +258,8 @@ class Pipeline:
             added = await self._inbox.put(
                 key, event.kind, event.sid, event.status, event.params, headers
             )
+        except UnreachableError:  # told once per outage by the inbox
+            return answers.INBOX_UNAVAILABLE
         except NotStoredError as error:  # expected while a replica or the disk lags
             logger.error(
                 "could not store %s %s (%s) as durably as asked (%s); answering 503 so "

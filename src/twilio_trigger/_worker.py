@@ -14,7 +14,8 @@ from ._core.routing import event_of_kind
 from ._dispatch import Outcome, Result, describe_error
 from ._identity import place
 from ._observe import Attempt, EventLog, Observer
-from .inbox import Entry, Inbox, State
+from ._transaction import entry_transactions
+from .inbox import Entry, Inbox, State, UnreachableError
 
 __all__ = ["WorkerPool", "backoff_delay"]
 
@@ -70,6 +71,7 @@ class WorkerPool:
 
     def start(self) -> None:
         self._stopping = False
+        self._inbox.watch(self.wake)  # other processes' events, where the inbox can tell
         self._loop_task = asyncio.create_task(self._loop(), name="twilio-trigger-workers")
 
     async def stop(self, timeout: float | None) -> None:  # noqa: ASYNC109
@@ -111,7 +113,11 @@ class WorkerPool:
                 if free > 0 and not entries:
                     due = await self._inbox.next_due()
                     if due is not None:
-                        wait = min(wait, max(0.0, due - time.time()))
+                        # Due now yet not claimed: another process holds it for
+                        # a moment (a shared inbox); look again shortly.
+                        wait = min(wait, max(0.01, due - time.time()))
+            except UnreachableError:  # told once per outage by the inbox
+                wait = self._poll
             except Exception:
                 logger.exception("the inbox could not be read; trying again shortly")
                 wait = self._poll
@@ -134,6 +140,9 @@ class WorkerPool:
             await self._inbox.bury(entry.id, f"no kind {entry.kind!r} is known to this version")
             return
         place(event, entry.headers)
+        # A callback that takes a transaction gets this entry's: its writes commit
+        # with the entry's outcome (a PostgreSQL inbox).
+        entry_transactions.set(self._inbox.transaction_source(entry.id))
         try:
             result = await self._handle(event)
         except Exception as failure:  # a store failed: an attempt like any other
@@ -171,5 +180,11 @@ class WorkerPool:
                 self._observer.finished(
                     event, result, Attempt(number, most, retry_in=delay, entry=entry.id)
                 )
+        except UnreachableError:  # the outage is told by the inbox
+            logger.warning(
+                "could not record the outcome of inbox entry %d: the inbox cannot be "
+                "reached; it will be dispatched again",
+                entry.id,
+            )
         except Exception:
             logger.exception("could not record the outcome of inbox entry %d", entry.id)

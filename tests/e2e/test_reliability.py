@@ -786,7 +786,7 @@ def test_listener_with_an_unusable_inbox_does_not_start(tmp_path: Path) -> None:
     "args",
     [
         ["stats"],  # no --inbox and no TWILIO_TRIGGER_INBOX
-        ["stats", "--inbox", "postgres://db/events"],
+        ["stats", "--inbox", "mysql://db/events"],
         ["stats", "--inbox", "events.db"],
         ["replay", "--inbox", "sqlite:///x.db"],  # neither IDs nor --dead
         ["replay", "1", "--dead", "--inbox", "sqlite:///x.db"],  # both

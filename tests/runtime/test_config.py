@@ -346,7 +346,7 @@ def test_bad_edge_durability_and_file_options_are_refused(option: str, bad: obje
     [
         ("inbox", "redis//:hunter2-secret@cache.internal:6379/0"),
         ("inbox", "rediss:/ops:hunter2-secret@cache.internal/0"),
-        ("inbox", "postgres://ops:hunter2-secret@db.internal/app"),
+        ("inbox", "mysql://ops:hunter2-secret@db.internal/app"),
         ("inbox", "sqlite://ops:hunter2-secret@x"),
         ("store", "redis:/:hunter2-secret@cache.internal:6379/0"),
         ("store", "https://ops:hunter2-secret@cache.internal/"),

@@ -498,7 +498,7 @@ def test_open_inbox_reads_relative_and_absolute_sqlite_urls(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    "url", ["events.db", "sqlite://events.db", "sqlite:///", "postgres:///db", ""]
+    "url", ["events.db", "sqlite://events.db", "sqlite:///", "mysql:///db", ""]
 )
 def test_open_inbox_refuses_other_urls(url: str) -> None:
     with pytest.raises(ValueError, match="sqlite:///"):

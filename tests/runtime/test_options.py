@@ -137,7 +137,7 @@ def test_click_options_refuse_what_the_parser_refuses() -> None:
     result = CliRunner().invoke(command, ["--port", "70000"])
     assert result.exit_code == 2
     assert "--port must be between 0 and 65535" in result.output
-    result = CliRunner().invoke(command, ["--inbox", "postgres://db/x"])
+    result = CliRunner().invoke(command, ["--inbox", "mysql://db/x"])
     assert result.exit_code == 2
     assert "sqlite:///events.db" in result.output
 

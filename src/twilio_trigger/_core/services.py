@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from .._exceptions import ServiceError
 from .events import (
@@ -72,13 +72,17 @@ def camel_callback_name(event_type: str) -> str:
 #: What a callback may be: sync or async, returning nothing (or an ``Exception``
 #: to report failure, as the Ballerina seed's ``returns error?``), or a reply:
 #: see the services' docstrings.
-SmsCallback = Callable[[SmsStatusChangeEvent], object]
-CallCallback = Callable[[CallStatusEvent], object]
-RecordingCallback = Callable[[RecordingStatusEvent], object]
-DebuggerCallback = Callable[[DebuggerEvent], object]
-ConferenceCallback = Callable[[ConferenceEvent], object]
-ConversationsCallback = Callable[[ConversationsEvent], object]
-TaskRouterCallback = Callable[[TaskRouterEvent], object]
+_E = TypeVar("_E", bound=TwilioEvent)
+#: A callback of events *_E*: ``def on_x(self, event)``, or ``async def on_x(self,
+#: event, tx)`` for one that writes in the transaction of a PostgreSQL inbox or store.
+Handler: TypeAlias = Callable[[_E], object] | Callable[[_E, Any], Awaitable[object]]
+SmsCallback = Handler[SmsStatusChangeEvent]
+CallCallback = Handler[CallStatusEvent]
+RecordingCallback = Handler[RecordingStatusEvent]
+DebuggerCallback = Handler[DebuggerEvent]
+ConferenceCallback = Handler[ConferenceEvent]
+ConversationsCallback = Handler[ConversationsEvent]
+TaskRouterCallback = Handler[TaskRouterEvent]
 
 
 class ServiceBase:
@@ -152,17 +156,17 @@ class CallStatusService(ServiceBase):
     on_failed: CallCallback
     on_no_answer: CallCallback
     on_canceled: CallCallback
-    on_gather: Callable[[GatherEvent], object]
-    on_gather_partial: Callable[[GatherPartialEvent], object]
-    on_transcription: Callable[[TranscriptionEvent], object]
-    on_dial: Callable[[DialEvent], object]
-    on_record: Callable[[RecordEvent], object]
-    on_enqueue: Callable[[EnqueueEvent], object]
-    on_queue_wait: Callable[[QueueWaitEvent], object]
-    on_dequeue: Callable[[DequeueEvent], object]
-    on_pay: Callable[[PayEvent], object]
-    on_pay_status: Callable[[PayStatusEvent], object]
-    on_machine_detection: Callable[[MachineDetectionEvent], object]
+    on_gather: Handler[GatherEvent]
+    on_gather_partial: Handler[GatherPartialEvent]
+    on_transcription: Handler[TranscriptionEvent]
+    on_dial: Handler[DialEvent]
+    on_record: Handler[RecordEvent]
+    on_enqueue: Handler[EnqueueEvent]
+    on_queue_wait: Handler[QueueWaitEvent]
+    on_dequeue: Handler[DequeueEvent]
+    on_pay: Handler[PayEvent]
+    on_pay_status: Handler[PayStatusEvent]
+    on_machine_detection: Handler[MachineDetectionEvent]
 
 
 class RecordingStatusService(ServiceBase):
@@ -274,7 +278,7 @@ class TaskRouterService(ServiceBase):
     callback has 4.5.
     """
 
-    on_assignment: Callable[[AssignmentEvent], object]
+    on_assignment: Handler[AssignmentEvent]
     on_activity_created: TaskRouterCallback
     on_activity_updated: TaskRouterCallback
     on_activity_deleted: TaskRouterCallback
@@ -336,7 +340,7 @@ class FallbackService(ServiceBase):
     parameter received).
     """
 
-    on_event: Callable[[TwilioEvent], object]
+    on_event: Handler[TwilioEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,8 +348,38 @@ class Callback:
     """One resolved callback: the bound method and how to call it."""
 
     label: str  # "DeliveryTracker.on_delivered", for logs
-    function: Callable[[Any], object]
+    function: Callable[..., object]
     is_async: bool
+    #: It takes a second argument, the transaction its writes commit in
+    #: (``async def on_delivered(self, event, tx)``): a PostgreSQL inbox's or store's.
+    transactional: bool = False
+
+
+def takes_transaction(function: Callable[..., object], label: str, name: str) -> bool:
+    """Whether *function* takes the transaction besides the event (two arguments);
+    :class:`ServiceError` when it takes neither one nor two, or two without being async."""
+    try:
+        signature = inspect.signature(function)
+    except ValueError:  # no signature to inspect (some builtins): trust it
+        return False
+    try:
+        signature.bind(None)
+        return False
+    except TypeError:
+        pass
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise ServiceError(
+            f"{label} must accept the event, and may accept the transaction its database "
+            f"writes commit in: def {name}(self, event) or async def {name}(self, event, tx)"
+        ) from None
+    if not _is_async(function):
+        raise ServiceError(
+            f"{label} takes a second argument, the transaction: it must be a coroutine "
+            f"function, async def {name}(self, event, tx)"
+        )
+    return True
 
 
 def _is_async(function: Callable[..., object]) -> bool:
@@ -361,7 +395,7 @@ def resolve_callbacks(service: object, base: type[ServiceBase]) -> dict[str, Cal
     Rejected: a method named ``on_...`` that is no callback of the base class's
     kinds (a misspelling would otherwise silently never run), a callback
     attribute that is not callable, and one that cannot be called with one
-    event argument.
+    event argument, or with the event and a transaction (async only).
     """
     valid = base.callback_names
     cls = type(service)
@@ -387,13 +421,6 @@ def resolve_callbacks(service: object, base: type[ServiceBase]) -> dict[str, Cal
         label = f"{cls.__name__}.{name}"
         if not callable(function):
             raise ServiceError(f"{label} is not callable")
-        try:
-            inspect.signature(function).bind(None)
-        except TypeError:
-            raise ServiceError(
-                f"{label} must accept exactly one argument, the event: def {name}(self, event)"
-            ) from None
-        except ValueError:  # no signature to inspect (some builtins): trust it
-            pass
-        resolved[name] = Callback(label, function, _is_async(function))
+        transactional = takes_transaction(function, label, name)
+        resolved[name] = Callback(label, function, _is_async(function), transactional)
     return resolved

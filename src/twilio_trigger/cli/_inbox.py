@@ -13,8 +13,10 @@ from typing import TypeVar
 import click
 
 from .._config import ENVIRONMENT
-from .._options import OPTIONS
-from ..inbox import Inbox, State, open_inbox
+from .._options import OPTIONS, valid_schema
+from .._postgres import SchemaError
+from ..inbox import Inbox, State, UnreachableError, open_inbox
+from ..inbox.postgres import PostgresInbox
 from ..inbox.sqlite import SQLiteInbox
 from ._common import CONTEXT
 
@@ -37,19 +39,31 @@ def _duration(text: str) -> float:
     return value
 
 
-def _open_inbox(url: str | None) -> Inbox:
+def _open_inbox(url: str | None, schema: str | None = None) -> Inbox:
     if not url:
         raise click.UsageError("no inbox: pass --inbox sqlite:///path/events.db or set "
                                "TWILIO_TRIGGER_INBOX")  # fmt: skip
     prefix = os.environ.get(ENVIRONMENT["redis_prefix"]) or OPTIONS.redis_prefix.default
+    schema = (
+        schema
+        or os.environ.get(ENVIRONMENT["postgres_schema"])
+        or (OPTIONS.postgres_schema.default)
+    )
+    if not valid_schema(schema):
+        raise click.BadParameter(
+            f"{schema[:80]!r} is not a schema name (lower-case letters, digits, underscores)",
+            param_hint="--schema or TWILIO_TRIGGER_POSTGRES_SCHEMA",
+        )
     try:
-        return open_inbox(url, prefix=prefix)
+        return open_inbox(url, prefix=prefix, schema=schema)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--inbox") from None
 
 
-def _on_inbox(url: str | None, work: Callable[[Inbox], Awaitable[_T]]) -> _T:
-    inbox = _open_inbox(url)
+def _on_inbox(
+    url: str | None, work: Callable[[Inbox], Awaitable[_T]], schema: str | None = None
+) -> _T:
+    inbox = _open_inbox(url, schema)
     if isinstance(inbox, SQLiteInbox) and not inbox.path.exists():
         raise click.ClickException(f"no inbox at {inbox.path}")
 
@@ -65,9 +79,17 @@ def _on_inbox(url: str | None, work: Callable[[Inbox], Awaitable[_T]]) -> _T:
         raise click.ClickException(f"cannot read the inbox {inbox.location}: {error}") from None
     except ImportError as error:
         raise click.ClickException(str(error)) from None
+    except SchemaError as error:
+        raise click.ClickException(str(error)) from None
     except Exception as error:
-        if type(error).__module__.startswith("redis."):
-            raise click.ClickException(f"cannot read the inbox {inbox.location}: {error}") from None
+        module = type(error).__module__
+        if isinstance(error, UnreachableError) or module.startswith(("redis.", "psycopg")):
+            reason = " ".join(str(error).split())  # a database's message may span lines
+            if module.startswith("psycopg.errors") and "does not exist" in reason:
+                reason += " (no tables yet: `twilio-trigger inbox migrate` makes them)"
+            raise click.ClickException(
+                f"cannot read the inbox {inbox.location}: {reason}"
+            ) from None
         raise
 
 
@@ -79,8 +101,9 @@ def _when(moment: float | None) -> str:
 
 _inbox_option = click.option(
     "--inbox", "url", envvar="TWILIO_TRIGGER_INBOX", metavar="URL",
-    help="The inbox, e.g. sqlite:///events.db or redis://127.0.0.1:6379/0 (key prefix from "
-    "$TWILIO_TRIGGER_REDIS_PREFIX).  [default: $TWILIO_TRIGGER_INBOX]",
+    help="The inbox, e.g. sqlite:///events.db, redis://127.0.0.1:6379/0 (key prefix from "
+    "$TWILIO_TRIGGER_REDIS_PREFIX) or postgresql://user@127.0.0.1:5432/db (schema from "
+    "$TWILIO_TRIGGER_POSTGRES_SCHEMA).  [default: $TWILIO_TRIGGER_INBOX]",
 )  # fmt: skip
 
 
@@ -215,3 +238,40 @@ def purge(url: str | None, state: str | None, older_than: str) -> None:
     age = _duration(older_than)
     count = _on_inbox(url, lambda box: box.purge(State(state), age))
     click.echo(f"{count} {state} event{'' if count == 1 else 's'} purged")
+
+
+@inbox.command(context_settings=CONTEXT)
+@_inbox_option
+@click.option("--schema", metavar="NAME",
+              help="The schema of the tables.  [default: $TWILIO_TRIGGER_POSTGRES_SCHEMA, "
+              "else twilio_trigger]")  # fmt: skip
+def migrate(url: str | None, schema: str | None) -> None:
+    """Create or upgrade the tables of a PostgreSQL inbox and store.
+
+    Listeners do it themselves when they start, unless postgres_migrate is off
+    (TWILIO_TRIGGER_POSTGRES_MIGRATE=0), for teams whose applications may not
+    change tables: run this then, with a role that may, before the listeners.
+    A store in another database than the inbox is migrated by naming its URL.
+
+    \b
+    Example:
+      twilio-trigger inbox migrate --inbox postgresql://admin@db.internal:5432/app
+    """
+    box = _open_inbox(url, schema)
+    if not isinstance(box, PostgresInbox):
+        raise click.UsageError(
+            "only a postgresql:// inbox has tables to create: SQLite and Redis make "
+            "their own when first used"
+        )
+    before, after = _on_inbox(url, lambda opened: box_migrate(opened), schema)
+    where = f"schema {box.schema} of {box.location}"
+    if before == after:
+        click.echo(f"{where}: the tables are at version {after} already")
+    else:
+        made = "created" if before == 0 else f"upgraded from version {before}"
+        click.echo(f"{where}: tables {made} to version {after}")
+
+
+async def box_migrate(box: Inbox) -> tuple[int, int]:
+    assert isinstance(box, PostgresInbox)
+    return await box.migrate_schema()

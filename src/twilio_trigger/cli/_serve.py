@@ -229,6 +229,7 @@ def worker(target: str, inbox: str | None, concurrency: int | None, **operations
     \b
     Example:
       TWILIO_TRIGGER_INBOX=redis://127.0.0.1:6379/0 twilio-trigger worker app:listener
+      twilio-trigger worker app:listener --inbox postgresql://app@db:5432/app
     """
     flags = {"inbox": inbox, "concurrency": concurrency, **operations}
     _apply_flags(flags)

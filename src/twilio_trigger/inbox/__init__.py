@@ -7,24 +7,30 @@ that was being handled when the process died is handled again when the inbox
 is opened next: delivery is *at least once*.
 
 :class:`Inbox` is the interface; ``sqlite:///path/events.db`` selects the
-embedded SQLite implementation.
+embedded SQLite implementation, ``redis://`` the Redis one and ``postgresql://``
+the PostgreSQL one.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .._logging import shown_url
 from .._options import OPTIONS
+
+if TYPE_CHECKING:
+    from .._transaction import TransactionSource
 
 __all__ = [
     "Entry",
     "Inbox",
     "NotStoredError",
     "State",
+    "UnreachableError",
     "decode_headers",
     "encode_headers",
     "open_inbox",
@@ -34,6 +40,14 @@ __all__ = [
 class NotStoredError(Exception):
     """The inbox could not store an event as durably as it was asked to (a replica
     or the disk did not confirm it in time): the event is not acknowledged."""
+
+
+class UnreachableError(NotStoredError):
+    """The inbox's (or a store's) database cannot be reached now.
+
+    The inbox or store that raises it tells the outage in the log once, when it
+    starts and when it ends: whoever catches it need not log it again.
+    """
 
 
 class State(enum.Enum):
@@ -162,6 +176,14 @@ class Inbox(abc.ABC):
     async def close(self) -> None:
         """Finish pending writes and release the inbox."""
 
+    def watch(self, wake: Callable[[], None]) -> None:  # noqa: B027 - most inboxes cannot
+        """Call *wake* when another process stores an event or makes one due."""
+
+    def transaction_source(self, entry_id: int | None) -> TransactionSource | None:
+        """Where a callback that takes a transaction gets it, for the entry *entry_id*
+        (``None``: an event dispatched inline).  ``None`` when this inbox has none."""
+        return None
+
 
 def open_inbox(
     url: str,
@@ -172,6 +194,9 @@ def open_inbox(
     file_mode: int = OPTIONS.file_mode.default,
     durability: str = OPTIONS.redis_durability.default,
     wait_timeout: float = OPTIONS.redis_wait_timeout.default,
+    schema: str = OPTIONS.postgres_schema.default,
+    migrate: bool = OPTIONS.postgres_migrate.default,
+    connections: int = 16,
 ) -> Inbox:
     """The inbox a URL names.
 
@@ -182,6 +207,10 @@ def open_inbox(
     worker has been silent for *claim_idle* seconds is taken over by another;
     *durability* (``fsync``, ``replicas:N`` or ``memory``) says when an event
     counts as stored, confirmed within *wait_timeout* seconds.
+    ``postgresql://user@host:5432/db``: PostgreSQL, shared by every listener and
+    worker that names it with the same *schema*, whose tables are created or
+    upgraded at start when *migrate*; leases of *claim_idle* seconds as with
+    Redis; up to *connections* connections per process.
     """
     scheme, separator, rest = url.partition("://")
     if scheme == "sqlite" and separator and rest.startswith("/") and len(rest) > 1:
@@ -195,8 +224,14 @@ def open_inbox(
             url, prefix=prefix, claim_idle=claim_idle, retention=retention,
             durability=durability, wait_timeout=wait_timeout,
         )  # fmt: skip
+    if scheme in ("postgresql", "postgres") and separator:
+        from .postgres import PostgresInbox
+
+        return PostgresInbox(
+            url, schema=schema, claim_idle=claim_idle, migrate=migrate, connections=connections
+        )
     raise ValueError(
         f"inbox must be a URL such as sqlite:///events.db (relative), "
-        f"sqlite:////var/lib/app/events.db (absolute) or redis://127.0.0.1:6379/0, "
-        f"got {shown_url(url)!r}"
+        f"sqlite:////var/lib/app/events.db (absolute), redis://127.0.0.1:6379/0 or "
+        f"postgresql://user@127.0.0.1:5432/db, got {shown_url(url)!r}"
     )

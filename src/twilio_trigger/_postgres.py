@@ -1,0 +1,384 @@
+"""What the PostgreSQL inbox and stores share: connections, the schema and its
+versions, and telling an outage once.
+
+Every table lives in one schema (``twilio_trigger`` unless ``postgres_schema``
+says otherwise), with its version in ``schema_version``.  :func:`prepare`
+creates or upgrades the tables when the listener starts (unless
+``postgres_migrate`` is off, for teams that forbid DDL at run time: then it
+only checks the version, and ``twilio-trigger inbox migrate`` applies the
+upgrades).  Migrations run under a transaction-level advisory lock, so that
+listeners starting together apply each once.
+
+Connections come from a psycopg pool per inbox or store, in autocommit mode:
+each statement is its own transaction unless a transaction is opened.  Needs
+the ``psycopg`` and ``psycopg-pool`` packages: ``pip install
+'twilio-trigger[postgres]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ._logging import shown_url
+from ._options import valid_schema
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+    from ._core.events import TwilioEvent
+    from ._transaction import TransactionalCallback
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Outage",
+    "SchemaError",
+    "connection_errors",
+    "in_transaction",
+    "is_postgres_url",
+    "make_pool",
+    "migrate",
+    "prepare",
+    "quoted",
+    "schema_version",
+    "valid_schema",
+]
+
+logger = logging.getLogger("twilio_trigger")
+
+#: Seconds to wait for a connection from the pool before the answer is 503.
+CONNECTION_WAIT = 3.0
+#: Seconds a connection attempt may take (a host that does not answer).
+CONNECT_TIMEOUT = 5
+
+# Each migration takes the tables from the version before it to its own
+# (its index + 1); "{s}" is the quoted schema.  Never edit one that shipped:
+# add the next.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+CREATE TABLE {s}.events (
+    id bigserial PRIMARY KEY,
+    key text NOT NULL UNIQUE,
+    kind text NOT NULL,
+    sid text,
+    status text,
+    params text NOT NULL,
+    received_at double precision NOT NULL,
+    state text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at double precision NOT NULL,
+    last_error text,
+    finished_at double precision,
+    headers text,
+    worker text,
+    lease_until double precision
+);
+CREATE INDEX events_due ON {s}.events (next_attempt_at, id) WHERE state = 'pending';
+CREATE INDEX events_leases ON {s}.events (lease_until) WHERE state = 'running';
+CREATE INDEX events_finished ON {s}.events (state, finished_at)
+    WHERE state IN ('done', 'dead');
+CREATE TABLE {s}.deliveries (
+    key text PRIMARY KEY,
+    done boolean NOT NULL,
+    owner text,
+    reply bytea,
+    expires_at double precision NOT NULL
+);
+CREATE INDEX deliveries_expiry ON {s}.deliveries (expires_at);
+CREATE TABLE {s}.statuses (
+    key text PRIMARY KEY,
+    status text NOT NULL,
+    rank integer NOT NULL,
+    previous text,
+    expires_at double precision NOT NULL
+);
+CREATE INDEX statuses_expiry ON {s}.statuses (expires_at);
+-- The rules of twilio_trigger._core.order.settle, in one round trip.
+CREATE FUNCTION {s}.observe(
+    the_key text, the_status text, the_rank integer, expires double precision,
+    now double precision, OUT previous text, OUT stale boolean
+) LANGUAGE plpgsql AS $$
+DECLARE
+    known {s}.statuses;
+BEGIN
+    previous := NULL;
+    stale := false;
+    INSERT INTO {s}.statuses (key, status, rank, previous, expires_at)
+        VALUES (the_key, the_status, the_rank, NULL, expires)
+        ON CONFLICT (key) DO NOTHING;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT * INTO known FROM {s}.statuses WHERE key = the_key FOR UPDATE;
+    IF known.expires_at <= now THEN
+        UPDATE {s}.statuses SET status = the_status, rank = the_rank, previous = NULL,
+            expires_at = expires WHERE key = the_key;
+        RETURN;
+    END IF;
+    IF known.status = the_status AND known.rank = the_rank THEN
+        previous := known.previous;
+        RETURN;
+    END IF;
+    previous := known.status;
+    IF the_rank < known.rank THEN
+        stale := true;
+        RETURN;
+    END IF;
+    UPDATE {s}.statuses SET status = the_status, rank = the_rank, previous = known.status,
+        expires_at = expires WHERE key = the_key;
+END
+$$;
+""",
+)
+
+#: The version of the tables this release uses.
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class SchemaError(Exception):
+    """The tables are not at the version this release uses, and may not be changed."""
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether *url* names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    scheme, separator, _ = url.partition("://")
+    return bool(separator) and scheme in ("postgresql", "postgres")
+
+
+def quoted(schema: str) -> str:
+    """*schema* as SQL writes it (checked by :func:`valid_schema` first)."""
+    if not valid_schema(schema):
+        raise ValueError(f"not a schema name: {schema!r}")
+    return f'"{schema}"'
+
+
+def connection_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean the database cannot be reached (rather than a bug)."""
+    import psycopg
+
+    return (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
+
+
+class _PoolLog(logging.Filter):
+    """Keeps psycopg_pool's line per failed connection attempt of this package's
+    pools out of the log (the server's message, over several lines, every few
+    seconds of an outage), and remembers its reason: :class:`Outage` tells the
+    outage once, with that reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and args and isinstance(args[0], str)):
+            return True
+        name = args[0]
+        if not name.startswith(_POOL_PREFIX):
+            return True
+        if len(args) > 1 and isinstance(args[1], BaseException):
+            self.reasons[name] = " ".join(str(args[1]).split())[:300]
+        return record.levelno >= logging.ERROR
+
+
+_POOL_PREFIX = "twilio-trigger-"
+_pool_log = _PoolLog()
+
+
+def make_pool(url: str, *, max_size: int, name: str) -> AsyncConnectionPool[Any]:
+    """A closed pool of autocommit connections to *url*; open it on the loop that uses it.
+
+    *name* starts with ``twilio-trigger-``: its failed connection attempts are
+    told by :class:`Outage`, once, rather than by psycopg_pool each time.
+    """
+    try:
+        from psycopg_pool import AsyncConnectionPool
+    except ImportError:
+        raise ImportError(
+            "a postgresql:// inbox or store needs psycopg: pip install 'twilio-trigger[postgres]'"
+        ) from None
+    assert name.startswith(_POOL_PREFIX)
+    pool_logger = logging.getLogger("psycopg.pool")
+    if _pool_log not in pool_logger.filters:
+        pool_logger.addFilter(_pool_log)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        timeout=CONNECTION_WAIT,
+        name=name,
+        kwargs={
+            "autocommit": True,
+            "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": "twilio-trigger",
+        },
+    )
+    return pool
+
+
+async def schema_version(connection: AsyncConnection[Any], schema: str) -> int:
+    """The version of the tables in *schema* (0: none yet)."""
+    cursor = await connection.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f"{quoted(schema)}.schema_version",)
+    )
+    row = await cursor.fetchone()
+    if row is None or not row[0]:
+        return 0
+    cursor = await connection.execute(f"SELECT max(version) FROM {quoted(schema)}.schema_version")
+    row = await cursor.fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+async def migrate(connection: AsyncConnection[Any], schema: str) -> tuple[int, int]:
+    """Create or upgrade the tables in *schema*; return the versions before and after."""
+    s = quoted(schema)
+    async with connection.transaction():
+        # Listeners that start together: one migrates, the others wait, then see it done.
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"twilio-trigger:{schema}",)
+        )
+        before = await schema_version(connection, schema)
+        if before > SCHEMA_VERSION:
+            raise SchemaError(_newer(schema, before))
+        if before < SCHEMA_VERSION:
+            await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+            await connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.schema_version "
+                f"(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for number in range(before, SCHEMA_VERSION):
+                await connection.execute(_MIGRATIONS[number].replace("{s}", s))
+                await connection.execute(
+                    f"INSERT INTO {s}.schema_version (version) VALUES (%s)",
+                    (number + 1,),
+                )
+    return before, SCHEMA_VERSION
+
+
+def _newer(schema: str, version: int) -> str:
+    return (
+        f"the tables in schema {schema} are at version {version}, made by a newer "
+        f"twilio-trigger than this one (which knows up to {SCHEMA_VERSION}): upgrade it"
+    )
+
+
+async def prepare(
+    connection: AsyncConnection[Any], schema: str, *, allowed: bool, location: str
+) -> None:
+    """Make sure the tables in *schema* are at :data:`SCHEMA_VERSION`: created or
+    upgraded when *allowed*, else :class:`SchemaError` saying what to run."""
+    version = await schema_version(connection, schema)
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise SchemaError(_newer(schema, version))
+    if not allowed:
+        found = "no tables" if version == 0 else f"tables at version {version}"
+        raise SchemaError(
+            f"schema {schema} of {location} has {found}; this release needs version "
+            f"{SCHEMA_VERSION}, and postgres_migrate is off: run `twilio-trigger inbox "
+            f"migrate --inbox URL` (with TWILIO_TRIGGER_POSTGRES_SCHEMA={schema})"
+        )
+    before, after = await migrate(connection, schema)
+    if before != after:
+        logger.info(
+            "made the tables of schema %s of %s version %d (were %s)",
+            schema,
+            location,
+            after,
+            before or "none",
+        )
+
+
+class Outage:
+    """Tells once that the database cannot be reached, and once that it can again,
+    rather than a traceback per request."""
+
+    def __init__(self, what: str, url: str, pool: str) -> None:
+        self._what = f"{what} {shown_url(url)}"
+        self._pool = pool
+        self._since: float | None = None
+        self._failures = 0
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def reason(self, error: BaseException) -> str:
+        """Why *error* happened, on one line: a pool's time-out says why no
+        connection could be made."""
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if type(error).__name__ == "PoolTimeout":
+            text = _pool_log.reasons.get(self._pool, text)
+        # One line: a connection error's text may span several.
+        return " ".join(text.split())[:300]
+
+    def failed(self, error: BaseException) -> str:
+        """Count a failure to reach the database (told when it is the first); return its reason."""
+        self._failures += 1
+        reason = self.reason(error)
+        if self._since is not None:
+            return reason
+        self._since = time.monotonic()
+        logger.error(
+            "the %s cannot be reached (%s): events are answered 503 until it can",
+            self._what,
+            reason,
+        )
+        return reason
+
+    def recovered(self) -> None:
+        since = self._since
+        if since is None:
+            return
+        self._since = None
+        failures, self._failures = self._failures, 0
+        logger.warning(
+            "the %s can be reached again, after %.1f s (%d operation%s failed meanwhile)",
+            self._what,
+            time.monotonic() - since,
+            failures,
+            "" if failures == 1 else "s",
+        )
+
+
+class _Undo(Exception):  # noqa: N818 - a signal, not an error
+    """Leaves a callback's transaction with a rollback, keeping what it returned."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__()
+        self.result = result
+
+
+async def in_transaction(
+    connection: AsyncConnection[Any],
+    function: TransactionalCallback,
+    event: TwilioEvent,
+    succeeded: Callable[[object], bool],
+    *,
+    before: Callable[[AsyncConnection[Any]], Awaitable[None]] | None = None,
+    after: Callable[[AsyncConnection[Any]], Awaitable[None]] | None = None,
+) -> tuple[object, bool]:
+    """Run *function* with *event* and *connection* in one transaction, with
+    *before* and *after* (the inbox entry's lock and its completion) in it too.
+
+    The transaction commits when *function* returns a result *succeeded*
+    accepts, and rolls back when it raises (the error propagates) or returns a
+    failure.  Returns what *function* returned and whether it was committed.
+    """
+    try:
+        async with connection.transaction():
+            if before is not None:
+                await before(connection)
+            result = await function(event, connection)
+            if not succeeded(result):
+                raise _Undo(result)
+            if after is not None:
+                await after(connection)
+    except _Undo as undo:
+        return undo.result, False
+    return result, True

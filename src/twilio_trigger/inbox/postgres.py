@@ -1,0 +1,519 @@
+"""The PostgreSQL inbox: one table, shared by every listener and worker naming it.
+
+- **Storing**: events that arrive together are inserted by one statement
+  (``INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO NOTHING``), which
+  in autocommit mode is its own transaction: the answer waits for its commit,
+  and many events share one commit (one WAL flush) under load.  A copy of a
+  stored event (same delivery key), from any listener, inserts nothing.  The
+  same statement notifies the workers (``pg_notify``), delivered at commit.
+- **Working**: a worker claims due entries with ``FOR UPDATE SKIP LOCKED``,
+  setting them ``running`` with its name and a lease of ``claim_idle``
+  seconds, renewed while their callbacks run.  An entry whose lease lapsed
+  (its worker died) is claimed again by any worker.  Workers wait on
+  ``LISTEN`` for new events, and poll slowly besides.
+- **Exactly-once effects**: a callback that takes a transaction runs it on a
+  connection that first locks the entry's row (still this worker's, still
+  running), then marks it done in the same transaction: the callback's writes
+  and the entry's outcome commit together, or roll back together.
+- **Outages**: an operation that cannot reach the database raises
+  :class:`~twilio_trigger.inbox.UnreachableError` (the listener answers 503),
+  and the outage is told once when it begins and once when it ends.
+
+Needs ``pip install 'twilio-trigger[postgres]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._logging import shown_url
+from .._options import OPTIONS
+from .._postgres import (
+    Outage,
+    connection_errors,
+    in_transaction,
+    make_pool,
+    prepare,
+    quoted,
+)
+from .._transaction import LeaseLostError, TransactionalCallback
+from . import Entry, Inbox, State, UnreachableError, decode_headers, encode_headers
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+    from .._core.events import TwilioEvent
+
+__all__ = ["PostgresInbox"]
+
+logger = logging.getLogger("twilio_trigger")
+
+_POOL = "twilio-trigger-inbox"
+_MAX_ERROR = 16_000  # characters of a traceback kept per entry
+_BATCH = 500  # events at most per insert
+_STATEMENT_TIMEOUT = 10.0  # seconds an operation may take before it counts as failed
+_OUTAGE_WAIT = 0.5  # seconds to wait for a connection while the database is away
+_PURGE_BATCH = 5_000  # rows per delete when purging
+_COLUMNS = (
+    "id, key, kind, sid, status, params, received_at, state, attempts, "
+    "next_attempt_at, last_error, finished_at, headers"
+)
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    return Entry(
+        id=row[0],
+        key=row[1],
+        kind=row[2],
+        sid=row[3],
+        status=row[4],
+        params=tuple((name, value) for name, value in json.loads(row[5])),
+        received_at=row[6],
+        state=State(row[7]),
+        attempts=row[8],
+        next_attempt_at=row[9],
+        last_error=row[10],
+        finished_at=row[11],
+        headers=decode_headers(row[12]),
+    )
+
+
+class _Transactions:
+    """The transaction source of one inbox entry (or, without one, of inline dispatch)."""
+
+    __slots__ = ("_entry_id", "_inbox")
+
+    def __init__(self, inbox: PostgresInbox, entry_id: int | None) -> None:
+        self._inbox = inbox
+        self._entry_id = entry_id
+
+    async def run(
+        self,
+        function: TransactionalCallback,
+        event: TwilioEvent,
+        succeeded: Callable[[object], bool],
+    ) -> object:
+        inbox, entry_id = self._inbox, self._entry_id
+        e = inbox.tables
+        if entry_id is None:
+            async with inbox.connection(timed=False) as connection:
+                result, _ = await in_transaction(connection, function, event, succeeded)
+            return result
+
+        async def lock(connection: AsyncConnection[Any]) -> None:
+            # Locked for the whole transaction: no other worker can take the
+            # entry over meanwhile, lease or not.
+            cursor = await connection.execute(
+                f"SELECT 1 FROM {e} WHERE id = %s AND worker = %s AND state = 'running' FOR UPDATE",
+                (entry_id, inbox.worker),
+            )
+            if await cursor.fetchone() is None:
+                raise LeaseLostError(f"inbox entry {entry_id} was taken over by another worker")
+
+        async def done(connection: AsyncConnection[Any]) -> None:
+            await connection.execute(
+                f"UPDATE {e} SET state = 'done', finished_at = %s, "
+                f"worker = NULL, lease_until = NULL WHERE id = %s",
+                (time.time(), entry_id),
+            )
+
+        async with inbox.connection(timed=False) as connection:
+            result, committed = await in_transaction(
+                connection, function, event, succeeded, before=lock, after=done
+            )
+        if committed:
+            inbox.committed.add(entry_id)
+        return result
+
+
+class _Batch:
+    """Events waiting to be inserted together, and whoever waits for each."""
+
+    __slots__ = ("futures", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.futures: list[asyncio.Future[bool]] = []
+
+
+class _OnLoop:
+    """What the inbox holds on one event loop: a pool and the events being inserted.
+
+    A listener runs on one loop; a test may use one inbox from two (the
+    listener's thread and a test client's), each with connections of its own.
+    """
+
+    __slots__ = ("batch", "pool", "writing")
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self.pool = pool
+        self.batch = _Batch()
+        self.writing: asyncio.Task[None] | None = None
+
+
+class PostgresInbox(Inbox):
+    """The inbox in the PostgreSQL database at *url*, in *schema*, shared by every
+    process that names them.
+
+    A running entry whose worker has not renewed its lease for *claim_idle*
+    seconds is taken over by another.  The tables are created or upgraded at
+    :meth:`open` when *migrate*; otherwise a missing or old version is an error
+    that says to run ``twilio-trigger inbox migrate``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = OPTIONS.postgres_schema.default,
+        claim_idle: float = OPTIONS.claim_idle.default,
+        migrate: bool = OPTIONS.postgres_migrate.default,
+        connections: int = 16,
+    ) -> None:
+        self.location = shown_url(url)
+        self.schema = schema
+        self.migrate = migrate
+        self._url = url
+        self._schema = quoted(schema)
+        #: The events table, as SQL names it.
+        self.tables = f"{self._schema}.events"
+        self._channel = f"{schema}.inbox"[:63]
+        self._claim_idle = claim_idle
+        self._connections = max(4, connections)
+        #: This process's name in the entries it runs.
+        self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"[:120]
+        #: Entries whose callback's transaction marked them done.
+        self.committed: set[int] = set()
+        self._loops: dict[asyncio.AbstractEventLoop, _OnLoop] = {}
+        self._outage = Outage("PostgreSQL inbox", url, _POOL)
+        self._running: set[int] = set()  # entries this process runs: their leases renewed
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._wake: Callable[[], None] | None = None
+        self._opened = False
+
+    # -- connections -------------------------------------------------------------
+    async def _here(self) -> _OnLoop:
+        loop = asyncio.get_running_loop()
+        here = self._loops.get(loop)
+        if here is None:
+            for gone in [other for other in self._loops if other.is_closed()]:
+                del self._loops[gone]
+            pool = make_pool(self._url, max_size=self._connections, name=_POOL)
+            here = self._loops[loop] = _OnLoop(pool)
+            await pool.open(wait=False)
+        return here
+
+    @contextlib.asynccontextmanager
+    async def connection(self, *, timed: bool = True) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection from the pool; a failure to reach the database becomes
+        :class:`UnreachableError`, told once per outage.  With *timed*, what is
+        done with it must end within a few seconds."""
+        pool = (await self._here()).pool
+        lost = connection_errors()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if timed:
+                    await stack.enter_async_context(asyncio.timeout(_STATEMENT_TIMEOUT))
+                # While the database is away, fail fast rather than wait for it.
+                wait = _OUTAGE_WAIT if self._outage.ongoing else None
+                connection = await stack.enter_async_context(pool.connection(wait))
+                yield connection
+        except lost as error:
+            if isinstance(error, TimeoutError) and not timed:
+                raise
+            reason = self._outage.failed(error)
+            # Idle connections may be broken too (a restart): check them now.
+            with contextlib.suppress(Exception):
+                await pool.check()
+            raise UnreachableError(f"the PostgreSQL inbox cannot be reached: {reason}") from error
+        self._outage.recovered()
+
+    async def _execute(
+        self, query: str, args: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        async with self.connection() as connection:
+            cursor = await connection.execute(query, args)
+            return await cursor.fetchall() if cursor.description else []
+
+    # -- opening -------------------------------------------------------------------
+    async def open(self) -> int:
+        async with self.connection() as connection:
+            await prepare(connection, self.schema, allowed=self.migrate, location=self.location)
+        self._opened = True
+        # A dead worker's entries are taken over once their leases lapse.
+        return 0
+
+    async def migrate_schema(self) -> tuple[int, int]:
+        """Create or upgrade the tables, whatever ``migrate`` says (the command line's
+        ``inbox migrate``); return the versions before and after."""
+        from .._postgres import migrate
+
+        async with self.connection() as connection:
+            return await migrate(connection, self.schema)
+
+    # -- storing -------------------------------------------------------------------
+    async def put(
+        self,
+        key: str,
+        kind: str,
+        sid: str | None,
+        status: str | None,
+        params: Sequence[tuple[str, str]],
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> bool:
+        here = await self._here()
+        kept = encode_headers(headers) if headers else None
+        row = (key, kind, sid, status, json.dumps(params, ensure_ascii=False), time.time(), kept)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        here.batch.rows.append(row)
+        here.batch.futures.append(future)
+        if here.writing is None or here.writing.done():
+            here.writing = asyncio.ensure_future(self._write(here))
+        return await future
+
+    async def _write(self, here: _OnLoop) -> None:
+        # While one insert commits, the events that arrive wait for the next: the
+        # busier the listener, the more events each commit carries.
+        while here.batch.rows:
+            batch, here.batch = here.batch, _Batch()
+            for start in range(0, len(batch.rows), _BATCH):
+                rows = batch.rows[start : start + _BATCH]
+                futures = batch.futures[start : start + _BATCH]
+                try:
+                    added = await self._insert(rows)
+                except BaseException as error:
+                    failure = error if isinstance(error, Exception) else UnreachableError("stopped")
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(failure)
+                    if not isinstance(error, Exception):
+                        raise
+                    continue
+                for row, future in zip(rows, futures, strict=True):
+                    if not future.done():
+                        future.set_result(row[0] in added and added.pop(row[0]))
+
+    async def _insert(self, rows: list[tuple[Any, ...]]) -> dict[str, bool]:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        query = (
+            f"WITH added AS (INSERT INTO {self.tables} (key, kind, sid, status, params, "
+            f"received_at, state, next_attempt_at, headers) SELECT k, kd, sd, st, p, r, "
+            f"'pending', r, h FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+            f"%s::text[], %s::float8[], %s::text[]) AS t(k, kd, sd, st, p, r, h) "
+            f"ON CONFLICT (key) DO NOTHING RETURNING key) "
+            f"SELECT key, pg_notify(%s, '') FROM added"
+        )
+        args = (*columns, self._channel)
+        for attempt in (1, 2):
+            try:
+                found = await self._execute(query, args)
+            except UnreachableError:
+                # A connection broken before it was used (the database restarted):
+                # inserting again is safe, a copy inserts nothing.
+                if attempt == 2:
+                    raise
+                continue
+            # Two copies in one batch: the first is the one stored.
+            return dict.fromkeys((row[0] for row in found), True)
+        raise AssertionError("unreachable")
+
+    # -- working -------------------------------------------------------------------
+    def watch(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        if self._listening is None or self._listening.done():
+            self._listening = asyncio.ensure_future(self._listen())
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        delay = 0.5
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=5
+                )
+                async with connection:
+                    await connection.execute(f'LISTEN "{self._channel}"')
+                    delay = 0.5
+                    if self._wake is not None:
+                        self._wake()  # stored while nobody listened
+                    async for _ in connection.notifies():
+                        if self._wake is not None:
+                            self._wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: S110 - the outage is told by the operations
+                pass
+            # The workers poll meanwhile; listen again once the database is back.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _beat(self) -> None:
+        # A live worker renews the leases of the entries it runs, so that nobody
+        # takes them over.  Rows locked by a callback's transaction are skipped:
+        # the lock keeps them, and renewing would wait for it.
+        e = self.tables
+        while True:
+            await asyncio.sleep(self._claim_idle / 3)
+            held = list(self._running)
+            if not held:
+                continue
+            try:
+                await self._execute(
+                    f"UPDATE {e} SET lease_until = %s WHERE id IN (SELECT id FROM {e} "
+                    f"WHERE id = ANY(%s) AND worker = %s AND state = 'running' "
+                    f"FOR UPDATE SKIP LOCKED)",
+                    (time.time() + self._claim_idle, held, self.worker),
+                )
+            except UnreachableError:
+                continue  # told already; try again at the next beat
+            except Exception:
+                logger.warning("could not renew the inbox's leases", exc_info=True)
+
+    async def claim(self, limit: int) -> list[Entry]:
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.ensure_future(self._beat())
+        e = self.tables
+        now = time.time()
+        rows = await self._execute(
+            f"WITH due AS (SELECT id FROM {e} WHERE state = 'pending' "
+            f"AND next_attempt_at <= %(now)s ORDER BY next_attempt_at, id LIMIT %(limit)s "
+            f"FOR UPDATE SKIP LOCKED), lapsed AS (SELECT id FROM {e} WHERE state = 'running' "
+            f"AND lease_until < %(now)s ORDER BY lease_until LIMIT %(limit)s "
+            f"FOR UPDATE SKIP LOCKED), chosen AS (SELECT id FROM due UNION ALL "
+            f"SELECT id FROM lapsed LIMIT %(limit)s) "
+            f"UPDATE {e} SET state = 'running', attempts = attempts + 1, worker = %(me)s, "
+            f"lease_until = %(lease)s FROM chosen WHERE {e}.id = chosen.id RETURNING "
+            + ", ".join(f"{e}.{column.strip()}" for column in _COLUMNS.split(",")),
+            {"now": now, "limit": limit, "me": self.worker, "lease": now + self._claim_idle},
+        )
+        entries = sorted((_entry(row) for row in rows), key=lambda entry: entry.id)
+        self._running.update(entry.id for entry in entries)
+        return entries
+
+    async def _finish(self, entry_id: int, state: State, error: str | None, at: float) -> None:
+        self._running.discard(entry_id)
+        if entry_id in self.committed:  # its transaction marked it done already
+            self.committed.discard(entry_id)
+            return
+        finished = None if state is State.PENDING else time.time()
+        text = None if error is None else error[-_MAX_ERROR:]
+        await self._execute(
+            f"UPDATE {self.tables} SET state = %s, last_error = coalesce(%s, last_error), "
+            f"next_attempt_at = %s, finished_at = %s, worker = NULL, lease_until = NULL "
+            f"WHERE id = %s AND worker = %s AND state = 'running'",
+            (state.value, text, at, finished, entry_id, self.worker),
+        )
+
+    async def succeed(self, entry_id: int) -> None:
+        await self._finish(entry_id, State.DONE, None, time.time())
+
+    async def retry(self, entry_id: int, error: str, at: float) -> None:
+        await self._finish(entry_id, State.PENDING, error, at)
+
+    async def bury(self, entry_id: int, error: str) -> None:
+        await self._finish(entry_id, State.DEAD, error, time.time())
+
+    def transaction_source(self, entry_id: int | None) -> _Transactions:
+        return _Transactions(self, entry_id)
+
+    async def next_due(self) -> float | None:
+        rows = await self._execute(
+            f"SELECT min(next_attempt_at) FROM {self.tables} WHERE state = 'pending'"
+        )
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    # -- looking -------------------------------------------------------------------
+    async def stats(self) -> dict[State, int]:
+        counts = dict.fromkeys(State, 0)
+        rows = await self._execute(f"SELECT state, count(*) FROM {self.tables} GROUP BY state")
+        for state, number in rows:
+            counts[State(state)] = int(number)
+        return counts
+
+    async def backlog(self) -> dict[State, int]:
+        # Each count is a range of a partial index: done entries are not read.
+        e = self.tables
+        rows = await self._execute(
+            f"SELECT (SELECT count(*) FROM {e} WHERE state = 'pending'), "
+            f"(SELECT count(*) FROM {e} WHERE state = 'running'), "
+            f"(SELECT count(*) FROM {e} WHERE state = 'dead')"
+        )
+        pending, running, dead = rows[0]
+        return {State.PENDING: pending, State.RUNNING: running, State.DEAD: dead}
+
+    async def check(self) -> None:
+        if not self._opened:
+            await self.open()
+            return
+        await self._execute("SELECT 1")
+
+    async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
+        where, args = ("WHERE state = %s", (state.value,)) if state else ("", ())
+        rows = await self._execute(
+            f"SELECT {_COLUMNS} FROM {self.tables} {where} ORDER BY id DESC LIMIT %s",
+            (*args, limit),
+        )
+        return [_entry(row) for row in rows]
+
+    async def get(self, entry_id: int) -> Entry | None:
+        rows = await self._execute(
+            f"SELECT {_COLUMNS} FROM {self.tables} WHERE id = %s",
+            (entry_id,),
+        )
+        return _entry(rows[0]) if rows else None
+
+    async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
+        which = "state = 'dead'" if entry_ids is None else "id = ANY(%(ids)s)"
+        rows = await self._execute(
+            f"WITH again AS (UPDATE {self.tables} SET state = 'pending', attempts = 0, "
+            f"next_attempt_at = %(now)s, finished_at = NULL, worker = NULL, "
+            f"lease_until = NULL WHERE state <> 'running' AND {which} RETURNING 1) "
+            f"SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify(%(channel)s, '') END "
+            f"FROM again",
+            {"now": time.time(), "ids": list(entry_ids or ()), "channel": self._channel},
+        )
+        return int(rows[0][0])
+
+    async def purge(self, state: State, older_than: float) -> int:
+        # In bounded batches: a day of done events is not deleted by one statement.
+        e = self.tables
+        cutoff = time.time() - older_than
+        total = 0
+        while True:
+            rows = await self._execute(
+                f"WITH gone AS (DELETE FROM {e} WHERE id IN (SELECT id FROM {e} "
+                f"WHERE state = %s AND finished_at <= %s LIMIT %s) RETURNING 1) "
+                f"SELECT count(*) FROM gone",
+                (state.value, cutoff, _PURGE_BATCH),
+            )
+            count = int(rows[0][0])
+            total += count
+            if count < _PURGE_BATCH:
+                return total
+
+    async def close(self) -> None:
+        for task in (self._heartbeat, self._listening):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._heartbeat = self._listening = None
+        here = self._loops.pop(asyncio.get_running_loop(), None)
+        if here is None:
+            return
+        if here.writing is not None and not here.writing.done():
+            with contextlib.suppress(Exception):
+                await here.writing
+        await here.pool.close()

@@ -1,0 +1,200 @@
+"""What the PostgreSQL tests share: a database of their own on the machine's
+PostgreSQL, a schema per test, and throw-away clusters to crash.
+
+The machine's PostgreSQL is ``127.0.0.1:5432`` (trust authentication, user
+``postgres``).  When it cannot be reached, the tests that need it skip, unless
+``TWILIO_TRIGGER_REQUIRE_POSTGRES=1`` (CI sets it): then they fail.  A test run
+creates one database of its own (``tt_<random>``), dropped at the end; each test
+works in a schema of its own (:func:`pg_schema`), dropped afterwards.  Nothing
+here stops, restarts or reconfigures the shared cluster.
+
+:class:`PostgresCluster` makes a private cluster with ``initdb`` in a temporary
+folder and runs it on a free loopback port, for the tests that stop it (``-m
+immediate``: as a crash) and start it again.  ``initdb`` refuses to run as root:
+as root, the cluster belongs to the ``postgres`` user and its commands run as it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import psycopg
+import pytest
+
+__all__ = [
+    "POSTGRES_ADMIN_URL",
+    "PostgresCluster",
+    "database_url",
+    "free_port",
+    "own_postgres",
+    "pg_binary",
+    "pg_schema",
+    "postgres_database",
+    "require_postgres",
+    "scalar",
+]
+
+POSTGRES_HOST = "127.0.0.1"
+POSTGRES_PORT = 5432
+#: The shared cluster's maintenance database, to create and drop databases from.
+POSTGRES_ADMIN_URL = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
+REQUIRE = "TWILIO_TRIGGER_REQUIRE_POSTGRES"
+
+
+def database_url(name: str, host: str = POSTGRES_HOST, port: int = POSTGRES_PORT) -> str:
+    return f"postgresql://postgres@{host}:{port}/{name}"
+
+
+def _missing(reason: str) -> NoReturn:
+    if os.environ.get(REQUIRE) == "1":
+        pytest.fail(f"{reason} ({REQUIRE}=1)")
+    pytest.skip(reason)
+
+
+def require_postgres() -> None:
+    """Skip (or fail, with ``TWILIO_TRIGGER_REQUIRE_POSTGRES=1``) without PostgreSQL."""
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            pass
+    except psycopg.OperationalError as error:
+        _missing(f"no PostgreSQL at {POSTGRES_HOST}:{POSTGRES_PORT}: {error}")
+
+
+def scalar(url: str, query: str, args: tuple[object, ...] = ()) -> object:
+    """The first column of the first row of *query* on *url* (a new connection)."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+        row = connection.execute(query, args).fetchone()
+        return None if row is None else row[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """The URL of a database made for this test run on the shared cluster, dropped after."""
+    require_postgres()
+    name = f"tt_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(name)
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_schema(postgres_database: str) -> Iterator[str]:
+    """A schema name of this test's own in the run's database, dropped after it."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        with psycopg.connect(postgres_database, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pg_binary(name: str) -> str:
+    """The path of a PostgreSQL server program (``initdb``, ``pg_ctl``)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / name).exists():
+            return str(folder / name)
+    _missing(f"no {name}: install PostgreSQL's server (Debian: postgresql)")
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of the test's own, in a temporary folder, on a free
+    loopback port; :meth:`remove` stops it and deletes the folder.
+
+    The folder is made directly under the temporary directory: as root, the
+    cluster belongs to ``postgres``, who could not enter a folder of root's
+    (pytest's ``tmp_path`` is one).
+
+    Trust authentication for the ``postgres`` user; ``fsync`` on (the crash
+    tests need commits on disk).  :meth:`crash` stops it with ``-m immediate``
+    (no checkpoint, as a power cut to the server process); :meth:`start`
+    starts it again on the same port, with crash recovery.
+    """
+
+    def __init__(self) -> None:
+        folder = self.folder = Path(tempfile.mkdtemp(prefix="twilio-trigger-pg-"))
+        self.data = folder / "data"
+        self.port = free_port()
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            owner = pwd.getpwnam("postgres")
+            os.chown(folder, owner.pw_uid, owner.pw_gid)
+        self._run(
+            pg_binary("initdb"), "-D", str(self.data), "-U", "postgres",
+            "--auth=trust", "--no-instructions", "-E", "UTF8",
+        )  # fmt: skip
+        with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{folder}'\nfsync = on\n"
+                f"synchronous_commit = on\nmax_connections = 100\n"
+            )
+        self.url = database_url("postgres", port=self.port)
+
+    def _run(self, *command: str) -> None:
+        prefix = ("runuser", "-u", "postgres", "--") if self._as_postgres else ()
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._run(
+            pg_binary("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "log"),
+            "-w", "-t", "60", "start",
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(self.url, connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def crash(self) -> None:
+        """Stop at once, without a checkpoint: what was committed must survive."""
+        self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the cluster (if running) and delete its folder."""
+        if (self.data / "postmaster.pid").exists():
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresCluster]:
+    """A running cluster of the test's own, removed after it."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
