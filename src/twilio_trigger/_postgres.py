@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -163,25 +164,41 @@ def connection_errors() -> tuple[type[BaseException], ...]:
 
 
 class _PoolLog(logging.Filter):
-    """Keeps psycopg_pool's line per failed connection attempt of this package's
-    pools out of the log (the server's message, over several lines, every few
-    seconds of an outage), and remembers its reason: :class:`Outage` tells the
-    outage once, with that reason."""
+    """Keeps psycopg_pool's lines about this package's pools out of the log below
+    ERROR (a line per failed connection attempt, with the server's message over
+    several lines, every few seconds of an outage; one per connection found
+    broken when the database restarts), and remembers why connecting failed:
+    :class:`Outage` tells the outage once, with that reason."""
 
     def __init__(self) -> None:
         super().__init__()
         self.reasons: dict[str, str] = {}
+        #: The connections this package's pools made.
+        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def _ours(self, thing: object) -> bool:
+        if isinstance(thing, str):
+            return thing.startswith(_POOL_PREFIX)
+        try:
+            if thing in self.connections:
+                return True
+        except TypeError:  # not hashable, not weakly referable: not a connection
+            return False
+        pool = getattr(thing, "pool", None)  # a pool's maintenance task: a weak reference
+        pool = pool() if callable(pool) else pool
+        return str(getattr(pool, "name", "")).startswith(_POOL_PREFIX)
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if not (isinstance(args, tuple) and args and isinstance(args[0], str)):
+        if not isinstance(args, tuple) or not any(self._ours(arg) for arg in args):
             return True
-        name = args[0]
-        if not name.startswith(_POOL_PREFIX):
-            return True
-        if len(args) > 1 and isinstance(args[1], BaseException):
-            self.reasons[name] = " ".join(str(args[1]).split())[:300]
+        if len(args) > 1 and isinstance(args[0], str) and isinstance(args[1], BaseException):
+            self.reasons[args[0]] = " ".join(str(args[1]).split())[:300]
         return record.levelno >= logging.ERROR
+
+    async def configure(self, connection: Any) -> None:
+        """Given to each pool: remembers the connections it makes."""
+        self.connections.add(connection)
 
 
 _POOL_PREFIX = "twilio-trigger-"
@@ -211,6 +228,7 @@ def make_pool(url: str, *, max_size: int, name: str) -> AsyncConnectionPool[Any]
         open=False,
         timeout=CONNECTION_WAIT,
         name=name,
+        configure=_pool_log.configure,
         kwargs={
             "autocommit": True,
             "connect_timeout": CONNECT_TIMEOUT,
@@ -222,8 +240,12 @@ def make_pool(url: str, *, max_size: int, name: str) -> AsyncConnectionPool[Any]
 
 async def schema_version(connection: AsyncConnection[Any], schema: str) -> int:
     """The version of the tables in *schema* (0: none yet)."""
+    # From the catalog's table rather than to_regclass(), whose cache a
+    # transaction that waited for another's migration may not have refreshed.
     cursor = await connection.execute(
-        "SELECT to_regclass(%s) IS NOT NULL", (f"{quoted(schema)}.schema_version",)
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s "
+        "AND tablename = 'schema_version')",
+        (schema,),
     )
     row = await cursor.fetchone()
     if row is None or not row[0]:
@@ -236,26 +258,32 @@ async def schema_version(connection: AsyncConnection[Any], schema: str) -> int:
 async def migrate(connection: AsyncConnection[Any], schema: str) -> tuple[int, int]:
     """Create or upgrade the tables in *schema*; return the versions before and after."""
     s = quoted(schema)
-    async with connection.transaction():
-        # Listeners that start together: one migrates, the others wait, then see it done.
-        await connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"twilio-trigger:{schema}",)
-        )
-        before = await schema_version(connection, schema)
-        if before > SCHEMA_VERSION:
-            raise SchemaError(_newer(schema, before))
-        if before < SCHEMA_VERSION:
-            await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-            await connection.execute(
-                f"CREATE TABLE IF NOT EXISTS {s}.schema_version "
-                f"(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for number in range(before, SCHEMA_VERSION):
-                await connection.execute(_MIGRATIONS[number].replace("{s}", s))
+    # Listeners that start together: one migrates, the others wait, then see it
+    # done.  The lock is taken before the transaction, so that the transaction of
+    # one that waited starts after the other's commit and sees its tables.
+    lock = ("SELECT pg_advisory_lock(hashtext(%s))", (f"twilio-trigger:{schema}",))
+    await connection.execute(*lock)
+    try:
+        async with connection.transaction():
+            before = await schema_version(connection, schema)
+            if before > SCHEMA_VERSION:
+                raise SchemaError(_newer(schema, before))
+            if before < SCHEMA_VERSION:
+                await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
                 await connection.execute(
-                    f"INSERT INTO {s}.schema_version (version) VALUES (%s)",
-                    (number + 1,),
+                    f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer "
+                    f"PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
                 )
+                for number in range(before, SCHEMA_VERSION):
+                    await connection.execute(_MIGRATIONS[number].replace("{s}", s))
+                    await connection.execute(
+                        f"INSERT INTO {s}.schema_version (version) VALUES (%s)", (number + 1,)
+                    )
+    finally:
+        if not connection.closed:
+            await connection.execute(
+                "SELECT pg_advisory_unlock(hashtext(%s))", (f"twilio-trigger:{schema}",)
+            )
     return before, SCHEMA_VERSION
 
 

@@ -180,8 +180,8 @@ class WorkerPool:
                 self._observer.finished(
                     event, result, Attempt(number, most, retry_in=delay, entry=entry.id)
                 )
-        except UnreachableError:  # the outage is told by the inbox
-            logger.warning(
+        except UnreachableError:  # the outage is told once, by the inbox
+            logger.debug(
                 "could not record the outcome of inbox entry %d: the inbox cannot be "
                 "reached; it will be dispatched again",
                 entry.id,

@@ -66,6 +66,7 @@ class StoreDatabase:
         # One pool per event loop (a listener has one; a test may use two).
         self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
         self._prepared = False
+        self._preparing: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._expiring: asyncio.Task[None] | None = None
         self._users = 0
 
@@ -95,11 +96,18 @@ class StoreDatabase:
                 wait = _OUTAGE_WAIT if self._outage.ongoing else None
                 connection = await stack.enter_async_context(pool.connection(wait))
                 if not self._prepared:
-                    await prepare(
-                        connection, self.schema, allowed=self._migrate, location=self._outage_name
-                    )
-                    self._prepared = True
-                    self._start_expiry()
+                    loop = asyncio.get_running_loop()
+                    preparing = self._preparing.setdefault(loop, asyncio.Lock())
+                    async with preparing:  # once, not once per first request
+                        if not self._prepared:
+                            await prepare(
+                                connection,
+                                self.schema,
+                                allowed=self._migrate,
+                                location=self._outage_name,
+                            )
+                            self._prepared = True
+                            self._start_expiry()
                 yield connection
         except connection_errors() as error:
             if isinstance(error, TimeoutError) and not timed:
@@ -206,9 +214,11 @@ class PostgresDeliveryStore(DeliveryStore):
             f"WHERE d.expires_at <= %s RETURNING 1) "
             f"SELECT (SELECT count(*) FROM taken), (SELECT done FROM {table} WHERE key = %s)"
         )
+        # An upsert: the claim's row may be gone (its lease lapsed and it expired).
         self._complete_sql = (
-            f"UPDATE {table} SET done = true, owner = NULL, reply = %s, expires_at = %s "
-            f"WHERE key = %s"
+            f"INSERT INTO {table} (key, done, owner, reply, expires_at) "
+            f"VALUES (%s, true, NULL, %s, %s) ON CONFLICT (key) DO UPDATE SET done = true, "
+            f"owner = NULL, reply = EXCLUDED.reply, expires_at = EXCLUDED.expires_at"
         )
         self._reply_sql = f"SELECT reply FROM {table} WHERE key = %s AND done AND expires_at > %s"
         self._release_sql = f"DELETE FROM {table} WHERE key = %s AND owner = %s AND NOT done"
@@ -231,7 +241,7 @@ class PostgresDeliveryStore(DeliveryStore):
 
     async def complete(self, key: str, reply: bytes | None = None) -> None:
         self._owners.pop(key, None)
-        await self._db.fetch(self._complete_sql, (reply, time.time() + self._ttl, key))
+        await self._db.fetch(self._complete_sql, (key, reply, time.time() + self._ttl))
 
     async def reply_of(self, key: str) -> bytes | None:
         row = await self._db.fetch(self._reply_sql, (key, time.time()))
