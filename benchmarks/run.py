@@ -9,6 +9,9 @@ status callbacks, every one a distinct MessageSid and I-Twilio-Idempotency-Token
   c  b with duplicate detection (``deduplicate=True``)
   d  b with the durable SQLite inbox (``inbox="sqlite:///..."``)
   e  Flask on gunicorn (one sync worker) validating with twilio's RequestValidator
+  f  b with the Redis inbox (Redis on 127.0.0.1:6379; its CPU counted as the server's)
+  g  b with the PostgreSQL inbox (on 127.0.0.1:5432, in a database of its own, created
+     and dropped; the CPU of the backends serving that database counted as the server's)
 
 Each is measured ``--runs`` times after a warm-up; medians are reported with the
 ratio to the floor of the same run, the server's RSS and every non-2xx answer or
@@ -47,13 +50,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from twilio_trigger.testing import sign, sms_status_params
+
+if TYPE_CHECKING:
+    import psycopg
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -86,7 +93,7 @@ class Server:
                 "--no-access-log", "--loop", "uvloop", "--http", "httptools",
                 "--lifespan", "off", "--log-level", "warning",
             ]  # fmt: skip
-        if self.key in ("b", "c", "d", "f"):
+        if self.key in ("b", "c", "d", "f", "g"):
             return [py, str(SERVERS_DIR / "trigger.py")]
         if self.key == "e":
             return [
@@ -104,9 +111,14 @@ class Server:
             PYTHONDONTWRITEBYTECODE="1",
         )
         env.pop("TWILIO_AUTH_TOKEN", None)
-        mode = {"b": "inline", "c": "dedup", "d": "inbox", "f": "redis"}.get(self.key)
+        mode = {"b": "inline", "c": "dedup", "d": "inbox", "f": "redis", "g": "postgres"}.get(
+            self.key
+        )
         if mode:
             env["BENCH_MODE"] = mode
+        if self.key == "g":
+            env["BENCH_POSTGRES_DATABASE"] = postgres_database()
+            env.pop("BENCH_POSTGRES_URL", None)
         return env
 
 
@@ -121,6 +133,11 @@ SERVERS = {
         Server(
             "f",
             "twilio-trigger + Redis inbox (Redis's CPU counted as the server's)",
+            verifies=True,
+        ),
+        Server(
+            "g",
+            "twilio-trigger + PostgreSQL inbox (its backends' CPU counted as the server's)",
             verifies=True,
         ),
     )
@@ -144,6 +161,84 @@ def redis_pid() -> int | None:
         if line.startswith("process_id:"):
             return int(line.split(":", 1)[1])
     return None
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/"  # the PostgreSQL inbox's (g), trust auth
+
+
+def postgres_database() -> str:
+    """The database the PostgreSQL row's server creates, uses, and drops at exit."""
+    return f"tt_bench_{os.getpid()}"
+
+
+def _postgres_admin() -> psycopg.Connection[tuple[Any, ...]]:
+    try:
+        import psycopg
+    except ImportError:
+        raise BenchError("the PostgreSQL row needs psycopg (the bench extra has it)") from None
+    try:
+        return psycopg.connect(POSTGRES + "postgres", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        reason = " ".join(str(error).split())
+        raise BenchError(
+            f"the PostgreSQL inbox needs a PostgreSQL on {HOST}:5432: {reason}"
+        ) from None
+
+
+def drop_postgres_database() -> None:
+    """Drop the row's database if its server could not (it was killed): never left behind."""
+    name = postgres_database()
+    try:
+        with _postgres_admin() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except Exception as error:
+        print(f"WARNING: could not drop database {name}: {error}", file=sys.stderr, flush=True)
+
+
+def postgres_about() -> str:
+    """The PostgreSQL the row ran on, and what a commit (a 200) waits for."""
+    names = ["server_version", "synchronous_commit", "fsync", "wal_sync_method", "autovacuum"]
+    try:
+        with _postgres_admin() as connection:
+            rows = connection.execute(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (names,)
+            ).fetchall()
+    except BenchError as error:
+        return str(error)
+    found = {str(name): str(setting) for name, setting in rows}
+    return f"{HOST}:5432, " + ", ".join(f"{name}={found.get(name, '?')}" for name in names)
+
+
+class PostgresBackends:
+    """The PostgreSQL processes serving one database's connections, and their CPU time.
+
+    Backends are PostgreSQL's processes, one per connection: those of the listener's
+    pool and its LISTEN connection, found in ``pg_stat_activity`` by the database's
+    name, through a connection to another database (``postgres``: it is not counted).
+    The cluster's shared processes (walwriter, checkpointer, background writer) are
+    not counted: they serve every database, and show as *other load*.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._connection = _postgres_admin()
+
+    def pids(self) -> list[int]:
+        rows = self._connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,)
+        ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def snapshot(self) -> dict[int, float]:
+        """CPU seconds used so far by each backend of the database."""
+        found = {}
+        for pid in self.pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                found[pid] = own_cpu_seconds(pid)
+        return found
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 # -- processes: each in its own group, always stopped by that group ----------------
@@ -294,6 +389,12 @@ def cpu_seconds(pid: int) -> float:
     return total / _TICK
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by *pid* alone; OSError once it is gone."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def cpu_ticks() -> dict[int, tuple[int, int]]:
     """Per CPU: (ticks spent running tasks: user, nice, system; all ticks)."""
     result = {}
@@ -409,6 +510,7 @@ class LoadRun:
     socket_errors: int
     server_cpu: float = 0.0  # the server's CPU time over the run's length (1.0: one core)
     other_cpu: float = 0.0  # CPU time of everything else but wrk, in cores
+    companions_lost: int = 0  # companion processes gone during the run: CPU not counted
 
 
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -448,7 +550,7 @@ def load(
     data: Path,
     *,
     server_pid: int,
-    companion_pid: int | None = None,
+    companions: Callable[[], dict[int, float]] | None = None,
     seconds: float,
     connections: int,
     server_cpu: int,
@@ -462,24 +564,26 @@ def load(
     nonce = f"{hexes[:8]}-{hexes[8:12]}-4{hexes[13:16]}"
     env = dict(os.environ, BENCH_DATA=str(data), BENCH_NONCE=nonce)
 
-    def subject_cpu() -> float:
-        # The server's CPU time, and its companion's (Redis for the Redis inbox).
-        spent = cpu_seconds(server_pid)
-        return spent if companion_pid is None else spent + cpu_seconds(companion_pid)
-
-    ticks, children, server = cpu_ticks(), children_cpu_seconds(), subject_cpu()
+    # The server's CPU time, and its companions' (Redis for the Redis inbox, the
+    # backends for the PostgreSQL inbox), each by its pid: a companion that starts
+    # during the run counts whole, one that ends during it is lost (and counted).
+    before = companions() if companions else {}
+    ticks, children, server = cpu_ticks(), children_cpu_seconds(), cpu_seconds(server_pid)
     started_at = time.monotonic()
     done = run_bounded(command, env=env, timeout=seconds + 30)
     elapsed = time.monotonic() - started_at
-    server = subject_cpu() - server
+    server = cpu_seconds(server_pid) - server
+    after = companions() if companions else {}
+    server += sum(spent - before.get(pid, 0.0) for pid, spent in after.items())
     wrk_cpu = children_cpu_seconds() - children
-    after = cpu_ticks()
+    ticks_after = cpu_ticks()
     cpus = (server_cpu, client_cpu)
-    running = sum(after[cpu][0] - ticks[cpu][0] for cpu in cpus) / _TICK
+    running = sum(ticks_after[cpu][0] - ticks[cpu][0] for cpu in cpus) / _TICK
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
     run = parse_wrk(done.stdout)
     run.server_cpu = server / seconds
+    run.companions_lost = len(before.keys() - after.keys())
     # Whatever ran besides the server and wrk: other processes (and kernel threads).
     run.other_cpu = max(0.0, running - server - wrk_cpu) / elapsed
     return run
@@ -550,17 +654,52 @@ def _measure(
     log = workdir / "server.log"
     command = ["taskset", "-c", str(args.server_cpu), *server.command(port)]
     print(f"[{server.key}] {server.name}: {shlex.join(command)}", flush=True)
-    with started(
-        command, env=server.environment(port, token, workdir), cwd=SERVERS_DIR, log=log
-    ) as process:
-        wait_for_port(port, process, log)
-        check_server(server, port, token)
-        companion = redis_pid() if server.key == "f" else None
-        if server.key == "f" and companion is None:
+    with contextlib.ExitStack() as stack:
+        if server.key == "g":
+            # Dropped after the server stops, should it not have dropped it itself.
+            stack.callback(drop_postgres_database)
+        process = stack.enter_context(
+            started(command, env=server.environment(port, token, workdir), cwd=SERVERS_DIR, log=log)
+        )
+        _load_server(server, args, wrk, outcome, files, workdir, port, token, process, log)
+
+
+def _companions(
+    server: Server, stack: contextlib.ExitStack
+) -> Callable[[], dict[int, float]] | None:
+    """What measures the CPU time of the processes that serve the server's inbox."""
+    if server.key == "f":
+        pid = redis_pid()
+        if pid is None:
             raise BenchError("the Redis inbox needs a Redis on 127.0.0.1:6379")
+        return lambda: {pid: cpu_seconds(pid)}
+    if server.key == "g":
+        backends = PostgresBackends(postgres_database())
+        stack.callback(backends.close)
+        if not backends.pids():
+            raise BenchError(f"no PostgreSQL backend serves database {backends.database}")
+        return backends.snapshot
+    return None
+
+
+def _load_server(
+    server: Server,
+    args: argparse.Namespace,
+    wrk: str,
+    outcome: Outcome,
+    files: list[Path],
+    workdir: Path,
+    port: int,
+    token: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+) -> None:
+    wait_for_port(port, process, log)
+    check_server(server, port, token)
+    with contextlib.ExitStack() as stack:
         common = {
             "server_pid": process.pid,
-            "companion_pid": companion,
+            "companions": _companions(server, stack),
             "connections": args.connections,
             "server_cpu": args.server_cpu,
             "client_cpu": args.client_cpu,
@@ -585,6 +724,8 @@ def _measure(
             disturbed = run.other_cpu > args.max_other_load
             flag = f"  non-2xx {run.non_2xx}" if run.non_2xx else ""
             flag += f"  socket errors {run.socket_errors}" if run.socket_errors else ""
+            if run.companions_lost:
+                flag += f"  ({run.companions_lost} inbox process(es) ended: CPU not counted)"
             if disturbed:
                 flag += "  DISTURBED by other load" + (": repeated" if retries else "")
             print(
@@ -693,6 +834,25 @@ def results_table(outcomes: list[Outcome]) -> str:
     return "\n".join(rows)
 
 
+def postgres_note(outcomes: list[Outcome]) -> list[str]:
+    """What the PostgreSQL row (g) measures, when it is in the report."""
+    if not any(o.server.key == "g" for o in outcomes):
+        return []
+    return [
+        "g: the PostgreSQL inbox on the machine's PostgreSQL (its settings under "
+        "*Machine*), in a database of its own created for the run and dropped after it, "
+        "the workers dispatching in the listener's process as for d and f.  A 200 waits "
+        "for the commit of the event's insert, as the cluster's `synchronous_commit` says "
+        "(`on`, PostgreSQL's default: flushed to the WAL on disk); events that arrive "
+        "together share one insert and one commit.  *server CPU* adds the CPU time of "
+        "the PostgreSQL backends serving that database (its connections, found in "
+        "`pg_stat_activity`; "
+        "`/proc/<pid>/stat`), not the cluster's shared processes (walwriter, checkpointer), "
+        "which count as *other load*.  PostgreSQL is not pinned.",
+        "",
+    ]
+
+
 def targets(outcomes: list[Outcome], max_other_load: float) -> list[tuple[str, str, str]]:
     """(target, measured, verdict) for the issue's targets, as ratios to the floor."""
     by_key = {o.server.key: o for o in outcomes}
@@ -766,6 +926,7 @@ def report(
         "",
         results_table(outcomes),
         "",
+        *postgres_note(outcomes),
         "## Targets (ratios to the floor of the same run)",
         "",
         "| target | measured | result |",
@@ -903,6 +1064,8 @@ def main() -> int:
 
                 micro = markdown(json.loads(done.stdout))
         about = machine(wrk)
+        if any(o.server.key == "g" for o in outcomes):
+            about.append(("PostgreSQL (g)", postgres_about()))
         about.append(("other load", f"{idle_before}; {idleness('after', args)}"))
         text = report(args, outcomes, micro, about, time.monotonic() - began)
         args.out.write_text(text, encoding="utf-8")

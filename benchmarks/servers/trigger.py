@@ -1,4 +1,4 @@
-"""(b), (c), (d): a twilio-trigger Listener with a no-op ``async on_delivered``.
+"""(b), (c), (d), (f), (g): a twilio-trigger Listener with a no-op ``async on_delivered``.
 
 Configured by the environment (``benchmarks/run.py`` sets it):
 
@@ -7,7 +7,17 @@ Configured by the environment (``benchmarks/run.py`` sets it):
 - ``BENCH_MODE``: ``inline`` (no duplicate detection), ``dedup`` (``deduplicate=True``),
   ``inbox`` (the durable SQLite inbox, ``inbox="sqlite:///<BENCH_TMPDIR>/bench.db"``) or
   ``redis`` (the Redis inbox on 127.0.0.1:6379, under a prefix of its own, removed at exit,
-  with ``redis_durability="memory"``: that Redis keeps nothing on disk).
+  with ``redis_durability="memory"``: that Redis keeps nothing on disk) or
+  ``postgres`` (the PostgreSQL inbox on 127.0.0.1:5432, user ``postgres``, in a database
+  of its own: ``BENCH_POSTGRES_DATABASE``, by default ``tt_bench_<pid>``, created at start
+  (it must not exist yet) and dropped at exit; or, with ``BENCH_POSTGRES_URL``, the
+  database that URL names, used as it is and left in place.  PostgreSQL's own
+  durability: a 200 waits for the commit, with the cluster's ``synchronous_commit``,
+  ``on`` by default, which the server prints at start).
+
+With ``BENCH_STATEMENTS=<file>`` (``postgres_cost.py`` sets it), the statements this
+process sends to PostgreSQL (the executes of psycopg's async cursors) are counted, and
+the count written to that file on ``SIGUSR1`` and at exit.
 
 The ``deduplicate`` and ``inbox`` options are passed only when the mode needs them,
 so ``inline`` runs on a twilio-trigger that does not have them yet.
@@ -15,13 +25,19 @@ so ``inline`` runs on a twilio-trigger that does not have them yet.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import logging
 import os
+import re
+import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import twilio_trigger as twilio
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class Delivered(twilio.SmsStatusService):
@@ -46,8 +62,12 @@ def listener_options(mode: str, tmpdir: str) -> dict[str, Any]:
             # The machine's Redis keeps nothing on disk: the row measures the
             # inbox's own cost, as it did before durability was checked.
             options["redis_durability"] = "memory"
+    elif mode == "postgres":
+        options["inbox"] = postgres_url()
     else:
-        sys.exit(f"trigger.py: unknown BENCH_MODE {mode!r} (inline, dedup, inbox or redis)")
+        sys.exit(
+            f"trigger.py: unknown BENCH_MODE {mode!r} (inline, dedup, inbox, redis or postgres)"
+        )
     missing = [name for name in options if name not in accepted]
     if missing:
         sys.exit(
@@ -61,6 +81,8 @@ def main() -> None:
     # Configured before run(), so the listener does not set up INFO logging.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     mode = os.environ.get("BENCH_MODE", "inline")
+    if os.environ.get("BENCH_STATEMENTS"):
+        count_statements(os.environ["BENCH_STATEMENTS"])
     options = listener_options(mode, os.environ.get("BENCH_TMPDIR", "."))
     listener = twilio.Listener(
         int(os.environ["BENCH_PORT"]),
@@ -70,11 +92,51 @@ def main() -> None:
     )
     listener.attach(Delivered())
     print(f"trigger.py: mode={mode} options={sorted(options)} url={listener.url}", flush=True)
+    created = None
+    if mode == "postgres" and "BENCH_POSTGRES_URL" not in os.environ:
+        created = postgres_database()
+        create_database(created)
     try:
+        if mode == "postgres":
+            print(f"trigger.py: PostgreSQL {postgres_settings()}", flush=True)
         listener.run()
     finally:
         if mode == "redis":
             forget(options["redis_prefix"])
+        if created is not None:
+            drop_database(created)
+
+
+def count_statements(path: str) -> None:
+    """Count the statements sent through psycopg's async cursors (the inbox's, all of
+    them); write the count to *path* on SIGUSR1 and at exit."""
+    import psycopg
+
+    count = 0
+    execute = psycopg.AsyncCursor.execute
+    executemany = psycopg.AsyncCursor.executemany
+
+    async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal count
+        count += 1
+        return await execute(self, query, *args, **kwargs)
+
+    async def counted_many(self: Any, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+        nonlocal count
+        params_seq = list(params_seq)
+        count += len(params_seq)
+        return await executemany(self, query, params_seq, **kwargs)
+
+    def write(*_: object) -> None:
+        partial = f"{path}.partial"
+        with open(partial, "w", encoding="ascii") as out:
+            out.write(f"{count}\n")
+        os.replace(partial, path)
+
+    setattr(psycopg.AsyncCursor, "execute", counted)  # noqa: B010
+    setattr(psycopg.AsyncCursor, "executemany", counted_many)  # noqa: B010
+    signal.signal(signal.SIGUSR1, write)
+    atexit.register(write)
 
 
 def forget(prefix: str) -> None:
@@ -87,6 +149,58 @@ def forget(prefix: str) -> None:
         client.delete(*batch[:1000])
         batch = batch[1000:]
     client.close()
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/"  # the machine's PostgreSQL, trust auth
+
+
+def postgres_database() -> str:
+    """The name of the database this server creates (``BENCH_POSTGRES_DATABASE``)."""
+    name = os.environ.get("BENCH_POSTGRES_DATABASE") or f"tt_bench_{os.getpid()}"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        sys.exit(f"trigger.py: BENCH_POSTGRES_DATABASE={name!r} is not a plain database name")
+    return name
+
+
+def postgres_url() -> str:
+    return os.environ.get("BENCH_POSTGRES_URL") or POSTGRES + postgres_database()
+
+
+def _admin() -> psycopg.Connection[tuple[Any, ...]]:
+    import psycopg
+
+    return psycopg.connect(POSTGRES + "postgres", autocommit=True, connect_timeout=5)
+
+
+def create_database(name: str) -> None:
+    """Create the benchmark's database; one that exists already is someone else's."""
+    import psycopg
+
+    with _admin() as connection:
+        try:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.errors.DuplicateDatabase:
+            sys.exit(f"trigger.py: database {name} exists already; it is not this benchmark's")
+
+
+def drop_database(name: str) -> None:
+    """Drop the benchmark's database, and the connections that may still use it."""
+    with _admin() as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_settings() -> str:
+    """The settings that say what a commit (a 200 from this server) waits for."""
+    import psycopg
+
+    names = ["server_version", "synchronous_commit", "fsync", "wal_sync_method"]
+    with psycopg.connect(postgres_url(), connect_timeout=5) as connection:
+        found: dict[str, str] = dict(
+            connection.execute(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (names,)
+            ).fetchall()
+        )
+    return ", ".join(f"{name}={found.get(name, '?')}" for name in names)
 
 
 if __name__ == "__main__":

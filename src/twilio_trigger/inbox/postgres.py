@@ -32,7 +32,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
@@ -137,28 +137,79 @@ class _Transactions:
 
 
 class _Batch:
-    """Events waiting to be inserted together, and whoever waits for each."""
+    """Rows waiting to be written together by one statement, and whoever waits for each."""
 
     __slots__ = ("futures", "rows")
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
-        self.futures: list[asyncio.Future[bool]] = []
+        self.futures: list[asyncio.Future[Any]] = []
+
+
+#: Writes a batch's rows with one statement; returns each row's result, in order.
+_Writer = Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]]
+
+
+class _Group:
+    """Rows of one kind (new events, outcomes) written together: while one
+    statement commits, the rows that arrive wait for the next, so the busier the
+    listener, the more rows each commit carries."""
+
+    __slots__ = ("batch", "task", "write")
+
+    def __init__(self, write: _Writer) -> None:
+        self.write = write
+        self.batch = _Batch()
+        self.task: asyncio.Task[None] | None = None
+
+    async def add(self, row: tuple[Any, ...]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.batch.rows.append(row)
+        self.batch.futures.append(future)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self.batch.rows:
+            batch, self.batch = self.batch, _Batch()
+            for start in range(0, len(batch.rows), _BATCH):
+                rows = batch.rows[start : start + _BATCH]
+                futures = batch.futures[start : start + _BATCH]
+                try:
+                    results = await self.write(rows)
+                except BaseException as error:
+                    failure = error if isinstance(error, Exception) else UnreachableError("stopped")
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(failure)
+                    if not isinstance(error, Exception):
+                        raise
+                    continue
+                for future, result in zip(futures, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+
+    async def finish(self) -> None:
+        """Wait for the rows being written."""
+        if self.task is not None and not self.task.done():
+            with contextlib.suppress(Exception):
+                await self.task
 
 
 class _OnLoop:
-    """What the inbox holds on one event loop: a pool and the events being inserted.
+    """What the inbox holds on one event loop: a pool, and the rows being written.
 
     A listener runs on one loop; a test may use one inbox from two (the
     listener's thread and a test client's), each with connections of its own.
     """
 
-    __slots__ = ("batch", "pool", "writing")
+    __slots__ = ("outcomes", "pool", "puts")
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], puts: _Group, outcomes: _Group) -> None:
         self.pool = pool
-        self.batch = _Batch()
-        self.writing: asyncio.Task[None] | None = None
+        self.puts = puts
+        self.outcomes = outcomes
 
 
 class PostgresInbox(Inbox):
@@ -210,7 +261,7 @@ class PostgresInbox(Inbox):
             for gone in [other for other in self._loops if other.is_closed()]:
                 del self._loops[gone]
             pool = make_pool(self._url, max_size=self._connections, name=_POOL)
-            here = self._loops[loop] = _OnLoop(pool)
+            here = self._loops[loop] = _OnLoop(pool, _Group(self._insert), _Group(self._record))
             await pool.open(wait=False)
         return here
 
@@ -275,36 +326,10 @@ class PostgresInbox(Inbox):
         here = await self._here()
         kept = encode_headers(headers) if headers else None
         row = (key, kind, sid, status, json.dumps(params, ensure_ascii=False), time.time(), kept)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        here.batch.rows.append(row)
-        here.batch.futures.append(future)
-        if here.writing is None or here.writing.done():
-            here.writing = asyncio.ensure_future(self._write(here))
-        return await future
+        added: bool = await here.puts.add(row)
+        return added
 
-    async def _write(self, here: _OnLoop) -> None:
-        # While one insert commits, the events that arrive wait for the next: the
-        # busier the listener, the more events each commit carries.
-        while here.batch.rows:
-            batch, here.batch = here.batch, _Batch()
-            for start in range(0, len(batch.rows), _BATCH):
-                rows = batch.rows[start : start + _BATCH]
-                futures = batch.futures[start : start + _BATCH]
-                try:
-                    added = await self._insert(rows)
-                except BaseException as error:
-                    failure = error if isinstance(error, Exception) else UnreachableError("stopped")
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(failure)
-                    if not isinstance(error, Exception):
-                        raise
-                    continue
-                for row, future in zip(rows, futures, strict=True):
-                    if not future.done():
-                        future.set_result(row[0] in added and added.pop(row[0]))
-
-    async def _insert(self, rows: list[tuple[Any, ...]]) -> dict[str, bool]:
+    async def _insert(self, rows: list[tuple[Any, ...]]) -> list[bool]:
         columns = [list(column) for column in zip(*rows, strict=True)]
         query = (
             f"WITH added AS (INSERT INTO {self.tables} (key, kind, sid, status, params, "
@@ -325,7 +350,12 @@ class PostgresInbox(Inbox):
                     raise
                 continue
             # Two copies in one batch: the first is the one stored.
-            return dict.fromkeys((row[0] for row in found), True)
+            added = {row[0] for row in found}
+            results = []
+            for row in rows:
+                results.append(row[0] in added)
+                added.discard(row[0])
+            return results
         raise AssertionError("unreachable")
 
     # -- working -------------------------------------------------------------------
@@ -409,12 +439,23 @@ class PostgresInbox(Inbox):
             return
         finished = None if state is State.PENDING else time.time()
         text = None if error is None else error[-_MAX_ERROR:]
+        here = await self._here()
+        await here.outcomes.add((entry_id, state.value, text, at, finished))
+
+    async def _record(self, rows: list[tuple[Any, ...]]) -> list[None]:
+        """The outcomes of entries, by one statement: only where the entry is still
+        this worker's and running (not taken over after its lease lapsed)."""
+        e = self.tables
+        columns = [list(column) for column in zip(*rows, strict=True)]
         await self._execute(
-            f"UPDATE {self.tables} SET state = %s, last_error = coalesce(%s, last_error), "
-            f"next_attempt_at = %s, finished_at = %s, worker = NULL, lease_until = NULL "
-            f"WHERE id = %s AND worker = %s AND state = 'running'",
-            (state.value, text, at, finished, entry_id, self.worker),
+            f"UPDATE {e} SET state = o.state, last_error = coalesce(o.error, {e}.last_error), "
+            f"next_attempt_at = o.at, finished_at = o.finished, worker = NULL, "
+            f"lease_until = NULL FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+            f"%s::float8[], %s::float8[]) AS o(id, state, error, at, finished) "
+            f"WHERE {e}.id = o.id AND {e}.worker = %s AND {e}.state = 'running'",
+            (*columns, self.worker),
         )
+        return [None] * len(rows)
 
     async def succeed(self, entry_id: int) -> None:
         await self._finish(entry_id, State.DONE, None, time.time())
@@ -513,7 +554,6 @@ class PostgresInbox(Inbox):
         here = self._loops.pop(asyncio.get_running_loop(), None)
         if here is None:
             return
-        if here.writing is not None and not here.writing.done():
-            with contextlib.suppress(Exception):
-                await here.writing
+        await here.puts.finish()
+        await here.outcomes.finish()
         await here.pool.close()
