@@ -21,6 +21,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from ._logging import shown_url
@@ -37,6 +38,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Outage",
     "SchemaError",
+    "TransactionAbortedError",
     "connection_errors",
     "in_transaction",
     "is_postgres_url",
@@ -382,8 +384,13 @@ class _Undo(Exception):  # noqa: N818 - a signal, not an error
         self.result = result
 
 
+class TransactionAbortedError(Exception):
+    """The callback returned, but its transaction had failed: PostgreSQL would
+    roll back its commit, so none of its writes were kept."""
+
+
 async def in_transaction(
-    connection: AsyncConnection[Any],
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]],
     function: TransactionalCallback,
     event: TwilioEvent,
     succeeded: Callable[[object], bool],
@@ -391,22 +398,46 @@ async def in_transaction(
     before: Callable[[AsyncConnection[Any]], Awaitable[None]] | None = None,
     after: Callable[[AsyncConnection[Any]], Awaitable[None]] | None = None,
 ) -> tuple[object, bool]:
-    """Run *function* with *event* and *connection* in one transaction, with
-    *before* and *after* (the inbox entry's lock and its completion) in it too.
+    """Run *function* with *event* and a connection from *connect* in one
+    transaction, with *before* and *after* (the inbox entry's lock and its
+    completion) in it too.
 
     The transaction commits when *function* returns a result *succeeded*
-    accepts, and rolls back when it raises (the error propagates) or returns a
-    failure.  Returns what *function* returned and whether it was committed.
+    accepts, and rolls back when it raises, returns a failure, or returns after
+    an error of its own statements that it caught (the transaction is aborted
+    then: :class:`TransactionAbortedError`).  Returns what *function* returned
+    and whether it was committed.  What the callback raises is raised again
+    outside *connect*, which therefore never takes it for the database's failure.
     """
-    try:
-        async with connection.transaction():
-            if before is not None:
-                await before(connection)
-            result = await function(event, connection)
-            if not succeeded(result):
-                raise _Undo(result)
-            if after is not None:
-                await after(connection)
-    except _Undo as undo:
-        return undo.result, False
-    return result, True
+    from psycopg.pq import TransactionStatus
+
+    failure: BaseException | None = None
+    result: object = None
+    async with connect() as connection:
+        try:
+            async with connection.transaction():
+                if before is not None:
+                    await before(connection)
+                try:
+                    result = await function(event, connection)
+                except Exception as error:
+                    failure = error
+                    raise _Undo(None) from None
+                if connection.info.transaction_status == TransactionStatus.INERROR:
+                    failure = TransactionAbortedError(
+                        "the callback returned after an error in its transaction, which "
+                        "PostgreSQL aborted: none of its writes were kept (let the error "
+                        "through, or catch it in a savepoint: async with tx.transaction())"
+                    )
+                    raise _Undo(None)
+                if not succeeded(result):
+                    raise _Undo(result)
+                if after is not None:
+                    await after(connection)
+        except _Undo as undo:
+            result = undo.result
+        else:
+            return result, True
+    if failure is not None:
+        raise failure
+    return result, False

@@ -193,8 +193,12 @@ class _PlainTransactions:
         event: TwilioEvent,
         succeeded: Callable[[object], bool],
     ) -> object:
-        async with self._database.connection(timed=False) as connection:
-            result, _ = await in_transaction(connection, function, event, succeeded)
+        database = self._database
+
+        def untimed() -> contextlib.AbstractAsyncContextManager[AsyncConnection[Any]]:
+            return database.connection(timed=False)
+
+        result, _ = await in_transaction(untimed, function, event, succeeded)
         return result
 
 
@@ -292,9 +296,17 @@ class PostgresStatusStore(StatusStore):
 
     async def observe(self, key: str, status: str, rank: int) -> Standing:
         now = time.time()
+        # A text column holds no NUL: a SID or status with one (not Twilio's) is
+        # kept with U+FFFD in its place.
+        key, status = key.replace("\x00", "\ufffd"), status.replace("\x00", "\ufffd")
         row = await self._db.fetch(self._sql, (key, status, rank, now + self._ttl, now))
         assert row is not None
         return Standing(row[0], bool(row[1]))
+
+    def transaction_source(self) -> _PlainTransactions:
+        """Where a callback dispatched inline gets its transaction (without
+        duplicate detection, this store is the listener's only PostgreSQL)."""
+        return _PlainTransactions(self._db)
 
     async def check(self) -> None:
         await self._db.check()

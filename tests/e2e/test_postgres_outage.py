@@ -1,0 +1,317 @@
+"""A PostgreSQL inbox or store that goes away and comes back, under a running listener.
+
+Each test runs a cluster of its own (``own_postgres``: ``initdb`` in a temporary
+folder, a free loopback port), stops it (``pg_ctl stop -m fast``) or crashes it
+(``-m immediate``) under a real listener on loopback, and starts it again on the
+same port.  Meanwhile signed events must be answered 503, never 200, and never
+be dispatched; ``/readyz`` must fail; the log must tell the outage once, whatever
+the number of requests, without a traceback per request.  Once the cluster is
+back, the same listener (not restarted) answers 200 again and dispatches.  The
+shared cluster on 127.0.0.1:5432 is never touched here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+import twilio_trigger as twilio
+from tests.payloads import signed_post, sms_status_payload
+from tests.postgres_support import PostgresCluster, own_postgres, scalar
+
+from ._support import LOGGER, TOKEN, assert_empty_twiml, wait_until
+
+__all__ = ["own_postgres"]  # the fixture, imported for pytest to find
+
+#: The answers of a listener whose inbox or store cannot be reached.
+INBOX_UNAVAILABLE = "the event could not be stored; try again"
+STORE_UNAVAILABLE = "the listener's store is unreachable; try again"
+SCHEMA = "outage"
+#: Seconds the listener gets to answer 200 again once the cluster is back.
+RECOVERY = 30.0
+
+
+@pytest.fixture(autouse=True)
+def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every option these tests rely on comes from the test, none from the environment."""
+    for name in list(os.environ):
+        if name.startswith("TWILIO_TRIGGER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30.0, trust_env=False) as client:
+        yield client
+
+
+class Dispatched(twilio.SmsStatusService):
+    """Records the SID of every ``delivered`` it is given."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sids: list[str] = []
+
+    async def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
+        assert event.sid is not None
+        with self._lock:
+            self._sids.append(event.sid)
+
+    def sids(self) -> list[str]:
+        with self._lock:
+            return list(self._sids)
+
+
+def deliver(url: str, params: dict[str, str], token: str | None = None) -> tuple[int, str]:
+    """One signed delivery of *params*; the same *token* again is Twilio's retry of it."""
+    answer = signed_post(
+        url,
+        params,
+        TOKEN,
+        headers={"I-Twilio-Idempotency-Token": token or str(uuid.uuid4())},
+        timeout=30.0,
+    )
+    return answer.status_code, answer.text.strip()
+
+
+def readiness(http: httpx.Client, listener: twilio.Listener) -> tuple[int, object]:
+    answer = http.get(f"http://127.0.0.1:{listener.port}/readyz")
+    assert answer.headers["content-type"] == "application/json", answer.headers
+    return answer.status_code, json.loads(answer.text)
+
+
+def wait_ready(http: httpx.Client, listener: twilio.Listener, code: int) -> object:
+    """``/readyz``'s document once it answers *code* (within :data:`RECOVERY` seconds)."""
+    seen: list[int] = []
+    deadline = time.monotonic() + RECOVERY
+    while True:
+        status, found = readiness(http, listener)
+        if status == code:
+            return found
+        seen.append(status)
+        assert time.monotonic() < deadline, f"/readyz never answered {code}: {seen}"
+        time.sleep(0.05)
+
+
+def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == LOGGER and text in record.getMessage()
+    ]
+
+
+def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """No record of the outage carries a traceback (of any logger)."""
+    with_traceback = [
+        f"{record.name}: {record.getMessage()}"
+        for record in caplog.records
+        if record.exc_info is not None or record.exc_text or "Traceback" in record.getMessage()
+    ]
+    assert with_traceback == [], with_traceback
+
+
+def events_in_table(url: str, sids: list[str]) -> set[str]:
+    """The SIDs among *sids* that the inbox's events table holds."""
+    found = scalar(
+        url,
+        f'SELECT coalesce(array_agg(sid), ARRAY[]::text[]) FROM "{SCHEMA}".events '
+        f"WHERE sid = ANY(%s)",
+        (sids,),
+    )
+    assert isinstance(found, list)
+    return set(found)
+
+
+def state_of(url: str, sid: str) -> object:
+    return scalar(url, f'SELECT state FROM "{SCHEMA}".events WHERE sid = %s', (sid,))
+
+
+def take_down(cluster: PostgresCluster, how: str) -> None:
+    if how == "crash":
+        cluster.crash()
+    else:
+        cluster.stop()
+    assert not (cluster.data / "postmaster.pid").exists()
+
+
+def outage(
+    cluster: PostgresCluster,
+    how: str,
+    part: str,
+    http: httpx.Client,
+    caplog: pytest.LogCaptureFixture,
+    **options: Any,
+) -> None:
+    """Events before, during and after an outage of the cluster holding *part*."""
+    unavailable = INBOX_UNAVAILABLE if part == "inbox" else STORE_UNAVAILABLE
+    service = Dispatched()
+    checks = {"inbox": "ok", "store": "ok"} if part == "inbox" else {"store": "ok"}
+    options[part] = cluster.url
+    listener = twilio.Listener(
+        0,
+        host="127.0.0.1",
+        auth_tokens=[TOKEN],
+        postgres_schema=SCHEMA,
+        callback_timeout=5,
+        **options,
+    )
+    listener.attach(service)
+    with listener:
+        before = sms_status_payload("delivered")
+        assert deliver(listener.url, before)[0] == 200
+        wait_until(lambda: service.sids() == [before["MessageSid"]], "the first dispatch")
+        if part == "inbox":  # and its outcome recorded, before the cluster goes
+            wait_until(lambda: state_of(cluster.url, before["MessageSid"]) == "done", "done")
+        assert readiness(http, listener) == (200, {"status": "ready", "checks": checks})
+
+        caplog.clear()
+        take_down(cluster, how)
+        # Many requests, some at once: each answered 503, none logged on its own.
+        during = [(sms_status_payload("delivered"), str(uuid.uuid4())) for _ in range(6)]
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda item: deliver(listener.url, *item), during[:4]))
+        answers += [deliver(listener.url, *item) for item in during[4:]]
+        assert answers == [(503, unavailable)] * len(during), answers
+        status, found = readiness(http, listener)
+        assert status == 503, found
+        assert found == {
+            "status": "unavailable",
+            "checks": dict(checks, **{part: "failing"}),
+        }, found
+        assert readiness(http, listener)[0] == 503
+        assert service.sids() == [before["MessageSid"]]
+
+        cluster.start()  # same port, same data; the listener is not restarted
+        after: list[tuple[str, int]] = []
+        deadline = time.monotonic() + RECOVERY
+        while True:
+            params = sms_status_payload("delivered")
+            code, text = deliver(listener.url, params)
+            after.append((params["MessageSid"], code))
+            if code == 200 or time.monotonic() > deadline:
+                break
+            assert (code, text) == (503, unavailable)
+            time.sleep(0.05)
+        assert after[-1][1] == 200, f"no 200 within {RECOVERY} s of the cluster's return: {after}"
+        for _ in range(3):
+            params = sms_status_payload("delivered")
+            code, _ = deliver(listener.url, params)
+            after.append((params["MessageSid"], code))
+            assert code == 200
+        ready = wait_ready(http, listener, 200)
+        assert ready == {"status": "ready", "checks": checks}
+
+        answered = [sid for sid, code in after if code == 200]
+        refused = [params["MessageSid"] for params, _ in during]
+        refused += [sid for sid, code in after if code != 200]
+        wanted = [before["MessageSid"], *answered]
+        wait_until(lambda: sorted(service.sids()) == sorted(wanted), "every 200 dispatched")
+        if part == "inbox":
+            every = wanted + refused
+            assert events_in_table(cluster.url, every) == set(wanted)
+
+        # Twilio's retry of a delivery refused during the outage: stored and run now.
+        retried, token = during[0]
+        assert_empty_twiml(
+            signed_post(listener.url, retried, TOKEN, headers={"I-Twilio-Idempotency-Token": token})
+        )
+        wanted.append(retried["MessageSid"])
+        wait_until(lambda: sorted(service.sids()) == sorted(wanted), "the retry dispatched")
+
+    assert sorted(service.sids()) == sorted(wanted)  # each once
+    what = f"the PostgreSQL {part}"
+    down = messages(caplog, "cannot be reached")
+    told = [message for message in down if message.startswith(what)]
+    assert len(told) == 1, f"the outage told {len(told)} times: {told}"
+    assert "events are answered 503 until it can" in told[0]
+    assert f":{cluster.port}/" in told[0]
+    # Readiness says it once too, in its own words (tests/e2e/test_health.py).
+    assert [m for m in down if not m.startswith(what)] == [
+        m for m in down if m.startswith(f"not ready: the {part} cannot be reached")
+    ]
+    assert len(messages(caplog, f"not ready: the {part}")) == 1
+    back = messages(caplog, "can be reached again")
+    assert len(back) == 1, back
+    assert back[0].startswith(what)
+    assert len(messages(caplog, f"ready again: the {part}")) == 1
+    assert_no_traceback(caplog)
+    # Nothing about the events refused, one by one (the first was retried, and ran).
+    for params, _ in during[1:]:
+        assert not messages(caplog, params["MessageSid"])
+
+
+@pytest.mark.parametrize("how", ["stop", "crash"])
+def test_an_inbox_outage_answers_503_until_the_database_is_back(
+    own_postgres: PostgresCluster,
+    http: httpx.Client,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+) -> None:
+    outage(own_postgres, how, "inbox", http, caplog, retry_backoff=0.05)
+
+
+@pytest.mark.parametrize("how", ["stop", "crash"])
+def test_a_store_outage_answers_503_until_the_database_is_back(
+    own_postgres: PostgresCluster,
+    http: httpx.Client,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+) -> None:
+    outage(own_postgres, how, "store", http, caplog)
+
+
+def test_the_status_store_alone_failing_still_refuses_the_event(
+    own_postgres: PostgresCluster, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without deduplication only the status store is in PostgreSQL: it failing
+    # must still refuse the event rather than dispatch it out of order.
+    outage(own_postgres, "stop", "store", http, caplog, deduplicate=False)
+
+
+def test_a_long_outage_is_told_once_however_many_requests(
+    own_postgres: PostgresCluster, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = Dispatched()
+    listener = twilio.Listener(
+        0, host="127.0.0.1", auth_tokens=[TOKEN], inbox=own_postgres.url, postgres_schema=SCHEMA
+    )
+    listener.attach(service)
+    with listener:
+        first = sms_status_payload("delivered")
+        assert deliver(listener.url, first)[0] == 200
+        wait_until(lambda: state_of(own_postgres.url, first["MessageSid"]) == "done", "done")
+        caplog.clear()
+        own_postgres.crash()
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(
+                pool.map(
+                    lambda _: deliver(listener.url, sms_status_payload("delivered"))[0],
+                    range(24),
+                )
+            )
+        assert codes == [503] * 24
+        for _ in range(5):
+            assert readiness(http, listener)[0] == 503
+        told = [m for m in messages(caplog, "cannot be reached") if m.startswith("the ")]
+        assert len(told) == 1, told
+        assert told[0].startswith("the PostgreSQL inbox")
+        package = [record for record in caplog.records if record.name == LOGGER]
+        # The outage, and readiness's word on it: not a line per request.
+        assert len([r for r in package if r.levelno >= logging.WARNING]) == 2, [
+            r.getMessage() for r in package
+        ]
+        assert_no_traceback(caplog)
+        own_postgres.start()
+        wait_ready(http, listener, 200)
+    assert len(messages(caplog, "can be reached again")) == 1
