@@ -838,6 +838,8 @@ def test_watch_ignores_other_schemas(postgres_database: str, pg_schema: str) -> 
     async def work() -> int:
         writer = PostgresInbox(postgres_database, schema=other_schema)
         watcher = PostgresInbox(postgres_database, schema=pg_schema)
+        # Another process on the watcher's schema (its own events wake nobody in it).
+        neighbour = PostgresInbox(postgres_database, schema=pg_schema)
         await writer.open()
         await watcher.open()
         woken = asyncio.Event()
@@ -854,12 +856,13 @@ def test_watch_ignores_other_schemas(postgres_database: str, pg_schema: str) -> 
             assert await put(writer, "elsewhere")
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(woken.wait(), QUIET)
-            assert await put(watcher, "here")
+            assert await put(neighbour, "here")
             await asyncio.wait_for(woken.wait(), PATIENCE)
             return len(calls)
         finally:
             await writer.close()
             await watcher.close()
+            await neighbour.close()
 
     try:
         calls = run(work())

@@ -64,6 +64,7 @@ _PUT_FIELDS = ("k", "kd", "sd", "st", "p", "r", "h")
 _OUTCOME_FIELDS = ("id", "st", "er", "at", "fin")
 _MAX_ERROR = 16_000  # characters of a traceback kept per entry
 _BATCH = 500  # events at most per insert
+_PARALLEL_INSERTS = 3  # inserts under way at once (each commit waits for the disk)
 _STATEMENT_TIMEOUT = 10.0  # seconds an operation may take before it counts as failed
 _OUTAGE_WAIT = 0.5  # seconds to wait for a connection while the database is away
 _PURGE_BATCH = 5_000  # rows per delete when purging
@@ -163,23 +164,30 @@ _Writer = Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]]
 
 
 class _Group:
-    """Rows of one kind (new events, outcomes) written together: while one
+    """Rows of one kind (new events, outcomes) written together: while a
     statement commits, the rows that arrive wait for the next, so the busier the
-    listener, the more rows each commit carries."""
+    listener, the more rows each commit carries.  Up to *parallel* statements
+    are under way at once (on connections of their own), so that a row waits
+    for at most part of a commit rather than a whole one."""
 
-    __slots__ = ("batch", "task", "write")
+    __slots__ = ("batch", "parallel", "tasks", "write")
 
-    def __init__(self, write: _Writer) -> None:
+    def __init__(self, write: _Writer, parallel: int = 1) -> None:
         self.write = write
+        self.parallel = parallel
         self.batch = _Batch()
-        self.task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def add(self, row: tuple[Any, ...]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.batch.rows.append(row)
         self.batch.futures.append(future)
-        if self.task is None or self.task.done():
-            self.task = asyncio.ensure_future(self._flush())
+        # A task that ended is done at once, though told to its callbacks later:
+        # counted as running, it would leave this row to nobody.
+        if sum(not task.done() for task in self.tasks) < self.parallel:
+            task = asyncio.ensure_future(self._flush())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return await future
 
     async def _flush(self) -> None:
@@ -204,9 +212,9 @@ class _Group:
 
     async def finish(self) -> None:
         """Wait for the rows being written."""
-        if self.task is not None and not self.task.done():
+        for task in list(self.tasks):
             with contextlib.suppress(Exception):
-                await self.task
+                await task
 
 
 class _OnLoop:
@@ -273,7 +281,9 @@ class PostgresInbox(Inbox):
             for gone in [other for other in self._loops if other.is_closed()]:
                 del self._loops[gone]
             pool = make_pool(self._url, max_size=self._connections, name=_POOL)
-            here = self._loops[loop] = _OnLoop(pool, _Group(self._insert), _Group(self._record))
+            here = self._loops[loop] = _OnLoop(
+                pool, _Group(self._insert, _PARALLEL_INSERTS), _Group(self._record)
+            )
             await pool.open(wait=False)
         return here
 
@@ -337,10 +347,9 @@ class PostgresInbox(Inbox):
     ) -> bool:
         here = await self._here()
         kept = _storable(encode_headers(headers)) if headers else None
-        row = (
-            key, kind, _storable(sid), _storable(status),
-            json.dumps(params, ensure_ascii=False), time.time(), kept,
-        )  # fmt: skip
+        # The parameters go as a JSON value of the batch's document, encoded once,
+        # and are kept as its text.
+        row = (key, kind, _storable(sid), _storable(status), params, time.time(), kept)
         added: bool = await here.puts.add(row)
         return added
 
@@ -352,13 +361,14 @@ class PostgresInbox(Inbox):
         )
         query = (
             f"WITH added AS (INSERT INTO {self.tables} (key, kind, sid, status, params, "
-            f"received_at, state, next_attempt_at, headers) SELECT k, kd, sd, st, p, r, "
-            f"'pending', r, h FROM json_to_recordset(%s::json) AS t(k text, kd text, "
-            f"sd text, st text, p text, r float8, h text) "
+            f"received_at, state, next_attempt_at, headers) SELECT k, kd, sd, st, p::text, "
+            f"r, 'pending', r, h FROM json_to_recordset(%s::json) AS t(k text, kd text, "
+            f"sd text, st text, p json, r float8, h text) "
             f"ON CONFLICT (key) DO NOTHING RETURNING key) "
-            f"SELECT key, pg_notify(%s, '') FROM added"
+            f"SELECT key, pg_notify(%s, %s) FROM added"
         )
-        args = (document, self._channel)
+        # Its own notifications tell this process nothing: its workers were woken.
+        args = (document, self._channel, self.worker)
         for attempt in (1, 2):
             try:
                 found = await self._execute(query, args)
@@ -400,8 +410,8 @@ class PostgresInbox(Inbox):
                     delay = 0.5
                     if self._wake is not None:
                         self._wake()  # stored while nobody listened
-                    async for _ in connection.notifies():
-                        if self._wake is not None:
+                    async for notice in connection.notifies():
+                        if self._wake is not None and notice.payload != self.worker:
                             self._wake()
             except asyncio.CancelledError:
                 raise
