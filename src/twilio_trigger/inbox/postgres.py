@@ -315,9 +315,28 @@ class PostgresInbox(Inbox):
     async def _execute(
         self, query: str, args: Sequence[Any] | dict[str, Any] = ()
     ) -> list[tuple[Any, ...]]:
-        async with self.connection() as connection:
-            cursor = await connection.execute(query, args)
-            return await cursor.fetchall() if cursor.description else []
+        """One statement, its own transaction, on a connection from the pool: what
+        :meth:`connection` does, without its context managers (every event's
+        insert, claim and outcome go through here)."""
+        here = self._loops.get(asyncio.get_running_loop()) or await self._here()
+        pool = here.pool
+        outage = self._outage
+        try:
+            async with asyncio.timeout(_STATEMENT_TIMEOUT):
+                connection = await pool.getconn(_OUTAGE_WAIT if outage.ongoing else None)
+                try:
+                    cursor = await connection.execute(query, args)
+                    rows = await cursor.fetchall() if cursor.description else []
+                finally:
+                    await pool.putconn(connection)
+        except connection_errors() as error:
+            reason = outage.failed(error)
+            with contextlib.suppress(Exception):
+                await pool.check()
+            raise UnreachableError(f"the PostgreSQL inbox cannot be reached: {reason}") from error
+        if outage.ongoing:
+            outage.recovered()
+        return rows
 
     # -- opening -------------------------------------------------------------------
     async def open(self) -> int:
