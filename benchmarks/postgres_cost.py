@@ -596,7 +596,8 @@ def notes(outcomes: list[Outcome], preloaded: bool) -> list[str]:
         "before the events (statistics a backend had not flushed yet).",
         "- Per event, the code path's statements: the INSERT of its batch (shared by the "
         "events that arrived together), the claiming UPDATE of its batch (shared by up to "
-        "`concurrency` entries), the UPDATE that marks it done (its own), and, each "
+        "`concurrency` entries), the UPDATE that records its outcome (shared by the outcomes "
+        "that finished together), and, each "
         "time the workers look and find nothing more due, one more claim and one "
         "`next_due` SELECT.",
         "- *stored/s*: events over the time until the last 200 (a 200 waits for the "

@@ -15,6 +15,7 @@ from ._dispatch import no_transactions
 from ._exceptions import ConfigurationError
 from ._options import OPTIONS
 from ._pipeline import Pipeline
+from ._postgres import SchemaError
 from ._worker import WorkerPool
 from .inbox import State
 from .stores import DeliveryStore, StatusStore
@@ -83,6 +84,15 @@ class Lifecycle:
         pipeline = self._pipeline
         if self._stores is not None:
             pipeline.use_stores(*self._stores())
+            for store in pipeline.stores:
+                if store is None:
+                    continue
+                try:
+                    await store.open()
+                except SchemaError as error:
+                    raise ConfigurationError(str(error)) from error
+                except Exception as error:
+                    raise ConfigurationError(f"cannot open the store: {error}") from error
         inbox = self._inbox
         self._find_transactions()
         if inbox is None:

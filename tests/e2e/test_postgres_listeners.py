@@ -350,19 +350,11 @@ def test_listeners_starting_together_on_a_new_schema_all_start(
     try:
         with ThreadPoolExecutor(2) as pool:
             with migrations_held(postgres_database, pg_schema):
-                if part == "inbox":  # the tables are made as the listener starts
-                    started = [pool.submit(start_and_send, one) for one in listeners]
-                else:  # ... or by the first event
-                    for listener in listeners:
-                        listener.start()
-                    started = [
-                        pool.submit(deliver, one.url, sms_status_payload("delivered"))
-                        for one in listeners
-                    ]
+                # The tables (of the inbox, or of the store) are made as the listener starts.
+                started = [pool.submit(start_and_send, one) for one in listeners]
                 wait_until(lambda: advisory_waiters(postgres_database) == 2, "both waiting")
             for future in started:
-                found = future.result(timeout=60)
-                outcomes.append(found.status_code if isinstance(found, httpx.Response) else found)
+                outcomes.append(future.result(timeout=60))
     finally:
         for listener in listeners:
             listener.stop()
@@ -762,3 +754,30 @@ def test_a_replay_from_the_command_line_is_dispatched_by_a_running_listener(
         # The replay notifies: the listener's workers take it without a request.
         wait_until(lambda: counts(setup.url, setup.schema) == {"done": 1}, "the replay done")
     assert [call.sid for call in calls.all()] == [dead, dead]
+
+
+@pytest.mark.parametrize("part", ["inbox", "store"])
+def test_without_migrations_a_listener_on_a_schema_without_tables_refuses_to_start(
+    postgres_database: str, pg_schema: str, part: str
+) -> None:
+    # Teams that forbid DDL at run time: the listener only checks the version, and
+    # says what to run; it never answers a request it could not store or claim.
+    listener = twilio.Listener(
+        0,
+        host="127.0.0.1",
+        auth_tokens=[TOKEN],
+        postgres_schema=pg_schema,
+        postgres_migrate=False,
+        **{part: postgres_database},  # type: ignore[arg-type]
+    )
+    listener.attach(Recording("A", Calls()))
+
+    async def start() -> None:
+        try:
+            await listener.startup()
+        finally:
+            await listener.shutdown()
+
+    with pytest.raises(twilio.ConfigurationError, match="twilio-trigger inbox migrate"):
+        asyncio.run(start())
+    assert scalar(postgres_database, "SELECT to_regnamespace(%s) IS NULL", (pg_schema,)) is True

@@ -46,7 +46,7 @@ def rows(path: Path, where: str = "1", *args: object) -> list[tuple[Any, ...]]:
     """``(id, key, state, attempts)`` of the file's rows, read independently of the inbox."""
     with sqlite3.connect(path) as connection:
         found = connection.execute(
-            f"SELECT id, key, state, attempts FROM events WHERE {where} ORDER BY id",  # noqa: S608
+            f"SELECT id, key, state, attempts FROM events WHERE {where} ORDER BY id",
             args,
         ).fetchall()
     connection.close()

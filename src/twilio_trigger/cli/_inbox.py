@@ -109,13 +109,15 @@ _inbox_option = click.option(
 
 @click.group(context_settings=CONTEXT)
 def inbox() -> None:
-    """Look into the durable inbox: counts, entries, dead letters; replay and purge.
+    """Look into the durable inbox: counts, entries, dead letters; replay and purge;
+    create or upgrade a PostgreSQL inbox's tables.
 
     \b
     Example:
       twilio-trigger inbox --inbox sqlite:///events.db stats
       twilio-trigger inbox --inbox sqlite:///events.db list --dead
       twilio-trigger inbox --inbox sqlite:///events.db replay --dead
+      twilio-trigger inbox migrate --inbox postgresql://admin@db:5432/app
     """
 
 

@@ -61,6 +61,10 @@ class DeliveryStore(abc.ABC):
         """Return when *key* may no longer be busy (at the latest after *timeout*)."""
         await asyncio.sleep(min(timeout, 0.05))
 
+    async def open(self) -> None:  # noqa: B027 - most stores need nothing at start
+        """Make the store ready when the listener starts (its tables, for one in a
+        database); raise when it cannot be."""
+
     async def check(self) -> None:  # noqa: B027 - a store in memory is always there
         """Raise when the store cannot be reached (the listener's readiness)."""
 
@@ -74,6 +78,9 @@ class StatusStore(abc.ABC):
     @abc.abstractmethod
     async def observe(self, key: str, status: str, rank: int) -> Standing:
         """Record that *status* (ranked *rank*) arrived for *key*; say how it stands."""
+
+    async def open(self) -> None:  # noqa: B027 - most stores need nothing at start
+        """Make the store ready when the listener starts; raise when it cannot be."""
 
     async def check(self) -> None:  # noqa: B027 - a store in memory is always there
         """Raise when the store cannot be reached (the listener's readiness)."""

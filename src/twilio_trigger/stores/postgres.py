@@ -165,6 +165,11 @@ class StoreDatabase:
     async def check(self) -> None:
         await self.fetch("SELECT 1")
 
+    async def open(self) -> None:
+        """Prepare the tables now (at start), rather than at the first request:
+        tables at the wrong version stop the listener from starting."""
+        await self.check()
+
     async def close(self) -> None:
         self._users -= 1
         if self._users > 0:
@@ -278,6 +283,9 @@ class PostgresDeliveryStore(DeliveryStore):
         """Where a callback dispatched inline gets its transaction."""
         return _PlainTransactions(self._db)
 
+    async def open(self) -> None:
+        await self._db.open()
+
     async def check(self) -> None:
         await self._db.check()
 
@@ -307,6 +315,9 @@ class PostgresStatusStore(StatusStore):
         """Where a callback dispatched inline gets its transaction (without
         duplicate detection, this store is the listener's only PostgreSQL)."""
         return _PlainTransactions(self._db)
+
+    async def open(self) -> None:
+        await self._db.open()
 
     async def check(self) -> None:
         await self._db.check()
