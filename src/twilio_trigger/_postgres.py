@@ -17,10 +17,12 @@ the ``psycopg`` and ``psycopg-pool`` packages: ``pip install
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Database",
     "Outage",
     "SchemaError",
     "TransactionAbortedError",
@@ -54,6 +57,8 @@ logger = logging.getLogger("twilio_trigger")
 
 #: Seconds to wait for a connection from the pool before the answer is 503.
 CONNECTION_WAIT = 3.0
+#: Seconds to wait for a connection while the database is away: fail fast.
+OUTAGE_WAIT = 0.5
 #: Seconds a connection attempt may take (a host that does not answer).
 CONNECT_TIMEOUT = 5
 
@@ -441,3 +446,94 @@ async def in_transaction(
     if failure is not None:
         raise failure
     return result, False
+
+
+class Database:
+    """Connections to one PostgreSQL database for the inbox or the stores: a pool
+    per event loop (a listener runs on one; a test may use two), a time limit per
+    statement, and an outage told once (:class:`Outage`), each failure to reach
+    the database raised as :class:`~twilio_trigger.inbox.UnreachableError`."""
+
+    def __init__(
+        self, url: str, *, what: str, pool: str, max_size: int, statement_timeout: float
+    ) -> None:
+        self.url = url
+        self.what = what
+        self._name = pool
+        self._max_size = max_size
+        self._timeout = statement_timeout
+        self.outage = Outage(what, url, pool)
+        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+
+    async def pool(self) -> AsyncConnectionPool[Any]:
+        """This event loop's pool, opened (not waiting for a connection) when new."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            for gone in [other for other in self._pools if other.is_closed()]:
+                del self._pools[gone]
+            pool = self._pools[loop] = make_pool(self.url, max_size=self._max_size, name=self._name)
+            await pool.open(wait=False)
+        return pool
+
+    def _unreachable(self, error: BaseException) -> Exception:
+        from .inbox import UnreachableError
+
+        reason = self.outage.failed(error)
+        return UnreachableError(f"the {self.what} cannot be reached: {reason}")
+
+    def _wait(self) -> float | None:
+        # While the database is away, fail fast rather than wait for a connection.
+        return OUTAGE_WAIT if self.outage.ongoing else None
+
+    @contextlib.asynccontextmanager
+    async def connection(self, *, timed: bool = True) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection from the pool, in autocommit mode.  With *timed*, what is
+        done with it must end within the statement time limit; without (a
+        callback's transaction, whose limit is the dispatcher's), a time-out is
+        the caller's and passes through."""
+        pool = await self.pool()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if timed:
+                    await stack.enter_async_context(asyncio.timeout(self._timeout))
+                yield await stack.enter_async_context(pool.connection(self._wait()))
+        except connection_errors() as error:
+            if isinstance(error, TimeoutError) and not timed:
+                raise
+            failure = self._unreachable(error)
+            # Idle connections may be broken too (a restart): check them now.
+            with contextlib.suppress(Exception):
+                await pool.check()
+            raise failure from error
+        if self.outage.ongoing:
+            self.outage.recovered()
+
+    async def execute(
+        self, query: str, args: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """One statement, its own transaction: what :meth:`connection` does, written
+        out without its context managers (each event's statements come here)."""
+        pool = self._pools.get(asyncio.get_running_loop()) or await self.pool()
+        try:
+            async with asyncio.timeout(self._timeout):
+                connection = await pool.getconn(self._wait())
+                try:
+                    cursor = await connection.execute(query, args)
+                    rows = await cursor.fetchall() if cursor.description else []
+                finally:
+                    await pool.putconn(connection)
+        except connection_errors() as error:
+            failure = self._unreachable(error)
+            with contextlib.suppress(Exception):
+                await pool.check()
+            raise failure from error
+        if self.outage.ongoing:
+            self.outage.recovered()
+        return rows
+
+    async def close(self) -> None:
+        """Close this event loop's pool."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import abc
 import enum
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
 from .._options import OPTIONS
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from .._transaction import TransactionSource
 
 __all__ = [
+    "COLUMNS",
     "Entry",
     "Inbox",
     "NotStoredError",
@@ -33,6 +35,7 @@ __all__ = [
     "UnreachableError",
     "decode_headers",
     "encode_headers",
+    "entry_of_row",
     "open_inbox",
 ]
 
@@ -86,6 +89,32 @@ class Entry:
             return None
         lines = [line for line in self.last_error.strip().splitlines() if line.strip()]
         return lines[-1].strip() if lines else None
+
+
+#: The columns of an entry's row in the SQL inboxes (SQLite, PostgreSQL), in order.
+COLUMNS = (
+    "id, key, kind, sid, status, params, received_at, state, attempts, "
+    "next_attempt_at, last_error, finished_at, headers"
+)
+
+
+def entry_of_row(row: Sequence[Any]) -> Entry:
+    """The entry a SQL inbox's row of :data:`COLUMNS` holds (parameters as JSON)."""
+    return Entry(
+        id=row[0],
+        key=row[1],
+        kind=row[2],
+        sid=row[3],
+        status=row[4],
+        params=tuple((name, value) for name, value in json.loads(row[5])),
+        received_at=row[6],
+        state=State(row[7]),
+        attempts=row[8],
+        next_attempt_at=row[9],
+        last_error=row[10],
+        finished_at=row[11],
+        headers=decode_headers(row[12]),
+    )
 
 
 def encode_headers(headers: Sequence[tuple[str, str]]) -> str:

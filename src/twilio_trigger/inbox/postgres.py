@@ -32,25 +32,18 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
 from .._options import OPTIONS
-from .._postgres import (
-    Outage,
-    connection_errors,
-    in_transaction,
-    make_pool,
-    prepare,
-    quoted,
-)
+from .._postgres import Database, in_transaction, prepare, quoted
 from .._transaction import LeaseLostError, TransactionalCallback
-from . import Entry, Inbox, State, UnreachableError, decode_headers, encode_headers
+from . import COLUMNS, Entry, Inbox, State, UnreachableError, encode_headers, entry_of_row
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
-    from psycopg_pool import AsyncConnectionPool
 
     from .._core.events import TwilioEvent
 
@@ -66,36 +59,13 @@ _MAX_ERROR = 16_000  # characters of a traceback kept per entry
 _BATCH = 500  # events at most per insert
 _PARALLEL_INSERTS = 3  # inserts under way at once (each commit waits for the disk)
 _STATEMENT_TIMEOUT = 10.0  # seconds an operation may take before it counts as failed
-_OUTAGE_WAIT = 0.5  # seconds to wait for a connection while the database is away
 _PURGE_BATCH = 5_000  # rows per delete when purging
-_COLUMNS = (
-    "id, key, kind, sid, status, params, received_at, state, attempts, "
-    "next_attempt_at, last_error, finished_at, headers"
-)
 
 
 def _storable(text: str | None) -> str | None:
     """*text* as a PostgreSQL text column can hold it: without NUL characters
     (the parameters, kept whole as JSON, escape theirs)."""
     return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
-
-
-def _entry(row: Sequence[Any]) -> Entry:
-    return Entry(
-        id=row[0],
-        key=row[1],
-        kind=row[2],
-        sid=row[3],
-        status=row[4],
-        params=tuple((name, value) for name, value in json.loads(row[5])),
-        received_at=row[6],
-        state=State(row[7]),
-        attempts=row[8],
-        next_attempt_at=row[9],
-        last_error=row[10],
-        finished_at=row[11],
-        headers=decode_headers(row[12]),
-    )
 
 
 class _Transactions:
@@ -217,17 +187,16 @@ class _Group:
                 await task
 
 
+_Connecting = AbstractAsyncContextManager["AsyncConnection[Any]"]
+
+
 class _OnLoop:
-    """What the inbox holds on one event loop: a pool, and the rows being written.
+    """The rows an inbox is writing on one event loop (a listener runs on one; a
+    test may use one inbox from two, each with connections of its own)."""
 
-    A listener runs on one loop; a test may use one inbox from two (the
-    listener's thread and a test client's), each with connections of its own.
-    """
+    __slots__ = ("outcomes", "puts")
 
-    __slots__ = ("outcomes", "pool", "puts")
-
-    def __init__(self, pool: AsyncConnectionPool[Any], puts: _Group, outcomes: _Group) -> None:
-        self.pool = pool
+    def __init__(self, puts: _Group, outcomes: _Group) -> None:
         self.puts = puts
         self.outcomes = outcomes
 
@@ -265,8 +234,14 @@ class PostgresInbox(Inbox):
         self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"[:120]
         #: Entries whose callback's transaction marked them done.
         self.committed: set[int] = set()
+        self._db = Database(
+            url,
+            what="PostgreSQL inbox",
+            pool=_POOL,
+            max_size=self._connections,
+            statement_timeout=_STATEMENT_TIMEOUT,
+        )
         self._loops: dict[asyncio.AbstractEventLoop, _OnLoop] = {}
-        self._outage = Outage("PostgreSQL inbox", url, _POOL)
         self._running: set[int] = set()  # entries this process runs: their leases renewed
         self._heartbeat: asyncio.Task[None] | None = None
         self._listening: asyncio.Task[None] | None = None
@@ -274,69 +249,27 @@ class PostgresInbox(Inbox):
         self._opened = False
 
     # -- connections -------------------------------------------------------------
-    async def _here(self) -> _OnLoop:
+    def _here(self) -> _OnLoop:
         loop = asyncio.get_running_loop()
         here = self._loops.get(loop)
         if here is None:
             for gone in [other for other in self._loops if other.is_closed()]:
                 del self._loops[gone]
-            pool = make_pool(self._url, max_size=self._connections, name=_POOL)
             here = self._loops[loop] = _OnLoop(
-                pool, _Group(self._insert, _PARALLEL_INSERTS), _Group(self._record)
+                _Group(self._insert, _PARALLEL_INSERTS), _Group(self._record)
             )
-            await pool.open(wait=False)
         return here
 
-    @contextlib.asynccontextmanager
-    async def connection(self, *, timed: bool = True) -> AsyncIterator[AsyncConnection[Any]]:
-        """A connection from the pool; a failure to reach the database becomes
-        :class:`UnreachableError`, told once per outage.  With *timed*, what is
-        done with it must end within a few seconds."""
-        pool = (await self._here()).pool
-        lost = connection_errors()
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                if timed:
-                    await stack.enter_async_context(asyncio.timeout(_STATEMENT_TIMEOUT))
-                # While the database is away, fail fast rather than wait for it.
-                wait = _OUTAGE_WAIT if self._outage.ongoing else None
-                connection = await stack.enter_async_context(pool.connection(wait))
-                yield connection
-        except lost as error:
-            if isinstance(error, TimeoutError) and not timed:
-                raise
-            reason = self._outage.failed(error)
-            # Idle connections may be broken too (a restart): check them now.
-            with contextlib.suppress(Exception):
-                await pool.check()
-            raise UnreachableError(f"the PostgreSQL inbox cannot be reached: {reason}") from error
-        self._outage.recovered()
+    def connection(
+        self, *, timed: bool = True
+    ) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        """A connection from the pool (see :meth:`Database.connection`)."""
+        return self._db.connection(timed=timed)
 
     async def _execute(
         self, query: str, args: Sequence[Any] | dict[str, Any] = ()
     ) -> list[tuple[Any, ...]]:
-        """One statement, its own transaction, on a connection from the pool: what
-        :meth:`connection` does, without its context managers (every event's
-        insert, claim and outcome go through here)."""
-        here = self._loops.get(asyncio.get_running_loop()) or await self._here()
-        pool = here.pool
-        outage = self._outage
-        try:
-            async with asyncio.timeout(_STATEMENT_TIMEOUT):
-                connection = await pool.getconn(_OUTAGE_WAIT if outage.ongoing else None)
-                try:
-                    cursor = await connection.execute(query, args)
-                    rows = await cursor.fetchall() if cursor.description else []
-                finally:
-                    await pool.putconn(connection)
-        except connection_errors() as error:
-            reason = outage.failed(error)
-            with contextlib.suppress(Exception):
-                await pool.check()
-            raise UnreachableError(f"the PostgreSQL inbox cannot be reached: {reason}") from error
-        if outage.ongoing:
-            outage.recovered()
-        return rows
+        return await self._db.execute(query, args)
 
     # -- opening -------------------------------------------------------------------
     async def open(self) -> int:
@@ -364,7 +297,7 @@ class PostgresInbox(Inbox):
         params: Sequence[tuple[str, str]],
         headers: Sequence[tuple[str, str]] = (),
     ) -> bool:
-        here = await self._here()
+        here = self._here()
         kept = _storable(encode_headers(headers)) if headers else None
         # The parameters go as a JSON value of the batch's document, encoded once,
         # and are kept as its text.
@@ -476,10 +409,10 @@ class PostgresInbox(Inbox):
             f"SELECT id FROM lapsed LIMIT %(limit)s) "
             f"UPDATE {e} SET state = 'running', attempts = attempts + 1, worker = %(me)s, "
             f"lease_until = %(lease)s FROM chosen WHERE {e}.id = chosen.id RETURNING "
-            + ", ".join(f"{e}.{column.strip()}" for column in _COLUMNS.split(",")),
+            + ", ".join(f"{e}.{column.strip()}" for column in COLUMNS.split(",")),
             {"now": now, "limit": limit, "me": self.worker, "lease": now + self._claim_idle},
         )
-        entries = sorted((_entry(row) for row in rows), key=lambda entry: entry.id)
+        entries = sorted((entry_of_row(row) for row in rows), key=lambda entry: entry.id)
         self._running.update(entry.id for entry in entries)
         return entries
 
@@ -490,8 +423,7 @@ class PostgresInbox(Inbox):
             return
         finished = None if state is State.PENDING else time.time()
         text = None if error is None else _storable(error[-_MAX_ERROR:])
-        here = await self._here()
-        await here.outcomes.add((entry_id, state.value, text, at, finished))
+        await self._here().outcomes.add((entry_id, state.value, text, at, finished))
 
     async def _record(self, rows: list[tuple[Any, ...]]) -> list[None]:
         """The outcomes of entries, by one statement: only where the entry is still
@@ -556,17 +488,17 @@ class PostgresInbox(Inbox):
     async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
         where, args = ("WHERE state = %s", (state.value,)) if state else ("", ())
         rows = await self._execute(
-            f"SELECT {_COLUMNS} FROM {self.tables} {where} ORDER BY id DESC LIMIT %s",
+            f"SELECT {COLUMNS} FROM {self.tables} {where} ORDER BY id DESC LIMIT %s",
             (*args, limit),
         )
-        return [_entry(row) for row in rows]
+        return [entry_of_row(row) for row in rows]
 
     async def get(self, entry_id: int) -> Entry | None:
         rows = await self._execute(
-            f"SELECT {_COLUMNS} FROM {self.tables} WHERE id = %s",
+            f"SELECT {COLUMNS} FROM {self.tables} WHERE id = %s",
             (entry_id,),
         )
-        return _entry(rows[0]) if rows else None
+        return entry_of_row(rows[0]) if rows else None
 
     async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
         which = "state = 'dead'" if entry_ids is None else "id = ANY(%(ids)s)"
@@ -605,8 +537,7 @@ class PostgresInbox(Inbox):
                     await task
         self._heartbeat = self._listening = None
         here = self._loops.pop(asyncio.get_running_loop(), None)
-        if here is None:
-            return
-        await here.puts.finish()
-        await here.outcomes.finish()
-        await here.pool.close()
+        if here is not None:
+            await here.puts.finish()
+            await here.outcomes.finish()
+        await self._db.close()

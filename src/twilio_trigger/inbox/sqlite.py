@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import Entry, Inbox, State, decode_headers, encode_headers
+from . import COLUMNS, Entry, Inbox, State, encode_headers, entry_of_row
 
 __all__ = ["SQLiteInbox", "folder_mode"]
 
@@ -65,10 +65,6 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);
 """
-_COLUMNS = (
-    "id, key, kind, sid, status, params, received_at, state, attempts, "
-    "next_attempt_at, last_error, finished_at, headers"
-)
 _Operation = Callable[[sqlite3.Connection], Any]
 # An operation, and the event loop and future that wait for its result.
 _Request = tuple[_Operation, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
@@ -82,24 +78,6 @@ def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None
             future.set_result(value)
         else:
             future.set_exception(error)
-
-
-def _entry(row: Sequence[Any]) -> Entry:
-    return Entry(
-        id=row[0],
-        key=row[1],
-        kind=row[2],
-        sid=row[3],
-        status=row[4],
-        params=tuple((name, value) for name, value in json.loads(row[5])),
-        received_at=row[6],
-        state=State(row[7]),
-        attempts=row[8],
-        next_attempt_at=row[9],
-        last_error=row[10],
-        finished_at=row[11],
-        headers=decode_headers(row[12]),
-    )
 
 
 def folder_mode(file_mode: int) -> int:
@@ -325,10 +303,10 @@ class SQLiteInbox(Inbox):
             rows = connection.execute(
                 f"UPDATE events SET state = 'running', attempts = attempts + 1 WHERE id IN "  # noqa: S608
                 f"(SELECT id FROM events WHERE state = 'pending' AND next_attempt_at <= ? "
-                f"ORDER BY next_attempt_at, id LIMIT ?) RETURNING {_COLUMNS}",
+                f"ORDER BY next_attempt_at, id LIMIT ?) RETURNING {COLUMNS}",
                 (time.time(), limit),
             ).fetchall()
-            return sorted((_entry(row) for row in rows), key=lambda entry: entry.id)
+            return sorted((entry_of_row(row) for row in rows), key=lambda entry: entry.id)
 
         return await self._run(take)
 
@@ -410,20 +388,20 @@ class SQLiteInbox(Inbox):
         def select(connection: sqlite3.Connection) -> list[Entry]:
             where, args = ("WHERE state = ?", (state.value,)) if state else ("", ())
             rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                f"SELECT {COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
                 (*args, limit),
             )
-            return [_entry(row) for row in rows]
+            return [entry_of_row(row) for row in rows]
 
         return await self._run(select)
 
     async def get(self, entry_id: int) -> Entry | None:
         def select(connection: sqlite3.Connection) -> Entry | None:
             row = connection.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE id = ?",  # noqa: S608
+                f"SELECT {COLUMNS} FROM events WHERE id = ?",  # noqa: S608
                 (entry_id,),
             ).fetchone()
-            return None if row is None else _entry(row)
+            return None if row is None else entry_of_row(row)
 
         return await self._run(select)
 

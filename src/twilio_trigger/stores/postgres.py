@@ -23,20 +23,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._core.order import Standing
-from .._postgres import (
-    Outage,
-    connection_errors,
-    in_transaction,
-    make_pool,
-    prepare,
-    quoted,
-)
+from .._logging import shown_url
+from .._postgres import Database, in_transaction, prepare, quoted
 from ..inbox import UnreachableError
 from . import Claim, DeliveryStore, StatusStore
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
-    from psycopg_pool import AsyncConnectionPool
 
     from .._core.events import TwilioEvent
     from .._transaction import TransactionalCallback
@@ -47,7 +40,6 @@ logger = logging.getLogger("twilio_trigger")
 
 _POOL = "twilio-trigger-store"
 _STATEMENT_TIMEOUT = 5.0
-_OUTAGE_WAIT = 0.5  # seconds to wait for a connection while the database is away
 _EXPIRE_EVERY = 60.0  # seconds between removals of rows past their time
 _EXPIRE_BATCH = 1_000  # rows per delete
 
@@ -57,14 +49,16 @@ class StoreDatabase:
     once, rows past their time deleted in the background."""
 
     def __init__(self, url: str, *, schema: str, migrate: bool, connections: int = 8) -> None:
-        self._url = url
         self.schema = schema
         self.s = quoted(schema)
         self._migrate = migrate
-        self._connections = connections
-        self._outage = Outage("PostgreSQL store", url, _POOL)
-        # One pool per event loop (a listener has one; a test may use two).
-        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+        self._db = Database(
+            url,
+            what="PostgreSQL store",
+            pool=_POOL,
+            max_size=connections,
+            statement_timeout=_STATEMENT_TIMEOUT,
+        )
         self._prepared = False
         self._preparing: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._expiring: asyncio.Task[None] | None = None
@@ -73,61 +67,29 @@ class StoreDatabase:
     def use(self) -> None:
         self._users += 1
 
-    async def _ready_pool(self) -> AsyncConnectionPool[Any]:
-        loop = asyncio.get_running_loop()
-        pool = self._pools.get(loop)
-        if pool is None:
-            for gone in [other for other in self._pools if other.is_closed()]:
-                del self._pools[gone]
-            pool = make_pool(self._url, max_size=self._connections, name=_POOL)
-            self._pools[loop] = pool
-            await pool.open(wait=False)
-        return pool
-
     @contextlib.asynccontextmanager
     async def connection(self, *, timed: bool = True) -> AsyncIterator[AsyncConnection[Any]]:
-        """A connection with the tables ready; a failure to reach the database
-        becomes :class:`UnreachableError`, told once per outage."""
-        pool = await self._ready_pool()
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                if timed:
-                    await stack.enter_async_context(asyncio.timeout(_STATEMENT_TIMEOUT))
-                wait = _OUTAGE_WAIT if self._outage.ongoing else None
-                connection = await stack.enter_async_context(pool.connection(wait))
-                if not self._prepared:
-                    loop = asyncio.get_running_loop()
-                    preparing = self._preparing.setdefault(loop, asyncio.Lock())
-                    async with preparing:  # once, not once per first request
-                        if not self._prepared:
-                            await prepare(
-                                connection,
-                                self.schema,
-                                allowed=self._migrate,
-                                location=self._outage_name,
-                            )
-                            self._prepared = True
-                            self._start_expiry()
-                yield connection
-        except connection_errors() as error:
-            if isinstance(error, TimeoutError) and not timed:
-                raise
-            reason = self._outage.failed(error)
-            with contextlib.suppress(Exception):
-                await pool.check()
-            raise UnreachableError(f"the PostgreSQL store cannot be reached: {reason}") from error
-        self._outage.recovered()
+        """A connection with the tables ready (see :meth:`Database.connection`)."""
+        async with self._db.connection(timed=timed) as connection:
+            if not self._prepared:
+                await self._prepare(connection)
+            yield connection
 
-    @property
-    def _outage_name(self) -> str:
-        from .._logging import shown_url
-
-        return shown_url(self._url)
+    async def _prepare(self, connection: AsyncConnection[Any]) -> None:
+        preparing = self._preparing.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with preparing:  # once, not once per first request
+            if not self._prepared:
+                location = shown_url(self._db.url)
+                await prepare(connection, self.schema, allowed=self._migrate, location=location)
+                self._prepared = True
+                self._start_expiry()
 
     async def fetch(self, query: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        async with self.connection() as connection:
-            cursor = await connection.execute(query, args)
-            return await cursor.fetchone() if cursor.description else None
+        if not self._prepared:
+            async with self.connection():
+                pass
+        rows = await self._db.execute(query, args)
+        return rows[0] if rows else None
 
     def _start_expiry(self) -> None:
         if self._expiring is None or self._expiring.done():
@@ -179,9 +141,7 @@ class StoreDatabase:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._expiring
             self._expiring = None
-        pool = self._pools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.close()
+        await self._db.close()
 
 
 class _PlainTransactions:
