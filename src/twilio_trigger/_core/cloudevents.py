@@ -7,7 +7,7 @@ An Event Streams webhook sink receives ``POST`` requests with
 batches.  :func:`parse_cloudevents` checks that envelope, without any I/O, and
 :func:`to_params` turns the events we know into the ``(name, value)`` pairs the
 equivalent form-encoded status webhook would have carried, so that
-``_routing.to_event`` builds the same typed events for both transports.
+``routing.to_event`` builds the same typed events for both transports.
 
 Mapping (``data`` is the CloudEvent's ``data`` object; "camel" means every field of
 it, its name turned from camelCase to PascalCase: ``messageSid`` → ``MessageSid``,
@@ -48,10 +48,9 @@ or ``RecordingStatus`` in a message event, ``RecordingStatus`` in a call event)
 is left out: no documented schema has one, and the CloudEvent ``type`` decides
 the kind.
 
-Sources (Twilio documentation, read through the project's search index):
+Sources (Twilio's documentation):
 
-- Envelope, array body, 5 s timeout: https://www.twilio.com/docs/events/webhook-quickstart
-  (and the project fact sheet ``/work/shared/reference/twilio-webhooks.md`` §6).
+- Envelope, array body, 5 s timeout: https://www.twilio.com/docs/events/webhook-quickstart.
 - Outbound message types and ``Messaging.MessageStatus`` (v7/v8) fields and examples:
   https://www.twilio.com/docs/events/event-types/messaging/outbound-message and the
   schema https://events-schemas.twilio.com/Messaging.MessageStatus/4.  ``messageStatus``
@@ -309,9 +308,10 @@ def to_params(event: CloudEvent) -> list[tuple[str, str]] | None:
 
     ``None`` for a type this module does not map to a kind (see the table at the
     top).  For a mapped type whose ``data`` is not a JSON object, raises
-    :class:`CloudEventError`.  The parameters of a message or call event always
-    make ``_routing.to_event`` build the kind the type names (a message event
-    with ``MessageStatus``, a call event with ``CallStatus``).
+    :class:`CloudEventError`.  The kind is the type's, not the parameters':
+    :func:`convert` says which, and the listener builds the event of that kind
+    (``routing.of_kind``), since a call event's request parameters may carry
+    names another kind is recognised by (a ``DialCallStatus``).
     """
     converted = convert(event)
     return None if converted.kind is FALLBACK else converted.params
