@@ -12,6 +12,11 @@ Example::
             print("delivered", event.message_sid, "to", event.to)
 
     listener.run()
+
+The package began as the Python counterpart of the Ballerina package
+``ballerinax/trigger.twilio``; the names that package gives the message and call
+events, ``SmsStatusChangeEventWrapper`` and ``CallStatusEventWrapper``, remain as
+aliases of :class:`SmsStatusChangeEvent` and :class:`CallStatusEvent`.
 """
 
 from ._core import events as _events
@@ -27,7 +32,7 @@ from ._exceptions import ConfigurationError, ServiceError, SignatureError, Twili
 from ._listener import Listener
 from ._logging import JsonFormatter, TextFormatter
 
-#: The seed's (Ballerina) names for the event types.
+#: Other names of the message and call event classes (see the docstring above).
 SmsStatusChangeEventWrapper = SmsStatusChangeEvent
 CallStatusEventWrapper = CallStatusEvent
 

@@ -24,8 +24,9 @@ from ._core.services import (
     resolve_callbacks,
     takes_transaction,
 )
+from ._core.wording import a_or_an
 from ._exceptions import ConfigurationError, ServiceError
-from ._logging import FirstWarning, printable
+from ._logging import FirstWarning, printable, trim_traceback
 from ._transaction import TransactionSource, entry_transactions
 
 __all__ = [
@@ -96,7 +97,7 @@ class Result(NamedTuple):
 
 
 def _error_of(result: object) -> BaseException | None:
-    # A returned Exception counts as a failure, as the seed's `returns error?`.
+    # A returned Exception counts as a failure, the same as one raised.
     return result if isinstance(result, Exception) else None
 
 
@@ -217,8 +218,9 @@ async def invoke(
             seconds = time.perf_counter() - started
             return Result(Outcome.TIMED_OUT, label, TimeoutError("time limit"), late, seconds)
         raise
-    except Exception as error:
-        return Result(Outcome.FAILED, label, error, None, time.perf_counter() - started)
+    except Exception as error:  # told from the callback's own frame on
+        seconds = time.perf_counter() - started
+        return Result(Outcome.FAILED, label, trim_traceback(error), None, seconds)
     finally:
         if task is not None and deadlines is not None:
             deadlines.leave(task)
@@ -236,6 +238,8 @@ def _outcome_of(running: asyncio.Future[object]) -> asyncio.Future[BaseException
     def settle(done: asyncio.Future[object]) -> None:
         if not finished.done():
             error = done.exception() if not done.cancelled() else None
+            if error is not None:
+                trim_traceback(error)
             finished.set_result(error if error is not None else _error_of(done.result()))
 
     running.add_done_callback(settle)
@@ -281,7 +285,7 @@ def service_of_callback(function: Callable[..., object]) -> ServiceBase:
             name = row.callback
         elif name not in row.callbacks:
             raise ServiceError(
-                f"{label} takes a {event_class.__name__ if event_class else 'event'}, whose "
+                f"{label} takes {a_or_an(event_class.__name__ if event_class else 'event')}, whose "
                 f"callbacks are {' '.join(row.callbacks)}: name it after one of them"
             )
         base = row.service_class
@@ -390,7 +394,7 @@ class Dispatcher:
         if current is not None:
             where = "" if path is None else f" at {path}"
             raise ServiceError(
-                f"a {base.__name__} ({type(current).__name__}) is already attached{where}; "
+                f"{a_or_an(base.__name__)} ({type(current).__name__}) is already attached{where}; "
                 f"a listener takes one service of each kind at each path: detach it "
                 f"first, put the callbacks of {type(service).__name__} in it, or attach "
                 f"it at a path of its own"

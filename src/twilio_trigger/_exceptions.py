@@ -1,7 +1,7 @@
 """Errors raised by twilio-trigger to the code that configures it.
 
 Nothing here is raised while the listener handles a webhook: bad requests are
-answered with an HTTP status (see the README's answer table), and a failing
+answered with an HTTP status (see docs/answers.md), and a failing
 callback is logged and answered with 500.  :class:`SignatureError` is raised
 only by ``SignatureVerifier.check``, for servers that verify Twilio's
 signatures themselves.

@@ -63,7 +63,7 @@ class Listener:
     ``Listener(8090)`` listens on port 8090 of every interface at ``/``, and
     verifies signatures with the auth token(s) in ``TWILIO_AUTH_TOKEN``.  Each
     option not passed (or passed as ``None``) is read from its environment
-    variable (see the README), else takes its default, the one shown here.
+    variable (see docs/configuration.md), else takes its default.
     ``workers`` is the former name of ``concurrency``: deprecated.
     """
 

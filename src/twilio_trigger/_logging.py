@@ -8,8 +8,11 @@ decides how records look when twilio-trigger owns the process.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Hashable
@@ -28,6 +31,7 @@ __all__ = [
     "printable",
     "set_up_logging",
     "shown_url",
+    "trim_traceback",
     "utc_stamp",
 ]
 
@@ -89,6 +93,45 @@ class FirstWarning:
         if len(self._seen) < self._limit:
             self._seen.add(cause)
         return logging.WARNING
+
+
+# Where the frames a callback's traceback starts with come from, before the
+# user's own: this package (the dispatch), asyncio and the thread pool.
+_NOT_THE_USERS = tuple(
+    {
+        os.path.join(os.path.dirname(form(path)), "")
+        for path in (__file__, asyncio.__file__, concurrent.futures.__file__)
+        for form in (str, os.path.abspath)
+    }
+)
+
+
+def _not_the_users(code_file: str) -> bool:
+    return code_file.startswith(_NOT_THE_USERS)
+
+
+def trim_traceback(error: BaseException) -> BaseException:
+    """*error*, its traceback starting at the user's first frame: without the
+    frames of this package, asyncio and the thread pool a callback ran under,
+    which say nothing about what failed.  The same for the errors it is chained
+    to (its cause, its context, a group's members).  A traceback without a
+    frame of the user's (the package's own error) is left whole."""
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending and len(seen) < 100:  # a chain is short; a cycle is possible
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        first = current.__traceback__
+        while first is not None and _not_the_users(first.tb_frame.f_code.co_filename):
+            first = first.tb_next
+        if first is not None and first is not current.__traceback__:
+            current.__traceback__ = first
+        pending += [linked for linked in (current.__cause__, current.__context__) if linked]
+        if isinstance(current, BaseExceptionGroup):
+            pending += current.exceptions
+    return error
 
 
 _SECRET_QUERY_NAMES = frozenset({"password", "passwd", "pwd", "secret", "token", "auth"})

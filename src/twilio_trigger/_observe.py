@@ -18,6 +18,7 @@ from typing import Final, NamedTuple
 from ._core.events import TwilioEvent
 from ._dispatch import Outcome, Result
 from ._logging import parse_level, printable  # parse_level: still imported from here
+from .inbox import UnreachableError
 
 __all__ = [
     "Attempt",
@@ -309,7 +310,10 @@ class EventLog(Observer):
                 fields["error"] = type(error).__name__
                 message += " with %s"
                 args.append(type(error).__name__)
-                exc_info = (type(error), error, error.__traceback__)
+                # A database that went away while the callback's transaction ran is
+                # an outage, told once by its Outage: no traceback per event.
+                if not isinstance(error, UnreachableError):
+                    exc_info = (type(error), error, error.__traceback__)
         if event.stale:
             fields["previous_status"] = event.previous_status
             message += " after %s"

@@ -2,7 +2,7 @@
 
 Everything else is derived from this table: the defaults of ``Listener``'s
 parameters and of ``Settings``' fields, the environment variables the settings
-are read from (``_config``), the README's configuration tables
+are read from (``_config``), the configuration tables of docs/configuration.md
 (``scripts/options-table``) and, through :func:`click_options`, the command
 line's flags.  It depends on nothing above the standard library but the
 package's errors and log helpers.
@@ -17,9 +17,17 @@ from typing import Any, Generic, Literal, TypeVar
 
 from ._core.signature import normalize_public_url
 from ._exceptions import ConfigurationError
-from ._logging import LOG_FORMATS, shown_url
+from ._logging import LOG_FORMATS, printable, shown_url
 
-__all__ = ["OPTIONS", "SECTIONS", "Option", "Options", "click_options", "markdown_table"]
+__all__ = [
+    "OPTIONS",
+    "SECTIONS",
+    "Option",
+    "Options",
+    "click_options",
+    "markdown_table",
+    "sqlite_inbox_path",
+]
 
 _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -27,7 +35,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 Parser = Callable[[object, str], _T]
 Section = Literal["listener", "edge", "reliability", "operations"]
 
-#: The README's tables, in order: each lists the options of its section.
+#: The tables of docs/configuration.md, in order: each lists the options of its section.
 SECTIONS: tuple[Section, ...] = ("listener", "edge", "reliability", "operations")
 
 
@@ -152,11 +160,34 @@ def _public_url(value: object, source: str) -> str:
         raise ConfigurationError(f"{source}: {error}") from None
 
 
+def sqlite_inbox_path(url: str) -> tuple[str, bool] | None:
+    """The file a ``sqlite:///`` inbox URL names, and whether its missing folders
+    are to be created (``?create_folders=1``); ``None`` when *url* is not of that
+    form.  :class:`ValueError` for a query that says anything else."""
+    scheme, separator, rest = url.partition("://")
+    path, question, query = rest.partition("?")
+    if scheme != "sqlite" or not separator or not path.startswith("/") or len(path) < 2:
+        return None
+    create = False
+    for pair in query.split("&") if question else ():
+        name, _, text = pair.partition("=")
+        if name != "create_folders" or text.lower() not in _TRUE | _FALSE:
+            raise ValueError(
+                f"a sqlite:/// inbox URL takes only ?create_folders=1 (or 0), "
+                f"got ?{printable(query[:80])}"
+            )
+        create = text.lower() in _TRUE
+    return path[1:], create
+
+
 def _inbox(value: object, source: str) -> str:
     """The form of an inbox URL (the inbox, opened later, checks the rest)."""
     text = str(value).strip()
     scheme, separator, rest = text.partition("://")
-    sqlite = scheme == "sqlite" and rest.startswith("/") and len(rest) > 1
+    try:
+        sqlite = sqlite_inbox_path(text) is not None
+    except ValueError as error:
+        raise ConfigurationError(f"{source}: {error}") from None
     redis = scheme in ("redis", "rediss") and bool(rest)
     postgres = scheme in ("postgresql", "postgres")
     if not separator or not (sqlite or redis or postgres):
@@ -305,7 +336,7 @@ class Option(Generic[_T]):
     parse: Parser[_T] = field(repr=False)
     help: str
     section: Section
-    #: The default as the README shows it, when not the value itself.
+    #: The default as the documentation shows it, when not the value itself.
     shown: str | None = None
     #: The name and the variable it had before a rename; they work, with a warning.
     renamed_from: tuple[str, str] | None = None
@@ -335,7 +366,7 @@ class Option(Generic[_T]):
 
     @property
     def shown_default(self) -> str:
-        """The default as the README's tables show it."""
+        """The default as the documentation's tables show it."""
         if self.shown is not None:
             return self.shown
         if self.default is None or self.default == ():
@@ -348,7 +379,7 @@ _COUNT = _integer(1, 2**31)
 
 
 class Options:
-    """Every option of the listener, in the order of the README's tables."""
+    """Every option of the listener, in the order of the documentation's tables."""
 
     # fmt: off
 
@@ -426,9 +457,9 @@ class Options:
         _positive_seconds,
         "seconds a callback may run before the answer is 503", "reliability")
     inbox: Option[str | None] = Option(str, None, "TWILIO_TRIGGER_INBOX", _optional(_inbox),
-        "`sqlite:///relative.db`, `sqlite:////absolute/path.db` (one process), "
-        "`redis://host:6379/0` or `postgresql://user@host:5432/db` (shared): store, "
-        "then dispatch", "reliability")
+        "`sqlite:///relative.db`, `sqlite:////absolute/path.db` (one process; its folder "
+        "must exist, or end the URL with `?create_folders=1`), `redis://host:6379/0` or "
+        "`postgresql://user@host:5432/db` (shared): store, then dispatch", "reliability")
     concurrency = Option(int, 4, "TWILIO_TRIGGER_CONCURRENCY", _integer(1, 1024),
         "callbacks the inbox's workers run at once; formerly `workers` "
         "(`TWILIO_TRIGGER_WORKERS`), deprecated", "reliability",
@@ -520,7 +551,7 @@ OPTIONS = Options()
 
 
 def markdown_table(section: Section) -> str:
-    """The README's table of the options of *section*."""
+    """The documentation's table of the options of *section*."""
     lines = ["| option | environment | default | meaning |", "|---|---|---|---|"]
     for option in OPTIONS:
         if option.section == section:

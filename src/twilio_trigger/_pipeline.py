@@ -28,6 +28,7 @@ from ._dispatch import Deadlines, Dispatcher, Outcome, Result
 from ._identity import delivery_key
 from ._logging import FirstWarning
 from ._observe import EventLog, Observer
+from ._outage import refused
 from .inbox import Inbox, NotStoredError, UnreachableError
 from .stores import DeliveryStore, StatusStore
 
@@ -154,12 +155,14 @@ class Pipeline:
         if store is None or (once is not None and not once(event)):
             try:
                 return self._finish(event, await self.run(event, replying=replies))
-            except _StoreUnavailableError:
+            except _StoreUnavailableError as error:
+                refused(error)
                 return answers.STORE_UNAVAILABLE
         key = delivery_key(event, event_id)
         try:
             return await self._once.accept(store, key, event, replies)
-        except (_StoreUnavailableError, UnreachableError):  # an outage is told once
+        except (_StoreUnavailableError, UnreachableError) as error:  # an outage is told once
+            refused(error)
             return answers.STORE_UNAVAILABLE
         except Exception:
             logger.exception(
@@ -258,7 +261,8 @@ class Pipeline:
             added = await self._inbox.put(
                 key, event.kind, event.sid, event.status, event.params, headers
             )
-        except UnreachableError:  # told once per outage by the inbox
+        except UnreachableError as error:  # told once per outage by the inbox
+            refused(error)
             return answers.INBOX_UNAVAILABLE
         except NotStoredError as error:  # expected while a replica or the disk lags
             logger.error(

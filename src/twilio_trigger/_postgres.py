@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from ._logging import shown_url
+from ._logging import printable
 from ._options import valid_schema
+from ._outage import Outage as _Outage
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -329,56 +329,21 @@ async def prepare(
         )
 
 
-class Outage:
-    """Tells once that the database cannot be reached, and once that it can again,
-    rather than a traceback per request."""
+class Outage(_Outage):
+    """An outage of the PostgreSQL database, told once when it begins and once
+    when it ends (:class:`~twilio_trigger._outage.Outage`), with the reason the
+    pool's connection attempts failed."""
 
     def __init__(self, what: str, url: str, pool: str) -> None:
-        self._what = f"{what} {shown_url(url)}"
+        super().__init__(what, url, connection_errors)
         self._pool = pool
-        self._since: float | None = None
-        self._failures = 0
-
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
 
     def reason(self, error: BaseException) -> str:
         """Why *error* happened, on one line: a pool's time-out says why no
         connection could be made."""
-        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        if type(error).__name__ == "PoolTimeout":
-            text = _pool_log.reasons.get(self._pool, text)
-        # One line: a connection error's text may span several.
-        return " ".join(text.split())[:300]
-
-    def failed(self, error: BaseException) -> str:
-        """Count a failure to reach the database (told when it is the first); return its reason."""
-        self._failures += 1
-        reason = self.reason(error)
-        if self._since is not None:
-            return reason
-        self._since = time.monotonic()
-        logger.error(
-            "the %s cannot be reached (%s): events are answered 503 until it can",
-            self._what,
-            reason,
-        )
-        return reason
-
-    def recovered(self) -> None:
-        since = self._since
-        if since is None:
-            return
-        self._since = None
-        failures, self._failures = self._failures, 0
-        logger.warning(
-            "the %s can be reached again, after %.1f s (%d operation%s failed meanwhile)",
-            self._what,
-            time.monotonic() - since,
-            failures,
-            "" if failures == 1 else "s",
-        )
+        if type(error).__name__ == "PoolTimeout" and self._pool in _pool_log.reasons:
+            return printable(" ".join(_pool_log.reasons[self._pool].split())[:300])
+        return super().reason(error)
 
 
 class _Undo(Exception):  # noqa: N818 - a signal, not an error
@@ -477,10 +442,7 @@ class Database:
         return pool
 
     def _unreachable(self, error: BaseException) -> Exception:
-        from .inbox import UnreachableError
-
-        reason = self.outage.failed(error)
-        return UnreachableError(f"the {self.what} cannot be reached: {reason}")
+        return self.outage.unreachable(error)
 
     def _wait(self) -> float | None:
         # While the database is away, fail fast rather than wait for a connection.

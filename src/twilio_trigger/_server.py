@@ -12,26 +12,239 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from uvicorn.lifespan.on import LifespanOn
 
 from ._app import ASGIApp, Observed, local_host, url_host
 from ._config import Settings
 from ._edge import EdgeConfig, EdgeLimits
 from ._exceptions import ConfigurationError
 from ._signals import STOP_SIGNALS, on_stop_signals
+from ._startup import log_startup
 
 if TYPE_CHECKING:
     from .metrics import MetricsServer
 
-__all__ = ["Serving", "Working", "bind", "inspector_url"]
+__all__ = [
+    "HeldLogs",
+    "ProcessConfig",
+    "Serving",
+    "StartupLifespan",
+    "Working",
+    "bind",
+    "inspector_url",
+    "logs_failed",
+    "logs_started",
+    "processes_started",
+    "startup_failure",
+]
 
 logger = logging.getLogger("twilio_trigger")
+
+
+# -- the log of a start-up, held back until it succeeds --------------------------------
+class _Keeper(logging.Handler):
+    """The root logger's one handler while logs are held: it gives them to the hold."""
+
+    def __init__(self, held: HeldLogs) -> None:
+        super().__init__()
+        self._held = held
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._held.keep(record)
+
+
+class HeldLogs:
+    """What the root logger's handlers would write during a start-up, kept back.
+
+    A command that cannot start says why in one line; the log lines of its
+    attempt (uvicorn's, a database's outage, what preceded them) would only
+    repeat it.  While the hold lasts, records reaching the root logger are
+    kept; :meth:`release` writes them as they would have been written and lets
+    the next ones through, :meth:`drop` forgets them and those that follow
+    until the hold ends.  Ending the hold releases what is still held.  The
+    start-up, wherever it runs, ends the current hold with :func:`logs_started`
+    or :func:`logs_failed`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keeper = _Keeper(self)
+        self._handlers: list[logging.Handler] | None = None  # the root's, while held
+        self._records: list[logging.LogRecord] = []
+        self._dropping = False
+
+    def hold(self) -> HeldLogs:
+        global _held
+        root = logging.getLogger()
+        with self._lock:
+            if self._handlers is None:
+                self._handlers = list(root.handlers)
+                root.handlers = [self._keeper]
+        _held = self
+        return self
+
+    def keep(self, record: logging.LogRecord) -> None:
+        # What the message says now, not what its arguments say when written (a
+        # record that cannot be formatted is left for its handler to report).
+        with contextlib.suppress(Exception):
+            record.msg, record.args = record.getMessage(), None
+        with self._lock:
+            if not self._dropping:
+                self._records.append(record)
+
+    def release(self) -> None:
+        """Write what is held, and let the next records through."""
+        records = self._end()
+        root = logging.getLogger()
+        for record in records:
+            # As Logger.callHandlers would have: the root's handlers, else the last resort.
+            handlers = root.handlers
+            if not handlers and logging.lastResort is not None and not _handled_below(record):
+                handlers = [logging.lastResort]
+            for handler in handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+
+    def drop(self) -> None:
+        """Forget what is held, and what comes until the hold ends."""
+        with self._lock:
+            self._dropping = True
+            self._records = []
+
+    def _end(self) -> list[logging.LogRecord]:
+        global _held
+        if _held is self:
+            _held = None
+        root = logging.getLogger()
+        with self._lock:
+            handlers, self._handlers = self._handlers, None
+            records, self._records = self._records, []
+            if handlers is not None:
+                if root.handlers == [self._keeper]:
+                    root.handlers = handlers
+                else:  # set up anew meanwhile: that set-up stays
+                    root.removeHandler(self._keeper)
+            return [] if self._dropping else records
+
+    def __enter__(self) -> HeldLogs:
+        return self.hold()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._dropping:
+            self._end()
+        else:
+            self.release()
+
+
+def _handled_below(record: logging.LogRecord) -> bool:
+    """Whether a logger under the root handled *record* (no last resort then)."""
+    found: logging.Logger | None = logging.getLogger(record.name)
+    while found is not None and found.parent is not None:  # the root is not looked at
+        if found.handlers:
+            return True
+        found = found.parent
+    return False
+
+
+_held: HeldLogs | None = None
+
+
+def logs_started() -> None:
+    """The start-up succeeded: the current hold's records are written."""
+    held = _held
+    if held is not None:
+        held.release()
+
+
+def logs_failed() -> None:
+    """The start-up failed, and says why itself: the current hold's records are dropped."""
+    held = _held
+    if held is not None:
+        held.drop()
+
+
+class StartupLifespan(LifespanOn):
+    """uvicorn's lifespan protocol, with why the application could not start kept in
+    ``failure``, for the server to raise; the held logs (:class:`HeldLogs`) are
+    written when it starts, dropped when it cannot (uvicorn still logs the failure,
+    for servers whose logs are not held)."""
+
+    failure: str | None = None
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "lifespan.startup.failed":
+            self.failure = str(message.get("message") or "") or "the application did not start"
+            logs_failed()
+        elif message["type"] == "lifespan.startup.complete":
+            logs_started()
+        await super().send(message)
+
+
+# -- `run --processes`: each process tells the supervisor how its start-up went --------
+_FAILED = "failed"
+_STARTED = "started-"
+
+
+class ProcessConfig(EdgeConfig):
+    """The configuration pickled to each process of ``run --processes``: their
+    lifespan tells the supervisor how their start-up went, as files in *reports*."""
+
+    def __init__(self, app: Any, *, reports: str, limits: EdgeLimits, **options: Any) -> None:
+        super().__init__(app, limits=limits, **options)
+        self.reports = reports
+
+    def load(self) -> None:
+        super().load()
+        self.lifespan_class = ReportedLifespan
+
+
+class ReportedLifespan(StartupLifespan):
+    """The lifespan of a process of ``run --processes``: a file for its start-up,
+    ``started-PID``, or ``failed`` holding why (the first process to fail writes it)."""
+
+    async def send(self, message: Any) -> None:
+        folder = getattr(self.config, "reports", None)
+        if folder and message["type"] == "lifespan.startup.failed":
+            why = str(message.get("message") or "") or "the application did not start"
+            _report(Path(folder) / _FAILED, why)
+        elif folder and message["type"] == "lifespan.startup.complete":
+            _report(Path(folder) / f"{_STARTED}{os.getpid()}", "")
+        await super().send(message)
+
+
+def _report(path: Path, text: str) -> None:
+    with contextlib.suppress(FileExistsError):  # another process told it first
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(text)
+
+
+def processes_started(reports: str) -> int:
+    """How many processes of ``run --processes`` have started, by their *reports*."""
+    return sum(1 for path in Path(reports).iterdir() if path.name.startswith(_STARTED))
+
+
+def startup_failure(reports: str) -> str | None:
+    """Why a process of ``run --processes`` could not start, if one could not."""
+    try:
+        return (Path(reports) / _FAILED).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
 
 
 class Server(uvicorn.Server):
@@ -50,7 +263,18 @@ class Server(uvicorn.Server):
         self.ready = False  # started, companions too, and announced
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        if type(self.lifespan) is LifespanOn:  # made by uvicorn's serve() just before
+            self.lifespan = StartupLifespan(self.config)
+        lifespan = self.lifespan
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            # uvicorn exits the process when the application cannot start: the
+            # caller (run(), the command line) says why instead.
+            failure = getattr(lifespan, "failure", None)
+            if failure is None:
+                raise
+            raise ConfigurationError(failure) from None
         if not self.should_exit:
             for server, sock in self._companions:
                 server.config.load()
@@ -182,21 +406,7 @@ class Serving(Session):
 
     def _announce(self) -> None:
         s = self.settings
-        where = f"http://{url_host(s.host)}:{self.port}{s.path}"
-        if s.verify_signatures:
-            tokens, keys = len(s.auth_tokens), len(s.shared_keys)
-            secrets = [f"{tokens} auth token{'' if tokens == 1 else 's'}"] if tokens else []
-            if keys:
-                secrets.append(f"{keys} shared key{'' if keys == 1 else 's'}")
-            logger.info(
-                "listening on %s (signatures verified with %s)", where, " and ".join(secrets)
-            )
-        else:
-            logger.warning(
-                "listening on %s with signature verification OFF: anyone who can reach "
-                "this port can forge Twilio events",
-                where,
-            )
+        log_startup(s, f"http://{url_host(s.host)}:{self.port}{s.path}")
 
     def _release(self) -> None:
         for _, sock in self._companions:
@@ -241,7 +451,8 @@ class Serving(Session):
             if not thread.is_alive() or time.monotonic() > deadline:
                 error = self._error
                 self.stop(None)
-                raise RuntimeError("the listener did not start") from error
+                why = f": {error}" if isinstance(error, ConfigurationError) else ""
+                raise RuntimeError(f"the listener did not start{why}") from error
             time.sleep(0.005)
 
     def stop(self, timeout: float | None) -> None:
@@ -279,7 +490,12 @@ class Working(Session):
             loop = asyncio.get_running_loop()
             for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, stop.set)
-            await delivery.startup()
+            try:
+                await delivery.startup()
+            except ConfigurationError:
+                logs_failed()  # it is raised: that says why
+                raise
+            logs_started()
             logger.info("dispatching from %s", delivery.inbox.location if delivery.inbox else "?")
             await stop.wait()
             logger.info("stopping: letting running callbacks finish")

@@ -64,6 +64,8 @@ class WorkerPool:
         self._running: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        # The failure to read the inbox told last (its type and message), until a read works.
+        self._failing: tuple[str, str] | None = None
 
     def wake(self) -> None:
         """New events are in the inbox: look now rather than at the next poll."""
@@ -103,6 +105,9 @@ class WorkerPool:
                     await self._inbox.purge(State.DONE, self._retention)
                 free = self._concurrency - len(self._running)
                 entries = await self._inbox.claim(free) if free > 0 else []
+                if free > 0 and self._failing is not None:
+                    self._failing = None
+                    logger.info("the inbox can be read again")
                 for entry in entries:
                     task = asyncio.create_task(self._process(entry))
                     self._running.add(task)
@@ -118,8 +123,8 @@ class WorkerPool:
                         wait = min(wait, max(0.01, due - time.time()))
             except UnreachableError:  # told once per outage by the inbox
                 wait = self._poll
-            except Exception:
-                logger.exception("the inbox could not be read; trying again shortly")
+            except Exception as error:
+                self._read_failed(error)
                 wait = self._poll
             if this is not None and this.cancelling():
                 # Cancelled, and the cancellation swallowed by what was awaited
@@ -129,6 +134,21 @@ class WorkerPool:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wakeup.wait()
+
+    def _read_failed(self, error: Exception) -> None:
+        """Tell a failure to read the inbox with its traceback, once: the same
+        failure again at every poll is told at DEBUG until a read works."""
+        failure = (type(error).__name__, str(error)[:500])
+        if failure == self._failing:
+            logger.debug("the inbox could not be read again (%s)", failure[0])
+            return
+        self._failing = failure
+        logger.error(
+            "the inbox could not be read; trying again every %.1f s, told again once "
+            "it can be read or fails otherwise",
+            self._poll,
+            exc_info=error,
+        )
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -17,12 +18,17 @@ from twilio_trigger.cli import cli, main
 
 
 @pytest.fixture(autouse=True)
-def _no_twilio_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No TWILIO_* variable leaks in; sys.path is as it was after each test."""
+def _no_twilio_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No TWILIO_* variable leaks in, nor out (`run` and `worker` write their flags
+    into the environment); sys.path is as it was after each test."""
     for name in list(os.environ):
         if name.startswith("TWILIO_"):
             monkeypatch.delenv(name)
     monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in list(os.environ):
+        if name.startswith("TWILIO_"):
+            del os.environ[name]
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -1,4 +1,5 @@
-"""`demo --once`, in-process: its listener on a free loopback port, its scripted events.
+"""`demo --once`, in-process: its listener on a free loopback port, its scripted events;
+and the `send` command it prints, run as printed from a real demo process.
 
 Waiting for Ctrl-C after the script is tested with a real process in tests/test_cli.py.
 """
@@ -6,11 +7,20 @@ Waiting for Ctrl-C after the script is tested with a real process in tests/test_
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shlex
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.test_cli import TIMEOUT, Running, clean_env
+from twilio_trigger.cli._demo import program
 
 from .conftest import invoke
 
@@ -51,3 +61,35 @@ def test_demo_on_a_port_in_use_fails_in_one_line() -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: ")
     assert str(port) in result.output
+
+
+def test_the_send_command_it_prints_works_as_printed_from_another_terminal() -> None:
+    # Another terminal's PATH need not hold the virtual environment's bin folder,
+    # which is where the console script is: the printed command must work without it.
+    env = clean_env(PATH="/usr/bin:/bin")
+    with Running(["demo", "--port", "0"], env=env) as running:
+        output = running.wait_for("Press Ctrl-C")
+        lines = output.splitlines()
+        command = lines[
+            lines.index("Still listening.  Send more events from another terminal, e.g.:") + 1
+        ]
+        argv = shlex.split(command)
+        program = Path(argv[0])
+        assert program.is_absolute(), command
+        assert program.is_file()
+        assert os.access(program, os.X_OK)
+        assert argv[1:4] == ["send", "sms", "delivered"]
+        sent = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=TIMEOUT, check=False
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert sent.stdout.splitlines()[1].startswith("200 OK")
+        running.wait_for(": new → delivered")
+        assert running.stop(signal.SIGINT) == 0
+
+
+def test_the_program_is_python_dash_m_when_not_run_as_the_console_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["/somewhere/else/pytest"])
+    assert program() == f"{shlex.quote(sys.executable)} -m twilio_trigger"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,40 @@ def test_main_prints_a_failure_on_one_line_with_status_1(
     outcome = run_main(capsys, "inbox", "stats", "--inbox", f"sqlite:///{tmp_path}/none.db")
     assert outcome.code == 1
     assert outcome.stderr == f"Error: no inbox at {tmp_path}/none.db\n"
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    assert twilio_trigger.__version__ == importlib.metadata.version("twilio-trigger")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [str(Path(sys.executable).parent / "twilio-trigger")],
+        [sys.executable, "-m", "twilio_trigger"],
+    ],
+    ids=["console-script", "python-m"],
+)
+def test_both_ways_of_running_it_print_the_same_version(command: list[str]) -> None:
+    result = subprocess.run(
+        [*command, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    expected = importlib.metadata.version("twilio-trigger")
+    assert result.stdout == f"twilio-trigger, version {expected}\n"
+    assert result.stderr == ""
+
+
+def test_importing_main_runs_nothing() -> None:
+    # Only `python -m twilio_trigger` runs the command, not an import of the module.
+    result = subprocess.run(
+        [sys.executable, "-c", "import twilio_trigger.__main__; print('imported')"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "imported\n", "")
 
 
 def test_python_dash_m_is_the_same_command() -> None:

@@ -89,7 +89,8 @@ def test_a_module_that_raises_on_import_fails_in_one_line(folder: Path) -> None:
     result = invoke("run", "cli_load_broken")
     assert result.exit_code == 1
     assert result.output == (
-        "Error: importing cli_load_broken failed: RuntimeError: no database configured\n"
+        "Error: cannot import cli_load_broken: RuntimeError: no database configured "
+        "(cli_load_broken.py, line 1)\n"
     )
 
 
@@ -97,8 +98,9 @@ def test_a_missing_import_is_blamed_not_the_users_module(folder: Path) -> None:
     write(folder, "cli_load_orders", "import cli_load_orders_db  # not there\n")
     result = invoke("run", "cli_load_orders")
     assert result.exit_code == 1
-    assert "importing cli_load_orders failed: No module named 'cli_load_orders_db'" in (
-        result.output
+    assert result.output == (
+        "Error: cannot import cli_load_orders: ModuleNotFoundError: No module named "
+        "'cli_load_orders_db' (cli_load_orders.py, line 1)\n"
     )
 
 
@@ -110,3 +112,77 @@ def test_a_file_path_is_loaded_from_its_folder(folder: Path) -> None:
     result = invoke("run", str(app / "cli_load_file.py"))
     assert result.exit_code == 2  # its own folder is on the path: the helper is found
     assert f"no Listener at the top of {app / 'cli_load_file.py'}" in result.output
+
+
+# -- where in the user's code the import failed ------------------------------------------------
+def test_an_error_on_import_names_the_file_and_line(folder: Path) -> None:
+    write(folder, "cli_load_ratio", "import json\n\nx = 1\n\n\n\ny = 1 / 0\n")
+    result = invoke("run", "cli_load_ratio.py")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot import cli_load_ratio.py: ZeroDivisionError: division by zero "
+        "(cli_load_ratio.py, line 7)\n"
+    )
+
+
+def test_a_syntax_error_names_the_file_and_line(folder: Path) -> None:
+    write(folder, "cli_load_syntax", "import os\n\ndef handler(:\n    pass\n")
+    result = invoke("worker", "cli_load_syntax")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot import cli_load_syntax: SyntaxError: ")
+    assert result.output.endswith(" (cli_load_syntax.py, line 3)\n")
+    assert len(result.output.splitlines()) == 1
+
+
+def test_an_error_deeper_in_the_users_code_lists_their_frames_only(folder: Path) -> None:
+    write(
+        folder,
+        "cli_load_orders_db",
+        """
+        import json
+
+
+        def connect():
+            return json.loads("{not json")
+        """,
+    )
+    write(
+        folder, "cli_load_shop", "import cli_load_orders_db\n\ndb = cli_load_orders_db.connect()\n"
+    )
+    result = invoke("run", "cli_load_shop")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith("Error: cannot import cli_load_shop: JSONDecodeError: Expecting")
+    assert lines[0].endswith("(cli_load_orders_db.py, line 6)")
+    # The user's two frames, outermost first; none of importlib's, json's or the package's.
+    assert lines[1:] == [
+        "  cli_load_shop.py, line 3, in <module>: db = cli_load_orders_db.connect()",
+        '  cli_load_orders_db.py, line 6, in connect: return json.loads("{not json")',
+    ]
+
+
+def test_a_message_with_line_breaks_stays_on_one_line(folder: Path) -> None:
+    write(folder, "cli_load_noisy", "raise RuntimeError('first\\nError: forged\\x1b[2J')\n")
+    result = invoke("run", "cli_load_noisy")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot import cli_load_noisy: RuntimeError: first\\nError: forged\\x1b[2J "
+        "(cli_load_noisy.py, line 1)\n"
+    )
+
+
+def test_a_listener_built_with_a_bad_option_names_the_line(folder: Path) -> None:
+    write(
+        folder,
+        "cli_load_badport",
+        """
+        import twilio_trigger as twilio
+
+        listener = twilio.Listener(port="eighty")
+        """,
+    )
+    result = invoke("run", "cli_load_badport")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: port must be a whole number, got 'eighty' (cli_load_badport.py, line 4)\n"
+    )

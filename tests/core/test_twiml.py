@@ -66,7 +66,7 @@ def test_a_call_reply_is_twiml_given_as_str_or_object() -> None:
 @pytest.mark.parametrize(
     ("reply", "says"),
     [
-        (42, "returned a int"),
+        (42, "returned an int"),
         (True, "returned a bool"),
         ({"Body": "x"}, "returned a dict"),
         (["x"], "returned a list"),

@@ -115,6 +115,7 @@ def test_healthz_and_readyz_answer_get_and_head(http: httpx.Client, recorder: Re
 
 
 def test_readyz_checks_the_inbox_too(http: httpx.Client, tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
     inbox = f"sqlite:///{tmp_path / 'inbox' / 'events.db'}"
     with running(SmsRecorder(Recorder()), inbox=inbox) as listener:
         code, found, _ = probe(http, listener)
@@ -276,6 +277,7 @@ def test_readyz_fails_while_the_inbox_folder_is_unwritable(
     http: httpx.Client, tmp_path: Path
 ) -> None:
     folder = tmp_path / "inbox-folder"
+    folder.mkdir()
     database = folder / "events.db"
     with running(SmsRecorder(Recorder()), inbox=f"sqlite:///{database}") as listener:
         code, _, _ = probe(http, listener)
@@ -304,6 +306,7 @@ def test_an_unwritable_inbox_folder_is_logged_once_until_it_recovers(
     http: httpx.Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = tmp_path / "inbox-folder"
+    folder.mkdir()
     with running(SmsRecorder(Recorder()), inbox=f"sqlite:///{folder / 'events.db'}") as listener:
         assert probe(http, listener)[0] == 200
         caplog.clear()

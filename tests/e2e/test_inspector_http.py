@@ -845,6 +845,7 @@ def test_a_cookie_of_another_inspector_is_refused(
 ) -> None:
     # Same token, another process (here another listener): another key.
     _, http, _ = guarded
+    (tmp_path / "other").mkdir()
     with inspected(
         Carrier(), tmp_path / "other", inspector_host="0.0.0.0", inspector_token=INSPECTOR_TOKEN
     ) as (_, other):

@@ -494,6 +494,7 @@ def test_inbox_retries_dead_letters_and_backlog(
     tmp_path: Path, http: httpx.Client, request: pytest.FixtureRequest, backend: str
 ) -> None:
     if backend == "sqlite":
+        (tmp_path / "inbox").mkdir()
         where: dict[str, str] = {"inbox": f"sqlite:///{tmp_path / 'inbox' / 'events.db'}"}
     else:
         where = {

@@ -170,11 +170,26 @@ def test_database_crash_mid_burst_loses_no_acknowledged_event(
     # Besides, each entry running at the crash says it will be dispatched again:
     # at most one line per callback slot, never one per request.
     others = [line for line in lines if line not in told]
-    assert all("could not record the outcome of inbox entry" in line for line in others), others
+    assert all("could not record the outcome of inbox entry" in line for line in others), _around(
+        log, others
+    )
     assert len(others) <= 4, "\n".join(others)
     assert "can be reached again" in log, log
     assert "Traceback" not in log, log
     assert listener.terminate() == 0, listener.tail()
+
+
+def _around(log: str, lines: list[str]) -> str:
+    """Each of *lines* with the first line of the record it belongs to (a traceback's
+    lines start with ``  | ``)."""
+    all_lines = log.splitlines()
+    shown = []
+    for line in lines:
+        at = start = all_lines.index(line)
+        while start > 0 and all_lines[start].startswith("  |"):
+            start -= 1
+        shown.append(f"{all_lines[start]}\n  ...\n{line}" if start != at else line)
+    return "\n---\n".join(shown)
 
 
 def entry_of(setup: PgSetup, sid: str) -> tuple[str, int] | None:

@@ -154,6 +154,7 @@ def outage(
     **options: Any,
 ) -> None:
     """Events before, during and after an outage of the cluster holding *part*."""
+    caplog.set_level(logging.INFO, logger=LOGGER)  # the recovery is told at INFO
     unavailable = INBOX_UNAVAILABLE if part == "inbox" else STORE_UNAVAILABLE
     service = Dispatched()
     checks = {"inbox": "ok", "store": "ok"} if part == "inbox" else {"store": "ok"}
@@ -241,9 +242,12 @@ def outage(
         m for m in down if m.startswith(f"not ready: the {part} cannot be reached")
     ]
     assert len(messages(caplog, f"not ready: the {part}")) == 1
-    back = messages(caplog, "can be reached again")
+    back = [r for r in caplog.records if r.name == LOGGER and "can be reached again" in r.msg]
     assert len(back) == 1, back
-    assert back[0].startswith(what)
+    assert back[0].levelno == logging.INFO
+    assert back[0].getMessage().startswith(what)
+    # Each request answered 503 meanwhile is counted, and only those.
+    assert f": {len(refused)} requests refused (answered 503)" in back[0].getMessage()
     assert len(messages(caplog, f"ready again: the {part}")) == 1
     assert_no_traceback(caplog)
     # Nothing about the events refused, one by one (the first was retried, and ran).
@@ -282,6 +286,7 @@ def test_the_status_store_alone_failing_still_refuses_the_event(
 def test_a_long_outage_is_told_once_however_many_requests(
     own_postgres: PostgresCluster, http: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)  # the recovery is told at INFO
     service = Dispatched()
     listener = twilio.Listener(
         0, host="127.0.0.1", auth_tokens=[TOKEN], inbox=own_postgres.url, postgres_schema=SCHEMA
@@ -314,4 +319,6 @@ def test_a_long_outage_is_told_once_however_many_requests(
         assert_no_traceback(caplog)
         own_postgres.start()
         wait_ready(http, listener, 200)
-    assert len(messages(caplog, "can be reached again")) == 1
+    (back,) = messages(caplog, "can be reached again")
+    # The 24 requests, not the readiness probes nor the workers' polls.
+    assert ": 24 requests refused (answered 503) meanwhile" in back, back

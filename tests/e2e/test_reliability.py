@@ -509,6 +509,7 @@ def test_fast_callback_is_unaffected_by_the_time_limit(recorder: Recorder) -> No
 # -- the durable inbox -------------------------------------------------------------------
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
+    (tmp_path / "inbox").mkdir()
     return tmp_path / "inbox" / "events.db"
 
 

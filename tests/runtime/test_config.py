@@ -369,6 +369,7 @@ def test_a_mistyped_url_is_never_echoed_with_its_password(option: str, url: str)
     [
         "sqlite:///events.db",
         "sqlite:////var/lib/app/events.db",
+        "sqlite:////var/lib/app/events.db?create_folders=1",
         "redis://127.0.0.1:6379/0",
         "rediss://ops:secret@cache.internal:6380/1",
     ],
@@ -378,7 +379,7 @@ def test_an_inbox_url_of_a_known_form_is_taken_as_given(url: str) -> None:
 
 
 def test_an_inbox_url_is_checked_without_opening_the_inbox(tmp_path: Path) -> None:
-    # Its folder does not exist: the inbox would create it when opened, not here.
+    # Its folder does not exist: opening the inbox says so, not resolving the options.
     url = f"sqlite:///{tmp_path}/not/yet/events.db"
     assert Settings.resolve({"inbox": url}, {}).inbox == url
     assert list(tmp_path.iterdir()) == []

@@ -63,7 +63,9 @@ async def put(inbox: SQLiteInbox, key: str, status: str = "delivered", sid: str 
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "events.db"  # the folder is created on first use
+    folder = tmp_path / "data"
+    folder.mkdir()  # the inbox makes its file, not its folder
+    return folder / "events.db"
 
 
 # -- put, get, duplicates --------------------------------------------------------------
@@ -525,7 +527,6 @@ def test_the_headers_given_are_kept_with_the_entry(path: Path) -> None:
 
 def test_a_file_from_before_headers_were_kept_opens_and_keeps_them(path: Path) -> None:
     # The schema of the first release, with one entry in it.
-    path.parent.mkdir(parents=True)
     with sqlite3.connect(path) as old:
         old.executescript(
             "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL "

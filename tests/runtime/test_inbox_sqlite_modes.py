@@ -71,7 +71,8 @@ def while_open(inbox: SQLiteInbox, look: Callable[[], _T], *, opened: bool = Tru
 def test_the_inbox_and_the_folders_it_makes_are_owner_only(tmp_path: Path) -> None:
     before = mode_of(tmp_path)
     db = tmp_path / "var" / "lib" / "events.db"
-    modes = while_open(SQLiteInbox(db), lambda: {p.name: mode_of(p) for p in files_of(db)})
+    inbox = SQLiteInbox(db, create_folders=True)
+    modes = while_open(inbox, lambda: {p.name: mode_of(p) for p in files_of(db)})
     assert modes == {"events.db": 0o600, "events.db-wal": 0o600, "events.db-shm": 0o600}
     assert mode_of(tmp_path / "var") == 0o700
     assert mode_of(tmp_path / "var" / "lib") == 0o700
@@ -88,7 +89,7 @@ def test_a_mode_asked_for_is_the_mode_made_whatever_the_umask(
 ) -> None:
     os.umask(umask)  # the fixture restores the process's own
     db = tmp_path / "app" / "events.db"
-    inbox = open_inbox(f"sqlite:///{db}", file_mode=file_mode)
+    inbox = open_inbox(f"sqlite:///{db}?create_folders=1", file_mode=file_mode)
     assert isinstance(inbox, SQLiteInbox)
     modes = while_open(inbox, lambda: [mode_of(p) for p in files_of(db)])
     assert modes == [file_mode] * 3
@@ -107,7 +108,7 @@ def test_a_folder_that_existed_keeps_its_mode(tmp_path: Path) -> None:
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
     db = shared / "twilio" / "events.db"
-    while_open(SQLiteInbox(db), lambda: None)
+    while_open(SQLiteInbox(db, create_folders=True), lambda: None)
     assert mode_of(shared) == 0o755
     assert mode_of(shared / "twilio") == 0o700
 
@@ -204,7 +205,7 @@ def test_a_listener_makes_its_inbox_private_or_as_configured(
     expected = 0o600 if configured is None else int(configured, 8)
     db = tmp_path / "data" / "events.db"
     recorder = Recorder()
-    with running(SmsRecorder(recorder), inbox=f"sqlite:///{db}") as listener:
+    with running(SmsRecorder(recorder), inbox=f"sqlite:///{db}?create_folders=1") as listener:
         answer = signed_post(listener.url, sms_status_payload("delivered"), TOKEN)
         assert answer.status_code == 200
         wait_until(lambda: len(recorder.calls) == 1, "the callback")

@@ -18,6 +18,7 @@ from twilio_trigger._observe import (
     Refusal,
     RefusalLog,
 )
+from twilio_trigger.inbox import UnreachableError
 from twilio_trigger.testing import call_event, sms_event
 
 LOGGER = "twilio_trigger"
@@ -87,6 +88,19 @@ def test_event_log_failure_is_an_error_with_its_traceback(log: pytest.LogCapture
     text = logging.Formatter().format(made)
     assert "Traceback (most recent call last):" in text
     assert "CarrierError: the carrier's lookup exploded" in text
+
+
+def test_event_log_of_an_outage_has_no_traceback(log: pytest.LogCaptureFixture) -> None:
+    # The database went away while the callback's transaction ran: its Outage told
+    # that once; each event it interrupted is one line, not a traceback.
+    try:
+        raise UnreachableError("the PostgreSQL inbox cannot be reached: connection refused")
+    except UnreachableError as caught:
+        error = caught
+    EventLog().finished(sms_event("sent"), Result(Outcome.FAILED, "T.on_sent", error, None, 0.1))
+    made = one(log)
+    assert made.getMessage().endswith("failed in 100.0 ms with UnreachableError")
+    assert made.exc_info is None
 
 
 def test_event_log_returned_error_has_no_traceback_frames(log: pytest.LogCaptureFixture) -> None:

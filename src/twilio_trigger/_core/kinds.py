@@ -255,7 +255,8 @@ def _call_waits(event: TwilioEvent) -> bool:
     return not event.get("CallbackSource")
 
 
-#: Message statuses, in Twilio's spelling: the seed's nine, then those Twilio added.
+#: Message statuses, in Twilio's spelling: the nine the first version of this
+#: package knew, then those Twilio added.
 _MESSAGE_STATUSES = (
     "accepted", "queued", "sending", "sent", "failed", "delivered", "undelivered",
     "receiving", "received", "scheduled", "canceled", "read", "partially_delivered",
@@ -341,7 +342,8 @@ KINDS: tuple[Kind, ...] = (
         event_class=SmsStatusChangeEvent,
         service_class=SmsStatusService,
         signals=(("MessageStatus",), ("SmsStatus",)),
-        # A request with a CallStatus too is a call's (as in the Ballerina package).
+        # A request with a CallStatus too is a call's: CallStatus decides before
+        # MessageStatus, whichever the request lists first.
         yields_to=("CallStatus",),
         route_by=("MessageStatus", "SmsStatus"),
         sid_params=("MessageSid", "SmsSid", "SmsMessageSid"),

@@ -15,6 +15,7 @@ from .answers import Answer
 from .events import TwilioEvent
 from .kinds import KINDS, Kind, kind_of_event
 from .twiml import ReplyError, reply_body
+from .wording import a_or_an
 
 __all__ = [
     "FIXED_ANSWERS",
@@ -101,8 +102,8 @@ def reply_answer(event: TwilioEvent, value: object) -> Answer:
 def _json_body(kind: Kind, event: TwilioEvent, value: object) -> bytes:
     if not isinstance(value, Mapping):
         raise ReplyError(
-            f"a {kind.name} callback returns None, a mapping sent as JSON, or Reject; "
-            f"got a {type(value).__name__}"
+            f"{a_or_an(kind.name)} callback returns None, a mapping sent as JSON, or Reject; "
+            f"got {a_or_an(type(value).__name__)}"
         )
     allowed = kind.reply_keys(event)
     if allowed is not None:

@@ -10,6 +10,7 @@ define simply does not exist, and its events are acknowledged without dispatch.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 from collections.abc import Awaitable, Callable
@@ -70,8 +71,8 @@ def camel_callback_name(event_type: str) -> str:
 
 
 #: What a callback may be: sync or async, returning nothing (or an ``Exception``
-#: to report failure, as the Ballerina seed's ``returns error?``), or a reply:
-#: see the services' docstrings.
+#: to report failure, the same as raising it), or a reply: see the services'
+#: docstrings.
 _E = TypeVar("_E", bound=TwilioEvent)
 #: A callback of events *_E*: ``def on_x(self, event)``, or ``async def on_x(self,
 #: event, tx)`` for one that writes in the transaction of a PostgreSQL inbox or store.
@@ -343,6 +344,13 @@ class FallbackService(ServiceBase):
     on_event: Handler[TwilioEvent]
 
 
+#: The base classes, for the names of their callbacks.
+_BASES: tuple[type[ServiceBase], ...] = (
+    SmsStatusService, CallStatusService, RecordingStatusService, DebuggerService,
+    ConferenceService, ConversationsService, TaskRouterService, FallbackService,
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Callback:
     """One resolved callback: the bound method and how to call it."""
@@ -388,6 +396,18 @@ def _is_async(function: Callable[..., object]) -> bool:
     )
 
 
+def _guessed(name: str, base: type[ServiceBase]) -> str:
+    """*name*, an ``on_...`` method that is no callback of *base*, with what it may
+    have been meant to be: a callback of another base class, or a close spelling."""
+    others = [
+        other.__name__ for other in _BASES if other is not base and name in other.callback_names
+    ]
+    if others:
+        return f"{name} (a callback of {' and '.join(others)})"
+    close = difflib.get_close_matches(name, base.callback_names, n=1)
+    return f"{name} (did you mean {close[0]}?)" if close else name
+
+
 def resolve_callbacks(service: object, base: type[ServiceBase]) -> dict[str, Callback]:
     """Callbacks *service*, an instance of a subclass of *base*, defines, by name;
     :class:`ServiceError` for a bad one.
@@ -408,10 +428,11 @@ def resolve_callbacks(service: object, base: type[ServiceBase]) -> dict[str, Cal
     }
     unknown = sorted(names.difference(valid))
     if unknown:
+        one = len(unknown) == 1
         raise ServiceError(
-            f"{cls.__name__} defines {', '.join(unknown)}, which "
-            f"{'is' if len(unknown) == 1 else 'are'} not {base.__name__} "
-            f"callback{'' if len(unknown) == 1 else 's'}; valid names: {' '.join(valid)}"
+            f"{cls.__name__} defines {', '.join(_guessed(name, base) for name in unknown)}, "
+            f"which {'is not a callback' if one else 'are not callbacks'} of "
+            f"{base.__name__}; its callbacks are {' '.join(valid)}"
         )
     resolved: dict[str, Callback] = {}
     for name in valid:

@@ -8,6 +8,7 @@ from html import escape
 
 from .events import TwilioEvent
 from .kinds import kind_of_event
+from .wording import a_or_an
 
 __all__ = ["EMPTY_RESPONSE", "TWIML_CONTENT_TYPE", "ReplyError", "expects_twiml", "reply_body"]
 
@@ -75,7 +76,7 @@ def reply_body(event: TwilioEvent, reply: object) -> bytes:
         return _twiml(reply, "the str returned")
     if isinstance(reply, bytes | bytearray | int | float | bool | list | tuple | dict | set):
         raise ReplyError(
-            f"a callback returned a {kind}: return None, a str, or a TwiML object such as "
+            f"a callback returned {a_or_an(kind)}: return None, a str, or a TwiML object such as "
             f"twilio.twiml.messaging_response.MessagingResponse"
         )
     return _twiml(str(reply), f"the {kind} returned")

@@ -51,6 +51,10 @@ class Activity(Observer):
             time.time(), attempt.number, outcome.value, result.callback, milliseconds, error
         )
         history = self._attempts.pop(attempt.entry, [])
+        # The same error again (a retry that failed the same way): kept once.
+        same = next((old.error for old in history if old.error == error), None)
+        if same is not None:
+            record = record._replace(error=same)
         history.append(record)
         self._attempts[attempt.entry] = history[-20:]
         while len(self._attempts) > self._limit:

@@ -18,7 +18,7 @@ from .._asgi import send_answer
 from .._core.answers import Answer
 from .._delivery import Delivery
 from .._logging import printable
-from ..inbox import State
+from ..inbox import State, UnreachableError
 from . import _pages, _rows, _static
 from ._activity import Activity
 from ._headers import ALLOW, CLOSE, HTML, JSON, TEXT, Message, Receive, Scope, Send, reply
@@ -91,6 +91,9 @@ class InspectorApp:
 
         try:
             await self._serve(scope, reading, answering)
+        except UnreachableError:  # told once per outage by the inbox
+            if not answered:
+                await reply(send, 503, b"the inbox could not be read; try again\n", TEXT)
         except Exception:
             # What a request holds is refused with a 4xx before it gets here; this
             # is the inbox failing (a locked SQLite file, a Redis gone away).

@@ -56,6 +56,34 @@ def _header_name(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 
 
+def _same(error: str, stored: str) -> bool:
+    """Whether *error* (as an attempt saw it) is the error *stored* in the inbox,
+    which keeps only the end of a long one."""
+    return error == stored or (len(error) > len(stored) > 0 and error.endswith(stored))
+
+
+def _attempt_errors(history: list[AttemptRecord], last_error: str | None) -> list[str]:
+    """What each attempt's error cell holds: its traceback the first time an error
+    is shown on the page, and a word on where it is shown for the attempts that
+    failed the same way (same type, message and frames: the same text).
+
+    *last_error* is the one shown above the attempts, if any."""
+    cells: list[str] = []
+    first: dict[str, int] = {}  # each error shown in the table: the attempt showing it
+    for attempt in history:
+        error = attempt.error
+        if error is None:
+            cells.append("")
+        elif last_error is not None and _same(error, last_error):
+            cells.append("<span class='same'>same as the last error, above</span>")
+        elif error in first:
+            cells.append(f"<span class='same'>same error as attempt {first[error]}</span>")
+        else:
+            first[error] = attempt.number
+            cells.append(f"<pre>{html.escape(error)}</pre>")
+    return cells
+
+
 def event(
     row: Mapping[str, object],
     entry: Entry,
@@ -89,19 +117,21 @@ def event(
         for name, value in facts
         if value is not None
     )
+    shown_last = bool(entry.last_error) and entry.state is not State.DONE
+    errors = _attempt_errors(history, entry.last_error if shown_last else None)
     attempts = (
         "".join(
             f"<tr class='{e(a.outcome)}'><td>{a.number}</td><td>{e(stamp(a.at) or '')}</td>"
             f"<td class='outcome'>{e(a.outcome.replace('_', ' '))}</td>"
             f"<td>{'' if a.milliseconds is None else f'{a.milliseconds:.1f} ms'}</td>"
-            f"<td>{'' if a.error is None else '<pre>' + e(a.error) + '</pre>'}</td></tr>"
-            for a in history
+            f"<td>{error}</td></tr>"
+            for a, error in zip(history, errors, strict=True)
         )
         or "<tr><td colspan='5'>no attempt seen by this process</td></tr>"
     )
     last_error = (
-        f"<h2>Last error</h2><pre id='last-error'>{e(entry.last_error)}</pre>"
-        if entry.last_error and entry.state is not State.DONE
+        f"<h2>Last error</h2><pre id='last-error'>{e(entry.last_error or '')}</pre>"
+        if shown_last
         else ""
     )
     running = entry.state is State.RUNNING

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
+import shlex
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -55,6 +59,24 @@ def _stop_signals() -> Iterator[threading.Event]:
 
     with on_stop_signals(handle):
         yield stop
+
+
+def program() -> str:
+    """This command as another terminal runs it.
+
+    ``twilio-trigger`` when that name finds this very script outside a virtual
+    environment; else the script's full path, since another terminal may not
+    have the environment's bin folder on its PATH (``scripts/demo`` puts it on
+    its own); else ``python -m twilio_trigger`` with this Python.
+    """
+    script = Path(sys.argv[0])
+    if script.stem == "twilio-trigger" and script.is_file() and os.access(script, os.X_OK):
+        found = shutil.which("twilio-trigger")
+        in_environment = sys.prefix != sys.base_prefix
+        if found and not in_environment and Path(found).resolve() == script.resolve():
+            return "twilio-trigger"
+        return shlex.quote(str(script.absolute()))
+    return f"{shlex.quote(sys.executable)} -m twilio_trigger"
 
 
 @click.command(context_settings=CONTEXT)
@@ -126,7 +148,7 @@ def demo(port: int, host: str, once: bool) -> None:
             sys.exit(1 if failures else 0)
         with _stop_signals() as stop:
             click.echo("\nStill listening.  Send more events from another terminal, e.g.:")
-            click.echo(f"  twilio-trigger send sms delivered --url {url} --auth-token {token}")
+            click.echo(f"  {program()} send sms delivered --url {url} --auth-token {token}")
             click.echo("Press Ctrl-C to stop.\n")
             notes.live = True
             while not stop.wait(0.5):

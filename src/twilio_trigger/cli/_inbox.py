@@ -13,12 +13,13 @@ from typing import TypeVar
 import click
 
 from .._config import ENVIRONMENT
+from .._exceptions import ConfigurationError
 from .._options import OPTIONS, valid_schema
 from .._postgres import SchemaError
 from ..inbox import Inbox, State, UnreachableError, open_inbox
 from ..inbox.postgres import PostgresInbox
 from ..inbox.sqlite import SQLiteInbox
-from ._common import CONTEXT
+from ._common import CONTEXT, warn
 
 __all__ = ["inbox"]
 
@@ -39,58 +40,95 @@ def _duration(text: str) -> float:
     return value
 
 
-def _open_inbox(url: str | None, schema: str | None = None) -> Inbox:
-    if not url:
+def _given(ctx: click.Context, name: str, value: str | None, variable: str) -> tuple[str, str]:
+    """A value of the command's own flag, else the group's, else its variable's,
+    and where it came from ("" when none is given)."""
+    group = ctx.obj if isinstance(ctx.obj, dict) else {}
+    for given in (value, group.get(name)):
+        if given:
+            return given, f"--{name}"
+    from_environment = os.environ.get(variable, "")
+    return from_environment, variable if from_environment.strip() else ""
+
+
+def _refusal(message: str, source: str) -> click.UsageError:
+    """A bad value, blamed on the flag or the variable it came from."""
+    if source.startswith("--"):
+        return click.BadParameter(message, param_hint=source)
+    return click.UsageError(message if message.startswith(source) else f"{source}: {message}")
+
+
+def _open_inbox(ctx: click.Context, url: str | None, schema: str | None) -> Inbox:
+    """The inbox the command names (not connected yet): the command's flags, else
+    the group's (``inbox --inbox URL stats``), else the environment."""
+    url, url_source = _given(ctx, "inbox", url, ENVIRONMENT["inbox"])
+    if not url_source:
         raise click.UsageError("no inbox: pass --inbox sqlite:///path/events.db or set "
                                "TWILIO_TRIGGER_INBOX")  # fmt: skip
-    prefix = os.environ.get(ENVIRONMENT["redis_prefix"]) or OPTIONS.redis_prefix.default
-    schema = (
-        schema
-        or os.environ.get(ENVIRONMENT["postgres_schema"])
-        or (OPTIONS.postgres_schema.default)
-    )
-    if not valid_schema(schema):
-        raise click.BadParameter(
-            f"{schema[:80]!r} is not a schema name (lower-case letters, digits, underscores)",
-            param_hint="--schema or TWILIO_TRIGGER_POSTGRES_SCHEMA",
-        )
     try:
-        return open_inbox(url, prefix=prefix, schema=schema)
+        url = OPTIONS.inbox.parse(url, url_source) or url
+    except ConfigurationError as error:
+        raise _refusal(str(error), url_source) from None
+    schema, schema_source = _given(ctx, "schema", schema, ENVIRONMENT["postgres_schema"])
+    schema = schema.strip() if schema_source else OPTIONS.postgres_schema.default
+    if not valid_schema(schema):
+        raise _refusal(
+            f"{schema[:80]!r} is not a schema name (lower-case letters, digits, underscores)",
+            schema_source,
+        )
+    variable = ENVIRONMENT["redis_prefix"]
+    prefix = os.environ.get(variable) or OPTIONS.redis_prefix.default
+    try:
+        prefix = OPTIONS.redis_prefix.parse(prefix, variable)
+    except ConfigurationError as error:
+        raise _refusal(str(error), variable) from None
+    try:
+        box = open_inbox(url, prefix=prefix, schema=schema)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--inbox") from None
+        raise _refusal(str(error), url_source) from None
+    if schema_source == "--schema" and not isinstance(box, PostgresInbox):
+        warn(f"--schema has no effect on {box.location}: only a postgresql:// inbox has one")
+    return box
 
 
-def _on_inbox(
-    url: str | None, work: Callable[[Inbox], Awaitable[_T]], schema: str | None = None
-) -> _T:
-    inbox = _open_inbox(url, schema)
-    if isinstance(inbox, SQLiteInbox) and not inbox.path.exists():
-        raise click.ClickException(f"no inbox at {inbox.path}")
+def _run(box: Inbox, work: Callable[[Inbox], Awaitable[_T]]) -> _T:
+    """*work* done on *box*, opened and closed around it; a failure is one line
+    (the log lines of its attempt, such as an outage's, would only repeat it)."""
+    from .._server import HeldLogs
+
+    if isinstance(box, SQLiteInbox) and not box.path.exists():
+        raise click.ClickException(f"no inbox at {box.path}")
 
     async def session() -> _T:
         try:
-            return await work(inbox)
+            return await work(box)
         finally:
-            await inbox.close()
+            await box.close()
 
-    try:
-        return asyncio.run(session())
-    except (sqlite3.Error, OSError) as error:
-        raise click.ClickException(f"cannot read the inbox {inbox.location}: {error}") from None
-    except ImportError as error:
-        raise click.ClickException(str(error)) from None
-    except SchemaError as error:
-        raise click.ClickException(str(error)) from None
-    except Exception as error:
-        module = type(error).__module__
-        if isinstance(error, UnreachableError) or module.startswith(("redis.", "psycopg")):
-            reason = " ".join(str(error).split())  # a database's message may span lines
-            if module.startswith("psycopg.errors") and "does not exist" in reason:
-                reason += " (no tables yet: `twilio-trigger inbox migrate` makes them)"
-            raise click.ClickException(
-                f"cannot read the inbox {inbox.location}: {reason}"
-            ) from None
-        raise
+    with HeldLogs() as held:
+        try:
+            return asyncio.run(session())
+        except Exception as error:
+            failure = _failure(box, error)
+            if failure is None:
+                raise
+            held.drop()
+            raise failure from None
+
+
+def _failure(box: Inbox, error: Exception) -> click.ClickException | None:
+    """What to say of *error*, raised while using *box*; ``None`` for a bug."""
+    if isinstance(error, sqlite3.Error | OSError):
+        return click.ClickException(f"cannot read the inbox {box.location}: {error}")
+    if isinstance(error, ImportError | SchemaError):
+        return click.ClickException(str(error))
+    module = type(error).__module__
+    if isinstance(error, UnreachableError) or module.startswith(("redis.", "psycopg")):
+        reason = " ".join(str(error).split())  # a database's message may span lines
+        if module.startswith("psycopg.errors") and "does not exist" in reason:
+            reason += " (no tables yet: `twilio-trigger inbox migrate` makes them)"
+        return click.ClickException(f"cannot read the inbox {box.location}: {reason}")
+    return None
 
 
 def _when(moment: float | None) -> str:
@@ -100,17 +138,28 @@ def _when(moment: float | None) -> str:
 
 
 _inbox_option = click.option(
-    "--inbox", "url", envvar="TWILIO_TRIGGER_INBOX", metavar="URL",
+    "--inbox", "url", metavar="URL",
     help="The inbox, e.g. sqlite:///events.db, redis://127.0.0.1:6379/0 (key prefix from "
-    "$TWILIO_TRIGGER_REDIS_PREFIX) or postgresql://user@127.0.0.1:5432/db (schema from "
-    "$TWILIO_TRIGGER_POSTGRES_SCHEMA).  [default: $TWILIO_TRIGGER_INBOX]",
+    "$TWILIO_TRIGGER_REDIS_PREFIX) or postgresql://user@127.0.0.1:5432/db.  Before or after "
+    "the command's name; the command's own wins.  [default: $TWILIO_TRIGGER_INBOX]",
+)  # fmt: skip
+_schema_option = click.option(
+    "--schema", metavar="NAME",
+    help="The schema of a PostgreSQL inbox's tables.  Before or after the command's name; "
+    "the command's own wins.  [default: $TWILIO_TRIGGER_POSTGRES_SCHEMA, else twilio_trigger]",
 )  # fmt: skip
 
 
 @click.group(context_settings=CONTEXT)
-def inbox() -> None:
+@_inbox_option
+@_schema_option
+@click.pass_context
+def inbox(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Look into the durable inbox: counts, entries, dead letters; replay and purge;
     create or upgrade a PostgreSQL inbox's tables.
+
+    --inbox and --schema go before the command's name or after it; given in both
+    places, the command's own value wins.
 
     \b
     Example:
@@ -119,29 +168,42 @@ def inbox() -> None:
       twilio-trigger inbox --inbox sqlite:///events.db replay --dead
       twilio-trigger inbox migrate --inbox postgresql://admin@db:5432/app
     """
+    ctx.obj = {"inbox": url, "schema": schema}
 
 
 @inbox.command(context_settings=CONTEXT)
 @_inbox_option
-def stats(url: str | None) -> None:
+@_schema_option
+@click.pass_context
+def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """How many events are pending, running, done and dead.
 
     \b
     Example:
       TWILIO_TRIGGER_INBOX=sqlite:///events.db twilio-trigger inbox stats
     """
-    counts = _on_inbox(url, lambda box: box.stats())
-    click.echo(f"inbox {_open_inbox(url).location}")
+    box = _open_inbox(ctx, url, schema)
+    counts = _run(box, lambda opened: opened.stats())
+    click.echo(f"inbox {box.location}")
     for state, number in counts.items():
         click.echo(f"  {state.value:<8} {number:>8}")
 
 
 @inbox.command(name="list", context_settings=CONTEXT)
 @_inbox_option
+@_schema_option
 @click.option("--dead", is_flag=True, help="Only dead letters.")
 @click.option("--state", type=click.Choice([s.value for s in State]), help="Only this state.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-def list_entries(url: str | None, dead: bool, state: str | None, limit: int) -> None:
+@click.pass_context
+def list_entries(
+    ctx: click.Context,
+    url: str | None,
+    schema: str | None,
+    dead: bool,
+    state: str | None,
+    limit: int,
+) -> None:
     """The most recent events, newest first.
 
     \b
@@ -149,7 +211,7 @@ def list_entries(url: str | None, dead: bool, state: str | None, limit: int) -> 
       twilio-trigger inbox --inbox sqlite:///events.db list --dead --limit 20
     """
     chosen = State.DEAD if dead else (State(state) if state else None)
-    entries = _on_inbox(url, lambda box: box.entries(chosen, limit))
+    entries = _run(_open_inbox(ctx, url, schema), lambda box: box.entries(chosen, limit))
     if not entries:
         click.echo("no events" + (f" in state {chosen.value}" if chosen else ""))
         return
@@ -166,15 +228,17 @@ def list_entries(url: str | None, dead: bool, state: str | None, limit: int) -> 
 
 @inbox.command(context_settings=CONTEXT)
 @_inbox_option
+@_schema_option
 @click.argument("entry_id", type=int, metavar="ID")
-def show(url: str | None, entry_id: int) -> None:
+@click.pass_context
+def show(ctx: click.Context, url: str | None, schema: str | None, entry_id: int) -> None:
     """One event: its state, attempts, every parameter and its last error.
 
     \b
     Example:
       twilio-trigger inbox --inbox sqlite:///events.db show 42
     """
-    entry = _on_inbox(url, lambda box: box.get(entry_id))
+    entry = _run(_open_inbox(ctx, url, schema), lambda box: box.get(entry_id))
     if entry is None:
         raise click.ClickException(f"no event {entry_id} in the inbox")
     click.echo(f"event {entry.id}: {entry.kind} {entry.sid} ({entry.status})")
@@ -197,9 +261,17 @@ def show(url: str | None, entry_id: int) -> None:
 
 @inbox.command(context_settings=CONTEXT)
 @_inbox_option
+@_schema_option
 @click.option("--dead", is_flag=True, help="Every dead letter.")
 @click.argument("entry_ids", type=int, nargs=-1, metavar="[ID]...")
-def replay(url: str | None, dead: bool, entry_ids: tuple[int, ...]) -> None:
+@click.pass_context
+def replay(
+    ctx: click.Context,
+    url: str | None,
+    schema: str | None,
+    dead: bool,
+    entry_ids: tuple[int, ...],
+) -> None:
     """Make events pending again, with fresh attempts, for the listener to dispatch.
 
     A running listener takes them within a second; otherwise the next one started.
@@ -211,7 +283,8 @@ def replay(url: str | None, dead: bool, entry_ids: tuple[int, ...]) -> None:
     """
     if dead == bool(entry_ids):
         raise click.UsageError("give event IDs or --dead (not both)")
-    count = _on_inbox(url, lambda box: box.replay(None if dead else list(entry_ids)))
+    box = _open_inbox(ctx, url, schema)
+    count = _run(box, lambda opened: opened.replay(None if dead else list(entry_ids)))
     if entry_ids and count < len(entry_ids):
         click.echo(
             f"{len(entry_ids) - count} of the events given are missing or running now",
@@ -224,11 +297,15 @@ def replay(url: str | None, dead: bool, entry_ids: tuple[int, ...]) -> None:
 
 @inbox.command(context_settings=CONTEXT)
 @_inbox_option
+@_schema_option
 @click.option("--dead", "state", flag_value=State.DEAD.value, help="Purge dead letters.")
 @click.option("--done", "state", flag_value=State.DONE.value, help="Purge handled events.")
 @click.option("--older-than", "older_than", required=True, metavar="AGE",
               help="Only those finished longer ago than AGE: 45s, 30m, 12h, 7d.")  # fmt: skip
-def purge(url: str | None, state: str | None, older_than: str) -> None:
+@click.pass_context
+def purge(
+    ctx: click.Context, url: str | None, schema: str | None, state: str | None, older_than: str
+) -> None:
     """Delete dead letters (or handled events) that finished long enough ago.
 
     \b
@@ -238,16 +315,15 @@ def purge(url: str | None, state: str | None, older_than: str) -> None:
     if state is None:
         raise click.UsageError("say what to purge: --dead or --done")
     age = _duration(older_than)
-    count = _on_inbox(url, lambda box: box.purge(State(state), age))
+    count = _run(_open_inbox(ctx, url, schema), lambda box: box.purge(State(state), age))
     click.echo(f"{count} {state} event{'' if count == 1 else 's'} purged")
 
 
 @inbox.command(context_settings=CONTEXT)
 @_inbox_option
-@click.option("--schema", metavar="NAME",
-              help="The schema of the tables.  [default: $TWILIO_TRIGGER_POSTGRES_SCHEMA, "
-              "else twilio_trigger]")  # fmt: skip
-def migrate(url: str | None, schema: str | None) -> None:
+@_schema_option
+@click.pass_context
+def migrate(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Create or upgrade the tables of a PostgreSQL inbox and store.
 
     Listeners do it themselves when they start, unless postgres_migrate is off
@@ -259,13 +335,13 @@ def migrate(url: str | None, schema: str | None) -> None:
     Example:
       twilio-trigger inbox migrate --inbox postgresql://admin@db.internal:5432/app
     """
-    box = _open_inbox(url, schema)
+    box = _open_inbox(ctx, url, schema)
     if not isinstance(box, PostgresInbox):
         raise click.UsageError(
             "only a postgresql:// inbox has tables to create: SQLite and Redis make "
             "their own when first used"
         )
-    before, after = _on_inbox(url, lambda opened: box_migrate(opened), schema)
+    before, after = _run(box, box_migrate)
     where = f"schema {box.schema} of {box.location}"
     if before == after:
         click.echo(f"{where}: the tables are at version {after} already")

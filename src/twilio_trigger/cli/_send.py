@@ -9,8 +9,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from email.message import Message
 from typing import NamedTuple
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import click
 
@@ -27,7 +28,9 @@ from .._core.signature import (
     signature_settings,
 )
 from .._core.verifier import SignatureVerifier
-from ._common import CONTEXT, parameters, token_list
+from .._core.wording import counted
+from .._logging import printable
+from ._common import CONTEXT, parameters, token_list, warn
 
 __all__ = ["send", "sign", "signed_post", "verify"]
 
@@ -42,10 +45,18 @@ class _Answer(NamedTuple):
     content_type: str
     body: bytes
     milliseconds: float
+    location: str = ""  # a redirect's Location header, as received
 
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to show, not to follow: it is what Twilio would get."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _post(
@@ -61,20 +72,60 @@ def _post(
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
         url, data=body, headers=dict(headers), method=method
     )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
     started = time.perf_counter()
+    received: Message[str, str]
     try:
         with opener.open(request, timeout=timeout) as answer:
             content = answer.read()
-            status, reason, kind = answer.status, answer.reason, answer.headers["content-type"]
+            status, reason, received = answer.status, answer.reason, answer.headers
     except urllib.error.HTTPError as error:
         content = error.read()
-        status, reason, kind = error.code, error.reason, error.headers["content-type"]
+        status, reason, received = error.code, error.reason, error.headers
     except (urllib.error.URLError, OSError) as error:
         reason_text = getattr(error, "reason", error)
         raise click.ClickException(f"cannot reach {url}: {reason_text}") from None
     elapsed = (time.perf_counter() - started) * 1000
-    return _Answer(status, str(reason), kind or "", content, elapsed)
+    kind, location = received["content-type"] or "", received["location"] or ""
+    return _Answer(status, str(reason), kind, content, elapsed, location)
+
+
+_SHOWN_LOCATION = 300  # characters of a Location header shown
+
+
+def _explain_redirect(url: str, location: str) -> None:
+    """Say where a redirect points, that it was not followed, and the likely cause."""
+    if not location:
+        click.echo("a redirect without a Location; send does not follow redirects")
+        return
+    shown = printable(location[:_SHOWN_LOCATION]) + (
+        "..." if len(location) > _SHOWN_LOCATION else ""
+    )
+    click.echo(f"Location: {shown}")
+    click.echo("send does not follow redirects: the URL given to Twilio must answer itself.")
+    asked, told = urlsplit(url), urlsplit(urljoin(url, location))
+    if (
+        asked.path != told.path
+        and asked.path.rstrip("/") == told.path.rstrip("/")
+        and (asked._replace(path="") == told._replace(path=""))
+    ):
+        ending = "with" if told.path.endswith("/") else "without"
+        click.echo(
+            f"Hint: the Location differs from the URL only by its trailing slash, which "
+            f"the application adds or removes (Django's APPEND_SLASH does): the URL given to "
+            f"Twilio, --url here and the listener's public_url must end {ending} it, as the "
+            f"route does."
+        )
+    elif asked.scheme != told.scheme and asked._replace(scheme="") == told._replace(scheme=""):
+        click.echo(
+            f"Hint: the server sends {asked.scheme} to {told.scheme}: give Twilio the "
+            f"{told.scheme}:// URL, and set the listener's public_url to it."
+        )
+    else:
+        click.echo(
+            "Hint: give Twilio the URL that answers, not one that redirects, and set the "
+            "listener's public_url to the URL Twilio posts to (signatures are computed over it)."
+        )
 
 
 def signed_post(
@@ -193,6 +244,9 @@ def send(
       twilio-trigger send recording completed --shared-key webhooks_sharedkey_1=SECRET
     """
     if shared_key is not None:
+        source = click.get_current_context().get_parameter_source("auth_tokens")
+        if auth_tokens and source is click.core.ParameterSource.COMMANDLINE:
+            warn("--auth-token has no effect with --shared-key, which signs instead")
         key_id, equals, secret = shared_key.partition("=")
         if not equals or not key_id.strip() or not secret:
             raise click.BadParameter("expected ID=SECRET", param_hint="--shared-key")
@@ -265,7 +319,9 @@ def send(
     click.echo(
         f"{answer.status} {answer.reason}  {answer.content_type}  {answer.milliseconds:.1f} ms"
     )
-    if answer.body:
+    if 300 <= answer.status < 400:
+        _explain_redirect(url, answer.location)
+    elif answer.body:
         click.echo(answer.text.rstrip("\n"))
     if not 200 <= answer.status < 300:
         sys.exit(1)
@@ -341,13 +397,13 @@ def verify(
         index, form = match
         click.echo(
             f"valid: signed with token #{index + 1} ({_mask(tokens[index])}) "
-            f"over {form} ({len(pairs)} parameters)"
+            f"over {form} ({counted(len(pairs), 'parameter')})"
         )
         return
     # The public verifier's account of the failure, as the listener's refusal log gives it.
     error = verifier.explain_form(url, pairs, encoded)
     why = str(error) if error is not None else "the signature matches nothing"
-    click.echo(f"invalid ({len(pairs)} parameters): {why}")
+    click.echo(f"invalid ({counted(len(pairs), 'parameter')}): {why}")
     for candidate, why in _alternatives(url):
         found = verifier.matching(candidate, pairs, encoded)
         if found is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
-from .._options import OPTIONS
+from .._options import OPTIONS, sqlite_inbox_path
 
 if TYPE_CHECKING:
     from .._transaction import TransactionSource
@@ -230,7 +230,8 @@ def open_inbox(
     """The inbox a URL names.
 
     ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: a SQLite
-    file, for one process, created (with its folders) with *file_mode*.
+    file, for one process, created with *file_mode* in a folder that must exist
+    (``?create_folders=1`` after the path: missing folders are created too).
     ``redis://host:6379/0`` (or ``rediss://``): Redis, shared by every listener
     and worker that names it with the same *prefix*; a running entry whose
     worker has been silent for *claim_idle* seconds is taken over by another;
@@ -242,10 +243,12 @@ def open_inbox(
     Redis; up to *connections* connections per process.
     """
     scheme, separator, rest = url.partition("://")
-    if scheme == "sqlite" and separator and rest.startswith("/") and len(rest) > 1:
+    sqlite = sqlite_inbox_path(url)  # ValueError for a query it does not take
+    if sqlite is not None:
         from .sqlite import SQLiteInbox
 
-        return SQLiteInbox(rest[1:], file_mode=file_mode)
+        path, create_folders = sqlite
+        return SQLiteInbox(path, file_mode=file_mode, create_folders=create_folders)
     if scheme in ("redis", "rediss") and separator and rest:
         from .redis import RedisInbox
 

@@ -32,6 +32,10 @@ What a 200 means is the *durability* chosen (``redis_durability``):
   disk too where it has ``appendonly yes`` and ``WAITAOF`` (7.2+).
 - ``memory``: Redis has the event in memory; a restart or failover can lose it.
 
+While Redis cannot be reached, each operation raises
+:class:`~twilio_trigger._outage.OutageError` (the listener answers 503), and
+the outage is told once when it begins and once when it ends.
+
 An event waiting for its confirmation is *held*: workers leave it alone until
 the listener confirms it, and one not confirmed in time is withdrawn, so that
 an event answered 503 is never dispatched.
@@ -56,7 +60,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
 from .._options import OPTIONS
-from . import Entry, Inbox, State, _redis_lua, decode_headers, encode_headers
+from .._outage import Outage, watched
+from ..stores.redis import connection_errors
+from . import Entry, Inbox, State, UnreachableError, _redis_lua, decode_headers, encode_headers
 from ._redis_durability import Durability, NotStoredError
 
 if TYPE_CHECKING:
@@ -168,6 +174,8 @@ class RedisInbox(Inbox):
         self._marker = f"{base}marker"
         # Written at start to try a confirmation: its key under the inbox's own.
         self._durability = Durability(durability, wait_timeout, self.location, f"{base}probe")
+        #: Told once when Redis cannot be reached, and once when it can again.
+        self.outage = Outage("Redis inbox", url, connection_errors)
         self._idle_ms = max(1, round(claim_idle * 1000))
         self._retention_ms = max(1, round(retention * 1000))
         self._consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -299,6 +307,7 @@ class RedisInbox(Inbox):
         )
 
     # -- storing -------------------------------------------------------------------
+    @watched
     async def put(
         self,
         key: str,
@@ -364,12 +373,15 @@ class RedisInbox(Inbox):
                 [self._key + key, self._stream, self._retry, self._all],
                 [f"{self._entry}{entry_id}", entry_id, message],
             )
-        except Exception:
+        except Exception as error:
+            away = self.outage.catches(error)  # no traceback: told once, as an outage
+            if away:
+                self.outage.failed(error)
             logger.warning(
                 "could not withdraw inbox entry %d, answered 503 as not confirmed: it will "
                 "be dispatched once its hold lapses (at least once)",
                 entry_id,
-                exc_info=True,
+                exc_info=not away,
             )
 
     # -- working -------------------------------------------------------------------
@@ -386,12 +398,17 @@ class RedisInbox(Inbox):
             ]
             if held:
                 try:
-                    await self._redis().xclaim(
-                        self._stream, _GROUP, self._consumer, 0, held, justid=True
-                    )
-                except Exception:  # Redis away: try again at the next beat
+                    await self._refresh(held)
+                except UnreachableError:  # told once: try again at the next beat
+                    continue
+                except Exception:
                     logger.warning("could not refresh the inbox's running entries", exc_info=True)
 
+    @watched
+    async def _refresh(self, held: list[int | bytes | str | memoryview]) -> None:
+        await self._redis().xclaim(self._stream, _GROUP, self._consumer, 0, held, justid=True)
+
+    @watched
     async def claim(self, limit: int) -> list[Entry]:
         from redis.exceptions import ResponseError
 
@@ -506,19 +523,24 @@ class RedisInbox(Inbox):
             self._orphans = True  # its message stays read by this consumer: run it again
             raise
 
+    @watched
     async def succeed(self, entry_id: int) -> None:
         await self._finish(entry_id, State.DONE, self._done, time.time(), "")
 
+    @watched
     async def retry(self, entry_id: int, error: str, at: float) -> None:
         await self._finish(entry_id, State.PENDING, self._retry, at, error)
 
+    @watched
     async def bury(self, entry_id: int, error: str) -> None:
         await self._finish(entry_id, State.DEAD, self._dead, time.time(), error)
 
+    @watched
     async def next_due(self) -> float | None:
         first = await self._redis().zrange(self._retry, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
+    @watched
     async def stats(self) -> dict[State, int]:
         client = self._redis()
         counts = dict.fromkeys(State, 0)
@@ -540,11 +562,13 @@ class RedisInbox(Inbox):
         counts[State.PENDING] = waiting
         return counts
 
+    @watched
     async def check(self) -> None:
         await self._redis().ping()
         if self.acknowledges:  # ready means events can be acknowledged as promised
             await self._durability.readiness(self._redis())
 
+    @watched
     async def entries(self, state: State | None = None, limit: int = 50) -> list[Entry]:
         client = self._redis()
         source = {State.DONE: self._done, State.DEAD: self._dead}.get(state, self._all)  # type: ignore[arg-type]
@@ -563,12 +587,14 @@ class RedisInbox(Inbox):
                         break
         return found
 
+    @watched
     async def get(self, entry_id: int) -> Entry | None:
         found: Any = await self._redis().hgetall(f"{self._entry}{entry_id}")
         if not found:
             return None
         return _entry(entry_id, [item for pair in found.items() for item in pair])
 
+    @watched
     async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
         client = self._redis()
         if entry_ids is None:
@@ -584,6 +610,7 @@ class RedisInbox(Inbox):
             )
         return count
 
+    @watched
     async def purge(self, state: State, older_than: float) -> int:
         client = self._redis()
         source = {State.DONE: self._done, State.DEAD: self._dead}.get(state)

@@ -10,8 +10,12 @@ nothing of the others of its batch.
 One listener process per inbox file: opening it makes every ``running`` entry
 pending again, since the process that was running them is gone.
 
+Its folder must exist: a mistyped path fails at start instead of leaving a
+fresh, empty inbox where nobody looks.  Asked to (``create_folders``), the inbox
+makes the missing folders itself.
+
 The file holds phone numbers and message bodies, so it is private: made with
-``file_mode`` (0600 by default) and its missing folders with the same mode plus
+``file_mode`` (0600 by default) and the folders it makes with the same mode plus
 the execute bits (0700), whatever the umask.  SQLite makes the ``-wal`` and
 ``-shm`` files itself, later, with the mode of the database file, which is why
 the file is made before SQLite opens it (no umask change: it would be
@@ -37,6 +41,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._exceptions import ConfigurationError
+from .._logging import printable
 from . import COLUMNS, Entry, Inbox, State, encode_headers, entry_of_row
 
 __all__ = ["SQLiteInbox", "folder_mode"]
@@ -122,16 +128,20 @@ def _make_file(path: Path, mode: int, *, link: bool = True) -> None:
 
 
 class SQLiteInbox(Inbox):
-    """The inbox in the SQLite file at *path* (created with its folders if missing).
+    """The inbox in the SQLite file at *path*, created if missing, in a folder that
+    must exist unless *create_folders* (then missing folders are made too).
 
     The file and the folders it makes get *file_mode* (folders: see
     :func:`folder_mode`) whatever the umask; :meth:`open` sets the file and its
     ``-wal`` and ``-shm`` to *file_mode* when they exist with another mode.
     """
 
-    def __init__(self, path: str | Path, *, file_mode: int = 0o600) -> None:
+    def __init__(
+        self, path: str | Path, *, file_mode: int = 0o600, create_folders: bool = False
+    ) -> None:
         self.path = Path(path)
         self.file_mode = file_mode
+        self.create_folders = create_folders
         self.location = f"sqlite:///{self.path}"
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -140,7 +150,14 @@ class SQLiteInbox(Inbox):
 
     # -- the writer thread ---------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        _make_folders(self.path.parent, folder_mode(self.file_mode))
+        folder = self.path.parent
+        if self.create_folders:
+            _make_folders(folder, folder_mode(self.file_mode))
+        elif not os.path.lexists(folder):
+            raise ConfigurationError(
+                f"the folder {printable(str(folder))} does not exist (create it, or end the "
+                f"inbox URL with ?create_folders=1 to have it created)"
+            )
         # SQLite would make the file with 0644 less the umask; made here with the
         # mode asked for, it passes that mode on to the -wal and -shm files.
         _make_file(self.path, self.file_mode)

@@ -9,6 +9,11 @@ a completion or a status update is atomic across listeners:
 - a SID key ``{prefix}s:{kind}:{sid}`` is a hash of the most advanced status,
   its rank and the status before it, kept for the dedup ttl.
 
+While Redis cannot be reached, each operation raises
+:class:`~twilio_trigger._outage.OutageError` (the listener answers 503), and
+the outage is told once when it begins and once when it ends, for both stores
+of a Redis together.
+
 Needs the ``redis`` package: ``pip install twilio-trigger[redis]``.
 """
 
@@ -17,15 +22,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from .._core.order import Standing
+from .._outage import Outage, watched
+from ..inbox import UnreachableError
 from . import Claim, DeliveryStore, StatusStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisDeliveryStore", "RedisStatusStore", "connect"]
+__all__ = ["RedisDeliveryStore", "RedisStatusStore", "connect", "connection_errors"]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -71,6 +80,23 @@ return {known[1], 0}
 _CLAIMS = (Claim.ACQUIRED, Claim.DONE, Claim.BUSY)
 
 
+def connection_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean Redis cannot be reached (rather than a bug): refused,
+    reset, timed out, still loading its data after a restart."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+
+
+# The URL each client was made for (connect), to name it in the log.
+_urls: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# The outage of each Redis the stores use, by URL: both stores of a listener
+# (two clients) tell one outage once.  Dropped when a store closes.
+_outages: dict[str, Outage] = {}
+_outages_lock = threading.Lock()
+
+
 def connect(url: str) -> Redis:
     """A Redis client for *url* (``redis://host:6379/0``, ``rediss://`` for TLS)."""
     try:
@@ -80,7 +106,33 @@ def connect(url: str) -> Redis:
             "a redis:// store needs the redis package: pip install 'twilio-trigger[redis]'"
         ) from None
     client: Redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    _urls[client] = url
     return client
+
+
+def _url_of(client: Redis) -> str:
+    url = _urls.get(client)
+    if url is not None:
+        return url
+    found = client.connection_pool.connection_kwargs
+    return f"redis://{found.get('host', '?')}:{found.get('port', '?')}/{found.get('db', 0)}"
+
+
+def _outage_of(client: Redis) -> Outage:
+    url = _url_of(client)
+    with _outages_lock:
+        outage = _outages.get(url)
+        if outage is None:
+            outage = _outages[url] = Outage("Redis store", url, connection_errors)
+        return outage
+
+
+def _forget(outage: Outage) -> None:
+    """A store closed: the stores made next for its Redis tell their own outages."""
+    with _outages_lock:
+        for url, known in list(_outages.items()):
+            if known is outage:
+                del _outages[url]
 
 
 def _milliseconds(seconds: float) -> int:
@@ -102,7 +154,10 @@ class RedisDeliveryStore(DeliveryStore):
         self._extend: Any = client.register_script(_EXTEND)
         self._owners: dict[str, str] = {}  # claims this store holds: key -> owner token
         self._holding: set[asyncio.Task[None]] = set()
+        #: Told once when Redis cannot be reached, and once when it can again.
+        self.outage = _outage_of(client)
 
+    @watched
     async def claim(self, key: str) -> Claim:
         owner = secrets.token_hex(8)
         answer = _CLAIMS[
@@ -112,16 +167,19 @@ class RedisDeliveryStore(DeliveryStore):
             self._owners[key] = owner
         return answer
 
+    @watched
     async def complete(self, key: str, reply: bytes | None = None) -> None:
         self._owners.pop(key, None)
         await self._complete(keys=[self._prefix + key], args=[self._ttl, reply or b""])
 
+    @watched
     async def reply_of(self, key: str) -> bytes | None:
         value = await self._client.get(self._prefix + key)
         if isinstance(value, bytes) and value.startswith(b"done") and len(value) > 4:
             return value[4:]
         return None
 
+    @watched
     async def release(self, key: str) -> None:
         owner = self._owners.pop(key, None)
         if owner is not None:
@@ -137,18 +195,26 @@ class RedisDeliveryStore(DeliveryStore):
                 if until.done():
                     return
                 try:
-                    await self._extend(keys=[self._prefix + key], args=[self._lease, owner])
-                except Exception:  # Redis away: the lease may lapse; try again
+                    await self._renew(key, owner)
+                except UnreachableError:  # told once; the lease may lapse: try again
+                    continue
+                except Exception:
                     logger.warning("could not extend the claim on %s", key, exc_info=True)
 
         task = asyncio.ensure_future(renew())
         self._holding.add(task)
         task.add_done_callback(self._holding.discard)
 
+    @watched
+    async def _renew(self, key: str, owner: str) -> None:
+        await self._extend(keys=[self._prefix + key], args=[self._lease, owner])
+
+    @watched
     async def check(self) -> None:
         await self._client.ping()
 
     async def close(self) -> None:
+        _forget(self.outage)
         await self._client.aclose()
 
 
@@ -160,7 +226,11 @@ class RedisStatusStore(StatusStore):
         self._prefix = f"{prefix}s:"
         self._ttl = str(_milliseconds(ttl))
         self._observe: Any = client.register_script(_OBSERVE)
+        #: Told once when Redis cannot be reached (with the delivery store's, if
+        #: they share a Redis), and once when it can again.
+        self.outage = _outage_of(client)
 
+    @watched
     async def observe(self, key: str, status: str, rank: int) -> Standing:
         previous, stale = await self._observe(
             keys=[self._prefix + key], args=[status, str(rank), self._ttl]
@@ -169,8 +239,10 @@ class RedisStatusStore(StatusStore):
             previous = previous.decode("utf-8")
         return Standing(previous, bool(stale))
 
+    @watched
     async def check(self) -> None:
         await self._client.ping()
 
     async def close(self) -> None:
+        _forget(self.outage)
         await self._client.aclose()

@@ -1,0 +1,184 @@
+"""An outage of the database behind an inbox or a store, told once.
+
+While a database (PostgreSQL, Redis) cannot be reached, every request that
+needs it is answered 503, and the log would say so with a traceback per
+request.  :class:`Outage` says it once instead: an ERROR when the outage
+begins, with its reason on one line, and an INFO when it ends, with how long
+it lasted and how many requests were refused meanwhile.  Each failure is
+raised as :class:`OutageError`, an :class:`~twilio_trigger.inbox.UnreachableError`
+that knows its outage: whoever answers a request 503 for it calls
+:func:`refused`, so that the count is of requests, not of the operations that
+failed (a worker's polls, readiness probes).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+from ._logging import printable, shown_url
+from .inbox import UnreachableError
+
+__all__ = ["Outage", "OutageError", "refused", "watched"]
+
+logger = logging.getLogger("twilio_trigger")
+
+#: The longest reason told (a server's message may be long).
+_MAX_REASON = 300
+
+
+class OutageError(UnreachableError):
+    """The database cannot be reached now; the :class:`Outage` that told it is
+    :attr:`outage` (``None`` for one made elsewhere)."""
+
+    def __init__(self, message: str, outage: Outage | None = None) -> None:
+        super().__init__(message)
+        self.outage = outage
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+class Outage:
+    """Tells once that the *what* at *url* cannot be reached, and once that it can
+    again, rather than a traceback per request.
+
+    *errors* gives the exceptions that mean the database cannot be reached
+    (rather than a bug), for :meth:`catches`; asked once, when first needed, so
+    that the driver is imported only by those that use it.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        url: str,
+        errors: Callable[[], tuple[type[BaseException], ...]] | None = None,
+    ) -> None:
+        #: What is told in :class:`OutageError`'s message ("Redis inbox").
+        self.what = what
+        #: What the log names: with its URL, without a password.
+        self.name = f"{what} {shown_url(url)}"
+        self._errors = errors
+        self._caught: tuple[type[BaseException], ...] | None = None
+        self._lock = threading.Lock()  # stores of two listeners' loops may share one
+        self._since: float | None = None
+        self._failures = 0
+        self._refused = 0
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def catches(self, error: BaseException) -> bool:
+        """Whether *error* means that the database cannot be reached."""
+        if isinstance(error, UnreachableError):
+            return False  # told already, by whoever raised it
+        if self._caught is None:
+            self._caught = () if self._errors is None else self._errors()
+        return isinstance(error, self._caught)
+
+    def reason(self, error: BaseException) -> str:
+        """Why *error* happened, on one line, bounded and escaped."""
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        # One line: a connection error's text may span several.
+        return printable(" ".join(text.split())[:_MAX_REASON])
+
+    def failed(self, error: BaseException) -> str:
+        """Count a failure to reach the database (told when it is the first); return its reason."""
+        reason = self.reason(error)
+        with self._lock:
+            self._failures += 1
+            if self._since is not None:
+                return reason
+            self._since = time.monotonic()
+        logger.error(
+            "the %s cannot be reached (%s): events are answered 503 until it can",
+            self.name,
+            reason,
+            extra={"reason": reason},
+        )
+        return reason
+
+    def unreachable(self, error: BaseException) -> OutageError:
+        """The error to raise for *error*, counted (and told when it is the first)."""
+        reason = self.failed(error)
+        return OutageError(f"the {self.what} cannot be reached: {reason}", self)
+
+    def refused(self) -> None:
+        """A request was answered 503 because of this outage."""
+        with self._lock:
+            if self._since is not None:
+                self._refused += 1
+
+    def recovered(self) -> None:
+        """The database answered again: tell how long it was away, once."""
+        with self._lock:
+            since = self._since
+            if since is None:
+                return
+            self._since = None
+            failures, self._failures = self._failures, 0
+            count, self._refused = self._refused, 0
+        seconds = time.monotonic() - since
+        logger.info(
+            "the %s can be reached again, after %.1f s: %s refused (answered 503) "
+            "meanwhile, %s failed",
+            self.name,
+            seconds,
+            _plural(count, "request"),
+            _plural(failures, "operation"),
+            extra={"refused": count, "failed": failures, "outage_s": round(seconds, 3)},
+        )
+
+
+def refused(error: BaseException) -> None:
+    """A request was answered 503 for *error*: count it in the outage that told it,
+    if *error* (or what caused it) is an :class:`OutageError`."""
+    current: BaseException | None = error
+    for _ in range(8):  # a short chain: the pipeline's own error, then the outage's
+        if current is None:
+            return
+        if isinstance(current, OutageError):
+            if current.outage is not None:
+                current.outage.refused()
+            return
+        current = current.__cause__
+
+
+class Watched(Protocol):
+    """What :func:`watched` methods belong to: an object with an :class:`Outage`."""
+
+    @property
+    def outage(self) -> Outage: ...
+
+
+_Self = TypeVar("_Self", bound=Watched)
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def watched(
+    method: Callable[Concatenate[_Self, _Params], Awaitable[_Result]],
+) -> Callable[Concatenate[_Self, _Params], Coroutine[Any, Any, _Result]]:
+    """An async method of an inbox or store whose failures to reach the database
+    are raised as :class:`OutageError`, and whose success ends an outage."""
+
+    @functools.wraps(method)
+    async def run(self: _Self, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
+        outage = self.outage
+        try:
+            result = await method(self, *args, **kwargs)
+        except Exception as error:
+            if not outage.catches(error):
+                raise
+            raise outage.unreachable(error) from error
+        if outage.ongoing:
+            outage.recovered()
+        return result
+
+    return run
