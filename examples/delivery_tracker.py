@@ -1,4 +1,4 @@
-"""The seed's full usage example: log delivered and failed SMS.
+"""Log delivered and failed messages: the example of README's quickstart.
 
 Run it with an auth token (Twilio console → Account → API keys & tokens):
 
@@ -17,7 +17,7 @@ import twilio_trigger as twilio
 
 log = logging.getLogger("delivery_tracker")
 
-# `configurable int listenerPort = ?;` → TWILIO_TRIGGER_PORT, else 8090.
+# The port from TWILIO_TRIGGER_PORT, else 8090; the auth token from TWILIO_AUTH_TOKEN.
 listener = twilio.Listener()
 
 

@@ -18,7 +18,7 @@ from twilio_trigger._config import ENVIRONMENT, RENAMED, Settings
 from twilio_trigger._options import OPTIONS, SECTIONS, click_options, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
+CONFIGURATION = ROOT / "docs" / "configuration.md"
 RENAMED_PARAMETERS = {"workers"}  # deprecated names, kept for one release
 
 
@@ -71,33 +71,33 @@ def test_every_option_has_one_line_of_help_and_a_section() -> None:
         OPTIONS["workers"]
 
 
-# -- the README ------------------------------------------------------------------------
+# -- docs/configuration.md ------------------------------------------------------------------------
 ROW = re.compile(r"^\| `(\w+)` \| `(\w+)` \| (.+?) \| .* \|$", re.M)
 
 
-def test_the_readme_tables_are_those_of_the_table() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_the_configuration_tables_are_those_of_the_table() -> None:
+    text = CONFIGURATION.read_text(encoding="utf-8")
     for section in SECTIONS:
         block = re.search(
             rf"<!-- options-table: {section}\b[^>]*-->\n(.*?)<!-- /options-table -->", text, re.S
         )
-        assert block is not None, f"README.md has no table of the {section} options"
+        assert block is not None, f"docs/configuration.md has no table of the {section} options"
         assert block.group(1) == markdown_table(section) + "\n", (
-            f"README.md's {section} options differ from src/twilio_trigger/_options.py: "
-            f"run scripts/options-table"
+            f"docs/configuration.md's {section} options differ from "
+            f"src/twilio_trigger/_options.py: run scripts/options-table"
         )
 
 
-def test_the_readme_shows_every_option_once_with_its_default() -> None:
-    rows = ROW.findall(README.read_text(encoding="utf-8"))
+def test_the_configuration_page_shows_every_option_once_with_its_default() -> None:
+    rows = ROW.findall(CONFIGURATION.read_text(encoding="utf-8"))
     shown = {name: (variable, default) for name, variable, default in rows}
     assert len(rows) == len(shown), "an option is in two tables"
     for option in OPTIONS:
-        assert option.name in shown, f"README.md misses {option.name}"
+        assert option.name in shown, f"docs/configuration.md misses {option.name}"
         assert shown[option.name] == (option.env, option.shown_default), option.name
 
 
-def test_the_script_finds_the_readme_current() -> None:
+def test_the_script_finds_the_configuration_page_current() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "options-table"), "--check"],
         capture_output=True,
