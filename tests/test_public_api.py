@@ -159,6 +159,7 @@ def test_the_private_modules_import_only_the_standard_library() -> None:
 LAZY = {
     "_options.py": {"click"},  # click_options(), for the command line
     "_postgres.py": {"psycopg", "psycopg_pool"},  # a PostgreSQL inbox or store, once opened
+    "_postgres_schema.py": {"psycopg"},  # its types, for the type checker only
 }
 
 

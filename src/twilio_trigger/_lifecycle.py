@@ -15,7 +15,7 @@ from ._dispatch import no_transactions
 from ._exceptions import ConfigurationError
 from ._options import OPTIONS
 from ._pipeline import Pipeline
-from ._postgres import SchemaError
+from ._postgres_schema import SchemaError
 from ._worker import WorkerPool
 from .inbox import State
 from .stores import DeliveryStore, StatusStore

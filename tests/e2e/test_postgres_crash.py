@@ -24,7 +24,7 @@ import pytest
 import twilio_trigger as twilio
 from tests.payloads import signed_post, sms_status_payload
 from tests.postgres_support import PostgresCluster, own_postgres, pg_schema, postgres_database
-from twilio_trigger._postgres import SCHEMA_VERSION, migrate
+from twilio_trigger._postgres_schema import SCHEMA_VERSION, migrate
 from twilio_trigger.inbox.postgres import PostgresInbox
 
 from ._pg_processes import PgSetup, send_burst

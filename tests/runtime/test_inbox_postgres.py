@@ -31,7 +31,7 @@ from tests.postgres_support import (
 )
 from twilio_trigger import ConfigurationError, Listener, SmsStatusChangeEvent, TwilioEvent
 from twilio_trigger._config import Settings
-from twilio_trigger._postgres import SCHEMA_VERSION, SchemaError
+from twilio_trigger._postgres_schema import SCHEMA_VERSION, SchemaError
 from twilio_trigger._transaction import LeaseLostError
 from twilio_trigger.inbox import Entry, State, UnreachableError, open_inbox
 from twilio_trigger.inbox.postgres import PostgresInbox

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from tests.postgres_support import free_port, pg_schema, postgres_database, scalar
 from twilio_trigger import SmsStatusChangeEvent, TwilioEvent
 from twilio_trigger._core.order import Position, Standing, settle
-from twilio_trigger._postgres import SchemaError
+from twilio_trigger._postgres_schema import SchemaError
 from twilio_trigger.inbox import UnreachableError
 from twilio_trigger.inbox.postgres import PostgresInbox
 from twilio_trigger.stores import Claim

@@ -15,7 +15,7 @@ import click
 from .._config import ENVIRONMENT
 from .._exceptions import ConfigurationError
 from .._options import OPTIONS, valid_schema
-from .._postgres import SchemaError
+from .._postgres_schema import SchemaError
 from ..inbox import Inbox, State, UnreachableError, open_inbox
 from ..inbox.postgres import PostgresInbox
 from ..inbox.sqlite import SQLiteInbox

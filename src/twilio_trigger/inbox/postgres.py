@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._logging import shown_url
 from .._options import OPTIONS
-from .._postgres import Database, in_transaction, prepare, quoted
+from .._postgres import Database, in_transaction
+from .._postgres_schema import prepare, quoted
 from .._transaction import LeaseLostError, TransactionalCallback
 from . import COLUMNS, Entry, Inbox, State, UnreachableError, encode_headers, entry_of_row
 
@@ -282,7 +283,7 @@ class PostgresInbox(Inbox):
     async def migrate_schema(self) -> tuple[int, int]:
         """Create or upgrade the tables, whatever ``migrate`` says (the command line's
         ``inbox migrate``); return the versions before and after."""
-        from .._postgres import migrate
+        from .._postgres_schema import migrate
 
         async with self.connection() as connection:
             return await migrate(connection, self.schema)

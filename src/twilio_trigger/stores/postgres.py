@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.order import Standing
 from .._logging import shown_url
-from .._postgres import Database, in_transaction, prepare, quoted
+from .._postgres import Database, in_transaction
+from .._postgres_schema import prepare, quoted
 from ..inbox import UnreachableError
 from . import Claim, DeliveryStore, StatusStore
 
