@@ -28,6 +28,7 @@ from .stores.memory import MemoryDeliveryStore, MemoryStatusStore
 
 if TYPE_CHECKING:
     from ._inspector import Activity
+    from ._refused import RefusedRequests
     from .metrics import Metrics
 
 __all__ = [
@@ -53,6 +54,7 @@ class Observed:
     delivery: Delivery
     metrics: Metrics | None = None
     activity: Activity | None = None  # the inspector's
+    refused: RefusedRequests | None = None  # the inspector's
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +115,20 @@ def _verifier(s: Settings) -> SignatureVerifier | None:
 
 def observed_delivery(settings: Settings, dispatcher: Dispatcher) -> Observed:
     """The delivery, told to the event log and, when asked for, to the inspector's
-    activity and to the metrics."""
+    activity and refused requests, and to the metrics."""
     s = settings
     observers: list[Observer] = [EventLog(parse_level(s.event_log_level))]
-    activity = metrics = None
+    activity = metrics = refused = None
     if s.inspector:
         from ._inspector import Activity
 
         activity = Activity()
         observers.append(activity)
+        if s.refused_kept:
+            from ._refused import RefusedRequests
+
+            refused = RefusedRequests(s.refused_kept)
+            observers.append(refused)
     if s.metrics:
         from .metrics import Metrics
 
@@ -132,7 +139,7 @@ def observed_delivery(settings: Settings, dispatcher: Dispatcher) -> Observed:
     )
     if metrics is not None and delivery.inbox is not None:
         metrics.watch_inbox(delivery.backlog_from_thread)
-    return Observed(delivery, metrics, activity)
+    return Observed(delivery, metrics, activity, refused)
 
 
 def _delivery(s: Settings, dispatcher: Dispatcher, observer: Observer) -> Delivery:
@@ -226,6 +233,7 @@ def inspector_app(settings: Settings, application: Application) -> ASGIApp:
             application.observed.activity,
             token=s.inspector_token,
             loopback_only=loopback,
+            refused=application.observed.refused,
         )
     except ValueError:
         raise ConfigurationError(

@@ -11,6 +11,7 @@ from ._core.answers import Answer
 from ._core.kinds import Kind
 from ._delivery import Delivery
 from ._observe import Refusal, Rejection
+from ._refused import REQUEST, Request
 from ._webhook import WebhookHandler
 
 __all__ = ["Endpoint", "WebhookApp", "send_answer"]
@@ -164,6 +165,8 @@ class WebhookApp:
             return await send_answer(send, answers.METHOD_NOT_ALLOWED)
 
         raw_headers = scope["headers"]
+        # For the refused requests the inspector keeps (names only, read if refused).
+        REQUEST.set(Request(method, scope["path"], raw_headers))
         headers = dict(raw_headers)  # names are lower-case in ASGI
         handler = self._handler
         host = headers.get(b"host")

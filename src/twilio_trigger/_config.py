@@ -82,6 +82,7 @@ class Settings:
     inspector_host: str = OPTIONS.inspector_host.default
     inspector_port: int = OPTIONS.inspector_port.default
     inspector_token: str | None = field(default=OPTIONS.inspector_token.default, repr=False)
+    refused_kept: int = OPTIONS.refused_kept.default
 
     @classmethod
     def resolve(

@@ -128,6 +128,7 @@ class Listener:
         inspector_host: str | None = OPTIONS.inspector_host.default,
         inspector_port: int | None = OPTIONS.inspector_port.default,
         inspector_token: str | None = OPTIONS.inspector_token.default,
+        refused_kept: int | None = OPTIONS.refused_kept.default,
         workers: int | None = None,  # deprecated: concurrency
     ) -> None:
         self._dispatcher = Dispatcher()

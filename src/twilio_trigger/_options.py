@@ -529,6 +529,9 @@ class Options:
         _optional(_secret),
         "the inspector's token (16 characters or more), given once in its URL",
         "operations")
+    refused_kept = Option(int, 100, "TWILIO_TRIGGER_REFUSED_KEPT", _integer(0, 10_000),
+        "refused requests the inspector shows, the latest kept in memory by each process "
+        "(`0`: none)", "operations")
     # fmt: on
 
     def __iter__(self) -> Iterator[Option[Any]]:

@@ -143,7 +143,7 @@ def test_list_by_state_and_limit(filled: Filled) -> None:
     done = invoke("inbox", "list", "--state", "done", "--inbox", filled.url)
     assert [row.split()[0] for row in done.output.splitlines()[1:]] == [str(filled.done)]
     limited = invoke("inbox", "list", "--limit", "1", "--inbox", filled.url)
-    assert [row.split()[0] for row in limited.output.splitlines()[1:]] == [str(filled.pending)]
+    assert [row.split()[0] for row in limited.stdout.splitlines()[1:]] == [str(filled.pending)]
 
 
 def test_list_says_when_no_event_is_in_a_state(filled: Filled) -> None:
@@ -171,6 +171,27 @@ def test_show_prints_an_event_its_parameters_and_its_error(filled: Filled) -> No
     assert shown["MessageSid"] == FAILED
     assert shown["ErrorCode"] == "30003"
     assert lines[-1] == "    ValueError: no such order"
+
+
+def test_list_and_show_escape_what_came_in_a_request(tmp_path: Path) -> None:
+    # A request's values reach the terminal escaped: no colour change, no forged line.
+    path = tmp_path / "events.db"
+    hostile = "\x1b[31mred\nforged line\u202e"
+
+    async def fill(inbox: SQLiteInbox) -> int:
+        params = [*sms_status_params("failed", sid=FAILED).items(), ("Body", hostile)]
+        await inbox.put("k\x1b", "sms", FAILED + "\x1b[2J", "failed\n", params)
+        (entry,) = await inbox.entries()
+        return entry.id
+
+    entry_id = with_inbox(path, fill)
+    for args in (["list"], ["show", str(entry_id)]):
+        result = invoke("inbox", *args, "--inbox", f"sqlite:///{path}")
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output, args
+        assert "\u202e" not in result.output, args
+        assert "forged line" not in result.output.splitlines()[-1], args
+    assert "\\x1b[31mred\\nforged line\\u202e" in result.output
 
 
 def test_show_of_a_pending_event_says_when_it_runs_next(filled: Filled) -> None:

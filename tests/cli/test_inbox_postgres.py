@@ -253,7 +253,7 @@ def test_list_by_state_and_limit(filled: Filled) -> None:
     done = filled.run("list", "--state", "done")
     assert [row.split()[0] for row in done.output.splitlines()[1:]] == [str(filled.done)]
     limited = filled.run("list", "--limit", "1")
-    assert [row.split()[0] for row in limited.output.splitlines()[1:]] == [str(filled.pending)]
+    assert [row.split()[0] for row in limited.stdout.splitlines()[1:]] == [str(filled.pending)]
     running = filled.run("list", "--state", "running")
     assert running.exit_code == 0
     assert running.output == "no events in state running\n"

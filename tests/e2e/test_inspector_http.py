@@ -212,7 +212,8 @@ def test_api_events_rows_and_counters(tmp_path: Path) -> None:
         for row in rows:
             assert set(row) == {
                 "id", "received_at", "kind", "status", "sid", "callback", "outcome",
-                "duration_ms", "attempts", "error",
+                "duration_ms", "attempts", "error", "error_code", "error_code_title",
+                "error_code_url",
             }  # fmt: skip
             assert STAMP.match(row["received_at"]), row
             assert isinstance(row["duration_ms"], float), row

@@ -226,6 +226,27 @@ def test_two_copies_in_one_concurrent_batch_store_one_entry(
     assert sorted(e.key for e in entries) == ["dup", "other"]
 
 
+def test_a_nul_in_a_parameter_is_stored_and_read_back_whole(
+    postgres_database: str, pg_schema: str
+) -> None:
+    # PostgreSQL's JSON cannot turn \u0000 into text: such a batch takes the slow path,
+    # and the parameter comes back as it was sent (a form value may hold %00).
+    sent, plain = [*params(), ("Body", "before\x00after")], params("sent")
+
+    async def work(inbox: PostgresInbox) -> tuple[list[bool], list[Entry]]:
+        got = await asyncio.gather(
+            inbox.put("nul", "sms", SID, "delivered", sent),
+            inbox.put("plain", "sms", SID, "sent", plain),  # in the same batch
+        )
+        return list(got), await inbox.entries()
+
+    got, entries = with_inbox(postgres_database, pg_schema, work)
+    assert got == [True, True]
+    kept = {entry.key: entry for entry in entries}
+    assert kept["nul"].params == tuple(sent)
+    assert kept["plain"].params == tuple(plain)
+
+
 def test_the_headers_given_are_kept_with_the_entry(postgres_database: str, pg_schema: str) -> None:
     headers = [
         ("x-home-region", "us1"),

@@ -8,7 +8,8 @@ callback, the outcome, how long it took) and a few counters.
 
 It is served on a port of its own, on loopback unless told otherwise, and then
 only with a token: events hold phone numbers and message bodies.  Server-rendered
-HTML, a stylesheet and two small scripts that poll ``/api/events``: no build step.
+HTML, a stylesheet and two small scripts that poll ``/api/events`` (and
+``/api/refused``, the requests refused lately): no build step.
 The pages are templates (``templates``) and the scripts and the stylesheet are
 files of this package (``static``), served on paths of their own, so that the
 pages' Content-Security-Policy allows no inline script or style: an escaping

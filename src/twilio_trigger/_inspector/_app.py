@@ -1,9 +1,10 @@
 """The inspector as an ASGI application: its routes, its guards and its JSON API.
 
 ``/`` is the list of events, ``/events/<id>`` one event, ``/api/events`` the
-rows as JSON (``?kind=&status=&outcome=&limit=``), ``POST /api/replay`` replays
-dead letters (``{"ids": [...]}``, or ``{}`` for all of them), and
-``/static/...`` the stylesheet and scripts.  Without a token only loopback
+rows as JSON (``?kind=&status=&outcome=&limit=``), ``/api/refused`` the
+requests this process refused lately, ``POST /api/replay`` replays dead letters
+(``{"ids": [...]}``, or ``{}`` for all of them), and ``/static/...`` the
+stylesheet and scripts.  Without a token only loopback
 names are answered; with one, every request needs it (:mod:`._session`).
 """
 
@@ -18,6 +19,7 @@ from .._asgi import send_answer
 from .._core.answers import Answer
 from .._delivery import Delivery
 from .._logging import printable
+from .._refused import RefusedRequests
 from ..inbox import State, UnreachableError
 from . import _pages, _rows, _static
 from ._activity import Activity
@@ -50,12 +52,14 @@ class InspectorApp:
         *,
         token: str | None = None,
         loopback_only: bool = True,
+        refused: RefusedRequests | None = None,
     ) -> None:
         if delivery.inbox is None:
             raise ValueError("the inspector shows an inbox: the listener has none")
         self._delivery = delivery
         self._inbox = delivery.inbox
         self._activity = activity
+        self._refused = refused
         self._sessions = None if token is None else Sessions(token)
         self._loopback_only = loopback_only
         self._assets = _static.assets()
@@ -164,6 +168,8 @@ class InspectorApp:
         elif path == "/api/events":
             document = {"counters": await self._counters(), "events": await self._rows(query)}
             await reply(send, 200, json.dumps(document).encode(), JSON)
+        elif path == "/api/refused":
+            await reply(send, 200, json.dumps(self._refused_json()).encode(), JSON)
         elif path.startswith("/events/") and is_id(path[8:]):
             entry = await self._inbox.get(int(path[8:]))
             if entry is None:
@@ -180,6 +186,11 @@ class InspectorApp:
 
     async def _rows(self, query: Mapping[str, list[str]]) -> list[dict[str, object]]:
         return await _rows.rows(self._inbox, self._activity, self._delivery.callback_label, query)
+
+    def _refused_json(self) -> dict[str, object]:
+        if self._refused is None:  # refused_kept=0
+            return {"kept": 0, "total": 0, "counts": {}, "refused": []}
+        return self._refused.to_json()
 
     async def _counters(self) -> dict[str, int]:
         stats = await self._inbox.backlog()

@@ -19,7 +19,7 @@ from string import Template
 from .._core.kinds import KINDS
 from ..inbox import Entry, State
 from ._activity import AttemptRecord
-from ._rows import stamp
+from ._rows import error_code_link, shown
 from ._static import Asset
 
 __all__ = ["UNAUTHORIZED", "event", "index"]
@@ -107,9 +107,9 @@ def event(
     facts = [
         ("kind", entry.kind), ("status", entry.status), ("SID", entry.sid),
         ("callback", row["callback"]), ("outcome", str(row["outcome"]).replace("_", " ")),
-        ("received", stamp(entry.received_at)), ("attempts", entry.attempts),
-        ("next attempt", stamp(entry.next_attempt_at) if entry.state is State.PENDING else None),
-        ("finished", stamp(entry.finished_at)),
+        ("received", shown(entry.received_at)), ("attempts", entry.attempts),
+        ("next attempt", shown(entry.next_attempt_at) if entry.state is State.PENDING else None),
+        ("finished", shown(entry.finished_at)),
         ("delivery key", entry.key),
     ]  # fmt: skip
     fact_rows = "".join(
@@ -117,11 +117,15 @@ def event(
         for name, value in facts
         if value is not None
     )
+    code = row.get("error_code")
+    if isinstance(code, int):  # its title and link: markup escaped as it is built
+        link = error_code_link(code)
+        fact_rows += f"<tr><th>Twilio error</th><td id='error-code'>{link}</td></tr>"
     shown_last = bool(entry.last_error) and entry.state is not State.DONE
     errors = _attempt_errors(history, entry.last_error if shown_last else None)
     attempts = (
         "".join(
-            f"<tr class='{e(a.outcome)}'><td>{a.number}</td><td>{e(stamp(a.at) or '')}</td>"
+            f"<tr class='{e(a.outcome)}'><td>{a.number}</td><td>{e(shown(a.at) or '')}</td>"
             f"<td class='outcome'>{e(a.outcome.replace('_', ' '))}</td>"
             f"<td>{'' if a.milliseconds is None else f'{a.milliseconds:.1f} ms'}</td>"
             f"<td>{error}</td></tr>"

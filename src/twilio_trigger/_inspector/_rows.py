@@ -2,14 +2,20 @@
 
 A row is a plain dict, the same for the JSON API and for the event's page:
 its id, when it arrived, its kind, status and SID, the callback that took it,
-its outcome, how long the last attempt took, how many attempts, and the last
-line of its error.
+its outcome, how long the last attempt took, how many attempts, the last
+line of its error, and the Twilio error code the event carried (``ErrorCode``,
+or a Debugger alert's), with its title and Twilio's page about it.
+
+Times are ISO 8601 in the JSON (``received_at``); the pages show them with
+their date, in UTC, as :func:`shown` writes them.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Mapping
 
+from .._core.error_codes import error_code_info, error_code_url
 from .._core.events import TwilioEvent
 from .._core.routing import callback_for, event_of_kind
 from .._dispatch import Outcome
@@ -17,7 +23,7 @@ from .._logging import utc_stamp
 from ..inbox import Entry, Inbox, State
 from ._activity import Activity, AttemptRecord
 
-__all__ = ["MAX_ROWS", "Label", "limit", "row", "rows", "stamp"]
+__all__ = ["MAX_ROWS", "Label", "error_code_link", "limit", "row", "rows", "shown", "stamp"]
 
 #: The most rows ``/api/events`` answers with, and how many when not told.
 MAX_ROWS = 500
@@ -40,17 +46,23 @@ _FILTER_STATES: dict[str, tuple[State, ...]] = {
 def row(entry: Entry, history: list[AttemptRecord], label: Label) -> dict[str, object]:
     """The row of *entry*, with what this process saw of its attempts (*history*)."""
     last = history[-1] if history else None
+    event = event_of_kind(entry.kind, entry.params)
+    code = _error_code(event)
+    info = error_code_info(code)
     return {
         "id": entry.id,
         "received_at": stamp(entry.received_at),
         "kind": entry.kind,
         "status": entry.status,
         "sid": entry.sid,
-        "callback": _callback(entry, last, label),
+        "callback": _callback(event, last, label),
         "outcome": _outcome(entry, last),
         "duration_ms": None if last is None else last.milliseconds,
         "attempts": entry.attempts,
         "error": entry.error_line if entry.state is not State.DONE else None,
+        "error_code": code,
+        "error_code_title": None if info is None else info.title,
+        "error_code_url": error_code_url(code),
     }
 
 
@@ -98,8 +110,31 @@ def limit(text: str) -> int:
 
 
 def stamp(moment: float | None) -> str | None:
-    """A moment as the inspector writes it: ``2024-05-01T12:34:56.789Z`` (UTC)."""
+    """A moment as the JSON API writes it: ``2024-05-01T12:34:56.789Z`` (UTC)."""
     return None if moment is None else utc_stamp(moment)
+
+
+def shown(moment: float | None) -> str | None:
+    """A moment as the pages show it, with its date: ``2024-05-01 12:34:56.789 UTC``.
+
+    ``inspector.js`` writes the list's times the same way from ``received_at``."""
+    iso = stamp(moment)
+    return None if iso is None else f"{iso[:10]} {iso[11:23]} UTC"
+
+
+def error_code_link(code: int | None) -> str:
+    """The markup of a Twilio error *code*: ``30003 Unreachable destination handset``
+    linked to Twilio's page; a code without a title is the number, linked; no
+    code is nothing.  Everything in it is escaped here."""
+    url = error_code_url(code)
+    if code is None or url is None:
+        return ""
+    info = error_code_info(code)
+    text = str(code) if info is None else f"{code} {info.title}"
+    return (
+        f'<a class="error-code" href="{html.escape(url)}" rel="noreferrer noopener" '
+        f'target="_blank">{html.escape(text)}</a>'
+    )
 
 
 def _outcome(entry: Entry, last: AttemptRecord | None) -> str:
@@ -112,8 +147,13 @@ def _outcome(entry: Entry, last: AttemptRecord | None) -> str:
     return last.outcome if last is not None else Outcome.HANDLED.value
 
 
-def _callback(entry: Entry, last: AttemptRecord | None, label: Label) -> str | None:
+def _callback(event: TwilioEvent | None, last: AttemptRecord | None, label: Label) -> str | None:
     if last is not None and last.callback is not None:
         return last.callback
-    event = event_of_kind(entry.kind, entry.params)
     return None if event is None else label(event) or callback_for(event)
+
+
+def _error_code(event: TwilioEvent | None) -> int | None:
+    """The Twilio error code *event* carries; ``None`` for none, ``0`` or nonsense."""
+    code = None if event is None else event.error_code
+    return code if error_code_url(code) is not None else None

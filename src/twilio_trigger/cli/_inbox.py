@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 import click
 
 from .._config import ENVIRONMENT
+from .._core.error_codes import error_code_info, error_code_url
+from .._core.routing import event_of_kind
 from .._exceptions import ConfigurationError
+from .._logging import printable
 from .._options import OPTIONS, valid_schema
 from .._postgres_schema import SchemaError
-from ..inbox import Inbox, State, UnreachableError, open_inbox
+from ..inbox import Entry, Inbox, Search, State, UnreachableError, open_inbox
+from ..inbox._search import FAILED, MAX_LIMIT
 from ..inbox.postgres import PostgresInbox
 from ..inbox.sqlite import SQLiteInbox
 from ._common import CONTEXT, warn
@@ -131,6 +137,18 @@ def _failure(box: Inbox, error: Exception) -> click.ClickException | None:
     return None
 
 
+def _twilio_error(kind: str, params: Sequence[tuple[str, str]]) -> str | None:
+    """The Twilio error code an event carried, with its title and Twilio's page:
+    ``30003 Unreachable destination handset (https://...)``; ``None`` for none."""
+    event = event_of_kind(kind, params)
+    code = None if event is None else event.error_code
+    url = error_code_url(code)
+    if url is None:
+        return None
+    info = error_code_info(code)
+    return f"{code} {info.title} ({url})" if info is not None else f"{code} ({url})"
+
+
 def _when(moment: float | None) -> str:
     if moment is None:
         return "-"
@@ -192,9 +210,27 @@ def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
 @inbox.command(name="list", context_settings=CONTEXT)
 @_inbox_option
 @_schema_option
-@click.option("--dead", is_flag=True, help="Only dead letters.")
-@click.option("--state", type=click.Choice([s.value for s in State]), help="Only this state.")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--dead", is_flag=True, help="Only dead letters (as --outcome dead).")
+@click.option("--state", type=click.Choice([s.value for s in State]),
+              help="Only this state (as --outcome).")  # fmt: skip
+@click.option("--outcome", type=click.Choice([*(s.value for s in State), FAILED]),
+              help="Only this state, or failed: at least one attempt failed.")  # fmt: skip
+@click.option("--sid", metavar="SID", help="Only this message's or call's SID.")
+@click.option("--number", metavar="NUMBER",
+              help="Only events from or to this number, e.g. +15558675309.")  # fmt: skip
+@click.option("--kind", metavar="KIND", help="Only this kind: sms, call, recording...")
+@click.option("--status", metavar="STATUS", help="Only this status, e.g. undelivered.")
+@click.option("--callback", metavar="NAME", help="Only events for this callback, e.g. on_failed.")
+@click.option("--error-code", "error_code", metavar="CODE",
+              help="Only events with this Twilio ErrorCode, e.g. 30003.")  # fmt: skip
+@click.option("--since", metavar="WHEN",
+              help="Only events received since WHEN: a date (2024-05-01), a time "
+              "(2024-05-01T13:30) or a time ago (2h, 30m, 7d).")  # fmt: skip
+@click.option("--until", metavar="WHEN", help="Only events received before WHEN (as --since).")
+@click.option("--text", metavar="TEXT", help="Only messages whose body holds TEXT (any case).")
+@click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=50, show_default=True)
+@click.option("--before", "before_id", type=click.IntRange(1), metavar="ID",
+              help="Only events older than the event ID: the next page.")  # fmt: skip
 @click.pass_context
 def list_entries(
     ctx: click.Context,
@@ -202,16 +238,73 @@ def list_entries(
     schema: str | None,
     dead: bool,
     state: str | None,
+    outcome: str | None,
+    sid: str | None,
+    number: str | None,
+    kind: str | None,
+    status: str | None,
+    callback: str | None,
+    error_code: str | None,
+    since: str | None,
+    until: str | None,
+    text: str | None,
     limit: int,
+    before_id: int | None,
 ) -> None:
-    """The most recent events, newest first.
+    """The most recent events, newest first; the options find some.
+
+    Every option given must match.  When more events match than --limit, the
+    last line says how to ask for the next page (--before ID).
 
     \b
     Example:
       twilio-trigger inbox --inbox sqlite:///events.db list --dead --limit 20
+      twilio-trigger inbox list --number +15558675309 --since 1d
+      twilio-trigger inbox list --callback on_failed --error-code 30003 --since 2024-05-01
     """
-    chosen = State.DEAD if dead else (State(state) if state else None)
-    entries = _run(_open_inbox(ctx, url, schema), lambda box: box.entries(chosen, limit))
+    outcomes = {o for o in (State.DEAD.value if dead else None, state, outcome) if o}
+    if len(outcomes) > 1:
+        raise click.UsageError("--dead, --state and --outcome disagree: give one")
+    chosen = outcomes.pop() if outcomes else None
+    now = time.time()
+    try:
+        search = Search(
+            sid=sid, number=number, kind=kind, status=status, outcome=chosen,
+            callback=callback, error_code=error_code, text=text,
+            since=None if since is None else _moment(since, "--since", now),
+            until=None if until is None else _moment(until, "--until", now),
+        )  # fmt: skip
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    page = _run(
+        _open_inbox(ctx, url, schema),
+        lambda box: box.search(search, limit=limit, before_id=before_id),
+    )
+    entries = list(page.entries)
+    _list_entries(entries, search.outcome if isinstance(search.outcome, State) else None)
+    if page.next_before_id is not None:
+        looked = "" if page.scanned_all else " (this page stopped looking there)"
+        click.echo(f"more: add --before {page.next_before_id}{looked}", err=True)
+
+
+def _moment(text: str, option: str, now: float) -> float:
+    """*text* as a time: a date or time in ISO form (local time unless it says
+    otherwise), or a duration (2h, 30m, 7d) ago."""
+    text = text.strip()
+    if text[:1].isdigit() and text[-1:] in _UNITS:
+        with contextlib.suppress(click.BadParameter):
+            return now - _duration(text)
+    try:
+        return datetime.fromisoformat(text).astimezone().timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise click.BadParameter(
+            f"{text[:40]!r} is not a date (2024-05-01), a time (2024-05-01T13:30) or a "
+            f"time ago (2h, 30m, 7d)",
+            param_hint=option,
+        ) from None
+
+
+def _list_entries(entries: list[Entry], chosen: State | None) -> None:
     if not entries:
         click.echo("no events" + (f" in state {chosen.value}" if chosen else ""))
         return
@@ -220,9 +313,12 @@ def list_entries(
         f"{'STATE':<7}  {'TRIES':>5}  LAST ERROR"
     )
     for e in entries:
+        # What came in a request is escaped: a terminal must not act on it.
+        status, sid = printable(e.status or "-"), printable(e.sid or "-")
+        error = printable((e.error_line or "")[:60])
         click.echo(
-            f"{e.id:>6}  {_when(e.received_at):<19}  {e.kind:<4}  {e.status or '-':<11}  "
-            f"{e.sid or '-':<34}  {e.state.value:<7}  {e.attempts:>5}  {(e.error_line or '')[:60]}"
+            f"{e.id:>6}  {_when(e.received_at):<19}  {e.kind:<4}  {status:<11}  "
+            f"{sid:<34}  {e.state.value:<7}  {e.attempts:>5}  {error}"
         )
 
 
@@ -241,22 +337,27 @@ def show(ctx: click.Context, url: str | None, schema: str | None, entry_id: int)
     entry = _run(_open_inbox(ctx, url, schema), lambda box: box.get(entry_id))
     if entry is None:
         raise click.ClickException(f"no event {entry_id} in the inbox")
-    click.echo(f"event {entry.id}: {entry.kind} {entry.sid} ({entry.status})")
+    # What came in a request is escaped: a terminal must not act on it.
+    sid, status = printable(str(entry.sid)), printable(str(entry.status))
+    click.echo(f"event {entry.id}: {entry.kind} {sid} ({status})")
     click.echo(f"  state          {entry.state.value}")
     click.echo(f"  attempts       {entry.attempts}")
     click.echo(f"  received       {_when(entry.received_at)}")
     if entry.state is State.PENDING:
         click.echo(f"  next attempt   {_when(entry.next_attempt_at)}")
     click.echo(f"  finished       {_when(entry.finished_at)}")
-    click.echo(f"  delivery key   {entry.key}")
+    click.echo(f"  delivery key   {printable(entry.key)}")
     click.echo("  parameters")
     width = max((len(name) for name, _ in entry.params), default=0)
     for name, value in entry.params:
-        click.echo(f"    {name:<{width}}  {value}")
+        click.echo(f"    {printable(name):<{width}}  {printable(value)}")
+    twilio_error = _twilio_error(entry.kind, entry.params)
+    if twilio_error is not None:
+        click.echo(f"  Twilio error   {twilio_error}")
     if entry.last_error:
         click.echo("  last error")
         for line in entry.last_error.splitlines():
-            click.echo(f"    {line}")
+            click.echo(f"    {printable(line)}")
 
 
 @inbox.command(context_settings=CONTEXT)

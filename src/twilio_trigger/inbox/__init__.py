@@ -31,6 +31,8 @@ __all__ = [
     "Entry",
     "Inbox",
     "NotStoredError",
+    "Search",
+    "SearchPage",
     "State",
     "UnreachableError",
     "decode_headers",
@@ -190,6 +192,15 @@ class Inbox(abc.ABC):
         """The most recent entries (of *state*), newest first."""
 
     @abc.abstractmethod
+    async def search(
+        self, search: Search, *, limit: int = 50, before_id: int | None = None
+    ) -> SearchPage:
+        """Up to *limit* (at most 500) entries that *search* finds, newest first, of
+        ids below *before_id* when given: the next page asks for those before the
+        :attr:`SearchPage.next_before_id` of the last.  ``ValueError`` for a bad
+        *limit* or *before_id*."""
+
+    @abc.abstractmethod
     async def get(self, entry_id: int) -> Entry | None:
         """One entry by its id."""
 
@@ -267,3 +278,7 @@ def open_inbox(
         f"sqlite:////var/lib/app/events.db (absolute), redis://127.0.0.1:6379/0 or "
         f"postgresql://user@127.0.0.1:5432/db, got {shown_url(url)!r}"
     )
+
+
+# Last: the search reads the classes above.
+from ._search import Search, SearchPage  # noqa: E402

@@ -62,8 +62,19 @@ from .._logging import shown_url
 from .._options import OPTIONS
 from .._outage import Outage, watched
 from ..stores.redis import connection_errors
-from . import Entry, Inbox, State, UnreachableError, _redis_lua, decode_headers, encode_headers
+from . import (
+    Entry,
+    Inbox,
+    Search,
+    SearchPage,
+    State,
+    UnreachableError,
+    _redis_lua,
+    decode_headers,
+    encode_headers,
+)
 from ._redis_durability import Durability, NotStoredError
+from ._search import check_page
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -74,6 +85,9 @@ logger = logging.getLogger("twilio_trigger")
 
 _GROUP = "workers"
 _MAX_ERROR = 16_000
+#: The most entries one search page looks at before it stops and says so.
+SEARCH_SCAN = 20_000
+_SEARCH_BATCH = 200  # entries read per round trip while searching
 
 
 class _DataLostError(Exception):
@@ -586,6 +600,50 @@ class RedisInbox(Inbox):
                     if len(found) == limit:
                         break
         return found
+
+    @watched
+    async def search(
+        self, search: Search, *, limit: int = 50, before_id: int | None = None
+    ) -> SearchPage:
+        """The entries *search* finds: Redis has no index on their fields, so the
+        newest entries are read in batches and filtered here, up to
+        :data:`SEARCH_SCAN` of them per page.  A page that stopped there says so
+        (``scanned_all`` false), and its ``next_before_id`` goes on from there."""
+        check_page(limit, before_id)
+        client = self._redis()
+        found: list[Entry] = []  # up to one more than asked: is there another page?
+        scanned = 0
+        below = "+inf" if before_id is None else f"({before_id}"  # scores are the ids
+        cut = True
+        while scanned < SEARCH_SCAN and len(found) <= limit:
+            batch = min(_SEARCH_BATCH, SEARCH_SCAN - scanned)
+            ids = [
+                int(_text(raw))
+                for raw in await client.zrevrangebyscore(self._all, below, "-inf", 0, batch)
+            ]
+            if not ids:
+                cut = False
+                break
+            async with client.pipeline(transaction=False) as pipe:
+                for entry_id in ids:
+                    pipe.hgetall(f"{self._entry}{entry_id}")
+                hashes: list[Any] = await pipe.execute()
+            for entry_id, fields in zip(ids, hashes, strict=True):
+                scanned += 1
+                below = f"({entry_id}"
+                if not fields:  # purged, or expired, meanwhile
+                    continue
+                entry = _entry(entry_id, [item for pair in fields.items() for item in pair])
+                if search.matches(entry):
+                    found.append(entry)
+                    if len(found) > limit:
+                        break
+        if len(found) >= limit:  # a full page: whatever is further back, the next one's
+            page = tuple(found[:limit])
+            return SearchPage(page, page[-1].id if len(found) > limit or cut else None)
+        if cut:  # stopped looking: the next page goes on from the last entry looked at
+            return SearchPage(tuple(found), int(below[1:]), scanned_all=False)
+        return SearchPage(tuple(found), None)
 
     @watched
     async def get(self, entry_id: int) -> Entry | None:

@@ -43,7 +43,8 @@ from typing import Any, TypeVar
 
 from .._exceptions import ConfigurationError
 from .._logging import printable
-from . import COLUMNS, Entry, Inbox, State, encode_headers, entry_of_row
+from . import COLUMNS, Entry, Inbox, Search, SearchPage, State, encode_headers, entry_of_row
+from ._search import check_page, page_of, sql_where
 
 __all__ = ["SQLiteInbox", "folder_mode"]
 
@@ -411,6 +412,23 @@ class SQLiteInbox(Inbox):
             return [entry_of_row(row) for row in rows]
 
         return await self._run(select)
+
+    async def search(
+        self, search: Search, *, limit: int = 50, before_id: int | None = None
+    ) -> SearchPage:
+        """The entries *search* finds, by one query newest first; a search by number,
+        error code or text reads the parameters of the rows the others leave."""
+        check_page(limit, before_id)
+        where, args = sql_where(search, before_id, postgres=False)
+
+        def select(connection: sqlite3.Connection) -> list[Entry]:
+            rows = connection.execute(
+                f"SELECT {COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                (*args, limit + 1),
+            )
+            return [entry_of_row(row) for row in rows]
+
+        return page_of(await self._run(select), limit)
 
     async def get(self, entry_id: int) -> Entry | None:
         def select(connection: sqlite3.Connection) -> Entry | None:
