@@ -93,6 +93,7 @@ def build(settings: Settings, dispatcher: Dispatcher) -> Application:
         shutdown_timeout=s.shutdown_timeout,
         endpoints=endpoints,
         paths=dispatcher.paths,
+        keeps_refused=observed.refused is not None,
     )
     return Application(app, observed)
 

@@ -88,7 +88,15 @@ class WebhookApp:
     answers them when they come.
     """
 
-    __slots__ = ("_endpoints", "_handler", "_path", "_paths", "_public_at", "_shutdown_timeout")
+    __slots__ = (
+        "_endpoints",
+        "_handler",
+        "_keeps_refused",
+        "_path",
+        "_paths",
+        "_public_at",
+        "_shutdown_timeout",
+    )
 
     def __init__(
         self,
@@ -98,8 +106,12 @@ class WebhookApp:
         shutdown_timeout: float | None = None,
         endpoints: Mapping[str, Endpoint] | None = None,
         paths: Mapping[str, Sequence[Kind]] | None = None,
+        keeps_refused: bool = False,
     ) -> None:
         self._handler = handler
+        # Whether refused requests are kept (the inspector's): only then does each
+        # request leave its method, path and headers where a refusal can read them.
+        self._keeps_refused = keeps_refused
         self._path = path
         self._shutdown_timeout = shutdown_timeout
         self._endpoints = dict(endpoints or {})
@@ -165,8 +177,8 @@ class WebhookApp:
             return await send_answer(send, answers.METHOD_NOT_ALLOWED)
 
         raw_headers = scope["headers"]
-        # For the refused requests the inspector keeps (names only, read if refused).
-        REQUEST.set(Request(method, scope["path"], raw_headers))
+        if self._keeps_refused:  # names only, read if it is refused
+            REQUEST.set(Request(method, scope["path"], raw_headers))
         headers = dict(raw_headers)  # names are lower-case in ASGI
         handler = self._handler
         host = headers.get(b"host")

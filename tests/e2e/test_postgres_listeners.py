@@ -645,7 +645,9 @@ def test_the_inspector_lists_shows_and_replays_postgres_inbox_entries(
 
         page = http.get(f"/events/{rows[dead]['id']}")
         assert page.status_code == 200
-        assert f"<h1>sms {dead} (delivered)</h1>" in page.text
+        assert (
+            f'<h1>sms <a class="sid" href="/sids/{dead}">{dead}</a> (delivered)</h1>' in page.text
+        )
         assert "Traceback (most recent call last):" in page.text
         assert f"<tr><th>MessageSid</th><td><code>{dead}</code></td></tr>" in page.text
         assert http.get("/events/987654321").status_code == 404

@@ -1,7 +1,9 @@
 """The inspector as an ASGI application: its routes, its guards and its JSON API.
 
-``/`` is the list of events, ``/events/<id>`` one event, ``/api/events`` the
-rows as JSON (``?kind=&status=&outcome=&limit=``), ``/api/refused`` the
+``/`` is the list of events and its search, ``/events/<id>`` one event,
+``/sids/<SID>`` a SID's timeline, ``/api/events`` the rows as JSON (the search's
+filters, ``limit`` and ``before``: :mod:`._search`), ``/api/sids/<SID>`` the
+timeline as JSON, ``/api/refused`` the
 requests this process refused lately, ``POST /api/replay`` replays dead letters
 (``{"ids": [...]}``, or ``{}`` for all of them), and ``/static/...`` the
 stylesheet and scripts.  Without a token only loopback
@@ -21,7 +23,7 @@ from .._delivery import Delivery
 from .._logging import printable
 from .._refused import RefusedRequests
 from ..inbox import State, UnreachableError
-from . import _pages, _rows, _static
+from . import _pages, _rows, _search, _static
 from ._activity import Activity
 from ._headers import ALLOW, CLOSE, HTML, JSON, TEXT, Message, Receive, Scope, Send, reply
 from ._requests import (
@@ -64,7 +66,6 @@ class InspectorApp:
         self._loopback_only = loopback_only
         self._assets = _static.assets()
         self._static = {asset.path: asset for asset in self._assets.values()}
-        self._page = _pages.index(self._assets).encode("utf-8")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -164,10 +165,28 @@ class InspectorApp:
             await reply(send, 405, b"method not allowed\n", TEXT, (b"allow", ALLOW))
             return
         if path == "/":
-            await reply(send, 200, self._page, HTML)
+            # The filters are checked here too, so that the page says what is wrong
+            # with a link even before its script asks.
+            error = _search.problem(query)
+            page = _pages.index(self._assets, _search.values(query), error)
+            await reply(send, 200, page.encode("utf-8"), HTML)
         elif path == "/api/events":
-            document = {"counters": await self._counters(), "events": await self._rows(query)}
+            try:
+                found = await self._found(query)
+            except ValueError as problem:
+                await reply(send, 400, f"{problem}\n".encode(), TEXT)
+                return
+            document = {"counters": await self._counters(), **found}
             await reply(send, 200, json.dumps(document).encode(), JSON)
+        elif path.startswith("/sids/") and _search.is_sid(path[6:]):
+            found = await self._timeline(path[6:])
+            await reply(send, 200, _pages.timeline(found, self._assets).encode("utf-8"), HTML)
+        elif path.startswith("/api/sids/") and _search.is_sid(path[10:]):
+            found = await self._timeline(path[10:])
+            await reply(send, 200, json.dumps(found).encode(), JSON)
+        elif path.startswith(("/sids/", "/api/sids/")):
+            message = f"a SID is letters and digits, at most {_search.MAX_SID}\n"
+            await reply(send, 400, message.encode(), TEXT)
         elif path == "/api/refused":
             await reply(send, 200, json.dumps(self._refused_json()).encode(), JSON)
         elif path.startswith("/events/") and is_id(path[8:]):
@@ -184,8 +203,13 @@ class InspectorApp:
         else:
             await reply(send, 404, b"not found\n", TEXT)
 
-    async def _rows(self, query: Mapping[str, list[str]]) -> list[dict[str, object]]:
-        return await _rows.rows(self._inbox, self._activity, self._delivery.callback_label, query)
+    async def _found(self, query: Mapping[str, list[str]]) -> dict[str, object]:
+        label = self._delivery.callback_label
+        return await _search.found(self._inbox, self._activity, label, query)
+
+    async def _timeline(self, sid: str) -> dict[str, object]:
+        label = self._delivery.callback_label
+        return await _search.timeline(self._inbox, self._activity, label, sid)
 
     def _refused_json(self) -> dict[str, object]:
         if self._refused is None:  # refused_kept=0

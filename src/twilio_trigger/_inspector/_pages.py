@@ -15,14 +15,24 @@ import html
 from collections.abc import Mapping
 from importlib import resources
 from string import Template
+from urllib.parse import quote
 
 from .._core.kinds import KINDS
 from ..inbox import Entry, State
+from ..inbox._search import callback_names
 from ._activity import AttemptRecord
 from ._rows import error_code_link, shown
+from ._search import gap, is_sid
 from ._static import Asset
 
-__all__ = ["UNAUTHORIZED", "event", "index"]
+__all__ = ["UNAUTHORIZED", "event", "index", "sid_link", "timeline"]
+
+#: The outcomes the search offers, as the form names them.
+_OUTCOME_CHOICES = (
+    ("", "all"), ("handled", "handled"), ("failing", "failing"),
+    ("failed", "failed at least once"), ("retrying", "retrying"),
+    ("dead_letter", "dead letters"), ("pending", "pending"), ("running", "running"),
+)  # fmt: skip
 
 
 @functools.cache
@@ -44,11 +54,93 @@ def _head(title: str, assets: Mapping[str, Asset], script: str | None) -> str:
     )
 
 
-def index(assets: Mapping[str, Asset]) -> str:
-    """The page of the list of events (``/``): the rows are its script's to fill."""
+def _options(choices: list[tuple[str, str]] | tuple[tuple[str, str], ...], chosen: str) -> str:
+    """The ``<option>`` list of a select, with *chosen* selected (escaped here)."""
+    return "".join(
+        f'<option value="{html.escape(value)}"{" selected" if value == chosen else ""}>'
+        f"{html.escape(text)}</option>"
+        for value, text in choices
+    )
+
+
+def index(assets: Mapping[str, Asset], given: Mapping[str, str], error: str | None) -> str:
+    """The page of the list of events (``/``): the search form filled with the
+    filters *given* in its address (each escaped), the reason they cannot be used
+    (*error*), if any; the rows are its script's to fill."""
+    e = html.escape
     head = _head("twilio-trigger inspector", assets, assets["inspector.js"].path)
-    kinds = "".join(f"<option>{html.escape(kind.name)}</option>" for kind in KINDS)
-    return _template("index.html").substitute(head=head, kinds=kinds)
+    kinds = _options([("", "all"), *((kind.name, kind.name) for kind in KINDS)], given["kind"])
+    outcomes = _options(_OUTCOME_CHOICES, given["outcome"])
+    callbacks = "".join(f'<option value="{e(name)}">' for name in callback_names())
+    fields = {name: e(value, quote=True) for name, value in given.items()}
+    return _template("index.html").substitute(
+        head=head,
+        kinds=kinds,
+        outcomes=outcomes,
+        callbacks=callbacks,
+        error=e(error or ""),
+        error_hidden="" if error else " hidden",
+        **{f"v_{name}": value for name, value in fields.items()},
+    )
+
+
+def sid_link(sid: str | None) -> str:
+    """*sid* linked to its timeline (markup escaped here); a SID that could not
+    name a page is the text alone."""
+    if not sid:
+        return ""
+    if not is_sid(sid):
+        return html.escape(sid)
+    return f'<a class="sid" href="/sids/{quote(sid)}">{html.escape(sid)}</a>'
+
+
+def timeline(found: Mapping[str, object], assets: Mapping[str, Asset]) -> str:
+    """The page of one SID's timeline (``/sids/<SID>``): its events oldest first."""
+    e = html.escape
+    events = found["events"]
+    assert isinstance(events, list)
+    lines = []
+    for shown_row in events:
+        outcome = str(shown_row["outcome"])
+        stale = (
+            "<span class='stale' title='ranked below a status received before it'>stale</span>"
+            if shown_row["stale"]
+            else ""
+        )
+        lines.append(
+            f"<tr class='{e(outcome)}{' stale' if shown_row['stale'] else ''}' "
+            f"data-id='{int(shown_row['id'])}'>"
+            f"<td><a href='/events/{int(shown_row['id'])}'>{int(shown_row['id'])}</a></td>"
+            f"<td class='received'>{e(str(shown_row['received']))}</td>"
+            f"<td class='gap'>{e(gap(shown_row['after_previous_s']))}</td>"
+            f"<td class='status'>{e(str(shown_row['status'] or ''))}</td>"
+            f"<td class='stale-mark'>{stale}</td>"
+            f"<td>{e(str(shown_row['kind']))}</td>"
+            f"<td>{e(str(shown_row['callback'] or ''))}</td>"
+            f"<td class='outcome'>{e(outcome.replace('_', ' '))}</td>"
+            f"<td>{int(shown_row['attempts'])}</td>"
+            f"<td class='error'>{e(str(shown_row['error'] or ''))}</td>"
+            f"<td class='error-code'>{error_code_link(shown_row['error_code'])}</td></tr>"
+        )
+    rows = "".join(lines) or "<tr><td colspan='11'>no event received for this SID</td></tr>"
+    final = found["final_status"]
+    summary = (
+        f"{len(events)} event{'' if len(events) == 1 else 's'}; final status "
+        f"<b id='final-status'>{e(str(final))}</b>"
+        if final is not None
+        else f"{len(events)} events"
+    )
+    if not found["complete"]:
+        summary += f" (only the latest {len(events)} are shown)"
+    sid = str(found["sid"])
+    head = _head(f"{sid} · twilio-trigger inspector", assets, None)
+    return _template("sid.html").substitute(
+        head=head,
+        sid=e(sid),
+        search=e(quote(sid)),
+        summary=summary,
+        rows=rows,
+    )
 
 
 def _header_name(name: str) -> str:
@@ -153,7 +245,7 @@ def event(
     return _template("event.html").substitute(
         head=head,
         kind=e(entry.kind),
-        sid=e(entry.sid or ""),
+        sid=sid_link(entry.sid),
         status=e(entry.status or ""),
         facts=fact_rows,
         replay=replay,

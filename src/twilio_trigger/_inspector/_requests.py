@@ -16,6 +16,7 @@ from .._core.signature import host_without_port
 from .._webhook import declared_length
 from ._headers import NO_STORE, SECURITY, TEXT, Receive
 from ._rows import MAX_ROWS
+from ._search import is_sid as _is_sid
 
 __all__ = [
     "BODY_SECONDS",
@@ -63,6 +64,8 @@ def landing(path: str) -> str:
     the pages this server serves are kept, and their paths are plain ASCII.
     """
     if path in ("/", "/api/events") or (path.startswith("/events/") and is_id(path[8:])):
+        return path
+    if path.startswith("/sids/") and _is_sid(path[6:]):
         return path
     return "/"
 

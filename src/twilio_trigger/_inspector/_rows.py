@@ -1,4 +1,4 @@
-"""What a row of the inspector shows of an inbox entry, and the filters of ``/api/events``.
+"""What a row of the inspector shows of an inbox entry, and the ``limit`` of ``/api/events``.
 
 A row is a plain dict, the same for the JSON API and for the event's page:
 its id, when it arrived, its kind, status and SID, the callback that took it,
@@ -13,17 +13,17 @@ their date, in UTC, as :func:`shown` writes them.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from .._core.error_codes import error_code_info, error_code_url
 from .._core.events import TwilioEvent
 from .._core.routing import callback_for, event_of_kind
 from .._dispatch import Outcome
 from .._logging import utc_stamp
-from ..inbox import Entry, Inbox, State
-from ._activity import Activity, AttemptRecord
+from ..inbox import Entry, State
+from ._activity import AttemptRecord
 
-__all__ = ["MAX_ROWS", "Label", "error_code_link", "limit", "row", "rows", "shown", "stamp"]
+__all__ = ["MAX_ROWS", "Label", "error_code_link", "limit", "row", "shown", "stamp"]
 
 #: The most rows ``/api/events`` answers with, and how many when not told.
 MAX_ROWS = 500
@@ -31,16 +31,6 @@ _DEFAULT_ROWS = 100
 
 #: Names the callback that takes an event, when it is not the usual one.
 Label = Callable[[TwilioEvent], str | None]
-
-#: The outcomes a filter can ask for, and the entry states that hold them.
-_FILTER_STATES: dict[str, tuple[State, ...]] = {
-    "handled": (State.DONE,),
-    "dead_letter": (State.DEAD,),
-    "retrying": (State.PENDING,),
-    "pending": (State.PENDING,),
-    "running": (State.RUNNING,),
-    "failing": (State.PENDING, State.DEAD),
-}
 
 
 def row(entry: Entry, history: list[AttemptRecord], label: Label) -> dict[str, object]:
@@ -64,37 +54,6 @@ def row(entry: Entry, history: list[AttemptRecord], label: Label) -> dict[str, o
         "error_code_title": None if info is None else info.title,
         "error_code_url": error_code_url(code),
     }
-
-
-async def rows(
-    inbox: Inbox, activity: Activity, label: Label, query: Mapping[str, list[str]]
-) -> list[dict[str, object]]:
-    """The rows ``/api/events`` answers with for *query*: newest first, filtered, limited."""
-
-    def one(name: str) -> str:
-        return (query.get(name) or [""])[0].strip()
-
-    outcome, kind, status = one("outcome"), one("kind"), one("status").lower()
-    most = limit(one("limit"))
-    states = _FILTER_STATES.get(outcome, (None,))
-    # Filters the inbox cannot apply itself look further back than the limit.
-    exact = not (kind or status) and outcome in ("", "handled", "dead_letter", "running")
-    entries = [
-        entry
-        for state in states
-        for entry in await inbox.entries(state, most if exact else MAX_ROWS)
-    ]
-    entries.sort(key=lambda entry: entry.id, reverse=True)
-    found = [row(entry, activity.attempts(entry.id), label) for entry in entries]
-    found = [
-        shown
-        for shown in found
-        if (not kind or shown["kind"] == kind)
-        and (not status or str(shown["status"] or "").lower() == status)
-        and (not outcome or shown["outcome"] == outcome or (outcome == "failing"
-             and shown["outcome"] in ("retrying", "dead_letter")))
-    ]  # fmt: skip
-    return found[:most]
 
 
 def limit(text: str) -> int:

@@ -64,7 +64,9 @@ def _refusal(message: str, source: str) -> click.UsageError:
     return click.UsageError(message if message.startswith(source) else f"{source}: {message}")
 
 
-def _open_inbox(ctx: click.Context, url: str | None, schema: str | None) -> Inbox:
+def _open_inbox(
+    ctx: click.Context, url: str | None, schema: str | None, *, quiet: bool = False
+) -> Inbox:
     """The inbox the command names (not connected yet): the command's flags, else
     the group's (``inbox --inbox URL stats``), else the environment."""
     url, url_source = _given(ctx, "inbox", url, ENVIRONMENT["inbox"])
@@ -92,7 +94,7 @@ def _open_inbox(ctx: click.Context, url: str | None, schema: str | None) -> Inbo
         box = open_inbox(url, prefix=prefix, schema=schema)
     except ValueError as error:
         raise _refusal(str(error), url_source) from None
-    if schema_source == "--schema" and not isinstance(box, PostgresInbox):
+    if schema_source == "--schema" and not isinstance(box, PostgresInbox) and not quiet:
         warn(f"--schema has no effect on {box.location}: only a postgresql:// inbox has one")
     return box
 
@@ -168,6 +170,79 @@ _schema_option = click.option(
 )  # fmt: skip
 
 
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def _search_options(dead_help: str) -> Callable[[_F], _F]:
+    """The options that choose events, shared by `list` and `replay`; the command
+    gets them as keyword arguments, for :func:`_search_of`."""
+    options = [
+        click.option("--dead", is_flag=True, help=dead_help),
+        click.option("--state", type=click.Choice([s.value for s in State]),
+                     help="Only this state (as --outcome)."),
+        click.option("--outcome", type=click.Choice([*(s.value for s in State), FAILED]),
+                     help="Only this state, or failed: at least one attempt failed."),
+        click.option("--sid", metavar="SID", help="Only this message's or call's SID."),
+        click.option("--number", metavar="NUMBER",
+                     help="Only events from or to this number, e.g. +15558675309."),
+        click.option("--kind", metavar="KIND", help="Only this kind: sms, call, recording..."),
+        click.option("--status", metavar="STATUS", help="Only this status, e.g. undelivered."),
+        click.option("--callback", metavar="NAME",
+                     help="Only events for this callback, e.g. on_failed."),
+        click.option("--error-code", "error_code", metavar="CODE",
+                     help="Only events with this Twilio ErrorCode, e.g. 30003."),
+        click.option("--since", metavar="WHEN",
+                     help="Only events received since WHEN: a date (2024-05-01), a time "
+                     "(2024-05-01T13:30) or a time ago (2h, 30m, 7d)."),
+        click.option("--until", metavar="WHEN",
+                     help="Only events received before WHEN (as --since)."),
+        click.option("--text", metavar="TEXT",
+                     help="Only messages whose body holds TEXT (any case)."),
+    ]  # fmt: skip
+
+    def apply(command: _F) -> _F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+#: The options of :func:`_search_options` that filter, besides --dead.
+_FILTERS = (
+    "state", "outcome", "sid", "number", "kind", "status", "callback", "error_code", "since",
+    "until", "text",
+)  # fmt: skip
+
+
+def _search_of(filters: dict[str, object]) -> Search:
+    """The search the options of :func:`_search_options` ask for."""
+    dead, state, outcome = filters["dead"], filters["state"], filters["outcome"]
+    outcomes = {o for o in (State.DEAD.value if dead else None, state, outcome) if o}
+    if len(outcomes) > 1:
+        raise click.UsageError("--dead, --state and --outcome disagree: give one")
+    chosen = str(outcomes.pop()) if outcomes else None
+    now = time.time()
+
+    def text(name: str) -> str | None:
+        value = filters[name]
+        return value if isinstance(value, str) else None
+
+    def moment(name: str) -> float | None:
+        value = text(name)
+        return None if value is None else _moment(value, f"--{name}", now)
+
+    try:
+        return Search(
+            sid=text("sid"), number=text("number"), kind=text("kind"), status=text("status"),
+            outcome=chosen, callback=text("callback"),
+            error_code=text("error_code"), text=text("text"),
+            since=moment("since"), until=moment("until"),
+        )  # fmt: skip
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+
+
 @click.group(context_settings=CONTEXT)
 @_inbox_option
 @_schema_option
@@ -210,46 +285,19 @@ def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
 @inbox.command(name="list", context_settings=CONTEXT)
 @_inbox_option
 @_schema_option
-@click.option("--dead", is_flag=True, help="Only dead letters (as --outcome dead).")
-@click.option("--state", type=click.Choice([s.value for s in State]),
-              help="Only this state (as --outcome).")  # fmt: skip
-@click.option("--outcome", type=click.Choice([*(s.value for s in State), FAILED]),
-              help="Only this state, or failed: at least one attempt failed.")  # fmt: skip
-@click.option("--sid", metavar="SID", help="Only this message's or call's SID.")
-@click.option("--number", metavar="NUMBER",
-              help="Only events from or to this number, e.g. +15558675309.")  # fmt: skip
-@click.option("--kind", metavar="KIND", help="Only this kind: sms, call, recording...")
-@click.option("--status", metavar="STATUS", help="Only this status, e.g. undelivered.")
-@click.option("--callback", metavar="NAME", help="Only events for this callback, e.g. on_failed.")
-@click.option("--error-code", "error_code", metavar="CODE",
-              help="Only events with this Twilio ErrorCode, e.g. 30003.")  # fmt: skip
-@click.option("--since", metavar="WHEN",
-              help="Only events received since WHEN: a date (2024-05-01), a time "
-              "(2024-05-01T13:30) or a time ago (2h, 30m, 7d).")  # fmt: skip
-@click.option("--until", metavar="WHEN", help="Only events received before WHEN (as --since).")
-@click.option("--text", metavar="TEXT", help="Only messages whose body holds TEXT (any case).")
+@_search_options(dead_help="Only dead letters (as --outcome dead).")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=50, show_default=True)
 @click.option("--before", "before_id", type=click.IntRange(1), metavar="ID",
               help="Only events older than the event ID: the next page.")  # fmt: skip
 @click.pass_context
 def list_entries(
     ctx: click.Context,
+    /,
     url: str | None,
     schema: str | None,
-    dead: bool,
-    state: str | None,
-    outcome: str | None,
-    sid: str | None,
-    number: str | None,
-    kind: str | None,
-    status: str | None,
-    callback: str | None,
-    error_code: str | None,
-    since: str | None,
-    until: str | None,
-    text: str | None,
     limit: int,
     before_id: int | None,
+    **filters: object,
 ) -> None:
     """The most recent events, newest first; the options find some.
 
@@ -262,20 +310,7 @@ def list_entries(
       twilio-trigger inbox list --number +15558675309 --since 1d
       twilio-trigger inbox list --callback on_failed --error-code 30003 --since 2024-05-01
     """
-    outcomes = {o for o in (State.DEAD.value if dead else None, state, outcome) if o}
-    if len(outcomes) > 1:
-        raise click.UsageError("--dead, --state and --outcome disagree: give one")
-    chosen = outcomes.pop() if outcomes else None
-    now = time.time()
-    try:
-        search = Search(
-            sid=sid, number=number, kind=kind, status=status, outcome=chosen,
-            callback=callback, error_code=error_code, text=text,
-            since=None if since is None else _moment(since, "--since", now),
-            until=None if until is None else _moment(until, "--until", now),
-        )  # fmt: skip
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
+    search = _search_of(filters)
     page = _run(
         _open_inbox(ctx, url, schema),
         lambda box: box.search(search, limit=limit, before_id=before_id),
@@ -363,27 +398,46 @@ def show(ctx: click.Context, url: str | None, schema: str | None, entry_id: int)
 @inbox.command(context_settings=CONTEXT)
 @_inbox_option
 @_schema_option
-@click.option("--dead", is_flag=True, help="Every dead letter.")
+@_search_options(dead_help="Every dead letter; with other options, the ones they find.")
+@click.option("--yes", is_flag=True, help="Replay what the options find without asking first.")
 @click.argument("entry_ids", type=int, nargs=-1, metavar="[ID]...")
 @click.pass_context
 def replay(
     ctx: click.Context,
+    /,
     url: str | None,
     schema: str | None,
-    dead: bool,
+    yes: bool,
     entry_ids: tuple[int, ...],
+    **filters: object,
 ) -> None:
     """Make events pending again, with fresh attempts, for the listener to dispatch.
 
-    A running listener takes them within a second; otherwise the next one started.
+    Give event IDs, --dead for every dead letter, or the options of `inbox list`
+    to replay the dead letters they find: the command says how many, asks
+    first (--yes does not), and replays them 500 at a time.  Done events are
+    replayed only with --outcome done (their callbacks run again); pending and
+    running ones never.  A running listener takes them within a second;
+    otherwise the next one started.
 
     \b
     Example:
       twilio-trigger inbox --inbox sqlite:///events.db replay 42 43
       twilio-trigger inbox --inbox sqlite:///events.db replay --dead
+      twilio-trigger inbox replay --dead --callback on_failed --since 2h
+      twilio-trigger inbox replay --outcome failed --error-code 30003 \\
+          --since 2024-05-01T13:00 --until 2024-05-01T14:00 --yes
     """
-    if dead == bool(entry_ids):
-        raise click.UsageError("give event IDs or --dead (not both)")
+    chosen = any(filters[name] is not None for name in _FILTERS)
+    dead = bool(filters["dead"])
+    if chosen and not entry_ids:
+        _replay_matching(ctx, url, schema, _search_of(filters), yes)
+        return
+    if dead == bool(entry_ids) or chosen:
+        raise click.UsageError(
+            "give event IDs or --dead (not both), or options that find events such as "
+            "--callback on_failed --since 2h"
+        )
     box = _open_inbox(ctx, url, schema)
     count = _run(box, lambda opened: opened.replay(None if dead else list(entry_ids)))
     if entry_ids and count < len(entry_ids):
@@ -394,6 +448,45 @@ def replay(
     click.echo(f"{count} event{'' if count == 1 else 's'} pending again")
     if entry_ids and count == 0:
         sys.exit(1)
+
+
+def _can_ask() -> bool:
+    """Whether someone at a terminal can answer a question."""
+    return sys.stdin.isatty()
+
+
+def _replay_matching(
+    ctx: click.Context, url: str | None, schema: str | None, search: Search, yes: bool
+) -> None:
+    """Replay what *search* finds, once its count is confirmed."""
+    if search.outcome in (State.PENDING, State.RUNNING):
+        raise click.UsageError(
+            "pending and running events are not replayed: they are waiting for a worker "
+            "or with one now"
+        )
+    done = search.outcome is State.DONE
+    what = "done events (their callbacks run again)" if done else "dead letters"
+    count = _run(_open_inbox(ctx, url, schema), lambda box: box.count_matching(search))
+    if count == 0:
+        click.echo(f"no {what.partition(' (')[0]} found: nothing to replay")
+        return
+    plural = "" if count == 1 else "s"
+    click.echo(f"{count} {what if count != 1 else what.replace('letters', 'letter')} found")
+    if not yes:
+        if not _can_ask():
+            raise click.UsageError(
+                f"no terminal to confirm replaying {count} event{plural}: add --yes"
+            )
+        click.confirm(f"Replay {count} event{plural}?", abort=True)
+
+    def told(replayed: int, total: int) -> None:
+        click.echo(f"  {replayed} of {total} replayed", err=True)
+
+    replayed = _run(
+        _open_inbox(ctx, url, schema, quiet=True),
+        lambda box: box.replay_matching(search, progress=told),
+    )
+    click.echo(f"{replayed} event{'' if replayed == 1 else 's'} pending again")
 
 
 @inbox.command(context_settings=CONTEXT)

@@ -14,9 +14,11 @@ the PostgreSQL one.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import enum
+import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -205,8 +207,80 @@ class Inbox(abc.ABC):
         """One entry by its id."""
 
     @abc.abstractmethod
-    async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
-        """Make entries pending again with fresh attempts: the given ones, or every dead letter."""
+    async def replay(
+        self, entry_ids: Sequence[int] | None = None, *, only: State | None = None
+    ) -> int:
+        """Make entries pending again with fresh attempts: the given ones (those of
+        them in state *only*, when given; never running ones), or every dead letter."""
+
+    async def count_matching(self, search: Search) -> int:
+        """How many entries :meth:`replay_matching` would replay for *search* now:
+        the number to show before asking for a confirmation.
+
+        The entries replayed are the dead letters *search* finds; or, when its
+        outcome is :attr:`State.DONE` (asked for explicitly, as their callbacks
+        run again), the done ones.  Pending and running entries are never
+        replayed: with either outcome, the count is 0.
+        """
+        state, narrowed = _replayable(search)
+        if state is None:
+            return 0
+        count = 0
+        async for page in self._pages(narrowed, MAX_LIMIT, None):
+            count += sum(1 for entry in page.entries if entry.state is state)
+        return count
+
+    async def replay_matching(
+        self,
+        search: Search,
+        *,
+        batch: int = 500,  # MAX_LIMIT, the most a page holds
+        progress: Callable[[int, int], object] | None = None,
+    ) -> int:
+        """Replay the entries *search* finds (those :meth:`count_matching` counts):
+        make them pending with fresh attempts, *batch* (1 to 500) at a time;
+        return how many were replayed.
+
+        The set is fixed when it starts: entries received meanwhile are left
+        alone, and an entry that left the replayed state meanwhile (taken by a
+        worker, replayed by someone else) is skipped.  After each batch,
+        ``progress(replayed_so_far, total)`` is called (awaited when it returns
+        an awaitable); *total* is the count at the start, raised if more were
+        replayed.  ``ValueError`` for a bad *batch*.
+        """
+        check_page(batch, None)
+        state, narrowed = _replayable(search)
+        if state is None:
+            return 0
+        total, newest = 0, 0
+        async for page in self._pages(narrowed, MAX_LIMIT, None):
+            for entry in page.entries:
+                newest = max(newest, entry.id)
+                total += entry.state is state
+        if total == 0:
+            return 0
+        done = 0
+        async for page in self._pages(narrowed, batch, newest + 1):
+            ids = [entry.id for entry in page.entries if entry.state is state]
+            if not ids:
+                continue
+            done += await self.replay(ids, only=state)
+            if progress is not None:
+                told = progress(done, max(done, total))
+                if inspect.isawaitable(told):
+                    await told
+        return done
+
+    async def _pages(
+        self, search: Search, limit: int, before_id: int | None
+    ) -> AsyncIterator[SearchPage]:
+        """Every page of *search*, newest first, from *before_id*."""
+        while True:
+            page = await self.search(search, limit=limit, before_id=before_id)
+            yield page
+            if page.next_before_id is None:
+                return
+            before_id = page.next_before_id
 
     @abc.abstractmethod
     async def purge(self, state: State, older_than: float) -> int:
@@ -280,5 +354,17 @@ def open_inbox(
     )
 
 
+def _replayable(search: Search) -> tuple[State | None, Search]:
+    """The state of the entries a replay of *search* makes pending (``None``: none),
+    and the search narrowed to it where a backend can filter on it."""
+    if search.outcome is None or search.outcome is State.DEAD:
+        return State.DEAD, dataclasses.replace(search, outcome=State.DEAD)
+    if search.outcome is State.DONE:
+        return State.DONE, search
+    if search.outcome == FAILED:  # the dead ones among them: filtered page by page
+        return State.DEAD, search
+    return None, search
+
+
 # Last: the search reads the classes above.
-from ._search import Search, SearchPage  # noqa: E402
+from ._search import FAILED, MAX_LIMIT, Search, SearchPage, check_page  # noqa: E402

@@ -95,11 +95,13 @@ if ARGV[3] == 'dead' then
 end
 return 1
 """
-# KEYS: stream, retry, done, dead; ARGV: entry key prefix, id, now
+# KEYS: stream, retry, done, dead; ARGV: entry key prefix, id, now, the state it must
+# be in ('' or none: any but running)
 REPLAY = """
 local entry = ARGV[1] .. ARGV[2]
 local state = redis.call('HGET', entry, 'state')
 if not state or state == 'running' then return 0 end
+if ARGV[4] and ARGV[4] ~= '' and state ~= ARGV[4] then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])

@@ -540,8 +540,12 @@ class PostgresInbox(Inbox):
         )
         return entry_of_row(rows[0]) if rows else None
 
-    async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
+    async def replay(
+        self, entry_ids: Sequence[int] | None = None, *, only: State | None = None
+    ) -> int:
         which = "state = 'dead'" if entry_ids is None else "id = ANY(%(ids)s)"
+        if entry_ids is not None and only is not None:
+            which += f" AND state = '{only.value}'"  # a State's value, not given text
         rows = await self._execute(
             f"WITH again AS (UPDATE {self.tables} SET state = 'pending', attempts = 0, "
             f"next_attempt_at = %(now)s, finished_at = NULL, worker = NULL, "

@@ -653,17 +653,20 @@ class RedisInbox(Inbox):
         return _entry(entry_id, [item for pair in found.items() for item in pair])
 
     @watched
-    async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
+    async def replay(
+        self, entry_ids: Sequence[int] | None = None, *, only: State | None = None
+    ) -> int:
         client = self._redis()
         if entry_ids is None:
             entry_ids = [int(_text(i)) for i in await client.zrange(self._dead, 0, -1)]
+            only = None
         count = 0
         for entry_id in entry_ids:
             count += int(
                 await self._script(
                     "replay",
                     [self._stream, self._retry, self._done, self._dead],
-                    [self._entry, entry_id, repr(time.time())],
+                    [self._entry, entry_id, repr(time.time()), "" if only is None else only.value],
                 )
             )
         return count

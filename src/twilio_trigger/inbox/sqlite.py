@@ -440,7 +440,9 @@ class SQLiteInbox(Inbox):
 
         return await self._run(select)
 
-    async def replay(self, entry_ids: Sequence[int] | None = None) -> int:
+    async def replay(
+        self, entry_ids: Sequence[int] | None = None, *, only: State | None = None
+    ) -> int:
         now = time.time()
 
         def reset(connection: sqlite3.Connection) -> int:
@@ -450,6 +452,8 @@ class SQLiteInbox(Inbox):
             )
             if entry_ids is None:
                 return connection.execute(base + " AND state = 'dead'", (now,)).rowcount
+            if only is not None:
+                base += f" AND state = '{only.value}'"  # a State's value, not given text
             marks = ",".join("?" * len(entry_ids))
             return connection.execute(f"{base} AND id IN ({marks})", (now, *entry_ids)).rowcount
 

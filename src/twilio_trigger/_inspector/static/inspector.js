@@ -5,6 +5,16 @@
 const tbody = document.getElementById("events");
 const form = document.getElementById("filters");
 const note = document.getElementById("note");
+const searchError = document.getElementById("search-error");
+const older = document.getElementById("older");
+const newest = document.getElementById("newest");
+const scanNote = document.getElementById("scan-note");
+// The page of older rows this address asks for, if any: kept until a filter changes.
+let before = new URLSearchParams(location.search).get("before") || "";
+// How many rows a page holds, when the address says (the API's limit).
+const pageSize = new URLSearchParams(location.search).get("limit") || "";
+// What a SID is: letters and digits; only such a SID links to its timeline.
+const SID = /^[A-Za-z0-9]{1,64}$/;
 
 function cell(text, cls) {
   const td = document.createElement("td");
@@ -65,8 +75,17 @@ function row(event) {
   // Its date and time, in UTC, as the event's page writes them.
   const received = cell(shownTime(event.received_at), "received");
   received.title = event.received_at || "";
+  // The SID links to its timeline.
+  const sid = cell(SID.test(event.sid || "") ? "" : event.sid);
+  if (SID.test(event.sid || "")) {
+    const timeline = document.createElement("a");
+    timeline.href = "/sids/" + encodeURIComponent(event.sid);
+    timeline.textContent = event.sid;
+    timeline.className = "sid";
+    sid.appendChild(timeline);
+  }
   tr.append(first, received, cell(event.kind), cell(event.status),
-    cell(event.sid), cell(event.callback), cell(event.outcome.replace("_", " "), "outcome"),
+    sid, cell(event.callback), cell(event.outcome.replace("_", " "), "outcome"),
     cell(event.duration_ms == null ? "" : event.duration_ms.toFixed(1) + " ms"),
     cell(event.attempts), cell(event.error, "error"), errorCode(event));
   const last = document.createElement("td");
@@ -82,11 +101,41 @@ function row(event) {
   return tr;
 }
 
+// The filters the form holds, without the blank ones: what the address says.
+function filters() {
+  const query = new URLSearchParams();
+  for (const [name, value] of new FormData(form)) {
+    if (String(value).trim()) query.set(name, value);
+  }
+  if (pageSize) query.set("limit", pageSize);
+  return query;
+}
+
 async function refresh() {
-  const query = new URLSearchParams(new FormData(form));
+  const query = filters();
+  const shown = new URLSearchParams(query);
+  if (before) query.set("before", before);
   const response = await fetch("/api/events?" + query);
+  if (response.status === 400) {
+    // A filter that cannot be used: say why, and list nothing rather than everything.
+    searchError.textContent = await response.text();
+    searchError.hidden = false;
+    tbody.replaceChildren();
+    older.hidden = true;
+    return;
+  }
   if (!response.ok) return;
+  searchError.hidden = true;
   const data = await response.json();
+  older.hidden = data.next_before == null;
+  if (data.next_before != null) {
+    const next = new URLSearchParams(shown);
+    next.set("before", data.next_before);
+    older.href = "/?" + next;
+  }
+  newest.hidden = !before;
+  newest.href = "/?" + shown;
+  scanNote.hidden = data.scanned_all !== false;
   for (const [name, value] of Object.entries(data.counters)) {
     const element = document.getElementById(name);
     if (element) element.textContent = value;
@@ -94,9 +143,17 @@ async function refresh() {
   tbody.replaceChildren(...data.events.map(row));
 }
 
-// The filters apply as they change: Enter must not submit the form away.
-form.addEventListener("submit", event => event.preventDefault());
-form.addEventListener("input", refresh);
+// The filters apply as they change, and the address follows them (without
+// reloading the page), so that it can be shared; a change starts from the newest.
+function changed(event) {
+  if (event) event.preventDefault();
+  before = "";
+  const query = filters().toString();
+  history.replaceState(null, "", query ? "/?" + query : "/");
+  refresh();
+}
+form.addEventListener("submit", changed);
+form.addEventListener("input", () => changed(null));
 document.getElementById("replay-all").addEventListener("click", () => replay(null));
 refresh();
 setInterval(refresh, 1000);
