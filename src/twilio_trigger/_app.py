@@ -139,7 +139,7 @@ def observed_delivery(settings: Settings, dispatcher: Dispatcher) -> Observed:
         s, dispatcher, observers[0] if len(observers) == 1 else Observers(observers)
     )
     if metrics is not None and delivery.inbox is not None:
-        metrics.watch_inbox(delivery.backlog_from_thread)
+        metrics.watch_inbox(delivery.backlog_from_thread, delivery.paused_from_thread)
     return Observed(delivery, metrics, activity, refused)
 
 

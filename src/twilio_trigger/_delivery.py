@@ -66,6 +66,14 @@ class Delivery(Pipeline):
         :meth:`._lifecycle.Lifecycle.readiness`)."""
         return await self._life.readiness()
 
+    async def set_paused(self, flag: bool) -> None:
+        """Pause or resume dispatch (see :meth:`._lifecycle.Lifecycle.set_paused`)."""
+        await self._life.set_paused(flag)
+
+    def paused_from_thread(self, timeout: float) -> bool | None:
+        """Whether dispatch is paused, asked from another thread (``None``: unknown)."""
+        return self._life.paused_from_thread(timeout)
+
     def backlog_from_thread(self, timeout: float) -> dict[State, int] | None:
         """The inbox's backlog, asked from another thread than the running loop's.
 

@@ -8,8 +8,9 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ._dispatch import no_transactions
 from ._exceptions import ConfigurationError
@@ -17,12 +18,14 @@ from ._options import OPTIONS
 from ._pipeline import Pipeline
 from ._postgres_schema import SchemaError
 from ._worker import WorkerPool
-from .inbox import State
+from .inbox import Inbox, State
 from .stores import DeliveryStore, StatusStore
 
 __all__ = ["READY_TIMEOUT", "Lifecycle", "RetryPolicy", "StoreFactory"]
 
 logger = logging.getLogger("twilio_trigger")
+
+_T = TypeVar("_T")
 
 #: Seconds a readiness check may take before its part counts as unreachable.
 READY_TIMEOUT = 2.0
@@ -200,12 +203,32 @@ class Lifecycle:
             logger.warning("not ready: the %s cannot be reached (%s)", part, reason)
         return False
 
+    async def set_paused(self, flag: bool) -> None:
+        """Pause dispatch (*flag* true) or resume it, for every process of the
+        inbox; this process's workers follow at once, the others within their
+        poll interval."""
+        if self._inbox is None:
+            raise ConfigurationError("there is no inbox: events are dispatched as they come")
+        await self._inbox.set_paused(flag)
+        if self._pool is not None:
+            self._pool.recheck()
+
     def backlog_from_thread(self, timeout: float) -> dict[State, int] | None:
         """The inbox's backlog, asked from another thread than the running loop's.
 
         ``None`` when there is no inbox, it is not open, or it does not answer
         within *timeout* seconds.
         """
+        return self._from_thread(lambda inbox: inbox.backlog(), timeout)
+
+    def paused_from_thread(self, timeout: float) -> bool | None:
+        """Whether dispatch is paused, asked from another thread than the running
+        loop's; ``None`` as for :meth:`backlog_from_thread`."""
+        return self._from_thread(lambda inbox: inbox.paused(), timeout)
+
+    def _from_thread(
+        self, ask: Callable[[Inbox], Coroutine[object, object, _T]], timeout: float
+    ) -> _T | None:
         started, inbox = self._started, self._inbox
         if started is None or inbox is None or not started.done():
             return None
@@ -214,7 +237,7 @@ class Lifecycle:
         loop = started.get_loop()
         if loop.is_closed():
             return None
-        future = asyncio.run_coroutine_threadsafe(inbox.backlog(), loop)
+        future = asyncio.run_coroutine_threadsafe(ask(inbox), loop)
         try:
             return future.result(timeout)
         except (Exception, concurrent.futures.TimeoutError):

@@ -109,6 +109,14 @@ BEGIN
 END
 $$;
 """,
+    # 2: the settings every process of the inbox shares (dispatch paused...).
+    """
+CREATE TABLE {s}.settings (
+    name text PRIMARY KEY,
+    value text NOT NULL,
+    updated_at double precision NOT NULL
+);
+""",
 )
 
 #: The version of the tables this release uses.

@@ -66,10 +66,40 @@ class WorkerPool:
         self._stopping = False
         # The failure to read the inbox told last (its type and message), until a read works.
         self._failing: tuple[str, str] | None = None
+        #: Whether dispatch is paused, as last read from the inbox.
+        self.paused = False
+        self._next_look = 0.0  # time.monotonic() when the pause setting is read next
 
     def wake(self) -> None:
         """New events are in the inbox: look now rather than at the next poll."""
         self._wakeup.set()
+
+    def recheck(self) -> None:
+        """The pause setting was changed here: read it now rather than at the next poll."""
+        self._next_look = 0.0
+        self._wakeup.set()
+
+    async def _look(self) -> bool:
+        """Read whether dispatch is paused, at most once per poll interval (not per
+        event: the wake-ups of a busy listener come per event); tell a change.
+        Whether the inbox was read."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return False
+        self._next_look = now + self._poll
+        paused = await self._inbox.paused()
+        if paused == self.paused:
+            return True
+        self.paused = paused
+        if paused:
+            logger.info(
+                "dispatch is paused (%s): events are stored and acknowledged, none is "
+                "dispatched until it is resumed",
+                self._inbox.location,
+            )
+        else:
+            logger.info("dispatch resumed (%s)", self._inbox.location)
+        return True
 
     def start(self) -> None:
         self._stopping = False
@@ -103,9 +133,10 @@ class WorkerPool:
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + _PRUNE_EVERY
                     await self._inbox.purge(State.DONE, self._retention)
-                free = self._concurrency - len(self._running)
+                looked = await self._look()
+                free = 0 if self.paused else self._concurrency - len(self._running)
                 entries = await self._inbox.claim(free) if free > 0 else []
-                if free > 0 and self._failing is not None:
+                if (free > 0 or looked) and self._failing is not None:
                     self._failing = None
                     logger.info("the inbox can be read again")
                 for entry in entries:
@@ -115,7 +146,9 @@ class WorkerPool:
                 if entries and len(self._running) < self._concurrency:
                     continue  # there may be more due right now
                 wait = self._poll
-                if free > 0 and not entries:
+                if self.paused:  # running callbacks finish; nothing new until resumed
+                    wait = max(0.01, self._next_look - time.monotonic())
+                elif free > 0 and not entries:
                     due = await self._inbox.next_due()
                     if due is not None:
                         # Due now yet not claimed: another process holds it for

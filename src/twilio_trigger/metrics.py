@@ -56,23 +56,35 @@ _SCRAPE_TIMEOUT = 2.0
 
 
 class _InboxCollector:
-    """The inbox's backlog by state, read when scraped."""
+    """The inbox's backlog by state, and whether its dispatch is paused, read when
+    scraped (the pause is the inbox's, shared by all its processes)."""
 
-    def __init__(self, backlog: Callable[[float], dict[State, int] | None]) -> None:
+    def __init__(
+        self,
+        backlog: Callable[[float], dict[State, int] | None],
+        paused: Callable[[float], bool | None] | None = None,
+    ) -> None:
         self._backlog = backlog
+        self._paused = paused
 
     def collect(self) -> Iterator[Metric]:
         counts = self._backlog(_SCRAPE_TIMEOUT)
-        if counts is None:
-            return
-        family = GaugeMetricFamily(
-            "twilio_trigger_inbox_entries",
-            "Events in the durable inbox by state (pending, running, dead).",
-            labels=["state"],
-        )
-        for state, count in counts.items():
-            family.add_metric([state.value], count)
-        yield family
+        if counts is not None:
+            family = GaugeMetricFamily(
+                "twilio_trigger_inbox_entries",
+                "Events in the durable inbox by state (pending, running, dead).",
+                labels=["state"],
+            )
+            for state, count in counts.items():
+                family.add_metric([state.value], count)
+            yield family
+        paused = None if self._paused is None else self._paused(_SCRAPE_TIMEOUT)
+        if paused is not None:
+            yield GaugeMetricFamily(
+                "twilio_trigger_dispatch_paused",
+                "1 while dispatch from the inbox is paused (events are still stored), else 0.",
+                value=1 if paused else 0,
+            )
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -156,10 +168,15 @@ class Metrics(Observer):
         self._inbox: _InboxCollector | None = None
         self._renderer = ThreadPoolExecutor(1, thread_name_prefix="twilio-trigger-metrics")
 
-    def watch_inbox(self, backlog: Callable[[float], dict[State, int] | None]) -> None:
-        """Report the inbox's backlog, read by *backlog* (a timeout in, counts out)."""
+    def watch_inbox(
+        self,
+        backlog: Callable[[float], dict[State, int] | None],
+        paused: Callable[[float], bool | None] | None = None,
+    ) -> None:
+        """Report the inbox's backlog, read by *backlog* (a timeout in, counts out),
+        and whether its dispatch is paused, read by *paused* (``None``: unknown)."""
         if self._inbox is None:
-            self._inbox = _InboxCollector(backlog)
+            self._inbox = _InboxCollector(backlog, paused)
             self.registry.register(self._inbox)
 
     # A metric's labels() takes a lock and builds a key; each label set is looked

@@ -19,13 +19,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.inbox_backends import BACKENDS, backend_of
 from tests.postgres_support import pg_schema, postgres_database
-from tests.redis_support import MEMORY, prefix, redis_url
+from tests.redis_support import prefix, redis_url
 from tests.runtime.test_inbox_bulk_replay import Filled, fill, replayed_only, states
 from twilio_trigger.cli import _inbox, cli
 from twilio_trigger.inbox import Inbox, State
-from twilio_trigger.inbox.postgres import PostgresInbox
-from twilio_trigger.inbox.redis import RedisInbox
 from twilio_trigger.inbox.sqlite import SQLiteInbox
 
 __all__ = ["pg_schema", "postgres_database", "prefix", "redis_url"]  # fixtures, for pytest
@@ -52,45 +51,10 @@ class Backend:
         return states(self.session, self.filled)
 
 
-@pytest.fixture(params=["sqlite", "redis", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    env: dict[str, str] = {}
-    if request.param == "sqlite":
-        path = tmp_path / "events.db"
-        options = ["--inbox", f"sqlite:///{path}"]
-
-        def make() -> Inbox:
-            return SQLiteInbox(path)
-
-    elif request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        key_prefix = request.getfixturevalue("prefix")
-        options = ["--inbox", url]
-        env["TWILIO_TRIGGER_REDIS_PREFIX"] = key_prefix
-
-        def make() -> Inbox:
-            return RedisInbox(url, prefix=key_prefix, durability=MEMORY)
-
-    else:
-        database = request.getfixturevalue("postgres_database")
-        schema = request.getfixturevalue("pg_schema")
-        options = ["--inbox", database, "--schema", schema]
-
-        def make() -> Inbox:
-            return PostgresInbox(database, schema=schema)
-
-    def session(work: Callable[[Inbox], Awaitable[Any]]) -> Any:
-        async def go() -> Any:
-            inbox = make()
-            await inbox.open()
-            try:
-                return await work(inbox)
-            finally:
-                await inbox.close()
-
-        return asyncio.run(go())
-
-    return Backend(options, env, session, fill(session))
+    inbox = backend_of(request.param, request, tmp_path)
+    return Backend(inbox.options, inbox.env, inbox.session, fill(inbox.session))
 
 
 @pytest.fixture

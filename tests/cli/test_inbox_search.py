@@ -4,39 +4,21 @@ and their decoys, found by each option."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import Result
 
+from tests.inbox_backends import session_of
 from tests.postgres_support import pg_schema, postgres_database
 from tests.runtime.test_inbox_search import ALICE, EVENTS, SMA, Filled, fill, newest_first
-from twilio_trigger.inbox import Inbox
 from twilio_trigger.inbox.postgres import PostgresInbox
 from twilio_trigger.inbox.sqlite import SQLiteInbox
 
 from .conftest import invoke
 
 __all__ = ["pg_schema", "postgres_database"]  # fixtures, for pytest
-
-
-def session_of(make: Callable[[], Inbox]) -> Callable[[Callable[[Inbox], Awaitable[Any]]], Any]:
-    def run(work: Callable[[Inbox], Awaitable[Any]]) -> Any:
-        async def go() -> Any:
-            inbox = make()
-            await inbox.open()
-            try:
-                return await work(inbox)
-            finally:
-                await inbox.close()
-
-        return asyncio.run(go())
-
-    return run
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ def not_an_exception(result: object) -> bool:
 
 
 # -- open, put, duplicates ------------------------------------------------------------------
-def test_open_creates_the_tables_of_a_fresh_schema_at_version_one(
+def test_open_creates_the_tables_of_a_fresh_schema_at_the_latest_version(
     postgres_database: str, pg_schema: str
 ) -> None:
     async def work(inbox: PostgresInbox) -> tuple[int, dict[State, int], list[Entry]]:
@@ -130,13 +130,13 @@ def test_open_creates_the_tables_of_a_fresh_schema_at_version_one(
     assert again == 0
     assert stats == dict.fromkeys(State, 0)
     assert claimed == []
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     versions = scalar(
         postgres_database,
         sql(pg_schema, "SELECT array_agg(version ORDER BY version) FROM {s}.schema_version"),
     )
-    assert versions == [1]
-    for table in ("events", "deliveries", "statuses", "schema_version"):
+    assert versions == [1, 2]
+    for table in ("events", "deliveries", "statuses", "settings", "schema_version"):
         assert scalar(
             postgres_database,
             "SELECT to_regclass(%s) IS NOT NULL",
@@ -930,7 +930,7 @@ def test_without_migrate_a_migrated_schema_opens(postgres_database: str, pg_sche
         finally:
             await inbox.close()
 
-    assert run(work()) == ((0, 1), (1, 1), True)
+    assert run(work()) == ((0, SCHEMA_VERSION), (SCHEMA_VERSION, SCHEMA_VERSION), True)
 
 
 def test_tables_of_a_newer_version_are_refused(postgres_database: str, pg_schema: str) -> None:
@@ -963,7 +963,7 @@ def test_tables_of_a_newer_version_are_refused(postgres_database: str, pg_schema
         postgres_database,
         sql(pg_schema, "SELECT array_agg(version ORDER BY version) FROM {s}.schema_version"),
     )
-    assert versions == [1, 2]
+    assert versions == [*range(1, SCHEMA_VERSION + 2)]
 
 
 def test_inboxes_opening_a_fresh_schema_together_all_succeed(
@@ -982,7 +982,7 @@ def test_inboxes_opening_a_fresh_schema_together_all_succeed(
         postgres_database,
         sql(pg_schema, "SELECT array_agg(version ORDER BY version) FROM {s}.schema_version"),
     )
-    assert versions == [1]
+    assert versions == [1, 2]
     assert with_inbox(postgres_database, pg_schema, lambda inbox: put(inbox, "k1")) is True
 
 

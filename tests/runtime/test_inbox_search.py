@@ -11,63 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
+from tests.inbox_backends import BACKENDS, Session, backend_of
 from tests.postgres_support import pg_schema, postgres_database
 from tests.redis_support import MEMORY, prefix, redis_url
 from twilio_trigger.inbox import Entry, Inbox, Search, SearchPage, State
 from twilio_trigger.inbox import redis as redis_inbox
-from twilio_trigger.inbox.postgres import PostgresInbox
 from twilio_trigger.inbox.redis import RedisInbox
-from twilio_trigger.inbox.sqlite import SQLiteInbox
 
 __all__ = ["pg_schema", "postgres_database", "prefix", "redis_url"]  # fixtures, for pytest
 
-_T = TypeVar("_T")
 
-#: Runs an async function on a fresh, open inbox of the backend, closed afterwards.
-Session = Callable[[Callable[[Inbox], Awaitable[_T]]], _T]
-
-
-@pytest.fixture(params=["sqlite", "redis", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def session(request: pytest.FixtureRequest, tmp_path: Path) -> Session[Any]:
     """One backend's inbox: the same contract is run on each."""
-    if request.param == "sqlite":
-
-        def make() -> Inbox:
-            return SQLiteInbox(tmp_path / "events.db")
-
-    elif request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        key_prefix = request.getfixturevalue("prefix")
-
-        def make() -> Inbox:
-            return RedisInbox(url, prefix=key_prefix, durability=MEMORY)
-
-    else:
-        database = request.getfixturevalue("postgres_database")
-        schema = request.getfixturevalue("pg_schema")
-
-        def make() -> Inbox:
-            return PostgresInbox(database, schema=schema)
-
-    def run(work: Callable[[Inbox], Awaitable[Any]]) -> Any:
-        async def go() -> Any:
-            inbox = make()
-            await inbox.open()
-            try:
-                return await work(inbox)
-            finally:
-                await inbox.close()
-
-        return asyncio.run(go())
-
-    return run
+    return backend_of(request.param, request, tmp_path).session
 
 
 @dataclass

@@ -5,7 +5,9 @@
 filters, ``limit`` and ``before``: :mod:`._search`), ``/api/sids/<SID>`` the
 timeline as JSON, ``/api/refused`` the
 requests this process refused lately, ``POST /api/replay`` replays dead letters
-(``{"ids": [...]}``, or ``{}`` for all of them), and ``/static/...`` the
+(``{"ids": [...]}``, or ``{}`` for all of them) or what a search finds
+(``{"search": {...}}``, the filters of ``/api/events``; with ``"dry_run": true``
+it only counts them), and ``/static/...`` the
 stylesheet and scripts.  Without a token only loopback
 names are answered; with one, every request needs it (:mod:`._session`).
 """
@@ -35,7 +37,7 @@ from ._requests import (
     is_id,
     landing,
     read_body,
-    replay_ids,
+    replay_request,
 )
 from ._session import Sessions
 
@@ -233,11 +235,28 @@ class InspectorApp:
             await send_answer(send, body)
             return
         try:
-            ids = replay_ids(body)
+            request = replay_request(body)
         except UnusableError as error:
             message = f'expected {{"ids": [1, 2]}} or {{}}: {error}\n'
             await reply(send, 400, message.encode("utf-8"), TEXT)
             return
-        replayed = await self._inbox.replay(ids)
+        if request.search is None:
+            replayed = await self._inbox.replay(request.ids)
+            self._delivery.wake()
+            await reply(send, 200, json.dumps({"replayed": replayed}).encode(), JSON)
+            return
+        try:
+            search, _ = _search.search_of(request.search)
+        except ValueError as problem:  # the same reason /api/events gives
+            await reply(send, 400, f"{problem}\n".encode(), TEXT)
+            return
+        if request.dry_run:
+            count = await self._inbox.count_matching(search)
+            await reply(send, 200, json.dumps({"count": count}).encode(), JSON)
+            return
+        # The workers start on each batch as it is made pending, not after the last.
+        replayed = await self._inbox.replay_matching(
+            search, progress=lambda done, total: self._delivery.wake()
+        )
         self._delivery.wake()
         await reply(send, 200, json.dumps({"replayed": replayed}).encode(), JSON)

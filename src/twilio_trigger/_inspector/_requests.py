@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from .._core.answers import Answer, answer
 from .._core.signature import host_without_port
 from .._webhook import declared_length
 from ._headers import NO_STORE, SECURITY, TEXT, Receive
 from ._rows import MAX_ROWS
+from ._search import FIELDS
 from ._search import is_sid as _is_sid
 
 __all__ = [
     "BODY_SECONDS",
     "LOOPBACK",
     "MAX_QUERY",
+    "ReplayRequest",
     "UnusableError",
     "has_body",
     "host_name",
@@ -29,6 +32,7 @@ __all__ = [
     "landing",
     "read_body",
     "replay_ids",
+    "replay_request",
 ]
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -40,6 +44,10 @@ _ID_RANGE = f"ids are whole numbers from 1 to {_MAX_ID}"
 _MAX_BODY = 64 * 1024
 #: Time allowed for a replay request's body, from the end of its head.
 BODY_SECONDS = 10.0
+#: The deepest a replay request nests: an object holding a list or an object.
+_MAX_DEPTH = 2
+#: The fields of a replay request.
+_FIELDS = frozenset({"ids", "search", "dry_run"})
 #: The filters and the token fit in far less; beyond this the query is not parsed.
 MAX_QUERY = 8 * 1024
 
@@ -110,13 +118,47 @@ class UnusableError(ValueError):
     """A replay request that cannot be used; its message says why, without quoting it."""
 
 
-def replay_ids(body: bytes) -> list[int] | None:
-    """The ids a replay request names, or ``None`` for every dead letter (``{}``)."""
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """What a replay request asks for: the entries *ids* name, those the filters of
+    *search* find (as a query names them), or every dead letter (neither given);
+    with *dry_run*, only how many a search would replay."""
+
+    ids: list[int] | None = None
+    search: dict[str, list[str]] | None = None
+    dry_run: bool = False
+
+
+def _depth(body: bytes) -> int:
+    """How deep the objects and lists of *body* nest, brackets within strings aside."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x7D, 0x5D):  # } ]
+            depth -= 1
+    return deepest
+
+
+def replay_request(body: bytes) -> ReplayRequest:
+    """What a replay request asks for: ``{"ids": [...]}``, ``{"search": {...}}``
+    (with ``"dry_run": true`` for the count alone) or ``{}``."""
     if not body.strip():
-        return None  # as {}: what `curl -X POST` sends
-    # A usable request is one object holding one list: more brackets than that
-    # can only be nesting, which json would follow down to a RecursionError.
-    if body.count(b"{") + body.count(b"[") > 2:
+        return ReplayRequest()  # as {}: what `curl -X POST` sends
+    # A usable request is an object holding a list or an object: deeper can only
+    # be nesting, which json would follow down to a RecursionError.
+    if _depth(body) > _MAX_DEPTH:
         raise UnusableError("at most one object and one list")
     try:
         request = json.loads(
@@ -132,11 +174,29 @@ def replay_ids(body: bytes) -> list[int] | None:
         raise UnusableError("not JSON") from None
     if not isinstance(request, dict):
         raise UnusableError("not a JSON object")
-    if set(request) - {"ids"}:
+    if set(request) - _FIELDS:
+        raise UnusableError('no field but "ids", or "search" and "dry_run"')
+    if "ids" in request and set(request) != {"ids"}:
+        raise UnusableError('"ids" or "search", not both')
+    if "search" not in request:
+        if "dry_run" in request:
+            raise UnusableError('"dry_run" goes with a "search"')
+        return ReplayRequest(ids=None if "ids" not in request else _ids(request["ids"]))
+    dry_run = request.get("dry_run", False)
+    if type(dry_run) is not bool:
+        raise UnusableError('"dry_run" must be true or false')
+    return ReplayRequest(search=_filters(request["search"]), dry_run=dry_run)
+
+
+def replay_ids(body: bytes) -> list[int] | None:
+    """The ids a replay request names, or ``None`` for every dead letter (``{}``)."""
+    request = replay_request(body)
+    if request.search is not None:
         raise UnusableError('no field but "ids"')
-    if "ids" not in request:
-        return None
-    ids = request["ids"]
+    return request.ids
+
+
+def _ids(ids: object) -> list[int]:
     if not isinstance(ids, list):
         raise UnusableError('"ids" must be a list')
     if len(ids) > _MAX_IDS:
@@ -145,6 +205,18 @@ def replay_ids(body: bytes) -> list[int] | None:
     if not all(type(i) is int and 1 <= i <= _MAX_ID for i in ids):
         raise UnusableError(_ID_RANGE)
     return list(dict.fromkeys(ids))
+
+
+def _filters(search: object) -> dict[str, list[str]]:
+    """The filters of a replay's ``"search"``, as a query holds them; what each
+    one may be is the search's to check (:func:`._search.search_of`)."""
+    if not isinstance(search, dict):
+        raise UnusableError('"search" must be an object of filters')
+    if set(search) - set(FIELDS):
+        raise UnusableError(f'the filters of "search" are {", ".join(FIELDS)}')
+    if not all(isinstance(value, str) for value in search.values()):
+        raise UnusableError('each filter of "search" is text, such as "30003"')
+    return {name: [value] for name, value in search.items()}
 
 
 def _whole_number(text: str) -> int:

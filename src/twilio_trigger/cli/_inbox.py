@@ -1,4 +1,4 @@
-"""The `inbox` group: counts, entries, dead letters; replay and purge."""
+"""The `inbox` group: counts, entries, dead letters; replay and purge; pause and resume."""
 
 from __future__ import annotations
 
@@ -249,7 +249,7 @@ def _search_of(filters: dict[str, object]) -> Search:
 @click.pass_context
 def inbox(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Look into the durable inbox: counts, entries, dead letters; replay and purge;
-    create or upgrade a PostgreSQL inbox's tables.
+    pause and resume dispatch; create or upgrade a PostgreSQL inbox's tables.
 
     --inbox and --schema go before the command's name or after it; given in both
     places, the command's own value wins.
@@ -276,10 +276,65 @@ def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
       TWILIO_TRIGGER_INBOX=sqlite:///events.db twilio-trigger inbox stats
     """
     box = _open_inbox(ctx, url, schema)
-    counts = _run(box, lambda opened: opened.stats())
+
+    async def look(opened: Inbox) -> tuple[dict[State, int], bool]:
+        return await opened.stats(), await opened.paused()
+
+    counts, paused = _run(box, look)
     click.echo(f"inbox {box.location}")
     for state, number in counts.items():
         click.echo(f"  {state.value:<8} {number:>8}")
+    if paused:
+        click.echo("dispatch paused: events are stored, none dispatched (`inbox resume`)")
+
+
+@inbox.command(context_settings=CONTEXT)
+@_inbox_option
+@_schema_option
+@click.pass_context
+def pause(ctx: click.Context, url: str | None, schema: str | None) -> None:
+    """Pause dispatch: listeners keep storing and acknowledging events, no worker
+    of this inbox dispatches any until `inbox resume` (callbacks running now finish).
+
+    Every process of the inbox stops taking events within its poll interval;
+    the pause is kept in the inbox, so restarted processes stay paused.
+
+    \b
+    Example:
+      twilio-trigger inbox --inbox sqlite:///events.db pause
+    """
+    _set_paused(ctx, url, schema, True)
+
+
+@inbox.command(context_settings=CONTEXT)
+@_inbox_option
+@_schema_option
+@click.pass_context
+def resume(ctx: click.Context, url: str | None, schema: str | None) -> None:
+    """Resume dispatch after `inbox pause`: the events stored meanwhile are dispatched.
+
+    \b
+    Example:
+      twilio-trigger inbox --inbox sqlite:///events.db resume
+    """
+    _set_paused(ctx, url, schema, False)
+
+
+def _set_paused(ctx: click.Context, url: str | None, schema: str | None, flag: bool) -> None:
+    box = _open_inbox(ctx, url, schema)
+
+    async def change(opened: Inbox) -> bool:
+        was = await opened.paused()
+        await opened.set_paused(flag)
+        return was
+
+    was = _run(box, change)
+    if flag:
+        already = " already" if was else ""
+        click.echo(f"dispatch from {box.location} is{already} paused: events are stored, "
+                   f"none dispatched until `twilio-trigger inbox resume`")  # fmt: skip
+    else:
+        click.echo(f"dispatch from {box.location} {'resumed' if was else 'was not paused'}")
 
 
 @inbox.command(name="list", context_settings=CONTEXT)

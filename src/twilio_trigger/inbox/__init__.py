@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS",
+    "PAUSED",
     "Entry",
     "Inbox",
     "NotStoredError",
@@ -42,6 +43,10 @@ __all__ = [
     "entry_of_row",
     "open_inbox",
 ]
+
+
+#: The setting that pauses dispatch ("1") or lets it run ("0", or never set).
+PAUSED = "dispatch_paused"
 
 
 class NotStoredError(Exception):
@@ -184,6 +189,26 @@ class Inbox(abc.ABC):
         counts = await self.stats()
         del counts[State.DONE]
         return counts
+
+    @abc.abstractmethod
+    async def setting(self, name: str) -> str | None:
+        """The value of the setting *name* kept in the inbox (``None``: never set),
+        the same for every process of this inbox."""
+
+    @abc.abstractmethod
+    async def set_setting(self, name: str, value: str) -> None:
+        """Keep *value* as the setting *name*, for every process of this inbox and
+        across restarts."""
+
+    async def paused(self) -> bool:
+        """Whether dispatch is paused: events are still stored and acknowledged,
+        but no worker of this inbox claims any until it is resumed."""
+        return await self.setting(PAUSED) == "1"
+
+    async def set_paused(self, flag: bool) -> None:
+        """Pause dispatch (*flag* true) or resume it, for every process of this inbox;
+        workers notice within their poll interval."""
+        await self.set_setting(PAUSED, "1" if flag else "0")
 
     @abc.abstractmethod
     async def check(self) -> None:

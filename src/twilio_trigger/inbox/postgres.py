@@ -239,6 +239,7 @@ class PostgresInbox(Inbox):
         self._schema = quoted(schema)
         #: The events table, as SQL names it.
         self.tables = f"{self._schema}.events"
+        self._settings = f"{self._schema}.settings"
         self._channel = f"{schema}.inbox"[:63]
         self._claim_idle = claim_idle
         self._connections = max(4, connections)
@@ -503,6 +504,18 @@ class PostgresInbox(Inbox):
         )
         pending, running, dead = rows[0]
         return {State.PENDING: pending, State.RUNNING: running, State.DEAD: dead}
+
+    async def setting(self, name: str) -> str | None:
+        rows = await self._execute(f"SELECT value FROM {self._settings} WHERE name = %s", (name,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_setting(self, name: str, value: str) -> None:
+        await self._execute(
+            f"INSERT INTO {self._settings} (name, value, updated_at) VALUES (%s, %s, %s) "
+            f"ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+            f"updated_at = excluded.updated_at",
+            (name, value, time.time()),
+        )
 
     async def check(self) -> None:
         if not self._opened:

@@ -19,7 +19,9 @@ Keys, under ``{prefix}inbox:``:
   remembers it and the highest id it saw, and its writes check both: a Redis
   that came back empty, or from an older copy of its data, is told as an ERROR
   saying what was lost, never silently made anew;
-- ``probe``: a short-lived key written at start, to see a write reach the disk.
+- ``probe``: a short-lived key written at start, to see a write reach the disk;
+- ``settings``: a hash of the settings every process of the inbox shares (such
+  as whether dispatch is paused), each with ``{name}:at``, when it was set.
 
 What a 200 means is the *durability* chosen (``redis_durability``):
 
@@ -186,6 +188,7 @@ class RedisInbox(Inbox):
         self._dead_letters = f"{base}dead-letters"
         self._all = f"{base}all"
         self._marker = f"{base}marker"
+        self._settings = f"{base}settings"
         # Written at start to try a confirmation: its key under the inbox's own.
         self._durability = Durability(durability, wait_timeout, self.location, f"{base}probe")
         #: Told once when Redis cannot be reached, and once when it can again.
@@ -575,6 +578,16 @@ class RedisInbox(Inbox):
                 waiting += max(0, unread)
         counts[State.PENDING] = waiting
         return counts
+
+    @watched
+    async def setting(self, name: str) -> str | None:
+        value = await self._redis().hget(self._settings, name)
+        return None if value is None else _text(value)
+
+    @watched
+    async def set_setting(self, name: str, value: str) -> None:
+        mapping: dict[Any, Any] = {name: value, f"{name}:at": repr(time.time())}
+        await self._redis().hset(self._settings, mapping=mapping)
 
     @watched
     async def check(self) -> None:

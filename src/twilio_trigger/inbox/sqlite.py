@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS events (
     headers TEXT
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 _Operation = Callable[[sqlite3.Connection], Any]
 # An operation, and the event loop and future that wait for its result.
@@ -384,6 +389,28 @@ class SQLiteInbox(Inbox):
             }
 
         return await self._run(count)
+
+    async def setting(self, name: str) -> str | None:
+        def select(connection: sqlite3.Connection) -> str | None:
+            row = connection.execute(
+                "SELECT value FROM settings WHERE name = ?", (name,)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(select)
+
+    async def set_setting(self, name: str, value: str) -> None:
+        now = time.time()
+
+        def upsert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (name, value, now),
+            )
+
+        await self._run(upsert)
 
     async def check(self) -> None:
         folder = self.path.parent

@@ -158,6 +158,84 @@ document.getElementById("replay-all").addEventListener("click", () => replay(nul
 refresh();
 setInterval(refresh, 1000);
 
+// Bulk replay of what the search finds: "Replay these N" (N counted by the server,
+// without replaying), then "Replay N events? Confirm", then what was replayed.
+// The search is sent as the form holds it; the server checks it as /api/events does.
+const replayThese = document.getElementById("replay-these");
+const bulkNote = document.getElementById("bulk-note");
+let bulkCount = 0;
+let confirming = false;
+let replaying = false;
+let countedFor = null;  // the search and dead-letter count the button's N is for
+
+// The filters of the form that are set (without the page's limit).
+function searchOf() {
+  const search = {};
+  for (const [name, value] of new FormData(form)) {
+    if (String(value).trim()) search[name] = String(value);
+  }
+  return search;
+}
+
+async function bulk(search, dryRun) {
+  const response = await fetch("/api/replay", {
+    method: "POST",
+    headers: {"Content-Type": "application/json", "X-Inspector": "replay"},
+    body: JSON.stringify(dryRun ? {search, dry_run: true} : {search}),
+  });
+  return response.ok ? response.json() : null;
+}
+
+function showCount() {
+  replayThese.hidden = bulkCount === 0;
+  replayThese.textContent = confirming
+    ? "Replay " + bulkCount + " event" + (bulkCount === 1 ? "" : "s") + "? Confirm"
+    : "Replay these " + bulkCount;
+  replayThese.classList.toggle("confirm", confirming);
+}
+
+// Counts what the search would replay: when the filters change, and when the
+// number of dead letters does (the live refresh notices that).  A confirmation
+// asked for stands only while the search and its count stay the same.
+async function recount() {
+  const search = searchOf();
+  const filters = JSON.stringify(search);
+  const key = filters + "|" + document.getElementById("dead_letters").textContent;
+  if (replaying || key === countedFor) return;
+  if (countedFor === null || !countedFor.startsWith(filters + "|")) confirming = false;
+  countedFor = key;
+  const answer = Object.keys(search).length ? await bulk(search, true) : null;
+  if (key !== countedFor) return;  // the filters changed meanwhile: a newer count runs
+  const count = answer ? answer.count : 0;
+  if (count !== bulkCount) confirming = false;
+  bulkCount = count;
+  showCount();
+}
+
+replayThese.addEventListener("click", async () => {
+  if (!confirming) {
+    confirming = true;
+    showCount();
+    return;
+  }
+  confirming = false;
+  replaying = true;
+  replayThese.hidden = true;
+  bulkNote.textContent = "replaying " + bulkCount + "…";
+  const answer = await bulk(searchOf(), false);
+  replaying = false;
+  bulkNote.textContent = answer ? "replayed " + answer.replayed : "replay refused";
+  countedFor = null;
+  recount();
+  refresh();
+});
+form.addEventListener("input", () => {
+  bulkNote.textContent = "";
+  recount();
+});
+setInterval(recount, 1000);
+recount();
+
 // Refused requests (GET /api/refused): the latest this process refused, newest
 // first, and a count per reason; written as text, like the events.
 const refusedBody = document.getElementById("refused");
