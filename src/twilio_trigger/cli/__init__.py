@@ -2,7 +2,8 @@
 
 One module per concept: ``_load`` imports the user's module, ``_serve`` runs
 listeners and workers, ``_send`` sends, signs and verifies, ``_inbox`` looks into
-the durable inbox, ``_demo`` plays the demo; ``_common`` holds what they share.
+the durable inbox (``_filters``: the options that choose its events), ``_demo``
+plays the demo; ``_common`` holds what they share.
 """
 
 from __future__ import annotations

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sqlite3
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -22,28 +20,15 @@ from .._logging import printable
 from .._options import OPTIONS, valid_schema
 from .._postgres_schema import SchemaError
 from ..inbox import Entry, Inbox, Search, State, UnreachableError, open_inbox
-from ..inbox._search import FAILED, MAX_LIMIT
+from ..inbox._search import MAX_LIMIT
 from ..inbox.postgres import PostgresInbox
 from ..inbox.sqlite import SQLiteInbox
 from ._common import CONTEXT, warn
+from ._filters import FILTERS, duration, search_of, search_options
 
 __all__ = ["inbox"]
 
 _T = TypeVar("_T")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _duration(text: str) -> float:
-    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
-    try:
-        value = float(number) * _UNITS[unit]
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a duration such as 45s, 30m, 12h or 7d", param_hint="--older-than"
-        ) from None
-    if value < 0:
-        raise click.BadParameter("a duration is not negative", param_hint="--older-than")
-    return value
 
 
 def _given(ctx: click.Context, name: str, value: str | None, variable: str) -> tuple[str, str]:
@@ -170,79 +155,6 @@ _schema_option = click.option(
 )  # fmt: skip
 
 
-_F = TypeVar("_F", bound=Callable[..., object])
-
-
-def _search_options(dead_help: str) -> Callable[[_F], _F]:
-    """The options that choose events, shared by `list` and `replay`; the command
-    gets them as keyword arguments, for :func:`_search_of`."""
-    options = [
-        click.option("--dead", is_flag=True, help=dead_help),
-        click.option("--state", type=click.Choice([s.value for s in State]),
-                     help="Only this state (as --outcome)."),
-        click.option("--outcome", type=click.Choice([*(s.value for s in State), FAILED]),
-                     help="Only this state, or failed: at least one attempt failed."),
-        click.option("--sid", metavar="SID", help="Only this message's or call's SID."),
-        click.option("--number", metavar="NUMBER",
-                     help="Only events from or to this number, e.g. +15558675309."),
-        click.option("--kind", metavar="KIND", help="Only this kind: sms, call, recording..."),
-        click.option("--status", metavar="STATUS", help="Only this status, e.g. undelivered."),
-        click.option("--callback", metavar="NAME",
-                     help="Only events for this callback, e.g. on_failed."),
-        click.option("--error-code", "error_code", metavar="CODE",
-                     help="Only events with this Twilio ErrorCode, e.g. 30003."),
-        click.option("--since", metavar="WHEN",
-                     help="Only events received since WHEN: a date (2024-05-01), a time "
-                     "(2024-05-01T13:30) or a time ago (2h, 30m, 7d)."),
-        click.option("--until", metavar="WHEN",
-                     help="Only events received before WHEN (as --since)."),
-        click.option("--text", metavar="TEXT",
-                     help="Only messages whose body holds TEXT (any case)."),
-    ]  # fmt: skip
-
-    def apply(command: _F) -> _F:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return apply
-
-
-#: The options of :func:`_search_options` that filter, besides --dead.
-_FILTERS = (
-    "state", "outcome", "sid", "number", "kind", "status", "callback", "error_code", "since",
-    "until", "text",
-)  # fmt: skip
-
-
-def _search_of(filters: dict[str, object]) -> Search:
-    """The search the options of :func:`_search_options` ask for."""
-    dead, state, outcome = filters["dead"], filters["state"], filters["outcome"]
-    outcomes = {o for o in (State.DEAD.value if dead else None, state, outcome) if o}
-    if len(outcomes) > 1:
-        raise click.UsageError("--dead, --state and --outcome disagree: give one")
-    chosen = str(outcomes.pop()) if outcomes else None
-    now = time.time()
-
-    def text(name: str) -> str | None:
-        value = filters[name]
-        return value if isinstance(value, str) else None
-
-    def moment(name: str) -> float | None:
-        value = text(name)
-        return None if value is None else _moment(value, f"--{name}", now)
-
-    try:
-        return Search(
-            sid=text("sid"), number=text("number"), kind=text("kind"), status=text("status"),
-            outcome=chosen, callback=text("callback"),
-            error_code=text("error_code"), text=text("text"),
-            since=moment("since"), until=moment("until"),
-        )  # fmt: skip
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
-
-
 @click.group(context_settings=CONTEXT)
 @_inbox_option
 @_schema_option
@@ -340,7 +252,7 @@ def _set_paused(ctx: click.Context, url: str | None, schema: str | None, flag: b
 @inbox.command(name="list", context_settings=CONTEXT)
 @_inbox_option
 @_schema_option
-@_search_options(dead_help="Only dead letters (as --outcome dead).")
+@search_options(dead_help="Only dead letters (as --outcome dead).")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=50, show_default=True)
 @click.option("--before", "before_id", type=click.IntRange(1), metavar="ID",
               help="Only events older than the event ID: the next page.")  # fmt: skip
@@ -365,7 +277,7 @@ def list_entries(
       twilio-trigger inbox list --number +15558675309 --since 1d
       twilio-trigger inbox list --callback on_failed --error-code 30003 --since 2024-05-01
     """
-    search = _search_of(filters)
+    search = search_of(filters)
     page = _run(
         _open_inbox(ctx, url, schema),
         lambda box: box.search(search, limit=limit, before_id=before_id),
@@ -375,23 +287,6 @@ def list_entries(
     if page.next_before_id is not None:
         looked = "" if page.scanned_all else " (this page stopped looking there)"
         click.echo(f"more: add --before {page.next_before_id}{looked}", err=True)
-
-
-def _moment(text: str, option: str, now: float) -> float:
-    """*text* as a time: a date or time in ISO form (local time unless it says
-    otherwise), or a duration (2h, 30m, 7d) ago."""
-    text = text.strip()
-    if text[:1].isdigit() and text[-1:] in _UNITS:
-        with contextlib.suppress(click.BadParameter):
-            return now - _duration(text)
-    try:
-        return datetime.fromisoformat(text).astimezone().timestamp()
-    except (ValueError, OverflowError, OSError):
-        raise click.BadParameter(
-            f"{text[:40]!r} is not a date (2024-05-01), a time (2024-05-01T13:30) or a "
-            f"time ago (2h, 30m, 7d)",
-            param_hint=option,
-        ) from None
 
 
 def _list_entries(entries: list[Entry], chosen: State | None) -> None:
@@ -453,7 +348,7 @@ def show(ctx: click.Context, url: str | None, schema: str | None, entry_id: int)
 @inbox.command(context_settings=CONTEXT)
 @_inbox_option
 @_schema_option
-@_search_options(dead_help="Every dead letter; with other options, the ones they find.")
+@search_options(dead_help="Every dead letter; with other options, the ones they find.")
 @click.option("--yes", is_flag=True, help="Replay what the options find without asking first.")
 @click.argument("entry_ids", type=int, nargs=-1, metavar="[ID]...")
 @click.pass_context
@@ -483,10 +378,10 @@ def replay(
       twilio-trigger inbox replay --outcome failed --error-code 30003 \\
           --since 2024-05-01T13:00 --until 2024-05-01T14:00 --yes
     """
-    chosen = any(filters[name] is not None for name in _FILTERS)
+    chosen = any(filters[name] is not None for name in FILTERS)
     dead = bool(filters["dead"])
     if chosen and not entry_ids:
-        _replay_matching(ctx, url, schema, _search_of(filters), yes)
+        _replay_matching(ctx, url, schema, search_of(filters), yes)
         return
     if dead == bool(entry_ids) or chosen:
         raise click.UsageError(
@@ -563,7 +458,7 @@ def purge(
     """
     if state is None:
         raise click.UsageError("say what to purge: --dead or --done")
-    age = _duration(older_than)
+    age = duration(older_than)
     count = _run(_open_inbox(ctx, url, schema), lambda box: box.purge(State(state), age))
     click.echo(f"{count} {state} event{'' if count == 1 else 's'} purged")
 
