@@ -19,6 +19,7 @@ events, ``SmsStatusChangeEventWrapper`` and ``CallStatusEventWrapper``, remain a
 aliases of :class:`SmsStatusChangeEvent` and :class:`CallStatusEvent`.
 """
 
+from ._alerts import Alert
 from ._core import events as _events
 from ._core import services as _services
 from ._core.events import *  # noqa: F403 - the event class of every kind
@@ -29,6 +30,7 @@ from ._core.services import *  # noqa: F403 - the service base class of every ki
 from ._core.signature import compute_signature
 from ._core.verifier import SignatureVerifier
 from ._exceptions import ConfigurationError, ServiceError, SignatureError, TwilioTriggerError
+from ._limits import Limit
 from ._listener import Listener
 from ._logging import JsonFormatter, TextFormatter
 
@@ -47,9 +49,11 @@ __all__ = [
     "CALL_CALLBACKS",
     "RECORDING_CALLBACKS",
     "SMS_CALLBACKS",
+    "Alert",
     "CallStatusEventWrapper",
     "ConfigurationError",
     "JsonFormatter",
+    "Limit",
     "Listener",
     "Reject",
     "ServiceError",

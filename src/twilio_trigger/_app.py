@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
+from ._alerts import Alerts
 from ._asgi import Endpoint, Receive, Scope, Send, WebhookApp
 from ._config import Settings
 from ._core.verifier import SignatureVerifier
-from ._delivery import Delivery, RetryPolicy
+from ._delivery import ControlPolicy, Delivery, RetryPolicy
 from ._dispatch import Dispatcher
 from ._exceptions import ConfigurationError
 from ._health import health_endpoints
@@ -69,11 +70,11 @@ class Application:
         return self.observed.delivery
 
 
-def build(settings: Settings, dispatcher: Dispatcher) -> Application:
+def build(settings: Settings, dispatcher: Dispatcher, alerts: Alerts | None = None) -> Application:
     """The application that verifies, decodes and delivers each webhook to *dispatcher*."""
     s = settings
     verifier = _verifier(s)
-    observed = observed_delivery(s, dispatcher)
+    observed = observed_delivery(s, dispatcher, alerts)
     endpoints: dict[str, Endpoint] = {}
     if s.health:
         endpoints.update(health_endpoints(observed.delivery, s.healthz_path, s.readyz_path))
@@ -114,7 +115,9 @@ def _verifier(s: Settings) -> SignatureVerifier | None:
     return SignatureVerifier(s.auth_tokens, shared_keys=shared)
 
 
-def observed_delivery(settings: Settings, dispatcher: Dispatcher) -> Observed:
+def observed_delivery(
+    settings: Settings, dispatcher: Dispatcher, alerts: Alerts | None = None
+) -> Observed:
     """The delivery, told to the event log and, when asked for, to the inspector's
     activity and refused requests, and to the metrics."""
     s = settings
@@ -136,14 +139,16 @@ def observed_delivery(settings: Settings, dispatcher: Dispatcher) -> Observed:
         metrics = Metrics()
         observers.append(metrics)
     delivery = _delivery(
-        s, dispatcher, observers[0] if len(observers) == 1 else Observers(observers)
+        s, dispatcher, observers[0] if len(observers) == 1 else Observers(observers), alerts
     )
     if metrics is not None and delivery.inbox is not None:
         metrics.watch_inbox(delivery.backlog_from_thread, delivery.paused_from_thread)
     return Observed(delivery, metrics, activity, refused)
 
 
-def _delivery(s: Settings, dispatcher: Dispatcher, observer: Observer) -> Delivery:
+def _delivery(
+    s: Settings, dispatcher: Dispatcher, observer: Observer, alerts: Alerts | None
+) -> Delivery:
     def stores() -> tuple[DeliveryStore, StatusStore]:
         if s.store == "memory":
             return (
@@ -170,6 +175,12 @@ def _delivery(s: Settings, dispatcher: Dispatcher, observer: Observer) -> Delive
             RedisStatusStore(connect(s.store), prefix=s.redis_prefix, ttl=s.dedup_ttl),
         )
 
+    if s.inbox is None and (s.limits or s.breaker_failures):
+        raise ConfigurationError(
+            "limits and breakers hold events back in the inbox until they may run: "
+            "pass inbox=... (or --inbox, TWILIO_TRIGGER_INBOX) with limits or "
+            "breaker_failures"
+        )
     return Delivery(
         dispatcher,
         stores=stores,
@@ -195,6 +206,14 @@ def _delivery(s: Settings, dispatcher: Dispatcher, observer: Observer) -> Delive
             connections=s.concurrency + 4,
         ),
         retry=RetryPolicy(s.concurrency, s.max_attempts, s.retry_backoff, s.retry_backoff_max),
+        control=ControlPolicy(
+            s.limits,
+            s.breaker_failures,
+            s.breaker_cooldown,
+            # A place is held at most this long by a process that died holding it.
+            lease=max(s.claim_idle, 2 * s.callback_timeout + 5.0),
+        ),
+        alerts=alerts,
         retention=s.dedup_ttl,
         observer=observer,
     )

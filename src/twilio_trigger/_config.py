@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ._exceptions import ConfigurationError
+from ._limits import Limit
 from ._options import OPTIONS, Option
 
 __all__ = ["ENVIRONMENT", "RENAMED", "Settings"]
@@ -61,6 +62,9 @@ class Settings:
     max_attempts: int = OPTIONS.max_attempts.default
     retry_backoff: float = OPTIONS.retry_backoff.default
     retry_backoff_max: float = OPTIONS.retry_backoff_max.default
+    limits: tuple[tuple[str, Limit], ...] = OPTIONS.limits.default
+    breaker_failures: int = OPTIONS.breaker_failures.default
+    breaker_cooldown: float = OPTIONS.breaker_cooldown.default
     store: str = OPTIONS.store.default
     redis_prefix: str = OPTIONS.redis_prefix.default
     claim_idle: float = OPTIONS.claim_idle.default

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 from typing import Unpack
 
+from ._alerts import Alerts
 from ._dispatch import Dispatcher
 from ._identity import MAX_KEPT_HEADER, delivery_key, kept_header
-from ._lifecycle import Lifecycle, RetryPolicy, StoreFactory
+from ._lifecycle import ControlPolicy, Lifecycle, RetryPolicy, StoreFactory
 from ._options import OPTIONS
 from ._pipeline import Pipeline, PipelineOptions
 from .inbox import State
 
-__all__ = ["MAX_KEPT_HEADER", "Delivery", "RetryPolicy", "delivery_key", "kept_header"]
+__all__ = [
+    "MAX_KEPT_HEADER",
+    "ControlPolicy",
+    "Delivery",
+    "RetryPolicy",
+    "delivery_key",
+    "kept_header",
+]
 
 
 class Delivery(Pipeline):
@@ -34,15 +42,20 @@ class Delivery(Pipeline):
         dispatcher: Dispatcher,
         *,
         retry: RetryPolicy | None = None,
+        control: ControlPolicy | None = None,
+        alerts: Alerts | None = None,
         retention: float = OPTIONS.dedup_ttl.default,
         stores: StoreFactory | None = None,
         **pipeline: Unpack[PipelineOptions],
     ) -> None:
         """A pipeline made with *pipeline* (:class:`._pipeline.PipelineOptions`), and
-        its lifecycle: workers that retry by *retry*, done entries kept *retention*
-        seconds, stores made by *stores* on the loop that uses them."""
+        its lifecycle: workers that retry by *retry* and hold callbacks back by
+        *control*, telling *alerts*; done entries kept *retention* seconds, stores
+        made by *stores* on the loop that uses them."""
         super().__init__(dispatcher, **pipeline)
-        self._life = Lifecycle(self, retry=retry, retention=retention, stores=stores)
+        self._life = Lifecycle(
+            self, retry=retry, control=control, alerts=alerts, retention=retention, stores=stores
+        )
 
     @property
     def keeps_headers(self) -> bool:

@@ -12,8 +12,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ._alerts import Alerts
+from ._control import Control
 from ._dispatch import no_transactions
 from ._exceptions import ConfigurationError
+from ._limits import Limit
 from ._options import OPTIONS
 from ._pipeline import Pipeline
 from ._postgres_schema import SchemaError
@@ -21,7 +24,7 @@ from ._worker import WorkerPool
 from .inbox import Inbox, State
 from .stores import DeliveryStore, StatusStore
 
-__all__ = ["READY_TIMEOUT", "Lifecycle", "RetryPolicy", "StoreFactory"]
+__all__ = ["READY_TIMEOUT", "ControlPolicy", "Lifecycle", "RetryPolicy", "StoreFactory"]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -29,6 +32,8 @@ _T = TypeVar("_T")
 
 #: Seconds a readiness check may take before its part counts as unreachable.
 READY_TIMEOUT = 2.0
+#: Seconds the alerts still queued at shutdown get to reach their hooks.
+_ALERTS_DRAIN = 5.0
 
 StoreFactory = Callable[[], tuple[DeliveryStore, StatusStore]]
 
@@ -41,6 +46,17 @@ class RetryPolicy:
     max_attempts: int = 5
     backoff: float = 1.0
     backoff_max: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPolicy:
+    """How the inbox's workers hold callbacks back: the ``limits`` option, the
+    listener's breaker, and the longest a dead process holds a place."""
+
+    limits: tuple[tuple[str, Limit], ...] = ()
+    breaker: int = 0
+    cooldown: float = 30.0
+    lease: float = 60.0
 
 
 class Lifecycle:
@@ -56,10 +72,14 @@ class Lifecycle:
         pipeline: Pipeline,
         *,
         retry: RetryPolicy | None = None,
+        control: ControlPolicy | None = None,
+        alerts: Alerts | None = None,
         retention: float = OPTIONS.dedup_ttl.default,
         stores: StoreFactory | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._control = control or ControlPolicy()
+        self._alerts = alerts
         self._inbox = pipeline.inbox
         self._retry = retry or RetryPolicy()
         self._retention = retention
@@ -121,6 +141,16 @@ class Lifecycle:
             backoff_max=policy.backoff_max,
             retention=self._retention,
             observer=pipeline.observer,
+            control=Control(
+                inbox,
+                limits=self._control.limits,
+                breaker=self._control.breaker,
+                cooldown=self._control.cooldown,
+                lease=self._control.lease,
+                observer=pipeline.observer,
+                alerts=self._alerts,
+            ),
+            alerts=self._alerts,
         )
         self._pool.start()
 
@@ -149,6 +179,8 @@ class Lifecycle:
         if self._pool is not None:
             await self._pool.stop(timeout)
             self._pool = pipeline.workers = None
+        if self._alerts is not None:  # what the workers raised last reaches the hooks
+            await self._alerts.drain(_ALERTS_DRAIN)
         if self._inbox is not None:
             await self._inbox.close()
         if self._stores is not None:

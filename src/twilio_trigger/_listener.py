@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, Self, TypeVar
 
+from ._alerts import AlertHook, Alerts
 from ._app import Application, ASGIApp, build, inspector_app, local_host, observed_delivery
 from ._config import Settings
 from ._dispatch import Dispatcher
 from ._exceptions import ConfigurationError, ServiceError
+from ._limits import Limit
 from ._logging import set_up_logging
 from ._options import OPTIONS
 
@@ -107,6 +109,9 @@ class Listener:
         max_attempts: int | None = OPTIONS.max_attempts.default,
         retry_backoff: float | None = OPTIONS.retry_backoff.default,
         retry_backoff_max: float | None = OPTIONS.retry_backoff_max.default,
+        limits: str | Mapping[str, Limit | str] | None = OPTIONS.limits.default,  # type: ignore[assignment]
+        breaker_failures: int | None = OPTIONS.breaker_failures.default,
+        breaker_cooldown: float | None = OPTIONS.breaker_cooldown.default,
         store: str | None = OPTIONS.store.default,
         redis_prefix: str | None = OPTIONS.redis_prefix.default,
         claim_idle: float | None = OPTIONS.claim_idle.default,
@@ -132,6 +137,7 @@ class Listener:
         workers: int | None = None,  # deprecated: concurrency
     ) -> None:
         self._dispatcher = Dispatcher()
+        self._alerts = Alerts()
         self._application: Application | None = None
         self._session: Session | None = None
 
@@ -196,6 +202,24 @@ class Listener:
         self.attach(instance)
         return cls
 
+    def on_alert(self, hook: AlertHook) -> AlertHook:
+        """Call *hook* with an :class:`~twilio_trigger.Alert` when an event becomes a
+        dead letter or a callback's breaker opens (usable as a decorator).
+
+        *hook* is a function or an ``async def`` taking the alert (post it to a
+        chat, page someone).  It runs in the background, never in the path of
+        a request or of the worker whose event raised the alert; a plain
+        function runs in a thread.  A hook that fails, or runs past 30 s, is
+        logged and the inbox never hears of it.  Alerts come from the
+        process where they happen: with several processes, each tells its own.
+        """
+        self._alerts.add(hook)
+        return hook
+
+    def remove_alert_hook(self, hook: AlertHook) -> None:
+        """Stop calling *hook* (``ValueError`` when it is not an alert hook)."""
+        self._alerts.remove(hook)
+
     # -- the application ---------------------------------------------------
     @property
     def asgi(self) -> ASGIApp:
@@ -204,7 +228,7 @@ class Listener:
 
     def _built(self) -> Application:
         if self._application is None:
-            self._application = build(self.settings, self._dispatcher)
+            self._application = build(self.settings, self._dispatcher, self._alerts)
         return self._application
 
     @property
@@ -326,7 +350,7 @@ class Listener:
 
         set_up_logging(self.settings)
         # No HTTP here: no auth token needed.
-        observed = observed_delivery(self.settings, self._dispatcher)
+        observed = observed_delivery(self.settings, self._dispatcher, self._alerts)
         working = self._session = Working(self.settings, observed)
         try:
             working.run()

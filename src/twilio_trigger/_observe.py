@@ -115,6 +115,14 @@ class Observer:
         From the inbox's workers, *attempt* says which it was and a failure's fate.
         """
 
+    def breaker(self, callback: str, *, opened: bool, here: bool) -> None:
+        """The breaker of *callback* opened (or closed): by this process (*here*),
+        or by another, as this one just read from the inbox."""
+
+    def held(self, callback: str, reason: str) -> None:
+        """An event of *callback* was given back to the inbox for later, held back
+        by its ``concurrency`` or ``rate`` limit."""
+
     def flush(self) -> None:
         """The listener stops: tell what is still held back (counted refusals)."""
 
@@ -147,6 +155,14 @@ class Observers(Observer):
     ) -> None:
         for observer in self._all:
             observer.finished(event, result, attempt)
+
+    def breaker(self, callback: str, *, opened: bool, here: bool) -> None:
+        for observer in self._all:
+            observer.breaker(callback, opened=opened, here=here)
+
+    def held(self, callback: str, reason: str) -> None:
+        for observer in self._all:
+            observer.held(callback, reason)
 
     def flush(self) -> None:
         for observer in self._all:

@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from ._core.signature import normalize_public_url
 from ._exceptions import ConfigurationError
+from ._limits import Limit, limits_text, parse_limits
 from ._logging import LOG_FORMATS, printable, shown_url
 
 __all__ = [
@@ -358,6 +359,8 @@ class Option(Generic[_T]):
             return f"{value:03o}"
         if isinstance(value, float) and value.is_integer():
             return str(int(value))
+        if self.name == "limits" and isinstance(value, tuple):
+            return limits_text(value)
         if isinstance(value, tuple):
             # Pairs as their variable writes them: id=secret, user:password.
             joiner = ":" if self.name == "basic_auth" else "="
@@ -471,6 +474,18 @@ class Options:
     retry_backoff_max = Option(float, 300.0, "TWILIO_TRIGGER_RETRY_BACKOFF_MAX",
         _positive_seconds,
         "the longest wait between attempts", "reliability")
+    limits: Option[tuple[tuple[str, Limit], ...]] = Option(tuple, (),
+        "TWILIO_TRIGGER_LIMITS", parse_limits,
+        "limits on each callback's dispatch from the inbox, shared by its processes, e.g. "
+        "`on_delivered: rate=5, burst=10; on_failed: concurrency=2, breaker=5` (see "
+        "`twilio-trigger inbox limit`, which keeps changes in the inbox)", "reliability")
+    breaker_failures = Option(int, 0, "TWILIO_TRIGGER_BREAKER_FAILURES", _integer(0, 100_000),
+        "failures in a row that open a callback's breaker: its events wait in the inbox "
+        "`breaker_cooldown` seconds, then one is tried (`0`: no breaker)", "reliability")
+    breaker_cooldown = Option(float, 30.0, "TWILIO_TRIGGER_BREAKER_COOLDOWN",
+        _positive_seconds,
+        "seconds an open breaker holds its callback's events before one is tried",
+        "reliability")
     store = Option(str, "memory", "TWILIO_TRIGGER_STORE", _store,
         "where deliveries and statuses are remembered: `memory`, or `redis://host:6379/0` "
         "or `postgresql://user@host:5432/db` to share them between listeners", "reliability")

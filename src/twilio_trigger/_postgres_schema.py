@@ -117,6 +117,20 @@ CREATE TABLE {s}.settings (
     updated_at double precision NOT NULL
 );
 """,
+    # 3: what the inbox counted (events received, handled, failed attempts...).
+    # Each count is spread over rows (shards: the writer's backend pid modulo 64),
+    # so that inserts committing at once do not queue on one row; a count is the
+    # sum of its rows.  since_ms: when counting began, in ms since the epoch.
+    """
+CREATE TABLE {s}.counters (
+    name text NOT NULL,
+    shard integer NOT NULL,
+    value bigint NOT NULL,
+    PRIMARY KEY (name, shard)
+);
+INSERT INTO {s}.counters (name, shard, value)
+    VALUES ('since_ms', 0, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+""",
 )
 
 #: The version of the tables this release uses.

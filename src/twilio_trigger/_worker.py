@@ -9,13 +9,15 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+from ._alerts import Alert, Alerts
+from ._control import Control, Ticket, callback_name
 from ._core.events import TwilioEvent
 from ._core.routing import event_of_kind
 from ._dispatch import Outcome, Result, describe_error
 from ._identity import place
 from ._observe import Attempt, EventLog, Observer
 from ._transaction import entry_transactions
-from .inbox import Entry, Inbox, State, UnreachableError
+from .inbox import PAUSED, Entry, Inbox, State, UnreachableError
 
 __all__ = ["WorkerPool", "backoff_delay"]
 
@@ -49,6 +51,8 @@ class WorkerPool:
         retention: float,
         poll_interval: float = 0.5,
         observer: Observer | None = None,
+        control: Control | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self._inbox = inbox
         self._observer = observer if observer is not None else EventLog()
@@ -59,6 +63,8 @@ class WorkerPool:
         self._backoff_max = backoff_max
         self._retention = retention
         self._poll = poll_interval
+        self._control = control if control is not None else Control(inbox, observer=observer)
+        self._alerts = alerts
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
@@ -80,14 +86,17 @@ class WorkerPool:
         self._wakeup.set()
 
     async def _look(self) -> bool:
-        """Read whether dispatch is paused, at most once per poll interval (not per
-        event: the wake-ups of a busy listener come per event); tell a change.
-        Whether the inbox was read."""
+        """Read the settings kept in the inbox (whether dispatch is paused, each
+        callback's limits and breaker), at most once per poll interval (not per
+        event: the wake-ups of a busy listener come per event); tell a change of
+        the pause.  Whether the inbox was read."""
         now = time.monotonic()
         if now < self._next_look:
             return False
         self._next_look = now + self._poll
-        paused = await self._inbox.paused()
+        settings = await self._inbox.settings()
+        self._control.load(settings)
+        paused = settings.get(PAUSED) == "1"
         if paused == self.paused:
             return True
         self.paused = paused
@@ -183,6 +192,17 @@ class WorkerPool:
             exc_info=error,
         )
 
+    def _dead_letter(
+        self, entry: Entry, kind: str, callback: str | None, error: str | None
+    ) -> None:
+        if self._alerts is None:
+            return
+        alert = Alert(
+            "dead_letter", callback, time.time(), error=error, kind=kind, sid=entry.sid,
+            status=entry.status, entry=entry.id, attempts=entry.attempts,
+        )  # fmt: skip
+        self._alerts.raise_(alert)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._wakeup.set()  # a slot is free
@@ -190,9 +210,15 @@ class WorkerPool:
     async def _process(self, entry: Entry) -> None:
         event = event_of_kind(entry.kind, entry.params)
         if event is None:  # an entry of a kind this version does not know
-            await self._inbox.bury(entry.id, f"no kind {entry.kind!r} is known to this version")
+            error = f"no kind {entry.kind!r} is known to this version"
+            await self._inbox.bury(entry.id, error)
+            self._dead_letter(entry, entry.kind, None, error)
             return
         place(event, entry.headers)
+        callback = callback_name(event)
+        ticket = await self._admit(entry, callback)
+        if ticket is None:
+            return
         # A callback that takes a transaction gets this entry's: its writes commit
         # with the entry's outcome (a PostgreSQL inbox).
         entry_transactions.set(self._inbox.transaction_source(entry.id))
@@ -200,6 +226,53 @@ class WorkerPool:
             result = await self._handle(event)
         except Exception as failure:  # a store failed: an attempt like any other
             result = Result(Outcome.FAILED, None, failure)
+        final = result
+        try:
+            final = await self._settle(entry, event, result, callback)
+        finally:
+            await self._release(ticket, final)
+
+    async def _admit(self, entry: Entry, callback: str | None) -> Ticket | None:
+        """Leave to run the callback of *entry* now, or ``None``: its limits or its
+        breaker hold it back, and it was given back to the inbox for later."""
+        try:
+            admitted = await self._control.admit(callback, entry.id)
+            if isinstance(admitted, Ticket):
+                return admitted
+            await self._inbox.defer(entry.id, admitted.at, admitted.hold)
+            logger.debug(
+                "inbox entry %d (%s) held back until %.3f", entry.id, callback, admitted.at
+            )
+        except UnreachableError:  # told once by the inbox; its lease brings it back
+            pass
+        except Exception:
+            logger.exception(
+                "could not apply the limits of %s to inbox entry %d; it will be dispatched again",
+                callback,
+                entry.id,
+            )
+        return None
+
+    async def _release(self, ticket: Ticket, result: Result) -> None:
+        if ticket.callback is None:
+            return
+        try:
+            await self._control.finished(
+                ticket,
+                ok=result.outcome.ok,
+                seconds=result.seconds,
+                error=_last_line(result.error),
+            )
+        except UnreachableError:
+            pass
+        except Exception:
+            logger.exception("could not record the end of %s in its limits", ticket.callback)
+
+    async def _settle(
+        self, entry: Entry, event: TwilioEvent, result: Result, callback: str | None
+    ) -> Result:
+        """Record the outcome of *entry*'s attempt; the result, once a late sync
+        callback has ended."""
         if result.still_running is not None:
             # A sync callback cannot be stopped: wait for it before deciding, so
             # that a retry never runs beside it.
@@ -220,13 +293,14 @@ class WorkerPool:
             if result.outcome.ok:
                 await self._inbox.succeed(entry.id)
                 self._observer.finished(event, result, Attempt(number, most, entry=entry.id))
-                return
+                return result
             error = describe_error(result.error) if result.error else result.outcome.value
             if number >= most:
                 await self._inbox.bury(entry.id, error)
                 self._observer.finished(
                     event, result, Attempt(number, most, dead_letter=entry.id, entry=entry.id)
                 )
+                self._dead_letter(entry, event.kind, callback, _last_line(result.error) or error)
             else:
                 delay = backoff_delay(number, self._backoff, self._backoff_max, self._rng)
                 await self._inbox.retry(entry.id, error, time.time() + delay)
@@ -241,3 +315,12 @@ class WorkerPool:
             )
         except Exception:
             logger.exception("could not record the outcome of inbox entry %d", entry.id)
+        return result
+
+
+def _last_line(error: BaseException | None) -> str | None:
+    """What an error says, on one line and bounded: ``ValueError: CRM said 503``."""
+    if error is None:
+        return None
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return " ".join(text.split())[:300]

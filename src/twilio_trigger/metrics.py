@@ -32,6 +32,7 @@ try:
         CONTENT_TYPE_LATEST,
         CollectorRegistry,
         Counter,
+        Gauge,
         Histogram,
         Info,
         generate_latest,
@@ -153,6 +154,27 @@ class Metrics(Observer):
             ["kind"],
             registry=r,
         )
+        self._breaker_open = Gauge(
+            "twilio_trigger_breaker_open",
+            "1 while the breaker of a callback is open (its events wait in the inbox), else 0.",
+            ["callback"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self._breaker_changes = Counter(
+            "twilio_trigger_breaker_changes",
+            "Breakers opened or closed by this process, by callback and what it became "
+            "(open, closed).",
+            ["callback", "to"],
+            registry=r,
+        )
+        self._held = Counter(
+            "twilio_trigger_events_held",
+            "Events given back to the inbox for later by their callback's limits, by "
+            "callback and limit (concurrency, rate).",
+            ["callback", "limit"],
+            registry=r,
+        )
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # no Info across processes
             Info("twilio_trigger", "The twilio-trigger package.", registry=r).info(
                 {"version": __version__}
@@ -216,6 +238,14 @@ class Metrics(Observer):
             self._child(self._retries, kind).inc()
         elif attempt.dead_letter is not None:
             self._child(self._dead, kind).inc()
+
+    def breaker(self, callback: str, *, opened: bool, here: bool) -> None:
+        self._child(self._breaker_open, callback).set(1 if opened else 0)
+        if here:
+            self._child(self._breaker_changes, callback, "open" if opened else "closed").inc()
+
+    def held(self, callback: str, reason: str) -> None:
+        self._child(self._held, callback, reason).inc()
 
     # -- exposition -------------------------------------------------------------
     def _exposition_registry(self) -> CollectorRegistry:

@@ -416,7 +416,10 @@ def test_sent_events_appear_without_a_reload(
             assert re.fullmatch(r"\d+\.\d ms", row.duration), row.duration
         # Newest first.
         assert [row.sid for row in page.rows()] == [completed, delivered, sent]
-        counted = {"received": 3, "handled": 3, "failed": 0, "duplicates": 0, "dead_letters": 0}
+        counted = {
+            "received": 3, "handled": 3, "failed_attempts": 0, "dead_lettered": 0,
+            "replayed": 0, "pending": 0, "running": 0, "dead_letters": 0, "duplicates": 0,
+        }  # fmt: skip
         page.until(lambda: page.counters() == counted, f"the counters at {counted}")
         assert page.driver.current_url == page.base
         page.assert_not_reloaded()
@@ -441,7 +444,10 @@ def test_a_dead_letter_shows_its_error_in_red_and_its_traceback(site: Site) -> N
         By.CSS_SELECTOR, f'tr[data-id="{row.id}"] td.error'
     ).value_of_css_property("color")
     assert is_red(error_color), error_color
-    counted = {"received": 1, "handled": 0, "failed": 2, "duplicates": 0, "dead_letters": 1}
+    counted = {
+        "received": 1, "handled": 0, "failed_attempts": 2, "dead_lettered": 1,
+        "replayed": 0, "pending": 0, "running": 0, "dead_letters": 1, "duplicates": 0,
+    }  # fmt: skip
     page.until(lambda: page.counters() == counted, f"the counters at {counted}")  # 2 attempts
     page.assert_not_reloaded()
 

@@ -120,14 +120,14 @@ def test_migrate_creates_the_tables_then_says_they_are_there(
     first = invoke("inbox", "migrate", "--inbox", postgres_database, "--schema", pg_schema)
     assert first.exit_code == 0, first.output
     assert re.fullmatch(
-        rf"schema {pg_schema} of postgresql://\S+/\S+: tables created to version 2\n", first.output
+        rf"schema {pg_schema} of postgresql://\S+/\S+: tables created to version 3\n", first.output
     ), first.output
-    assert versions(postgres_database, pg_schema) == [1, 2]
+    assert versions(postgres_database, pg_schema) == [1, 2, 3]
     again = invoke("inbox", "migrate", "--inbox", postgres_database, "--schema", pg_schema)
     assert again.exit_code == 0, again.output
-    assert again.output.endswith(": the tables are at version 2 already\n"), again.output
+    assert again.output.endswith(": the tables are at version 3 already\n"), again.output
     assert f"schema {pg_schema} of " in again.output
-    assert versions(postgres_database, pg_schema) == [1, 2]
+    assert versions(postgres_database, pg_schema) == [1, 2, 3]
 
     # The tables made are those the inbox uses: it opens them without migrating.
     async def opened() -> bool:
@@ -149,8 +149,8 @@ def test_migrate_takes_the_schema_from_the_environment(
     )
     assert result.exit_code == 0, result.output
     assert f"schema {pg_schema} of " in result.output
-    assert "created to version 2" in result.output
-    assert versions(postgres_database, pg_schema) == [1, 2]
+    assert "created to version 3" in result.output
+    assert versions(postgres_database, pg_schema) == [1, 2, 3]
 
 
 def test_migrate_takes_the_inbox_from_the_environment(
@@ -164,7 +164,7 @@ def test_migrate_takes_the_inbox_from_the_environment(
         env={"TWILIO_TRIGGER_INBOX": postgres_database},
     )
     assert result.exit_code == 0, result.output
-    assert versions(postgres_database, pg_schema) == [1, 2]
+    assert versions(postgres_database, pg_schema) == [1, 2, 3]
 
 
 def test_migrate_hides_the_password_of_the_url(postgres_database: str, pg_schema: str) -> None:
@@ -202,7 +202,7 @@ def test_migrate_refuses_tables_of_a_newer_release(postgres_database: str, pg_sc
     assert result.exit_code == 1, result.output
     assert "newer" in result.output
     assert "Traceback" not in result.output
-    assert versions(postgres_database, pg_schema) == [1, 2, 7]
+    assert versions(postgres_database, pg_schema) == [1, 2, 3, 7]
 
 
 # -- stats, list, show -----------------------------------------------------------------------------

@@ -180,11 +180,16 @@ def sids(rows: list[dict[str, Any]]) -> list[str]:
 def test_api_events_rows_and_counters(tmp_path: Path) -> None:
     carrier = Carrier()
     with inspected(carrier, tmp_path) as (listener, http):
-        assert http.get("/api/events").json() == {
+        first = http.get("/api/events").json()
+        since = first["counters"].pop("since")  # when the inbox began counting
+        assert STAMP.match(since), since
+        assert first == {
             "counters": {
-                "received": 0, "handled": 0, "failed": 0, "duplicates": 0, "dead_letters": 0,
+                "scope": "inbox", "received": 0, "handled": 0, "failed_attempts": 0,
+                "dead_lettered": 0, "replayed": 0, "duplicates": 0, "pending": 0,
+                "running": 0, "dead_letters": 0,
             },
-            "events": [], "next_before": None, "scanned_all": True,
+            "paused": False, "events": [], "next_before": None, "scanned_all": True,
         }  # fmt: skip
         sent = send(listener, sms_status_payload("sent"))
         completed = send(listener, call_status_payload("completed"))
@@ -194,9 +199,12 @@ def test_api_events_rows_and_counters(tmp_path: Path) -> None:
         dead = send(listener, doomed)
         wait_outcomes(http, {dead: "dead_letter"})
 
-        # The row shows "dead_letter" once the entry is buried, which is a moment
-        # before the listener notes that second attempt (and counts its failure).
-        counted = {"received": 3, "handled": 2, "failed": 2, "duplicates": 0, "dead_letters": 1}
+        # The inbox's counts: 2 attempts failed, 1 event failed (its every attempt).
+        counted = {
+            "scope": "inbox", "since": since, "received": 3, "handled": 2,
+            "failed_attempts": 2, "dead_lettered": 1, "replayed": 0, "duplicates": 0,
+            "pending": 0, "running": 0, "dead_letters": 1,
+        }  # fmt: skip
         deadline = time.monotonic() + WAIT
         while True:
             response = http.get("/api/events")

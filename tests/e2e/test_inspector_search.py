@@ -143,7 +143,7 @@ def test_the_existing_filters_and_fields_still_work(
 ) -> None:
     http, sid = searched
     document = found(http, status=" UNDELIVERED ")
-    assert set(document) == {"counters", "events", "next_before", "scanned_all"}
+    assert set(document) == {"counters", "paused", "events", "next_before", "scanned_all"}
     assert sids(document["events"]) == [sid["code_30007"], *sid["code_30003"][::-1]]
     assert sids(events(http, outcome="failing")) == [sid["dead"]]
     assert events(http, kind="call") == []

@@ -400,7 +400,7 @@ def test_the_settings_depend_only_on_the_core() -> None:
     import ast
 
     package = Path(twilio_trigger.__file__).parent
-    for name in ("_config.py", "_options.py"):
+    for name in ("_config.py", "_options.py", "_limits.py"):
         tree = ast.parse((package / name).read_text(encoding="utf-8"))
         imported = {
             node.module
@@ -408,7 +408,7 @@ def test_the_settings_depend_only_on_the_core() -> None:
             if isinstance(node, ast.ImportFrom) and node.level and node.module
         }
         above = {m for m in imported if not m.startswith("_core")}
-        assert above <= {"_exceptions", "_logging", "_options"}, (name, imported)
+        assert above <= {"_exceptions", "_limits", "_logging", "_options"}, (name, imported)
 
 
 # -- Settings: the new options ----------------------------------------------------------

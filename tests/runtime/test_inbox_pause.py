@@ -141,7 +141,7 @@ def test_a_sqlite_file_made_before_settings_gets_their_table(tmp_path: Path) -> 
 def test_postgres_tables_at_version_one_are_upgraded_to_keep_settings(
     postgres_database: str, pg_schema: str
 ) -> None:
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     s = f'"{pg_schema}"'
     # The tables as the first release made them, with an event in them.
     with psycopg.connect(postgres_database, autocommit=True) as connection:
@@ -166,26 +166,26 @@ def test_postgres_tables_at_version_one_are_upgraded_to_keep_settings(
         return versions, before, await inbox.paused(), (await inbox.stats())[State.PENDING]
 
     session = session_of(lambda: PostgresInbox(postgres_database, schema=pg_schema))
-    assert session(migrate_then_pause) == ((2, 2), False, True, 1)
+    assert session(migrate_then_pause) == ((3, 3), False, True, 1)
     versions = scalar(
         postgres_database, f"SELECT array_agg(version ORDER BY version) FROM {s}.schema_version"
     )
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
     assert scalar(postgres_database, f"SELECT value FROM {s}.settings") == "1"
     assert session(lambda inbox: inbox.paused()) is True
 
 
 # -- the workers ---------------------------------------------------------------------------
 class CountingInbox(SQLiteInbox):
-    """A real SQLite inbox that counts how often the workers read the pause setting."""
+    """A real SQLite inbox that counts how often the workers read the settings."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.looks = 0
 
-    async def paused(self) -> bool:
+    async def settings(self) -> dict[str, str]:  # the workers read the pause with the rest
         self.looks += 1
-        return await super().paused()
+        return await super().settings()
 
 
 class Handler:
@@ -306,13 +306,13 @@ def test_the_setting_is_read_once_per_poll_interval_not_per_wake(tmp_path: Path)
 
 
 class CountingRedisInbox(RedisInbox):
-    """A real Redis inbox that counts how often the workers read the pause setting."""
+    """A real Redis inbox that counts how often the workers read the settings."""
 
     looks = 0
 
-    async def paused(self) -> bool:
+    async def settings(self) -> dict[str, str]:  # the workers read the pause with the rest
         self.looks += 1
-        return await super().paused()
+        return await super().settings()
 
 
 def test_a_paused_shared_inbox_stops_every_process_workers(redis_url: str, prefix: str) -> None:

@@ -130,13 +130,13 @@ def test_open_creates_the_tables_of_a_fresh_schema_at_the_latest_version(
     assert again == 0
     assert stats == dict.fromkeys(State, 0)
     assert claimed == []
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     versions = scalar(
         postgres_database,
         sql(pg_schema, "SELECT array_agg(version ORDER BY version) FROM {s}.schema_version"),
     )
-    assert versions == [1, 2]
-    for table in ("events", "deliveries", "statuses", "settings", "schema_version"):
+    assert versions == [1, 2, 3]
+    for table in ("events", "deliveries", "statuses", "settings", "counters", "schema_version"):
         assert scalar(
             postgres_database,
             "SELECT to_regclass(%s) IS NOT NULL",
@@ -982,7 +982,7 @@ def test_inboxes_opening_a_fresh_schema_together_all_succeed(
         postgres_database,
         sql(pg_schema, "SELECT array_agg(version ORDER BY version) FROM {s}.schema_version"),
     )
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
     assert with_inbox(postgres_database, pg_schema, lambda inbox: put(inbox, "k1")) is True
 
 

@@ -1,4 +1,5 @@
-"""What this process saw of each attempt at an inbox entry, and a few counters."""
+"""What this process saw of each attempt at an inbox entry, and its own counters
+(shown when the inbox keeps none, and for the duplicates, which only the process sees)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,16 @@ class AttemptRecord(NamedTuple):
 
 
 class Activity(Observer):
-    """Counters since the start, and the attempts at each inbox entry (the latest ones)."""
+    """This process's counters since :attr:`started`, and the attempts at each inbox
+    entry (the latest ones)."""
 
     def __init__(self, limit: int = 10_000) -> None:
-        self.counts = {"received": 0, "handled": 0, "failed": 0, "duplicates": 0}
+        #: When this process began counting (seconds since the epoch).
+        self.started = time.time()
+        self.counts = {
+            "received": 0, "handled": 0, "failed_attempts": 0, "dead_lettered": 0,
+            "duplicates": 0,
+        }  # fmt: skip
         self._limit = limit
         self._attempts: OrderedDict[int, list[AttemptRecord]] = OrderedDict()
 
@@ -40,7 +47,9 @@ class Activity(Observer):
         if outcome is Outcome.DUPLICATE:
             self.counts["duplicates"] += 1
         elif not outcome.ok:
-            self.counts["failed"] += 1
+            self.counts["failed_attempts"] += 1
+            if attempt is not None and attempt.dead_letter is not None:
+                self.counts["dead_lettered"] += 1
         elif outcome is Outcome.HANDLED:
             self.counts["handled"] += 1
         if attempt is None or attempt.entry is None:

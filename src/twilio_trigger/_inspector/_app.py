@@ -7,9 +7,12 @@ timeline as JSON, ``/api/refused`` the
 requests this process refused lately, ``POST /api/replay`` replays dead letters
 (``{"ids": [...]}``, or ``{}`` for all of them) or what a search finds
 (``{"search": {...}}``, the filters of ``/api/events``; with ``"dry_run": true``
-it only counts them), and ``/static/...`` the
-stylesheet and scripts.  Without a token only loopback
-names are answered; with one, every request needs it (:mod:`._session`).
+it only counts them), ``/api/dispatch`` says whether dispatch is paused and
+``POST /api/dispatch`` pauses or resumes it (``{"paused": true}``), and
+``/static/...`` the stylesheet and scripts.  The counters of ``/api/events`` are
+the inbox's (every process, since it began counting) when it keeps them.
+Without a token only loopback names are answered; with one, every request needs
+it (:mod:`._session`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ._requests import (
     LOOPBACK,
     MAX_QUERY,
     UnusableError,
+    dispatch_request,
     has_body,
     host_name,
     is_id,
@@ -44,6 +48,9 @@ from ._session import Sessions
 __all__ = ["InspectorApp"]
 
 logger = logging.getLogger("twilio_trigger")
+
+#: The counts this process keeps of its own, shown when the inbox keeps none.
+_PROCESS_COUNTS = ("received", "handled", "failed_attempts", "dead_lettered")
 
 
 class InspectorApp:
@@ -158,10 +165,12 @@ class InspectorApp:
         send: Send,
     ) -> None:
         if method == "POST":
-            if path != "/api/replay":
+            if path == "/api/replay":
+                await self._replay(headers, receive, send)
+            elif path == "/api/dispatch":
+                await self._dispatch(headers, receive, send)
+            else:
                 await reply(send, 404, b"not found\n", TEXT)
-                return
-            await self._replay(headers, receive, send)
             return
         if method not in ("GET", "HEAD"):
             await reply(send, 405, b"method not allowed\n", TEXT, (b"allow", ALLOW))
@@ -178,7 +187,14 @@ class InspectorApp:
             except ValueError as problem:
                 await reply(send, 400, f"{problem}\n".encode(), TEXT)
                 return
-            document = {"counters": await self._counters(), **found}
+            document = {
+                "counters": await self._counters(),
+                "paused": await self._inbox.paused(),
+                **found,
+            }
+            await reply(send, 200, json.dumps(document).encode(), JSON)
+        elif path == "/api/dispatch":
+            document = {"paused": await self._inbox.paused()}
             await reply(send, 200, json.dumps(document).encode(), JSON)
         elif path.startswith("/sids/") and _search.is_sid(path[6:]):
             found = await self._timeline(path[6:])
@@ -218,9 +234,62 @@ class InspectorApp:
             return {"kept": 0, "total": 0, "counts": {}, "refused": []}
         return self._refused.to_json()
 
-    async def _counters(self) -> dict[str, int]:
-        stats = await self._inbox.backlog()
-        return {**self._activity.counts, "dead_letters": stats[State.DEAD]}
+    async def _counters(self) -> dict[str, object]:
+        """The counters at the top of the page: the inbox's, kept by every process
+        since it began counting (``scope`` "inbox"), or this process's since it
+        started when the inbox keeps none ("process"); the duplicates are always
+        this process's; and the backlog now."""
+        backlog = await self._inbox.backlog()
+        now = {
+            "pending": backlog[State.PENDING],
+            "running": backlog[State.RUNNING],
+            "dead_letters": backlog[State.DEAD],
+        }
+        mine = self._activity.counts
+        try:
+            kept = await self._inbox.counters()
+        except NotImplementedError:
+            return {
+                "scope": "process",
+                "since": _rows.stamp(self._activity.started),
+                **{name: mine[name] for name in _PROCESS_COUNTS},
+                "replayed": None,
+                "duplicates": mine["duplicates"],
+                **now,
+            }
+        return {
+            "scope": "inbox",
+            "since": _rows.stamp(kept.since) if kept.since else None,
+            "received": kept.received,
+            "handled": kept.handled,
+            "failed_attempts": kept.failed_attempts,
+            "dead_lettered": kept.dead_lettered,
+            "replayed": kept.replayed,
+            "duplicates": mine["duplicates"],
+            **now,
+        }
+
+    async def _dispatch(self, headers: Mapping[bytes, bytes], receive: Receive, send: Send) -> None:
+        """Pause or resume dispatch for every process of the inbox (``{"paused":
+        true}``), under the replay's guards; this process's workers follow at once."""
+        if headers.get(b"x-inspector") != b"dispatch":
+            await reply(send, 403, b"pausing and resuming come from the inspector's page\n", TEXT)
+            return
+        body = await read_body(headers, receive)
+        if body is None:
+            return  # the client left
+        if isinstance(body, Answer):
+            await send_answer(send, body)
+            return
+        try:
+            paused = dispatch_request(body)
+        except UnusableError as error:
+            message = f'expected {{"paused": true}} or {{"paused": false}}: {error}\n'
+            await reply(send, 400, message.encode("utf-8"), TEXT)
+            return
+        await self._delivery.set_paused(paused)
+        logger.info("the inspector %s dispatch", "paused" if paused else "resumed")
+        await reply(send, 200, json.dumps({"paused": paused}).encode(), JSON)
 
     async def _replay(self, headers: Mapping[bytes, bytes], receive: Receive, send: Send) -> None:
         # A header a cross-site form cannot send (a script would need CORS,

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_QUERY",
     "ReplayRequest",
     "UnusableError",
+    "dispatch_request",
     "has_body",
     "host_name",
     "is_id",
@@ -188,6 +189,33 @@ def replay_request(body: bytes) -> ReplayRequest:
     return ReplayRequest(search=_filters(request["search"]), dry_run=dry_run)
 
 
+def dispatch_request(body: bytes) -> bool:
+    """Whether a dispatch request pauses (``{"paused": true}``) or resumes
+    (``{"paused": false}``) dispatch; nothing else is one."""
+    if _depth(body) > 1:  # an object holding an object or a list is not one
+        raise UnusableError("one object with one field")
+    try:
+        request = json.loads(
+            body,
+            parse_int=_not_a_flag,  # never int() of thousands of digits
+            parse_float=_not_a_flag,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except UnusableError:
+        raise
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        raise UnusableError("not JSON") from None
+    if not isinstance(request, dict):
+        raise UnusableError("not a JSON object")
+    if set(request) != {"paused"}:
+        raise UnusableError('one field, "paused"')
+    paused = request["paused"]
+    if type(paused) is not bool:
+        raise UnusableError('"paused" must be true or false')
+    return paused
+
+
 def replay_ids(body: bytes) -> list[int] | None:
     """The ids a replay request names, or ``None`` for every dead letter (``{}``)."""
     request = replay_request(body)
@@ -227,6 +255,10 @@ def _whole_number(text: str) -> int:
 
 def _no_fraction(text: str) -> float:
     raise UnusableError(_ID_RANGE)
+
+
+def _not_a_flag(text: str) -> object:
+    raise UnusableError('"paused" must be true or false')
 
 
 def _no_constant(text: str) -> object:

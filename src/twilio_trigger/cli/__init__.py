@@ -2,7 +2,8 @@
 
 One module per concept: ``_load`` imports the user's module, ``_serve`` runs
 listeners and workers, ``_send`` sends, signs and verifies, ``_inbox`` looks into
-the durable inbox (``_filters``: the options that choose its events), ``_demo``
+the durable inbox (``_filters``: the options that choose its events; ``_control``:
+each callback's limits and breaker), ``_demo``
 plays the demo; ``_common`` holds what they share.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
+from . import _control  # noqa: F401 - adds the limits and breaker commands to `inbox`
 from ._common import CONTEXT
 from ._demo import demo
 from ._inbox import inbox

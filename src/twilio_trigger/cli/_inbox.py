@@ -161,7 +161,8 @@ _schema_option = click.option(
 @click.pass_context
 def inbox(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Look into the durable inbox: counts, entries, dead letters; replay and purge;
-    pause and resume dispatch; create or upgrade a PostgreSQL inbox's tables.
+    pause and resume dispatch, limit a callback's, close its breaker; create or
+    upgrade a PostgreSQL inbox's tables.
 
     --inbox and --schema go before the command's name or after it; given in both
     places, the command's own value wins.

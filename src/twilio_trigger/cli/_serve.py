@@ -28,6 +28,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 #: The options `run` and `worker` share: logs and metrics.  Every flag of these
 #: commands comes from the options table (its type, parser, help and default).
 _OPERATIONS = ("log_format", "log_level", "event_log_level", "metrics", "metrics_port")
+_CONTROL = ("limits", "breaker_failures", "breaker_cooldown")
 
 
 def _apply_flags(flags: Mapping[str, object]) -> None:
@@ -105,7 +106,7 @@ def _fail_in_one_line(work: Callable[[], None], flags: Mapping[str, object]) -> 
 @click.argument("target")
 @click_options(
     "host", "port", "path", "public_url", "inbox", "concurrency", "store",
-    "inspector", "inspector_port", "inspector_host", *_OPERATIONS,
+    "inspector", "inspector_port", "inspector_host", *_CONTROL, *_OPERATIONS,
 )  # fmt: skip
 @click.option("--processes", type=click.IntRange(1, 256), default=None,
               help="Listener processes sharing the port (a Redis store or inbox shares "
@@ -323,7 +324,7 @@ def _watch_starts(reports: str, processes: int, done: threading.Event) -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.argument("target")
-@click_options("inbox", "concurrency", *_OPERATIONS)
+@click_options("inbox", "concurrency", *_CONTROL, *_OPERATIONS)
 def worker(target: str, inbox: str | None, concurrency: int | None, **operations: Any) -> None:
     """Dispatch events from a shared inbox, without serving HTTP.
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "PAUSED",
+    "Counters",
     "Entry",
     "Inbox",
     "NotStoredError",
@@ -98,6 +99,35 @@ class Entry:
             return None
         lines = [line for line in self.last_error.strip().splitlines() if line.strip()]
         return lines[-1].strip() if lines else None
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """What an inbox has counted since it began to (:attr:`since`), for every process
+    of the inbox and across restarts: each count is kept by the same atomic write as
+    the change it counts."""
+
+    #: Events stored (a copy the inbox refused is not one).
+    received: int = 0
+    #: Entries whose dispatch succeeded (or that had no callback): done.
+    handled: int = 0
+    #: Attempts that failed, each retry and each dead letter: an event may fail several.
+    failed_attempts: int = 0
+    #: Events whose every attempt failed: the dead letters made (replayed ones included).
+    dead_lettered: int = 0
+    #: Entries made pending again by a replay.
+    replayed: int = 0
+    #: When the inbox began counting (seconds since the epoch; 0.0: unknown).
+    since: float = 0.0
+
+
+#: The names of the counts of :class:`Counters`, as the inboxes keep them.
+COUNTS = ("received", "handled", "failed_attempts", "dead_lettered", "replayed")
+
+
+def counters_of(counts: dict[str, int], since: float) -> Counters:
+    """The :class:`Counters` of the counts an inbox keeps by name (others ignored)."""
+    return Counters(**{name: int(counts.get(name, 0)) for name in COUNTS}, since=since)
 
 
 #: The columns of an entry's row in the SQL inboxes (SQLite, PostgreSQL), in order.
@@ -190,6 +220,12 @@ class Inbox(abc.ABC):
         del counts[State.DONE]
         return counts
 
+    async def counters(self) -> Counters:
+        """What this inbox has counted (see :class:`Counters`), shared by all its
+        processes and kept across restarts.  ``NotImplementedError`` from an inbox
+        that keeps no counters."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no counters")
+
     @abc.abstractmethod
     async def setting(self, name: str) -> str | None:
         """The value of the setting *name* kept in the inbox (``None``: never set),
@@ -200,6 +236,10 @@ class Inbox(abc.ABC):
         """Keep *value* as the setting *name*, for every process of this inbox and
         across restarts."""
 
+    @abc.abstractmethod
+    async def settings(self) -> dict[str, str]:
+        """Every setting kept in the inbox, by name: one read for all of them."""
+
     async def paused(self) -> bool:
         """Whether dispatch is paused: events are still stored and acknowledged,
         but no worker of this inbox claims any until it is resumed."""
@@ -209,6 +249,40 @@ class Inbox(abc.ABC):
         """Pause dispatch (*flag* true) or resume it, for every process of this inbox;
         workers notice within their poll interval."""
         await self.set_setting(PAUSED, "1" if flag else "0")
+
+    @abc.abstractmethod
+    async def defer(self, entry_id: int, at: float, hold: str | None = None) -> None:
+        """Give back a claimed entry without counting its attempt: it is pending
+        again, due at *at*, its last error unchanged (a callback held back by
+        its limits or its open breaker).  With *hold*, the entry is remembered
+        under that name, for :meth:`release` to make it due sooner."""
+
+    @abc.abstractmethod
+    async def release(self, hold: str) -> int:
+        """Make the entries given back under *hold* (and still pending) due now,
+        and forget them: how many were (a breaker closed before its time)."""
+
+    @abc.abstractmethod
+    async def pace(self, name: str, interval: float, burst: int) -> float:
+        """One start of the stream *name*, paced to one per *interval* seconds on
+        average with up to *burst* at once (a token bucket, kept as the time
+        its next token is due): ``0.0`` when it may start now, and it is
+        counted; else the seconds until it may, and nothing is counted.
+
+        Shared by every process of the inbox (on the database's clock for
+        Redis and PostgreSQL).
+        """
+
+    @abc.abstractmethod
+    async def enter(self, name: str, holder: str, limit: int, lease: float) -> bool:
+        """Take one of the *limit* places of *name* for *holder* for *lease*
+        seconds (taking it again renews it): whether it was free.  A place
+        left more than *lease* seconds ago counts as free (its process died).
+        Shared as :meth:`pace` is."""
+
+    @abc.abstractmethod
+    async def leave(self, name: str, holder: str) -> None:
+        """Give back the place of *name* that *holder* took."""
 
     @abc.abstractmethod
     async def check(self) -> None:

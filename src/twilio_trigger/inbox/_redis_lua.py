@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = ["EPOCH", "FINISH", "PROMOTE", "PUT", "RELEASE", "REPLAY", "START", "WITHDRAW"]
 
-# KEYS: delivery key, seq, stream, all, marker; ARGV: key, kind, sid, status,
+# KEYS: delivery key, seq, stream, all, marker, counters; ARGV: key, kind, sid, status,
 # params, received_at, retention ms, entry key prefix, headers, marker seen,
 # highest id seen, held until ('' when no confirmation follows), now.
 # Answers {-1, marker, seq} when the data is not the one this process saw,
@@ -36,6 +36,7 @@ redis.call('HSET', ARGV[8] .. id, 'key', ARGV[1], 'kind', ARGV[2], 'sid', ARGV[3
 if ARGV[12] ~= '' then redis.call('HSET', ARGV[8] .. id, 'hold', ARGV[12]) end
 local message = redis.call('XADD', KEYS[3], '*', 'id', id)
 redis.call('ZADD', KEYS[4], id, id)
+redis.call('HINCRBY', KEYS[6], 'received', 1)
 return {1, id, message}
 """
 # KEYS: retry, stream, marker, seq, dead; ARGV: now, limit, marker seen, highest
@@ -74,15 +75,26 @@ redis.call('HINCRBY', entry, 'attempts', 1)
 redis.call('HSET', entry, 'state', 'running')
 return redis.call('HGETALL', entry)
 """
-# KEYS: stream, the state's set (done, dead or retry), dead letters, marker;
-# ARGV: message, entry key, state, score, error, finish time, group, retention
-# ms, the marker the entry was claimed under
+# KEYS: stream, the state's set (done, dead or retry), dead letters, marker,
+# counters; ARGV: message, entry key, state, score, error, finish time, group,
+# retention ms, the marker the entry was claimed under
 FINISH = """
 if redis.call('GET', KEYS[4]) ~= ARGV[9] then return 0 end
 redis.call('XACK', KEYS[1], ARGV[7], ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
 if redis.call('EXISTS', ARGV[2]) == 0 then return 0 end
 local id = string.match(ARGV[2], '(%d+)$')
+-- Counted here: an attempt that failed is one, a state reached twice (a worker
+-- that outlived its claim) is one.
+local was = redis.call('HGET', ARGV[2], 'state')
+if ARGV[3] == 'done' then
+    if was ~= 'done' then redis.call('HINCRBY', KEYS[5], 'handled', 1) end
+else
+    redis.call('HINCRBY', KEYS[5], 'failed_attempts', 1)
+    if ARGV[3] == 'dead' and was ~= 'dead' then
+        redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
+    end
+end
 redis.call('HSET', ARGV[2], 'state', ARGV[3], 'finished_at', ARGV[6])
 if ARGV[5] ~= '' then redis.call('HSET', ARGV[2], 'last_error', ARGV[5]) end
 if ARGV[3] == 'pending' then redis.call('HSET', ARGV[2], 'next_attempt_at', ARGV[4]) end
@@ -95,8 +107,8 @@ if ARGV[3] == 'dead' then
 end
 return 1
 """
-# KEYS: stream, retry, done, dead; ARGV: entry key prefix, id, now, the state it must
-# be in ('' or none: any but running)
+# KEYS: stream, retry, done, dead, counters; ARGV: entry key prefix, id, now, the
+# state it must be in ('' or none: any but running)
 REPLAY = """
 local entry = ARGV[1] .. ARGV[2]
 local state = redis.call('HGET', entry, 'state')
@@ -109,6 +121,7 @@ redis.call('PERSIST', entry)
 redis.call('HSET', entry, 'state', 'pending', 'attempts', 0, 'next_attempt_at', ARGV[3],
     'finished_at', '')
 redis.call('XADD', KEYS[1], '*', 'id', ARGV[2])
+redis.call('HINCRBY', KEYS[5], 'replayed', 1)
 return 1
 """
 # The event is confirmed: workers may take it, at once if one put it aside.
@@ -122,7 +135,7 @@ return 0
 """
 # The event was not confirmed, and its request is answered 503: remove it, so
 # that only Twilio's retry of it can store it again.
-# KEYS: delivery key, stream, retry, all; ARGV: entry key, id, message
+# KEYS: delivery key, stream, retry, all, counters; ARGV: entry key, id, message
 WITHDRAW = """
 local entry = redis.call('HMGET', ARGV[1], 'state', 'attempts')
 if entry[1] ~= 'pending' or entry[2] ~= '0' then return 0 end
@@ -131,11 +144,13 @@ if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('DEL', KEYS[1]) end
 redis.call('XDEL', KEYS[2], ARGV[3])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('HINCRBY', KEYS[5], 'received', -1)  -- not stored after all
 return 1
 """
 # Adopt the inbox's marker, or write one; ids never go below what was seen.
-# KEYS: marker, seq, stream; ARGV: marker seen ('' when none), a fresh marker,
-# highest id seen, '1' to replace the seen marker, group.
+# KEYS: marker, seq, stream, counters; ARGV: marker seen ('' when none), a fresh
+# marker, highest id seen, '1' to replace the seen marker, group, now in ms (when
+# counting begins, if it has not: with the inbox, or anew once its data is lost).
 # Answers {marker, seq before, seq after, 1 when the marker was written}.
 EPOCH = """
 local marker = redis.call('GET', KEYS[1])
@@ -152,5 +167,6 @@ if before < tonumber(ARGV[3]) then
     redis.call('SET', KEYS[2], ARGV[3])
 end
 redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[5], '0', 'MKSTREAM')
+redis.call('HSETNX', KEYS[4], 'since_ms', ARGV[6])
 return {marker, before, after, written}
 """

@@ -15,6 +15,11 @@
   connection that first locks the entry's row (still this worker's, still
   running), then marks it done in the same transaction: the callback's writes
   and the entry's outcome commit together, or roll back together.
+- **Counters**: each statement that stores, finishes or replays entries adds
+  what it did to the counters (events received, handled, failed attempts...)
+  in a data-modifying ``WITH`` of its own, so that the count commits with the
+  change.  A count is spread over rows, one per writing connection (its backend
+  pid modulo 64), so that inserts committing at once do not wait on one row.
 - **Outages**: an operation that cannot reach the database raises
   :class:`~twilio_trigger.inbox.UnreachableError` (the listener answers 503),
   and the outage is told once when it begins and once when it ends.
@@ -34,7 +39,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._logging import shown_url
 from .._options import OPTIONS
@@ -43,15 +48,18 @@ from .._postgres_schema import prepare, quoted
 from .._transaction import LeaseLostError, TransactionalCallback
 from . import (
     COLUMNS,
+    Counters,
     Entry,
     Inbox,
     Search,
     SearchPage,
     State,
     UnreachableError,
+    counters_of,
     encode_headers,
     entry_of_row,
 )
+from ._gates import pace_step
 from ._search import check_page, page_of, sql_where
 
 if TYPE_CHECKING:
@@ -72,6 +80,32 @@ _BATCH = 500  # events at most per insert
 _PARALLEL_INSERTS = 3  # inserts under way at once (each commit waits for the disk)
 _STATEMENT_TIMEOUT = 10.0  # seconds an operation may take before it counts as failed
 _PURGE_BATCH = 5_000  # rows per delete when purging
+_SHARDS = 64  # rows per count: a connection adds to the one its backend pid picks
+#: What an outcome (the entry's new state) counts.
+_OUTCOME_COUNTS = (
+    "(VALUES ('done', 'handled'), ('pending', 'failed_attempts'), "
+    "('dead', 'failed_attempts'), ('dead', 'dead_lettered'))"
+)
+
+
+def _add_counts(counters: str, counts: str) -> str:
+    """The body of a ``WITH`` that adds to the *counters* table the ``(name, value)``
+    rows of the query *counts*, in the statement that made the change they count.
+
+    Each connection adds to its own row of each count (its shard), and the rows
+    are written in the order of their names, so that two statements on the same
+    shard wait for each other at most, never deadlock."""
+    return (
+        f"INSERT INTO {counters} AS c (name, shard, value) SELECT n.name, "
+        f"mod(pg_backend_pid(), {_SHARDS}), n.value FROM ({counts}) AS n(name, value) "
+        f"WHERE n.value > 0 ORDER BY n.name "
+        f"ON CONFLICT (name, shard) DO UPDATE SET value = c.value + excluded.value"
+    )
+
+
+# The first key of the advisory locks that paces and places take (the second is the name).
+_GATE_LOCKS = 0x7477_6700
+_T = TypeVar("_T")
 
 
 def _storable(text: str | None) -> str | None:
@@ -117,9 +151,11 @@ class _Transactions:
                 raise LeaseLostError(f"inbox entry {entry_id} was taken over by another worker")
 
         async def done(connection: AsyncConnection[Any]) -> None:
+            counted = _add_counts(inbox.counter_table, "SELECT 'handled', count(*) FROM done")
             await connection.execute(
-                f"UPDATE {e} SET state = 'done', finished_at = %s, "
-                f"worker = NULL, lease_until = NULL WHERE id = %s",
+                f"WITH done AS (UPDATE {e} SET state = 'done', finished_at = %s, "
+                f"worker = NULL, lease_until = NULL WHERE id = %s RETURNING 1), "
+                f"counted AS ({counted}) SELECT 1",
                 (time.time(), entry_id),
             )
 
@@ -240,6 +276,8 @@ class PostgresInbox(Inbox):
         #: The events table, as SQL names it.
         self.tables = f"{self._schema}.events"
         self._settings = f"{self._schema}.settings"
+        #: The counters' table, as SQL names it.
+        self.counter_table = f"{self._schema}.counters"
         self._channel = f"{schema}.inbox"[:63]
         self._claim_idle = claim_idle
         self._connections = max(4, connections)
@@ -337,12 +375,13 @@ class PostgresInbox(Inbox):
                 ensure_ascii=False,
             )
             params = "(p #>> '{}')"
+        counted = _add_counts(self.counter_table, "SELECT 'received', count(*) FROM added")
         query = (
             f"WITH added AS (INSERT INTO {self.tables} (key, kind, sid, status, params, "
             f"received_at, state, next_attempt_at, headers) SELECT k, kd, sd, st, {params}, "
             f"r, 'pending', r, h FROM json_to_recordset(%s::json) AS t(k text, kd text, "
             f"sd text, st text, p json, r float8, h text) "
-            f"ON CONFLICT (key) DO NOTHING RETURNING key) "
+            f"ON CONFLICT (key) DO NOTHING RETURNING key), counted AS ({counted}) "
             f"SELECT key, pg_notify(%s, %s) FROM added"
         )
         # Its own notifications tell this process nothing: its workers were woken.
@@ -458,12 +497,19 @@ class PostgresInbox(Inbox):
         document = json.dumps(
             [dict(zip(_OUTCOME_FIELDS, row, strict=True)) for row in rows], ensure_ascii=False
         )
+        counted = _add_counts(
+            self.counter_table,
+            f"SELECT n.name, count(*) FROM changed JOIN {_OUTCOME_COUNTS} AS n(state, name) "
+            f"ON n.state = changed.state GROUP BY n.name",
+        )
         await self._execute(
-            f"UPDATE {e} SET state = o.st, last_error = coalesce(o.er, {e}.last_error), "
+            f"WITH changed AS (UPDATE {e} SET state = o.st, "
+            f"last_error = coalesce(o.er, {e}.last_error), "
             f"next_attempt_at = o.at, finished_at = o.fin, worker = NULL, "
             f"lease_until = NULL FROM json_to_recordset(%s::json) AS o(id bigint, st text, "
             f"er text, at float8, fin float8) "
-            f"WHERE {e}.id = o.id AND {e}.worker = %s AND {e}.state = 'running'",
+            f"WHERE {e}.id = o.id AND {e}.worker = %s AND {e}.state = 'running' "
+            f"RETURNING {e}.state), counted AS ({counted}) SELECT 1",
             (document, self.worker),
         )
         return [None] * len(rows)
@@ -505,9 +551,122 @@ class PostgresInbox(Inbox):
         pending, running, dead = rows[0]
         return {State.PENDING: pending, State.RUNNING: running, State.DEAD: dead}
 
+    async def counters(self) -> Counters:
+        rows = await self._execute(
+            f"SELECT name, sum(value) FROM {self.counter_table} GROUP BY name"
+        )
+        counts = {str(name): int(value) for name, value in rows}
+        return counters_of(counts, counts.get("since_ms", 0) / 1000)
+
     async def setting(self, name: str) -> str | None:
         rows = await self._execute(f"SELECT value FROM {self._settings} WHERE name = %s", (name,))
         return str(rows[0][0]) if rows else None
+
+    async def settings(self) -> dict[str, str]:
+        # Names that start with "~" are the paces and places below, not settings.
+        rows = await self._execute(
+            f"SELECT name, value FROM {self._settings} WHERE NOT starts_with(name, '~')"
+        )
+        return {str(name): str(value) for name, value in rows}
+
+    async def defer(self, entry_id: int, at: float, hold: str | None = None) -> None:
+        self._running.discard(entry_id)
+        e = self.tables
+        # With a hold, the entry is remembered in the same statement.
+        remember = (
+            ""
+            if hold is None
+            else f", held AS (INSERT INTO {self._settings} (name, value, updated_at) "
+            f"SELECT %(hold)s || id::text, %(at)s::text, %(at)s FROM changed "
+            f"ON CONFLICT (name) DO UPDATE SET value = excluded.value) "
+        )
+        await self._execute(
+            f"WITH changed AS (UPDATE {e} SET state = 'pending', "
+            f"attempts = greatest(0, attempts - 1), next_attempt_at = %(at)s, worker = NULL, "
+            f"lease_until = NULL WHERE id = %(id)s AND worker = %(me)s AND state = 'running' "
+            f"RETURNING id){remember} SELECT count(*) FROM changed",
+            {"at": at, "id": entry_id, "me": self.worker, "hold": f"~hold:{hold}:"},
+        )
+
+    async def release(self, hold: str) -> int:
+        prefix = f"~hold:{hold}:"
+        rows = await self._execute(
+            f"WITH gone AS (DELETE FROM {self._settings} WHERE starts_with(name, %(p)s) "
+            f"RETURNING substr(name, %(from)s)::bigint AS id), "
+            f"hastened AS (UPDATE {self.tables} SET next_attempt_at = %(now)s FROM gone "
+            f"WHERE {self.tables}.id = gone.id AND state = 'pending' RETURNING 1) "
+            f"SELECT count(*) FROM hastened",
+            {"p": prefix, "from": len(prefix) + 1, "now": time.time()},
+        )
+        return int(rows[0][0])
+
+    # Paces and places: rows of the settings table named "~pace:NAME" (the time
+    # the next token is due) and "~place:NAME:HOLDER" (the end of the lease),
+    # on the database's clock, changed under a transaction-level advisory lock
+    # of the name so that processes take turns.
+    async def _gate(
+        self, name: str, change: Callable[[AsyncConnection[Any], float], Awaitable[_T]]
+    ) -> _T:
+        async with self.connection() as connection, connection.transaction():
+            cursor = await connection.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s)), "
+                "extract(epoch FROM clock_timestamp())::float8",
+                (_GATE_LOCKS, f"{self.schema}.{name}"),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            return await change(connection, float(row[1]))
+
+    async def pace(self, name: str, interval: float, burst: int) -> float:
+        key = f"~pace:{name}"
+
+        async def step(connection: AsyncConnection[Any], now: float) -> float:
+            cursor = await connection.execute(
+                f"SELECT value FROM {self._settings} WHERE name = %s", (key,)
+            )
+            row = await cursor.fetchone()
+            wait, due = pace_step(None if row is None else float(row[0]), now, interval, burst)
+            if wait == 0.0:
+                await connection.execute(self._upsert, (key, repr(due), now))
+            return wait
+
+        return await self._gate(f"pace:{name}", step)
+
+    async def enter(self, name: str, holder: str, limit: int, lease: float) -> bool:
+        prefix = f"~place:{name}:"
+
+        async def take(connection: AsyncConnection[Any], now: float) -> bool:
+            s = self._settings
+            await connection.execute(
+                f"DELETE FROM {s} WHERE starts_with(name, %s) AND value::float8 <= %s",
+                (prefix, now),
+            )
+            cursor = await connection.execute(
+                f"SELECT count(*), coalesce(bool_or(name = %s), false) FROM {s} "
+                f"WHERE starts_with(name, %s)",
+                (prefix + holder, prefix),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            if not row[1] and row[0] >= limit:
+                return False
+            await connection.execute(self._upsert, (prefix + holder, repr(now + lease), now))
+            return True
+
+        return await self._gate(f"place:{name}", take)
+
+    async def leave(self, name: str, holder: str) -> None:
+        await self._execute(
+            f"DELETE FROM {self._settings} WHERE name = %s", (f"~place:{name}:{holder}",)
+        )
+
+    @property
+    def _upsert(self) -> str:
+        return (
+            f"INSERT INTO {self._settings} (name, value, updated_at) VALUES (%s, %s, %s) "
+            f"ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+            f"updated_at = excluded.updated_at"
+        )
 
     async def set_setting(self, name: str, value: str) -> None:
         await self._execute(
@@ -559,10 +718,12 @@ class PostgresInbox(Inbox):
         which = "state = 'dead'" if entry_ids is None else "id = ANY(%(ids)s)"
         if entry_ids is not None and only is not None:
             which += f" AND state = '{only.value}'"  # a State's value, not given text
+        counted = _add_counts(self.counter_table, "SELECT 'replayed', count(*) FROM again")
         rows = await self._execute(
             f"WITH again AS (UPDATE {self.tables} SET state = 'pending', attempts = 0, "
             f"next_attempt_at = %(now)s, finished_at = NULL, worker = NULL, "
-            f"lease_until = NULL WHERE state <> 'running' AND {which} RETURNING 1) "
+            f"lease_until = NULL WHERE state <> 'running' AND {which} RETURNING 1), "
+            f"counted AS ({counted}) "
             f"SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify(%(channel)s, '') END "
             f"FROM again",
             {"now": time.time(), "ids": list(entry_ids or ()), "channel": self._channel},

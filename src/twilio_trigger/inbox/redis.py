@@ -21,7 +21,11 @@ Keys, under ``{prefix}inbox:``:
   saying what was lost, never silently made anew;
 - ``probe``: a short-lived key written at start, to see a write reach the disk;
 - ``settings``: a hash of the settings every process of the inbox shares (such
-  as whether dispatch is paused), each with ``{name}:at``, when it was set.
+  as whether dispatch is paused), each with ``{name}:at``, when it was set;
+- ``counters``: a hash of what the inbox counted (events received, handled,
+  failed attempts, dead letters made, replays), each added to by the very script
+  that makes the change it counts, and ``since_ms``, when counting began (written
+  once, when the inbox is first opened, or anew after its data was lost).
 
 What a 200 means is the *durability* chosen (``redis_durability``):
 
@@ -65,13 +69,16 @@ from .._options import OPTIONS
 from .._outage import Outage, watched
 from ..stores.redis import connection_errors
 from . import (
+    Counters,
     Entry,
     Inbox,
     Search,
     SearchPage,
     State,
     UnreachableError,
+    _redis_gates,
     _redis_lua,
+    counters_of,
     decode_headers,
     encode_headers,
 )
@@ -189,6 +196,8 @@ class RedisInbox(Inbox):
         self._all = f"{base}all"
         self._marker = f"{base}marker"
         self._settings = f"{base}settings"
+        self._counters = f"{base}counters"
+        self._gates_base = f"{base}gate:"  # paces and places (see _redis_gates)
         # Written at start to try a confirmation: its key under the inbox's own.
         self._durability = Durability(durability, wait_timeout, self.location, f"{base}probe")
         #: Told once when Redis cannot be reached, and once when it can again.
@@ -219,8 +228,9 @@ class RedisInbox(Inbox):
             self._client, self._loop = client, loop
             self._recovering = asyncio.Lock()
             self._scripts = {
-                name.lower(): client.register_script(getattr(_redis_lua, name))
-                for name in _redis_lua.__all__
+                name.lower(): client.register_script(getattr(module, name))
+                for module in (_redis_lua, _redis_gates)
+                for name in module.__all__
             }
         return self._client
 
@@ -244,8 +254,15 @@ class RedisInbox(Inbox):
     async def _adopt(self, *, replace: bool) -> tuple[str, int, int, bool]:
         reply = await self._script(
             "epoch",
-            [self._marker, self._seq, self._stream],
-            [self._epoch, secrets.token_hex(8), self._known, "1" if replace else "0", _GROUP],
+            [self._marker, self._seq, self._stream, self._counters],
+            [
+                self._epoch,
+                secrets.token_hex(8),
+                self._known,
+                "1" if replace else "0",
+                _GROUP,
+                round(time.time() * 1000),
+            ],
         )
         return _text(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]) == 1
 
@@ -340,7 +357,9 @@ class RedisInbox(Inbox):
             confirm = self._durability.confirm
             now = time.time()
             hold = repr(now + self._durability.hold) if confirm else ""
-            keys = [self._key + key, self._seq, self._stream, self._all, self._marker]
+            keys = [
+                self._key + key, self._seq, self._stream, self._all, self._marker, self._counters,
+            ]  # fmt: skip
             args = [
                 key, kind, sid or "", status or "", json.dumps(params, ensure_ascii=False),
                 repr(now), self._retention_ms, self._entry, encode_headers(headers),
@@ -387,7 +406,7 @@ class RedisInbox(Inbox):
         try:
             await self._script(
                 "withdraw",
-                [self._key + key, self._stream, self._retry, self._all],
+                [self._key + key, self._stream, self._retry, self._all, self._counters],
                 [f"{self._entry}{entry_id}", entry_id, message],
             )
         except Exception as error:
@@ -529,7 +548,7 @@ class RedisInbox(Inbox):
         try:
             await self._script(
                 "finish",
-                [self._stream, ranked_in, self._dead_letters, self._marker],
+                [self._stream, ranked_in, self._dead_letters, self._marker, self._counters],
                 [
                     message, f"{self._entry}{entry_id}", state.value, repr(score),
                     error[-_MAX_ERROR:], "" if state is State.PENDING else repr(now), _GROUP,
@@ -583,6 +602,52 @@ class RedisInbox(Inbox):
     async def setting(self, name: str) -> str | None:
         value = await self._redis().hget(self._settings, name)
         return None if value is None else _text(value)
+
+    @watched
+    async def settings(self) -> dict[str, str]:
+        found = await self._redis().hgetall(self._settings)
+        # Each setting has a NAME:at field beside it, the time it was set.
+        named = {_text(name): _text(value) for name, value in found.items()}
+        return {name: value for name, value in named.items() if f"{name}:at" in named}
+
+    @watched
+    async def defer(self, entry_id: int, at: float, hold: str | None = None) -> None:
+        message, epoch = self._messages.pop(entry_id, ("0-0", self._epoch))
+        held = "" if hold is None else f"{self._gates_base}hold:{hold}"
+        try:
+            await self._script(
+                "defer",
+                [self._stream, self._retry, self._marker, held or self._marker],
+                [message, f"{self._entry}{entry_id}", repr(at), _GROUP, epoch, held],
+            )
+        except Exception:
+            self._orphans = True  # its message stays read by this consumer: run it again
+            raise
+
+    @watched
+    async def release(self, hold: str) -> int:
+        released = await self._script(
+            "release_held",
+            [f"{self._gates_base}hold:{hold}", self._retry],
+            [repr(time.time()), self._entry],
+        )
+        return int(released)
+
+    @watched
+    async def pace(self, name: str, interval: float, burst: int) -> float:
+        wait = await self._script("pace", [f"{self._gates_base}pace:{name}"], [interval, burst])
+        return float(_text(wait))
+
+    @watched
+    async def enter(self, name: str, holder: str, limit: int, lease: float) -> bool:
+        taken = await self._script(
+            "enter", [f"{self._gates_base}places:{name}"], [holder, limit, lease]
+        )
+        return bool(taken)
+
+    @watched
+    async def leave(self, name: str, holder: str) -> None:
+        await self._redis().zrem(f"{self._gates_base}places:{name}", holder)
 
     @watched
     async def set_setting(self, name: str, value: str) -> None:
@@ -678,11 +743,22 @@ class RedisInbox(Inbox):
             count += int(
                 await self._script(
                     "replay",
-                    [self._stream, self._retry, self._done, self._dead],
+                    [self._stream, self._retry, self._done, self._dead, self._counters],
                     [self._entry, entry_id, repr(time.time()), "" if only is None else only.value],
                 )
             )
         return count
+
+    @watched
+    async def counters(self) -> Counters:
+        async with self._redis().pipeline(transaction=False) as pipe:
+            # Opening the inbox wrote when counting began; this is for data lost
+            # since and not yet noticed: counting begins again now.
+            pipe.hsetnx(self._counters, "since_ms", round(time.time() * 1000))
+            pipe.hgetall(self._counters)
+            _, found = await pipe.execute()
+        counts = {_text(name): int(_text(value)) for name, value in found.items()}
+        return counters_of(counts, counts.get("since_ms", 0) / 1000)
 
     @watched
     async def purge(self, state: State, older_than: float) -> int:

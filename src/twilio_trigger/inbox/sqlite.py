@@ -4,8 +4,9 @@ Every operation is a small function run by the inbox's own thread on its own
 connection.  The thread takes all operations waiting at that moment, runs them
 in one transaction and commits once, so that under load many events share one
 fsync (``synchronous=FULL`` in WAL mode: a commit is on disk when it returns).
-Each operation is one SQL statement, atomic by itself: one that fails undoes
-nothing of the others of its batch.
+Each operation is one SQL statement (with, under a savepoint, the counters it
+adds to), atomic by itself: one that fails undoes nothing of the others of its
+batch.
 
 One listener process per inbox file: opening it makes every ``running`` entry
 pending again, since the process that was running them is gone.
@@ -43,7 +44,19 @@ from typing import Any, TypeVar
 
 from .._exceptions import ConfigurationError
 from .._logging import printable
-from . import COLUMNS, Entry, Inbox, Search, SearchPage, State, encode_headers, entry_of_row
+from . import (
+    COLUMNS,
+    Counters,
+    Entry,
+    Inbox,
+    Search,
+    SearchPage,
+    State,
+    counters_of,
+    encode_headers,
+    entry_of_row,
+)
+from ._gates import pace_step
 from ._search import check_page, page_of, sql_where
 
 __all__ = ["SQLiteInbox", "folder_mode"]
@@ -76,7 +89,17 @@ CREATE TABLE IF NOT EXISTS settings (
     value TEXT NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
+#: The counter that holds when the inbox began counting, in milliseconds since the epoch.
+_SINCE = "since_ms"
+_UPSERT = (
+    "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
 _Operation = Callable[[sqlite3.Connection], Any]
 # An operation, and the event loop and future that wait for its result.
 _Request = tuple[_Operation, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
@@ -90,6 +113,31 @@ def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None
             future.set_result(value)
         else:
             future.set_exception(error)
+
+
+def _counted(
+    connection: sqlite3.Connection, change: Callable[[], _T], counts: Callable[[_T], dict[str, int]]
+) -> _T:
+    """Run *change*, then add what *counts* says of its result to the counters, as
+    one: a savepoint undoes the change if the counting fails, so that an operation
+    stays atomic within its batch."""
+    connection.execute("SAVEPOINT counted")
+    try:
+        value = change()
+        for name, number in counts(value).items():
+            if number:
+                connection.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                    "DO UPDATE SET value = value + excluded.value",
+                    (name, number),
+                )
+    except BaseException:
+        if connection.in_transaction:  # else a fatal error ended the whole batch
+            connection.execute("ROLLBACK TO counted")
+            connection.execute("RELEASE counted")
+        raise
+    connection.execute("RELEASE counted")
+    return value
 
 
 def folder_mode(file_mode: int) -> int:
@@ -131,6 +179,15 @@ def _make_file(path: Path, mode: int, *, link: bool = True) -> None:
         os.fchmod(handle, mode)
     finally:
         os.close(handle)
+
+
+def _outcome_counts(state: State, changed: int) -> dict[str, int]:
+    """What an attempt's outcome *state* counts, for *changed* entries."""
+    if state is State.DONE:
+        return {"handled": changed}
+    if state is State.DEAD:
+        return {"failed_attempts": changed, "dead_lettered": changed}
+    return {"failed_attempts": changed}  # a retry
 
 
 class SQLiteInbox(Inbox):
@@ -175,6 +232,11 @@ class SQLiteInbox(Inbox):
         columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
         if "headers" not in columns:  # a file made before headers were kept
             connection.execute("ALTER TABLE events ADD COLUMN headers TEXT")
+        # Counting begins when the table is made (with a file made before, now).
+        connection.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (_SINCE, round(time.time() * 1000)),
+        )
         return connection
 
     def _serve(self, connection: sqlite3.Connection) -> None:
@@ -311,13 +373,16 @@ class SQLiteInbox(Inbox):
         row = (key, kind, sid, status, json.dumps(params, ensure_ascii=False), now, now, kept)
 
         def insert(connection: sqlite3.Connection) -> bool:
-            cursor = connection.execute(
-                "INSERT INTO events (key, kind, sid, status, params, received_at, state, "
-                "next_attempt_at, headers) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
-                "ON CONFLICT (key) DO NOTHING",
-                row,
-            )
-            return cursor.rowcount == 1
+            def add() -> bool:
+                cursor = connection.execute(
+                    "INSERT INTO events (key, kind, sid, status, params, received_at, state, "
+                    "next_attempt_at, headers) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
+                    "ON CONFLICT (key) DO NOTHING",
+                    row,
+                )
+                return cursor.rowcount == 1
+
+            return _counted(connection, add, lambda added: {"received": int(added)})
 
         return await self._run(insert)
 
@@ -350,11 +415,15 @@ class SQLiteInbox(Inbox):
         text = None if error is None else error[-_MAX_ERROR:]
 
         def update(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "UPDATE events SET state = ?, last_error = coalesce(?, last_error), "
-                "next_attempt_at = coalesce(?, next_attempt_at), finished_at = ? WHERE id = ?",
-                (state.value, text, at, finished, entry_id),
-            )
+            def change() -> int:
+                return connection.execute(
+                    "UPDATE events SET state = ?, last_error = coalesce(?, last_error), "
+                    "next_attempt_at = coalesce(?, next_attempt_at), finished_at = ? "
+                    "WHERE id = ?",
+                    (state.value, text, at, finished, entry_id),
+                ).rowcount
+
+            _counted(connection, change, lambda changed: _outcome_counts(state, changed))
 
         await self._run(update)
 
@@ -398,6 +467,86 @@ class SQLiteInbox(Inbox):
             return None if row is None else str(row[0])
 
         return await self._run(select)
+
+    async def settings(self) -> dict[str, str]:
+        def select(connection: sqlite3.Connection) -> dict[str, str]:
+            # Names that start with "~" are the paces and places below, not settings.
+            rows = connection.execute(
+                "SELECT name, value FROM settings WHERE substr(name, 1, 1) <> '~'"
+            ).fetchall()
+            return {str(name): str(value) for name, value in rows}
+
+        return await self._run(select)
+
+    # Paces and places: rows of the settings table named "~pace:NAME" (the time the
+    # next token is due) and "~place:NAME:HOLDER" (the end of the lease), changed
+    # in the write transaction, so that processes on this file take turns.
+    async def pace(self, name: str, interval: float, burst: int) -> float:
+        key = f"~pace:{name}"
+
+        def step(connection: sqlite3.Connection) -> float:
+            now = time.time()
+            row = connection.execute("SELECT value FROM settings WHERE name = ?", (key,)).fetchone()
+            wait, due = pace_step(None if row is None else float(row[0]), now, interval, burst)
+            if wait == 0.0:
+                connection.execute(_UPSERT, (key, repr(due), now))
+            return wait
+
+        return await self._run(step)
+
+    async def enter(self, name: str, holder: str, limit: int, lease: float) -> bool:
+        prefix = f"~place:{name}:"
+
+        def take(connection: sqlite3.Connection) -> bool:
+            now = time.time()
+            connection.execute(
+                "DELETE FROM settings WHERE substr(name, 1, ?) = ? AND CAST(value AS REAL) <= ?",
+                (len(prefix), prefix, now),
+            )
+            count, held = connection.execute(
+                "SELECT count(*), coalesce(max(name = ?), 0) FROM settings "
+                "WHERE substr(name, 1, ?) = ?",
+                (prefix + holder, len(prefix), prefix),
+            ).fetchone()
+            if not held and count >= limit:
+                return False
+            connection.execute(_UPSERT, (prefix + holder, repr(now + lease), now))
+            return True
+
+        return await self._run(take)
+
+    async def leave(self, name: str, holder: str) -> None:
+        key = f"~place:{name}:{holder}"
+        await self._run(lambda connection: connection.execute(
+            "DELETE FROM settings WHERE name = ?", (key,)
+        ))  # fmt: skip
+
+    async def defer(self, entry_id: int, at: float, hold: str | None = None) -> None:
+        def give_back(connection: sqlite3.Connection) -> None:
+            changed = connection.execute(
+                "UPDATE events SET state = 'pending', attempts = max(0, attempts - 1), "
+                "next_attempt_at = ? WHERE id = ? AND state = 'running'",
+                (at, entry_id),
+            ).rowcount
+            if hold is not None and changed:
+                connection.execute(_UPSERT, (f"~hold:{hold}:{entry_id}", repr(at), time.time()))
+
+        await self._run(give_back)
+
+    async def release(self, hold: str) -> int:
+        prefix = f"~hold:{hold}:"
+
+        def hasten(connection: sqlite3.Connection) -> int:
+            where = "substr(name, 1, ?) = ?"
+            released = connection.execute(
+                f"UPDATE events SET next_attempt_at = ? WHERE state = 'pending' AND id IN "  # noqa: S608
+                f"(SELECT CAST(substr(name, ?) AS INTEGER) FROM settings WHERE {where})",
+                (time.time(), len(prefix) + 1, len(prefix), prefix),
+            ).rowcount
+            connection.execute(f"DELETE FROM settings WHERE {where}", (len(prefix), prefix))  # noqa: S608
+            return int(released)
+
+        return await self._run(hasten)
 
     async def set_setting(self, name: str, value: str) -> None:
         now = time.time()
@@ -473,6 +622,9 @@ class SQLiteInbox(Inbox):
         now = time.time()
 
         def reset(connection: sqlite3.Connection) -> int:
+            return _counted(connection, lambda: again(connection), lambda n: {"replayed": n})
+
+        def again(connection: sqlite3.Connection) -> int:
             base = (
                 "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?, "
                 "finished_at = NULL WHERE state != 'running'"
@@ -485,6 +637,13 @@ class SQLiteInbox(Inbox):
             return connection.execute(f"{base} AND id IN ({marks})", (now, *entry_ids)).rowcount
 
         return await self._run(reset)
+
+    async def counters(self) -> Counters:
+        def select(connection: sqlite3.Connection) -> Counters:
+            counts = dict(connection.execute("SELECT name, value FROM counters").fetchall())
+            return counters_of(counts, counts.get(_SINCE, 0) / 1000)
+
+        return await self._run(select)
 
     async def purge(self, state: State, older_than: float) -> int:
         cutoff = time.time() - older_than

@@ -136,12 +136,60 @@ async function refresh() {
   newest.hidden = !before;
   newest.href = "/?" + shown;
   scanNote.hidden = data.scanned_all !== false;
-  for (const [name, value] of Object.entries(data.counters)) {
-    const element = document.getElementById(name);
-    if (element) element.textContent = value;
-  }
+  showCounters(data.counters);
+  showPaused(data.paused);
   tbody.replaceChildren(...data.events.map(row));
 }
+
+// The counters at the top: the inbox's (every process, since it began counting),
+// or this process's when the inbox keeps none; a count not known shows "–".
+const COUNTERS = ["received", "handled", "failed_attempts", "dead_lettered", "replayed",
+  "pending", "running", "dead_letters", "duplicates"];
+const counted = document.getElementById("counted");
+
+function showCounters(counters) {
+  for (const name of COUNTERS) {
+    const element = document.getElementById(name);
+    const value = counters[name];
+    if (element) element.textContent = value == null ? "–" : String(value);
+  }
+  const since = counters.since ? " since " + shownTime(counters.since) : "";
+  counted.textContent = counters.scope === "inbox"
+    ? "Counted by the inbox, for every process" + since +
+      "; duplicates: this process, since it started."
+    : "This process, since start" + since + " (the inbox keeps no counters).";
+}
+
+// Dispatch paused: the banner says so, and Resume is offered instead of Pause.
+const pausedBanner = document.getElementById("paused-banner");
+const pauseButton = document.getElementById("pause");
+const resumeButton = document.getElementById("resume");
+const dispatchNote = document.getElementById("dispatch-note");
+
+function showPaused(paused) {
+  pausedBanner.hidden = !paused;
+  pauseButton.hidden = paused;
+  resumeButton.hidden = !paused;
+}
+
+async function setPaused(paused) {
+  const response = await fetch("/api/dispatch", {
+    method: "POST",
+    // The header is what a cross-site form cannot send: the server wants it.
+    headers: {"Content-Type": "application/json", "X-Inspector": "dispatch"},
+    body: JSON.stringify({paused}),
+  });
+  if (response.ok) {
+    const answer = await response.json();
+    showPaused(answer.paused);
+    dispatchNote.textContent = answer.paused ? "dispatch paused" : "dispatch resumed";
+  } else {
+    dispatchNote.textContent = "refused (" + response.status + ")";
+  }
+  refresh();
+}
+pauseButton.addEventListener("click", () => setPaused(true));
+resumeButton.addEventListener("click", () => setPaused(false));
 
 // The filters apply as they change, and the address follows them (without
 // reloading the page), so that it can be shared; a change starts from the newest.
