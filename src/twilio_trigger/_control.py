@@ -47,6 +47,7 @@ __all__ = [
     "Ticket",
     "callback_name",
     "close_breaker",
+    "dispatch_view",
 ]
 
 logger = logging.getLogger("twilio_trigger")
@@ -114,6 +115,82 @@ class Ticket:
 
 
 _FREE = Ticket(None)
+
+
+def dispatch_view(
+    settings: dict[str, str],
+    limits: Iterable[tuple[str, Limit]] = (),
+    *,
+    breaker: int = 0,
+    cooldown: float = 30.0,
+    now: float | None = None,
+) -> list[dict[str, object]]:
+    """What holds each callback back, for a page or an API: one row per callback
+    with a limit (the option's, the inbox's) or an open breaker, sorted by name.
+
+    Each row: ``callback``; ``option`` and ``kept``, the limit's text from the
+    ``limits`` option and from the inbox (``None`` for none); ``in_force``, the
+    text of what applies (over the listener's *breaker* and *cooldown*);
+    ``breaker``: ``None`` when closed, else ``until``, ``opened_at`` (seconds
+    since the epoch), ``failures``, ``error`` and ``trying`` (its cool-down has
+    ended: one event is being tried).  *settings* are the inbox's
+    (:meth:`~twilio_trigger.inbox.Inbox.settings`).
+    """
+    moment = time.time() if now is None else now
+    options = dict(limits)
+    kept: dict[str, Limit] = {}
+    opened: dict[str, BreakerState] = {}
+    for name, value in settings.items():
+        try:
+            if name.startswith(LIMIT) and value:
+                kept[name[len(LIMIT) :]] = Limit.from_json(value)
+            elif name.startswith(BREAKER) and value:
+                state = BreakerState.from_json(value)
+                if state is not None:
+                    opened[name[len(BREAKER) :]] = state
+        except ValueError:
+            continue  # the workers say so in the log
+    base = Limit(breaker=breaker, cooldown=cooldown)
+    rows: list[dict[str, object]] = []
+    for callback in sorted({*options, *kept, *opened}):
+        rules = base
+        if callback in options:
+            rules = options[callback].over(rules)
+        if callback in kept:
+            rules = kept[callback].over(rules)
+        state = opened.get(callback)
+        rows.append(
+            {
+                "callback": callback,
+                "option": options[callback].text() if callback in options else None,
+                "kept": kept[callback].text() if callback in kept else None,
+                "in_force": _in_force(rules),
+                "breaker": None
+                if state is None
+                else {
+                    "until": state.until,
+                    "opened_at": state.opened_at,
+                    "failures": state.failures,
+                    "error": state.error,
+                    "trying": moment >= state.until,
+                },
+            }
+        )
+    return rows
+
+
+def _in_force(rules: Limit) -> str:
+    """What a limit in force does, in words: ``2 at once, 5/s (burst 10), breaker
+    after 5 failures (30 s)``; ``no limit`` for none."""
+    parts = []
+    if rules.concurrency:
+        parts.append(f"{rules.concurrency} at once")
+    if rules.rate:
+        parts.append(f"{rules.rate:g}/s (burst {rules.burst or 1})")
+    if rules.breaker:
+        failures = "1 failure" if rules.breaker == 1 else f"{rules.breaker} failures"
+        parts.append(f"breaker after {failures} ({rules.cooldown or 30:g} s)")
+    return ", ".join(parts) or "no limit"
 
 
 async def close_breaker(inbox: Inbox, callback: str) -> bool:

@@ -79,6 +79,16 @@ class Delivery(Pipeline):
         :meth:`._lifecycle.Lifecycle.readiness`)."""
         return await self._life.readiness()
 
+    def recheck(self) -> None:
+        """The settings kept in the inbox were changed here (a limit, a breaker):
+        this process's workers read them now rather than at their next poll."""
+        self._life.recheck()
+
+    @property
+    def control(self) -> ControlPolicy:
+        """How the workers hold callbacks back: the ``limits`` option and the breaker."""
+        return self._life.control
+
     async def set_paused(self, flag: bool) -> None:
         """Pause or resume dispatch (see :meth:`._lifecycle.Lifecycle.set_paused`)."""
         await self._life.set_paused(flag)

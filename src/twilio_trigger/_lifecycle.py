@@ -235,6 +235,16 @@ class Lifecycle:
             logger.warning("not ready: the %s cannot be reached (%s)", part, reason)
         return False
 
+    @property
+    def control(self) -> ControlPolicy:
+        """How the workers hold callbacks back (the options, not what the inbox keeps)."""
+        return self._control
+
+    def recheck(self) -> None:
+        """The settings kept in the inbox were changed here: the workers read them now."""
+        if self._pool is not None:
+            self._pool.recheck()
+
     async def set_paused(self, flag: bool) -> None:
         """Pause dispatch (*flag* true) or resume it, for every process of the
         inbox; this process's workers follow at once, the others within their

@@ -109,8 +109,10 @@ def test_a_file_that_is_not_an_inbox_fails_in_one_line(tmp_path: Path) -> None:
 def test_stats_counts_each_state(filled: Filled) -> None:
     result = invoke("inbox", "stats", "--inbox", filled.url)
     assert result.exit_code == 0, result.output
-    counts = dict(re.findall(r"^  (\w+) +(\d+)$", result.output, re.MULTILINE))
+    now, counted = result.output.split("counted since")
+    counts = dict(re.findall(r"^  (\w+) +(\d+)$", now, re.MULTILINE))
     assert counts == {"pending": "1", "running": "0", "done": "1", "dead": "1"}
+    assert re.search(r"^  received +3$", counted, re.MULTILINE), counted
 
 
 def test_list_shows_every_event_newest_first(filled: Filled) -> None:

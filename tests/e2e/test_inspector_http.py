@@ -1218,9 +1218,10 @@ def test_the_pages_hold_no_inline_script_or_style(tmp_path: Path) -> None:
             assert_strict_policy(page.headers, name)
             assert INLINE.findall(page.text) == [], name
         assets = {name: ASSET.findall(page.text) for name, page in pages.items()}
-        css, script = assets["list"]
+        css, script, control = assets["list"]
         assert re.fullmatch(r"/static/inspector\.[0-9a-f]{16}\.css", css)
         assert re.fullmatch(r"/static/inspector\.[0-9a-f]{16}\.js", script)
+        assert re.fullmatch(r"/static/control\.[0-9a-f]{16}\.js", control)
         assert f'<link rel="stylesheet" href="{css}">' in pages["list"].text
         detail_css, detail_script = assets["detail"]
         assert detail_css == css
@@ -1261,9 +1262,9 @@ def test_the_pages_load_their_script_and_style_from_files(tmp_path: Path) -> Non
             assert head.status_code == 200
             assert head.content == b""
             assert head.headers["content-length"] == str(len(response.content))
-        assert set(served) == {"inspector.css", "inspector.js", "event.js"}
+        assert set(served) == {"inspector.css", "inspector.js", "event.js", "control.js"}
         assert served["inspector.css"].headers["content-type"] == "text/css; charset=utf-8"
-        for script in ("inspector.js", "event.js"):
+        for script in ("inspector.js", "event.js", "control.js"):
             assert served[script].headers["content-type"] == "text/javascript; charset=utf-8"
             # The scripts write data as text, never as HTML.
             for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):

@@ -344,7 +344,7 @@ def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> No
 
     stats = setup.cli("inbox", "stats")
     assert stats.returncode == 0, stats.stderr
-    counts = dict(line.split() for line in stats.stdout.splitlines()[1:])
+    counts = dict(line.split() for line in stats.stdout.splitlines()[1:5])
     assert counts == {"pending": "0", "running": "0", "done": "0", "dead": "1"}, stats.stdout
     assert setup.prefix not in stats.stdout  # the location is the URL, the prefix is not shown
 
@@ -361,7 +361,7 @@ def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> No
     assert replayed.returncode == 0, replayed.stderr
     assert "1 event pending again" in replayed.stdout
     stats = setup.cli("inbox", "stats")
-    counts = dict(line.split() for line in stats.stdout.splitlines()[1:])
+    counts = dict(line.split() for line in stats.stdout.splitlines()[1:5])
     assert counts == {"pending": "1", "running": "0", "done": "0", "dead": "0"}, stats.stdout
     assert setup.cli("inbox", "list", "--dead").stdout.strip() == "no events in state dead"
     assert setup.lines() == []
@@ -377,7 +377,7 @@ def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> No
     def recorded() -> bool:
         stats = setup.cli("inbox", "stats")
         assert stats.returncode == 0, stats.stderr
-        seen.append(dict(line.split() for line in stats.stdout.splitlines()[1:]))
+        seen.append(dict(line.split() for line in stats.stdout.splitlines()[1:5]))
         return seen[-1] == done
 
     eventually(recorded, 10, 0.05)

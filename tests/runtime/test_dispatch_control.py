@@ -92,13 +92,13 @@ class Told(Observer):
 
     def __init__(self) -> None:
         self.breakers: list[tuple[str, bool, bool]] = []
-        self.held: list[tuple[str, str]] = []
+        self.held_back: list[tuple[str, str]] = []
 
     def breaker(self, callback: str, *, opened: bool, here: bool) -> None:
         self.breakers.append((callback, opened, here))
 
-    def held(self, callback: str, reason: str) -> None:  # type: ignore[override]
-        self.held.append((callback, reason))
+    def held(self, callback: str, reason: str) -> None:
+        self.held_back.append((callback, reason))
 
 
 def pool_of(
@@ -241,6 +241,7 @@ def test_the_settings_come_in_one_read(backend: Backend) -> None:
 # -- the limits, as workers apply them -------------------------------------------------------
 def test_never_more_than_the_concurrency_limit_run_at_once(backend: Backend) -> None:
     handler = Recorder(seconds=0.03)
+    told = Told()
     events = 16
     entries = asyncio.run(
         run_pools(
@@ -250,9 +251,12 @@ def test_never_more_than_the_concurrency_limit_run_at_once(backend: Backend) -> 
             lambda: len(handler.ends) == events,
             limit=Limit(concurrency=2),
             concurrency=4,
+            observer=told,
         )
     )
     assert handler.most == 2  # four workers in each process, two places in all
+    assert told.held_back  # the others were held, and the metric told so
+    assert set(told.held_back) == {("on_delivered", "concurrency")}
     assert sorted(s for _, s in handler.starts) == [sid(n) for n in range(events)]
     # Held back and given back: no attempt counted but the one that ran.
     assert [(e.state, e.attempts) for e in entries] == [(State.DONE, 1)] * events

@@ -24,6 +24,7 @@ One concept a module:
 * :mod:`._activity`: the observer, what this process saw of each attempt;
 * :mod:`._rows`: what a row shows, and the filters of ``/api/events``;
 * :mod:`._app`: the ASGI application, its routes and its API;
+* :mod:`._control`: dispatch control, each callback's limits and breaker;
 * :mod:`._session`: who may look (the token, the signed session cookie);
 * :mod:`._requests`: what a request holds (its host, body, replay ids);
 * :mod:`._headers`: the headers every answer carries (the strict CSP);

@@ -8,7 +8,9 @@ requests this process refused lately, ``POST /api/replay`` replays dead letters
 (``{"ids": [...]}``, or ``{}`` for all of them) or what a search finds
 (``{"search": {...}}``, the filters of ``/api/events``; with ``"dry_run": true``
 it only counts them), ``/api/dispatch`` says whether dispatch is paused and
-``POST /api/dispatch`` pauses or resumes it (``{"paused": true}``), and
+``POST /api/dispatch`` pauses or resumes it (``{"paused": true}``),
+``/api/limits`` shows each callback's limits and breaker, ``POST /api/limits``
+and ``POST /api/breakers`` change them (:mod:`._control`), and
 ``/static/...`` the stylesheet and scripts.  The counters of ``/api/events`` are
 the inbox's (every process, since it began counting) when it keeps them.
 Without a token only loopback names are answered; with one, every request needs
@@ -22,13 +24,11 @@ import logging
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
-from .._asgi import send_answer
-from .._core.answers import Answer
 from .._delivery import Delivery
 from .._logging import printable
 from .._refused import RefusedRequests
 from ..inbox import State, UnreachableError
-from . import _pages, _rows, _search, _static
+from . import _control, _pages, _rows, _search, _static
 from ._activity import Activity
 from ._headers import ALLOW, CLOSE, HTML, JSON, TEXT, Message, Receive, Scope, Send, reply
 from ._requests import (
@@ -36,11 +36,11 @@ from ._requests import (
     MAX_QUERY,
     UnusableError,
     dispatch_request,
+    guarded_body,
     has_body,
     host_name,
     is_id,
     landing,
-    read_body,
     replay_request,
 )
 from ._session import Sessions
@@ -169,6 +169,10 @@ class InspectorApp:
                 await self._replay(headers, receive, send)
             elif path == "/api/dispatch":
                 await self._dispatch(headers, receive, send)
+            elif path == "/api/limits":
+                await _control.post_limits(self._delivery, headers, receive, send)
+            elif path == "/api/breakers":
+                await _control.post_breakers(self._delivery, headers, receive, send)
             else:
                 await reply(send, 404, b"not found\n", TEXT)
             return
@@ -195,6 +199,9 @@ class InspectorApp:
             await reply(send, 200, json.dumps(document).encode(), JSON)
         elif path == "/api/dispatch":
             document = {"paused": await self._inbox.paused()}
+            await reply(send, 200, json.dumps(document).encode(), JSON)
+        elif path == "/api/limits":
+            document = await _control.view(self._delivery)
             await reply(send, 200, json.dumps(document).encode(), JSON)
         elif path.startswith("/sids/") and _search.is_sid(path[6:]):
             found = await self._timeline(path[6:])
@@ -272,14 +279,8 @@ class InspectorApp:
     async def _dispatch(self, headers: Mapping[bytes, bytes], receive: Receive, send: Send) -> None:
         """Pause or resume dispatch for every process of the inbox (``{"paused":
         true}``), under the replay's guards; this process's workers follow at once."""
-        if headers.get(b"x-inspector") != b"dispatch":
-            await reply(send, 403, b"pausing and resuming come from the inspector's page\n", TEXT)
-            return
-        body = await read_body(headers, receive)
+        body = await guarded_body(headers, receive, send, b"dispatch", "pausing and resuming come")
         if body is None:
-            return  # the client left
-        if isinstance(body, Answer):
-            await send_answer(send, body)
             return
         try:
             paused = dispatch_request(body)
@@ -292,16 +293,8 @@ class InspectorApp:
         await reply(send, 200, json.dumps({"paused": paused}).encode(), JSON)
 
     async def _replay(self, headers: Mapping[bytes, bytes], receive: Receive, send: Send) -> None:
-        # A header a cross-site form cannot send (a script would need CORS,
-        # which this server never grants): replays come from this page only.
-        if headers.get(b"x-inspector") != b"replay":
-            await reply(send, 403, b"replays come from the inspector's page\n", TEXT)
-            return
-        body = await read_body(headers, receive)
+        body = await guarded_body(headers, receive, send, b"replay", "replays come")
         if body is None:
-            return  # the client left
-        if isinstance(body, Answer):
-            await send_answer(send, body)
             return
         try:
             request = replay_request(body)

@@ -78,6 +78,7 @@ def index(assets: Mapping[str, Asset], given: Mapping[str, str], error: str | No
         kinds=kinds,
         outcomes=outcomes,
         callbacks=callbacks,
+        control_script=assets["control.js"].path,
         error=e(error or ""),
         error_hidden="" if error else " hidden",
         **{f"v_{name}": value for name, value in fields.items()},

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from .._asgi import send_answer
 from .._core.answers import Answer, answer
 from .._core.signature import host_without_port
 from .._webhook import declared_length
-from ._headers import NO_STORE, SECURITY, TEXT, Receive
+from ._headers import NO_STORE, SECURITY, TEXT, Receive, Send, reply
 from ._rows import MAX_ROWS
 from ._search import FIELDS
 from ._search import is_sid as _is_sid
@@ -161,20 +162,7 @@ def replay_request(body: bytes) -> ReplayRequest:
     # be nesting, which json would follow down to a RecursionError.
     if _depth(body) > _MAX_DEPTH:
         raise UnusableError("at most one object and one list")
-    try:
-        request = json.loads(
-            body,
-            parse_int=_whole_number,
-            parse_float=_no_fraction,
-            parse_constant=_no_constant,
-            object_pairs_hook=_unique_keys,
-        )
-    except UnusableError:
-        raise
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
-        raise UnusableError("not JSON") from None
-    if not isinstance(request, dict):
-        raise UnusableError("not a JSON object")
+    request = _json_object(body, _whole_number, _no_fraction)
     if set(request) - _FIELDS:
         raise UnusableError('no field but "ids", or "search" and "dry_run"')
     if "ids" in request and set(request) != {"ids"}:
@@ -189,16 +177,29 @@ def replay_request(body: bytes) -> ReplayRequest:
     return ReplayRequest(search=_filters(request["search"]), dry_run=dry_run)
 
 
-def dispatch_request(body: bytes) -> bool:
-    """Whether a dispatch request pauses (``{"paused": true}``) or resumes
-    (``{"paused": false}``) dispatch; nothing else is one."""
+def flat_object(body: bytes, shape: str, number: str) -> dict[str, object]:
+    """*body* as one JSON object holding neither objects nor lists nor numbers
+    (:class:`UnusableError` else, saying *shape* or *number*): what the
+    inspector's changes send."""
     if _depth(body) > 1:  # an object holding an object or a list is not one
-        raise UnusableError("one object with one field")
+        raise UnusableError(shape)
+
+    def no_number(text: str) -> object:  # never int() of thousands of digits
+        raise UnusableError(number)
+
+    return _json_object(body, no_number, no_number)
+
+
+def _json_object(
+    body: bytes, whole: Callable[[str], object], fraction: Callable[[str], object]
+) -> dict[str, object]:
+    """*body* as a JSON object, its numbers read by *whole* and *fraction*, no
+    field twice, no NaN; :class:`UnusableError` else."""
     try:
         request = json.loads(
             body,
-            parse_int=_not_a_flag,  # never int() of thousands of digits
-            parse_float=_not_a_flag,
+            parse_int=whole,
+            parse_float=fraction,
             parse_constant=_no_constant,
             object_pairs_hook=_unique_keys,
         )
@@ -208,6 +209,30 @@ def dispatch_request(body: bytes) -> bool:
         raise UnusableError("not JSON") from None
     if not isinstance(request, dict):
         raise UnusableError("not a JSON object")
+    return request
+
+
+async def guarded_body(
+    headers: Mapping[bytes, bytes], receive: Receive, send: Send, header: bytes, what: str
+) -> bytes | None:
+    """The body of a change the page asks for (with ``X-Inspector: <header>``),
+    or ``None`` once it is refused (*what*: "replays come") or the client left."""
+    # A header a cross-site form cannot send (a script would need CORS, which
+    # this server never grants): changes come from the inspector's page only.
+    if headers.get(b"x-inspector") != header:
+        await reply(send, 403, f"{what} from the inspector's page\n".encode(), TEXT)
+        return None
+    body = await read_body(headers, receive)
+    if isinstance(body, Answer):
+        await send_answer(send, body)
+        return None
+    return body
+
+
+def dispatch_request(body: bytes) -> bool:
+    """Whether a dispatch request pauses (``{"paused": true}``) or resumes
+    (``{"paused": false}``) dispatch; nothing else is one."""
+    request = flat_object(body, "one object with one field", '"paused" must be true or false')
     if set(request) != {"paused"}:
         raise UnusableError('one field, "paused"')
     paused = request["paused"]
@@ -255,10 +280,6 @@ def _whole_number(text: str) -> int:
 
 def _no_fraction(text: str) -> float:
     raise UnusableError(_ID_RANGE)
-
-
-def _not_a_flag(text: str) -> object:
-    raise UnusableError('"paused" must be true or false')
 
 
 def _no_constant(text: str) -> object:

@@ -33,6 +33,7 @@ _TYPES = {
     "inspector.css": b"text/css; charset=utf-8",
     "inspector.js": b"text/javascript; charset=utf-8",
     "event.js": b"text/javascript; charset=utf-8",
+    "control.js": b"text/javascript; charset=utf-8",
 }
 
 

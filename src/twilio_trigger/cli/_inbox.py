@@ -19,7 +19,7 @@ from .._exceptions import ConfigurationError
 from .._logging import printable
 from .._options import OPTIONS, valid_schema
 from .._postgres_schema import SchemaError
-from ..inbox import Entry, Inbox, Search, State, UnreachableError, open_inbox
+from ..inbox import Counters, Entry, Inbox, Search, State, UnreachableError, open_inbox
 from ..inbox._search import MAX_LIMIT
 from ..inbox.postgres import PostgresInbox
 from ..inbox.sqlite import SQLiteInbox
@@ -182,7 +182,9 @@ def inbox(ctx: click.Context, url: str | None, schema: str | None) -> None:
 @_schema_option
 @click.pass_context
 def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
-    """How many events are pending, running, done and dead.
+    """How many events are pending, running, done and dead now, and what the inbox
+    has counted since it began: received, handled, failed attempts, events that
+    failed (dead-lettered) and replayed, for every process of it.
 
     \b
     Example:
@@ -190,13 +192,22 @@ def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """
     box = _open_inbox(ctx, url, schema)
 
-    async def look(opened: Inbox) -> tuple[dict[State, int], bool]:
-        return await opened.stats(), await opened.paused()
+    async def look(opened: Inbox) -> tuple[dict[State, int], bool, Counters]:
+        return await opened.stats(), await opened.paused(), await opened.counters()
 
-    counts, paused = _run(box, look)
+    counts, paused, counted = _run(box, look)
     click.echo(f"inbox {box.location}")
     for state, number in counts.items():
         click.echo(f"  {state.value:<8} {number:>8}")
+    click.echo(f"counted since {_when(counted.since) if counted.since else 'it began'}:")
+    for label, number in (
+        ("received", counted.received),
+        ("handled", counted.handled),
+        ("failed attempts", counted.failed_attempts),
+        ("events that failed (dead-lettered)", counted.dead_lettered),
+        ("replayed", counted.replayed),
+    ):
+        click.echo(f"  {label:<36} {number:>8}")
     if paused:
         click.echo("dispatch paused: events are stored, none dispatched (`inbox resume`)")
 
