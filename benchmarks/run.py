@@ -1016,6 +1016,18 @@ def idleness(when: str, args: argparse.Namespace) -> str:
     return text
 
 
+def kept_steady_state(out: Path) -> str:
+    """The steady-state section ``steady.py`` wrote in *out*, kept when the rest of
+    the report is written anew ("" when there is none)."""
+    begin, end = "<!-- steady-state -->", "<!-- /steady-state -->"
+    with contextlib.suppress(OSError):
+        before = out.read_text(encoding="utf-8")
+        if begin in before and end in before:
+            section = before[before.index(begin) : before.index(end) + len(end)]
+            return "\n" + section + "\n"
+    return ""
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through every finally: servers are stopped
 
@@ -1068,7 +1080,7 @@ def main() -> int:
             about.append(("PostgreSQL (g)", postgres_about()))
         about.append(("other load", f"{idle_before}; {idleness('after', args)}"))
         text = report(args, outcomes, micro, about, time.monotonic() - began)
-        args.out.write_text(text, encoding="utf-8")
+        args.out.write_text(text + kept_steady_state(args.out), encoding="utf-8")
     finally:
         if keep_tmp:
             print(f"logs kept in {tmp}", file=sys.stderr)

@@ -5,6 +5,7 @@ Configured by the environment (``benchmarks/run.py`` sets it):
 - ``BENCH_PORT``: the port, on 127.0.0.1;
 - ``BENCH_AUTH_TOKEN``: the auth token the signatures are verified with (always on);
 - ``BENCH_MODE``: ``inline`` (no duplicate detection), ``dedup`` (``deduplicate=True``),
+  ``defaults`` (no option at all, as users run it),
   ``inbox`` (the durable SQLite inbox, ``inbox="sqlite:///<BENCH_TMPDIR>/bench.db"``) or
   ``redis`` (the Redis inbox on 127.0.0.1:6379, under a prefix of its own, removed at exit,
   with ``redis_durability="memory"``: that Redis keeps nothing on disk) or
@@ -14,6 +15,15 @@ Configured by the environment (``benchmarks/run.py`` sets it):
   database that URL names, used as it is and left in place.  PostgreSQL's own
   durability: a 200 waits for the commit, with the cluster's ``synchronous_commit``,
   ``on`` by default, which the server prints at start).
+
+``redis-durable`` is the Redis inbox in its default, durable mode (``redis_durability=
+"fsync"``: a 200 once Redis has the event in its append-only file on disk), on the Redis
+that ``BENCH_REDIS_URL`` names (``steady.py`` starts one with ``appendfsync always``).
+
+With ``BENCH_GC_LOG=<file>`` (``steady.py`` sets it), every pause of Python's garbage
+collector is timed (``gc.callbacks``), and the longest, the count and the total by
+generation written to that file as JSON on ``SIGUSR1`` (then counted afresh) and at exit.
+``BENCH_GC_FREEZE=1`` calls ``gc.freeze()`` once the listener is built, before it serves.
 
 With ``BENCH_STATEMENTS=<file>`` (``postgres_cost.py`` sets it), the statements this
 process sends to PostgreSQL (the executes of psycopg's async cursors) are counted, and
@@ -26,12 +36,15 @@ so ``inline`` runs on a twilio-trigger that does not have them yet.
 from __future__ import annotations
 
 import atexit
+import gc
 import inspect
+import json
 import logging
 import os
 import re
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import twilio_trigger as twilio
@@ -53,6 +66,8 @@ def listener_options(mode: str, tmpdir: str) -> dict[str, Any]:
             options["deduplicate"] = False
     elif mode == "dedup":
         options["deduplicate"] = True
+    elif mode == "defaults":
+        pass  # the listener as users run it: duplicate detection and status order on
     elif mode == "inbox":
         options["inbox"] = f"sqlite:///{os.path.join(tmpdir, 'bench.db')}"
     elif mode == "redis":
@@ -62,11 +77,15 @@ def listener_options(mode: str, tmpdir: str) -> dict[str, Any]:
             # The machine's Redis keeps nothing on disk: the row measures the
             # inbox's own cost, as it did before durability was checked.
             options["redis_durability"] = "memory"
+    elif mode == "redis-durable":
+        options["inbox"] = os.environ["BENCH_REDIS_URL"]
+        options["redis_prefix"] = f"twilio-trigger-bench-{os.getpid()}:"
     elif mode == "postgres":
         options["inbox"] = postgres_url()
     else:
         sys.exit(
-            f"trigger.py: unknown BENCH_MODE {mode!r} (inline, dedup, inbox, redis or postgres)"
+            f"trigger.py: unknown BENCH_MODE {mode!r} (inline, dedup, defaults, inbox, redis, "
+            f"redis-durable or postgres)"
         )
     missing = [name for name in options if name not in accepted]
     if missing:
@@ -83,6 +102,8 @@ def main() -> None:
     mode = os.environ.get("BENCH_MODE", "inline")
     if os.environ.get("BENCH_STATEMENTS"):
         count_statements(os.environ["BENCH_STATEMENTS"])
+    if os.environ.get("BENCH_GC_LOG"):
+        time_collections(os.environ["BENCH_GC_LOG"])
     options = listener_options(mode, os.environ.get("BENCH_TMPDIR", "."))
     listener = twilio.Listener(
         int(os.environ["BENCH_PORT"]),
@@ -92,6 +113,9 @@ def main() -> None:
     )
     listener.attach(Delivered())
     print(f"trigger.py: mode={mode} options={sorted(options)} url={listener.url}", flush=True)
+    if os.environ.get("BENCH_GC_FREEZE") == "1":
+        listener.asgi  # noqa: B018 - built now, so that what it holds is frozen too
+        gc.freeze()
     created = None
     if mode == "postgres" and "BENCH_POSTGRES_URL" not in os.environ:
         created = postgres_database()
@@ -102,9 +126,42 @@ def main() -> None:
         listener.run()
     finally:
         if mode == "redis":
-            forget(options["redis_prefix"])
+            forget(options["redis_prefix"])  # the machine's shared Redis
         if created is not None:
             drop_database(created)
+
+
+def time_collections(path: str) -> None:
+    """Time every pause of the garbage collector; write the longest, the count and the
+    total by generation to *path* (JSON) on SIGUSR1, then count afresh, and at exit."""
+    started = 0.0
+    pauses: dict[int, list[float]] = {}  # generation: [count, total, longest] (seconds)
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+            return
+        took = time.perf_counter() - started
+        seen = pauses.setdefault(info["generation"], [0, 0.0, 0.0])
+        seen[0] += 1
+        seen[1] += took
+        seen[2] = max(seen[2], took)
+
+    def write(*_: object) -> None:
+        document = {
+            str(generation): {"count": int(c), "total_s": t, "longest_s": m}
+            for generation, (c, t, m) in sorted(pauses.items())
+        }
+        partial = f"{path}.partial"
+        with open(partial, "w", encoding="ascii") as out:
+            json.dump(document, out)
+        os.replace(partial, path)
+        pauses.clear()
+
+    gc.callbacks.append(timed)
+    signal.signal(signal.SIGUSR1, write)
+    atexit.register(write)
 
 
 def count_statements(path: str) -> None:

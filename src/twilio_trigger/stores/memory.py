@@ -1,21 +1,20 @@
-"""In-process stores, bounded in count and age so that memory stays flat under any load."""
+"""In-process stores, bounded in count and age so that memory stays flat under any load,
+and kept packed (:mod:`._packed`) so that the garbage collector never walks them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from hashlib import blake2b
-from typing import Generic, TypeVar
 
 from .._core.order import Position, Standing, settle
 from . import Claim, DeliveryStore, StatusStore
+from ._packed import PackedExpiring
 
 __all__ = ["MemoryDeliveryStore", "MemoryStatusStore"]
-
-_V = TypeVar("_V")
 
 
 def _digest(key: str) -> bytes:
@@ -23,47 +22,33 @@ def _digest(key: str) -> bytes:
     return blake2b(key.encode("utf-8"), digest_size=16).digest()
 
 
-class _Expiring(Generic[_V]):
-    """A mapping whose entries expire after *ttl* seconds, the oldest dropped past *limit*.
+# A delivery's value: done without a reply, or the reply it was answered with.
+_DONE = b"\x00"
+_REPLY = b"\x01"
+# A SID's position: its rank, then its status and the one before, each as UTF-8
+# after its length (the one before: -1 for none).
+_RANK = struct.Struct("<qi")
+_PREVIOUS = struct.Struct("<i")
 
-    Entries are kept in insertion order, which is also expiry order (one ttl
-    for all), so expiry and eviction both take from the front: an OrderedDict
-    does that in constant time (a plain dict slows down as its front empties).
-    """
 
-    __slots__ = ("_clock", "_entries", "_limit", "_ttl")
+def _packed_position(position: Position) -> bytes:
+    status = position.status.encode("utf-8", "surrogatepass")
+    head = _RANK.pack(position.rank, len(status)) + status
+    if position.previous is None:
+        return head + _PREVIOUS.pack(-1)
+    previous = position.previous.encode("utf-8", "surrogatepass")
+    return head + _PREVIOUS.pack(len(previous)) + previous
 
-    def __init__(self, ttl: float, limit: int, clock: Callable[[], float]) -> None:
-        self._entries: OrderedDict[bytes, tuple[float, _V]] = OrderedDict()
-        self._ttl = ttl
-        self._limit = limit
-        self._clock = clock
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: bytes) -> _V | None:
-        found = self._entries.get(key)
-        if found is None:
-            return None
-        if found[0] <= self._clock():
-            del self._entries[key]
-            return None
-        return found[1]
-
-    def put(self, key: bytes, value: _V) -> None:
-        entries = self._entries
-        now = self._clock()
-        entries[key] = (now + self._ttl, value)
-        entries.move_to_end(key)
-        # Drop what expired (a few at a time) and what is over the limit.
-        for _ in range(4):
-            oldest = next(iter(entries.values()))
-            if oldest[0] > now:
-                break
-            entries.popitem(last=False)
-        while len(entries) > self._limit:
-            entries.popitem(last=False)
+def _position(packed: bytes) -> Position:
+    rank, length = _RANK.unpack_from(packed)
+    at = _RANK.size
+    status = packed[at : at + length].decode("utf-8", "surrogatepass")
+    at += length
+    (length,) = _PREVIOUS.unpack_from(packed, at)
+    at += _PREVIOUS.size
+    previous = None if length < 0 else packed[at : at + length].decode("utf-8", "surrogatepass")
+    return Position(status, rank, previous)
 
 
 class MemoryDeliveryStore(DeliveryStore):
@@ -72,8 +57,8 @@ class MemoryDeliveryStore(DeliveryStore):
     def __init__(
         self, *, ttl: float, limit: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        # True, or the reply the delivery was answered with.
-        self._done: _Expiring[bool | bytes] = _Expiring(ttl, limit, clock)
+        # Done deliveries, with the reply each was answered with (see _DONE, _REPLY).
+        self._done = PackedExpiring(ttl, limit, clock)
         # Keys being handled; an Event only once a second copy waits for one.
         self._busy: dict[bytes, asyncio.Event | None] = {}
 
@@ -91,14 +76,14 @@ class MemoryDeliveryStore(DeliveryStore):
 
     async def complete(self, key: str, reply: bytes | None = None) -> None:
         digest = _digest(key)
-        self._done.put(digest, True if reply is None else reply)
+        self._done.put(digest, _DONE if reply is None else _REPLY + reply)
         finished = self._busy.pop(digest, None)
         if finished is not None:
             finished.set()
 
     async def reply_of(self, key: str) -> bytes | None:
         done = self._done.get(_digest(key))
-        return done if isinstance(done, bytes) else None
+        return done[1:] if done is not None and done[:1] == _REPLY else None
 
     async def release(self, key: str) -> None:
         finished = self._busy.pop(_digest(key), None)
@@ -122,14 +107,15 @@ class MemoryStatusStore(StatusStore):
     def __init__(
         self, *, ttl: float, limit: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._positions: _Expiring[Position] = _Expiring(ttl, limit, clock)
+        self._positions = PackedExpiring(ttl, limit, clock)
 
     def __len__(self) -> int:
         return len(self._positions)
 
     async def observe(self, key: str, status: str, rank: int) -> Standing:
         digest = _digest(key)
-        standing, position = settle(self._positions.get(digest), status, rank)
+        known = self._positions.get(digest)
+        standing, position = settle(None if known is None else _position(known), status, rank)
         if position is not None:
-            self._positions.put(digest, position)
+            self._positions.put(digest, _packed_position(position))
         return standing
