@@ -115,11 +115,17 @@ class Outage:
             if self._since is not None:
                 self._refused += 1
 
-    def recovered(self) -> None:
-        """The database answered again: tell how long it was away, once."""
+    def recovered(self, started: float | None = None) -> None:
+        """The database answered again: tell how long it was away, once.
+
+        *started* is when the operation that succeeded began (``time.monotonic()``):
+        one begun before the outage was told proves nothing (a statement that
+        completed as the server went down, on a connection the crash had not
+        reached yet), and is ignored, so that the outage is not told twice.
+        """
         with self._lock:
             since = self._since
-            if since is None:
+            if since is None or (started is not None and started < since):
                 return
             self._since = None
             failures, self._failures = self._failures, 0
@@ -171,6 +177,7 @@ def watched(
     @functools.wraps(method)
     async def run(self: _Self, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         outage = self.outage
+        started = time.monotonic()
         try:
             result = await method(self, *args, **kwargs)
         except Exception as error:
@@ -178,7 +185,7 @@ def watched(
                 raise
             raise outage.unreachable(error) from error
         if outage.ongoing:
-            outage.recovered()
+            outage.recovered(started)
         return result
 
     return run

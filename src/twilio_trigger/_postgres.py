@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -261,6 +262,7 @@ class Database:
         callback's transaction, whose limit is the dispatcher's), a time-out is
         the caller's and passes through."""
         pool = await self.pool()
+        started = time.monotonic()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if timed:
@@ -275,7 +277,7 @@ class Database:
                 await pool.check()
             raise failure from error
         if self.outage.ongoing:
-            self.outage.recovered()
+            self.outage.recovered(started)
 
     async def execute(
         self, query: str, args: Sequence[Any] | Mapping[str, Any] = ()
@@ -283,6 +285,7 @@ class Database:
         """One statement, its own transaction: what :meth:`connection` does, written
         out without its context managers (each event's statements come here)."""
         pool = self._pools.get(asyncio.get_running_loop()) or await self.pool()
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
                 connection = await pool.getconn(self._wait())
@@ -297,7 +300,7 @@ class Database:
                 await pool.check()
             raise failure from error
         if self.outage.ongoing:
-            self.outage.recovered()
+            self.outage.recovered(started)
         return rows
 
     async def close(self) -> None:
