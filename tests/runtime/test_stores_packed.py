@@ -1,11 +1,13 @@
 """The packed expiring map under the in-memory stores: it behaves as the plain
-ordered map it replaced (compared operation by operation on a clock moved by hand),
-and the garbage collector never tracks it, whatever it holds."""
+ordered map it replaced (compared operation by operation on a clock moved by hand,
+split into shards or not), the garbage collector never tracks it, whatever it
+holds, and what it allocates stays of one size once it is full."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections import OrderedDict
 
 import pytest
@@ -60,7 +62,8 @@ class Model:
 
 
 def key(number: int) -> bytes:
-    return number.to_bytes(DIGEST, "big")
+    # The low byte first: the shard is chosen by the first bytes.
+    return number.to_bytes(DIGEST, "little")
 
 
 operations = st.lists(
@@ -74,12 +77,18 @@ operations = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(operations=operations, limit=st.integers(1, 6), ttl=st.integers(1, 40))
+@given(
+    operations=operations,
+    limit=st.integers(1, 6),
+    ttl=st.integers(1, 40),
+    shards=st.sampled_from([None, 1, 2, 8]),
+)
 def test_it_behaves_as_the_ordered_map_it_replaced(
-    operations: list[tuple[str, int, bytes]], limit: int, ttl: int
+    operations: list[tuple[str, int, bytes]], limit: int, ttl: int, shards: int | None
 ) -> None:
     clock = Clock()
-    packed, model = PackedExpiring(ttl, limit, clock), Model(ttl, limit, clock)
+    packed = PackedExpiring(ttl, limit, clock, shards=shards)
+    model = Model(ttl, limit, clock)
     for operation, number, value in operations:
         if operation == "put":
             packed.put(key(number), value)
@@ -104,11 +113,34 @@ def test_many_puts_of_the_same_keys_compact_the_ring_and_keep_the_order() -> Non
     assert [packed.get(key(n)) for n in (1, 2, 3, 4)] == [b"again", None, b"v3", b"four"]
 
 
-def test_a_key_of_another_length_or_a_limit_below_one_is_refused() -> None:
+def test_a_key_of_another_length_a_limit_below_one_or_odd_shards_are_refused() -> None:
     with pytest.raises(ValueError, match="a key is 16 bytes"):
         PackedExpiring(1, 1, Clock()).put(b"short", b"")
     with pytest.raises(ValueError, match="a limit of at least 1"):
         PackedExpiring(1, 0, Clock())
+    for shards in (0, 3, 1 << 17):
+        with pytest.raises(ValueError, match="shards: a power of two"):
+            PackedExpiring(1, 1, Clock(), shards=shards)
+
+
+def test_once_full_it_allocates_only_small_tables_and_never_a_new_ring() -> None:
+    # The resident size stays flat only if nothing it allocates again and again
+    # is large enough for glibc to take from the heap past its mapping threshold
+    # (128 KiB at first): each shard's table stays below it, and the ring is the
+    # one allocated at the start (compacted in place).
+    clock = Clock()
+    limit = 100_000
+    packed = PackedExpiring(3600, limit, clock)
+    ring = packed._ring
+    largest = 0
+    for number in range(5 * limit):  # full, evicting, compacting twice
+        packed.put(number.to_bytes(8, "little") * 2, b"\x00" * 40)
+        if number % 5000 == 0:
+            largest = max(largest, *(sys.getsizeof(shard) for shard in packed._shards))
+    assert len(packed) == limit
+    assert packed._ring is ring
+    assert largest < 128 * 1024
+    assert 64 <= len(packed._shards) <= 256
 
 
 @pytest.mark.parametrize("status", ["delivered", "", "a\x00b", "\udcff", "é" * 300])
@@ -134,5 +166,5 @@ def test_the_collector_never_tracks_the_stores_however_full() -> None:
     gc.collect()
     assert len(deliveries) == len(statuses) == 1000
     for packed in (deliveries._done, statuses._positions):
-        assert not gc.is_tracked(packed._entries)
+        assert not any(gc.is_tracked(shard) for shard in packed._shards)
         assert not gc.is_tracked(packed._ring)
