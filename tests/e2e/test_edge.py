@@ -318,6 +318,56 @@ def test_a_request_refused_before_its_body_ends_its_connection(
     assert recorder.calls == []
 
 
+def split_whole(data: bytes) -> list[tuple[int, bytes]]:
+    """The whole answers at the start of *data* (a partial one at its end left out)."""
+    whole = []
+    while b"\r\n\r\n" in data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        named = dict(line.lower().split(":", 1) for line in lines[1:])
+        length = int(named["content-length"])
+        if len(rest) < length:
+            break
+        whole.append((int(lines[0].split()[1]), rest[:length]))
+        data = rest[length:]
+    return whole
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    # Answers are written at the end of the event loop's pass (``_Batched``):
+    # those of requests sent together must all arrive, whole and in order, and
+    # the refusal that ends the connection after them too.
+    requests = [signed_request(served) for _ in range(3)]
+    with connect(served) as sock:
+        sock.sendall(b"".join(raw for raw, _ in requests))
+        data = b""  # read until three whole answers are in, however they are split
+        while len(split_whole(data)) < 3:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {data!r}"
+            data += chunk
+        answers = split_whole(data)
+        assert [status for status, _ in answers] == [200, 200, 200]
+        assert all(body.startswith(b"<?xml") for _, body in answers)
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert split_whole(closed_by_server(sock))[0][0] == 400
+    assert [call.event.sid for call in recorder.calls] == [sid for _, sid in requests]
+
+
+def test_a_keep_alive_connection_gets_each_answer_whole(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    with connect(served) as sock:
+        for _ in range(5):  # one at a time: each answer is read before the next request
+            sock.sendall(signed_request(served)[0])
+            status, headers, body = read_answer(sock)
+            assert (status, headers.get("connection")) == (200, None)
+            assert body.startswith(b"<?xml")
+            assert len(body) == int(headers["content-length"])
+    assert len(recorder.calls) == 5
+
+
 def test_a_wrong_path_with_a_body_ends_its_connection(
     served: twilio.Listener, recorder: Recorder
 ) -> None:
