@@ -155,6 +155,21 @@ def test_other_content_types_are_rejected(value: bytes | None) -> None:
     assert is_form_content_type(value) is False
 
 
+def test_content_types_remembered_stay_few_and_short_and_answer_the_same() -> None:
+    from twilio_trigger._core import form
+
+    for number in range(1000):  # made-up types: at most 64 remembered
+        made_up = b"application/x-www-form-urlencoded; x=%d" % number
+        assert is_form_content_type(made_up) is True
+        assert is_form_content_type(b"text/plain; x=%d" % number) is False
+    long_one = b"application/x-www-form-urlencoded;" + b" " * 200
+    assert is_form_content_type(long_one) is True
+    assert len(form._SEEN_FORM_TYPES) <= 64
+    assert all(len(value) <= 100 for value in form._SEEN_FORM_TYPES)
+    for value, known in list(form._SEEN_FORM_TYPES.items()):  # asked again: the same
+        assert is_form_content_type(value) is known is form._is_form_content_type(value)
+
+
 # The fast path must give exactly what the standard library gives, odd bodies included.
 _FORM_BYTES = st.lists(
     st.sampled_from(

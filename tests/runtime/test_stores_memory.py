@@ -109,6 +109,22 @@ def test_claim_complete_release_semantics() -> None:
     ]
 
 
+def test_interleaved_deliveries_are_each_completed_under_their_own_key() -> None:
+    # The store remembers the digest of the latest key: a completion of another
+    # key must not take it.
+    async def scenario() -> list[Claim]:
+        store = MemoryDeliveryStore(ttl=60, limit=100)
+        assert await store.claim("a") is Claim.ACQUIRED
+        assert await store.claim("b") is Claim.ACQUIRED
+        await store.complete("a")
+        seen = [await store.claim("a"), await store.claim("b")]
+        await store.complete("b")
+        seen.append(await store.claim("b"))
+        return seen
+
+    assert run(scenario()) == [Claim.DONE, Claim.BUSY, Claim.DONE]
+
+
 def test_released_delivery_is_not_remembered() -> None:
     async def scenario() -> int:
         store = MemoryDeliveryStore(ttl=60, limit=100)

@@ -19,10 +19,24 @@ class FormError(ValueError):
         self.message = message
 
 
+#: Content types seen, and whether each is a form's: a listener sees very few
+#: (Twilio sends one).  Bounded in count and length: made-up ones cannot grow it.
+_SEEN_FORM_TYPES: dict[bytes, bool] = {}
+
+
 def is_form_content_type(value: bytes | None) -> bool:
     """True for ``application/x-www-form-urlencoded``, with no charset or UTF-8."""
     if value is None:
         return False
+    known = _SEEN_FORM_TYPES.get(value)
+    if known is None:
+        known = _is_form_content_type(value)
+        if len(_SEEN_FORM_TYPES) < 64 and len(value) <= 100:
+            _SEEN_FORM_TYPES[value] = known
+    return known
+
+
+def _is_form_content_type(value: bytes) -> bool:
     media_type, _, parameters = value.partition(b";")
     if media_type.strip().lower() != b"application/x-www-form-urlencoded":
         return False

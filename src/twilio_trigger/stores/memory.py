@@ -61,12 +61,22 @@ class MemoryDeliveryStore(DeliveryStore):
         self._done = PackedExpiring(ttl, limit, clock)
         # Keys being handled; an Event only once a second copy waits for one.
         self._busy: dict[bytes, asyncio.Event | None] = {}
+        # The latest key and its digest: a delivery's claim and completion share it.
+        self._last: tuple[str, bytes] = ("", _digest(""))
 
     def __len__(self) -> int:
         return len(self._done)
 
-    async def claim(self, key: str) -> Claim:
+    def _digest(self, key: str) -> bytes:
+        last = self._last
+        if last[0] == key:
+            return last[1]
         digest = _digest(key)
+        self._last = (key, digest)
+        return digest
+
+    async def claim(self, key: str) -> Claim:
+        digest = self._digest(key)
         if digest in self._busy:
             return Claim.BUSY
         if self._done.get(digest) is not None:
@@ -75,7 +85,7 @@ class MemoryDeliveryStore(DeliveryStore):
         return Claim.ACQUIRED
 
     async def complete(self, key: str, reply: bytes | None = None) -> None:
-        digest = _digest(key)
+        digest = self._digest(key)
         self._done.put(digest, _DONE if reply is None else _REPLY + reply)
         finished = self._busy.pop(digest, None)
         if finished is not None:
