@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,18 +23,7 @@ from twilio_trigger.inbox.sqlite import SQLiteInbox
 
 from ._support import LOGGER, TOKEN, running, wait_until
 
-
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TWILIO_TRIGGER_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=15.0, trust_env=False) as client:
-        yield client
+pytestmark = pytest.mark.usefixtures("no_listener_options")
 
 
 def sid(number: int) -> str:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,21 +20,11 @@ from twilio_trigger.inbox.sqlite import SQLiteInbox
 
 from ._support import LOGGER, TOKEN, Recorder, SmsRecorder, running, wait_until
 
+pytestmark = pytest.mark.usefixtures("no_listener_options")
+
+
 READY = {"status": "ready", "checks": {"inbox": "ok", "store": "ok"}}
 SIDS = [f"SM{number:032d}" for number in range(1, 4)]
-
-
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TWILIO_TRIGGER_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=15.0, trust_env=False) as client:
-        yield client
 
 
 def counts(path: Path) -> dict[State, int]:

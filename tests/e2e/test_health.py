@@ -30,28 +30,17 @@ from tests.redis_support import RedisServer, own_redis
 
 from ._support import LOGGER, TOKEN, CallRecorder, Recorder, SmsRecorder, running
 
+pytestmark = pytest.mark.usefixtures("no_listener_options")
+
+
 __all__ = ["own_redis"]  # the fixture, imported for pytest to find
 
 ALIVE = {"status": "alive"}
 
 
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every option these tests rely on comes from the test, none from the environment."""
-    for name in list(os.environ):
-        if name.startswith("TWILIO_TRIGGER_"):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=15.0, trust_env=False) as client:
-        yield client
 
 
 def base(listener: twilio.Listener) -> str:

@@ -31,13 +31,12 @@ from .test_inspector_http import (
     REPLAY,
     STAMP,
     Carrier,
-    _no_listener_options_from_outside,
     inspected,
     send,
     wait_outcomes,
 )
 
-__all__ = ["_no_listener_options_from_outside"]  # the autouse fixture, for pytest
+pytestmark = pytest.mark.usefixtures("no_listener_options")
 
 DISPATCH = {"X-Inspector": "dispatch"}
 WAIT = 10.0

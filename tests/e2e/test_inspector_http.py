@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import re
 import socket
 import threading
@@ -45,20 +44,15 @@ from twilio_trigger._inspector import _session as inspector_session
 
 from ._support import TOKEN, read_answer, running, wait_until
 
+pytestmark = pytest.mark.usefixtures("no_listener_options")
+
+
 INSPECTOR_TOKEN = "a-long-inspector-token-123"
 COOKIE = "twilio_trigger_inspector"
 ERROR = "carrier lookup exploded"
 REPLAY = {"X-Inspector": "replay"}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 WAIT = 10.0
-
-
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every option these tests rely on comes from the test, none from the environment."""
-    for name in list(os.environ):
-        if name.startswith("TWILIO_TRIGGER_"):
-            monkeypatch.delenv(name)
 
 
 # -- services -------------------------------------------------------------------------

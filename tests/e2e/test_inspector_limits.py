@@ -14,7 +14,6 @@ beyond loopback, bounded and strictly parsed bodies.  Waits poll for state.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,19 +35,14 @@ from ._support import LOGGER, TOKEN, running, wait_until
 from .test_dispatch_control import Downstream, counts
 from .test_inspector_http import COOKIE, INSPECTOR_TOKEN, REPLAY, Carrier, inspected, send
 
+pytestmark = pytest.mark.usefixtures("no_listener_options")
+
+
 __all__ = ["pg_schema", "postgres_database", "prefix", "redis_url"]  # fixtures, for pytest
 
 LIMITS = {"X-Inspector": "limits"}
 BREAKERS = {"X-Inspector": "breaker"}
 LATER = 3600.0
-
-
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every listener option comes from the test (what the services require stays)."""
-    for name in list(os.environ):
-        if name.startswith("TWILIO_TRIGGER_") and not name.startswith("TWILIO_TRIGGER_REQUIRE_"):
-            monkeypatch.delenv(name)
 
 
 def view(http: httpx.Client, **headers: str) -> dict[str, Any]:

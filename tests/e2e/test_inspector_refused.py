@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,9 @@ from tests.payloads import signed_post, sms_status_payload
 
 from ._support import TOKEN, read_answer, running, wait_until
 
+pytestmark = pytest.mark.usefixtures("no_listener_options")
+
+
 INSPECTOR_TOKEN = "a-long-inspector-token-123"
 WRONG_TOKEN = "not-the-auth-token-0123456789abcd"
 #: What the refused request carries that must never be shown.
@@ -32,13 +34,6 @@ BODY_MARKER = "BODY-MARKER-7f3a9c"
 HEADER_SECRET = "HEADER-SECRET-51be02"
 QUERY_SECRET = "QUERY-SECRET-c0ffee"
 PASSWORD = "url-password-4242"
-
-
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("TWILIO_TRIGGER_"):
-            monkeypatch.delenv(name)
 
 
 class Messages(twilio.SmsStatusService):

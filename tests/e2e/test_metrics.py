@@ -42,6 +42,9 @@ from twilio_trigger._core.kinds import KINDS
 from ._processes import Process
 from ._support import TOKEN, CallbackError, free_port, running, wait_until
 
+pytestmark = pytest.mark.usefixtures("no_listener_options")
+
+
 __all__ = ["prefix", "redis_url"]  # the fixtures, imported for pytest to find
 
 #: The callbacks' time limit: the sleeping callback outlives it twentyfold.
@@ -136,14 +139,6 @@ class Outcomes(twilio.SmsStatusService):
         await asyncio.sleep(TIME_LIMIT * 20)
 
 
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every option these tests rely on comes from the test, none from the environment."""
-    for name in list(os.environ):
-        if name.startswith(("TWILIO_TRIGGER_", "PROMETHEUS_")):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture
 def listener() -> Iterator[twilio.Listener]:
     with running(
@@ -154,12 +149,6 @@ def listener() -> Iterator[twilio.Listener]:
         max_body_bytes=MAX_BODY,
     ) as listener:
         yield listener
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=15.0, trust_env=False) as client:
-        yield client
 
 
 def post(http: httpx.Client, url: str, params: Params, token: str | None = None) -> httpx.Response:

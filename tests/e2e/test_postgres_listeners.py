@@ -44,6 +44,9 @@ from twilio_trigger._worker import WorkerPool
 from ._processes import Process
 from ._support import TOKEN, assert_empty_twiml, eventually, free_port, wait_until
 
+pytestmark = pytest.mark.usefixtures("no_listener_options")
+
+
 __all__ = ["pg_schema", "postgres_database"]  # the fixtures, imported for pytest to find
 
 #: The command line, as installed beside this Python (``python -m twilio_trigger``
@@ -52,14 +55,6 @@ _SCRIPT = Path(sys.executable).with_name("twilio-trigger")
 COMMAND = (str(_SCRIPT),) if _SCRIPT.exists() else ("-m", "twilio_trigger")
 REPLAY = {"X-Inspector": "replay"}
 WAIT = 20.0
-
-
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every option these tests rely on comes from the test, none from the environment."""
-    for name in list(os.environ):
-        if name.startswith("TWILIO_TRIGGER_"):
-            monkeypatch.delenv(name)
 
 
 # -- what the in-process listeners' callbacks record ----------------------------------------

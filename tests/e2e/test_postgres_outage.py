@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -31,6 +30,9 @@ from tests.postgres_support import PostgresCluster, own_postgres, scalar
 
 from ._support import LOGGER, TOKEN, assert_empty_twiml, wait_until
 
+pytestmark = pytest.mark.usefixtures("no_listener_options")
+
+
 __all__ = ["own_postgres"]  # the fixture, imported for pytest to find
 
 #: The answers of a listener whose inbox or store cannot be reached.
@@ -39,14 +41,6 @@ STORE_UNAVAILABLE = "the listener's store is unreachable; try again"
 SCHEMA = "outage"
 #: Seconds the listener gets to answer 200 again once the cluster is back.
 RECOVERY = 30.0
-
-
-@pytest.fixture(autouse=True)
-def _no_listener_options_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every option these tests rely on comes from the test, none from the environment."""
-    for name in list(os.environ):
-        if name.startswith("TWILIO_TRIGGER_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture
