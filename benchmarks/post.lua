@@ -9,6 +9,10 @@
 --                load run: it seeds the tokens, so that no two runs repeat them
 -- The requests are assembled once in init(); request() only appends a counter.
 
+-- twilio_request.lua, beside this script, assembles the requests.
+package.path = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/?.lua;" .. package.path
+local twilio_request = require("twilio_request")
+
 local nonce = os.getenv("BENCH_NONCE") or "00000000-0000-0000"
 local path_to_data = os.getenv("BENCH_DATA")
 local thread_counter = 0
@@ -33,16 +37,7 @@ function init(args)
       local signature, body = line:match("^(%S+) (%S+)$")
       if signature then
          count = count + 1
-         heads[count] = "POST " .. path .. " HTTP/1.1\r\n"
-            .. "Host: " .. host .. "\r\n"
-            .. "User-Agent: TwilioProxy/1.1\r\n"
-            .. "Accept: */*\r\n"
-            .. "X-Home-Region: us1\r\n"
-            .. "Content-Type: application/x-www-form-urlencoded\r\n"
-            .. "Content-Length: " .. #body .. "\r\n"
-            .. "X-Twilio-Signature: " .. signature .. "\r\n"
-            .. "I-Twilio-Idempotency-Token: "
-         tails[count] = "\r\n\r\n" .. body
+         heads[count], tails[count] = twilio_request.parts(host, path, signature, body)
       end
    end
    file:close()
@@ -53,20 +48,11 @@ function init(args)
    sent = 0
 end
 
--- A random UUID (version 4), as Twilio sends.
-local function token()
-   return string.format(
-      "%08x-%04x-4%03x-%04x-%04x%08x",
-      math.random(0, 0x7fffffff), math.random(0, 0xffff), math.random(0, 0xfff),
-      math.random(0x8000, 0xbfff), math.random(0, 0xffff), math.random(0, 0x7fffffff)
-   )
-end
-
 function request()
    next_index = next_index + 1
    if next_index > count then
       next_index = 1
    end
    sent = sent + 1
-   return heads[next_index] .. token() .. tails[next_index]
+   return heads[next_index] .. twilio_request.token() .. tails[next_index]
 end

@@ -8,9 +8,13 @@
 -- done() prints the latency percentiles wrk's --latency leaves out (99.9%), and
 -- whether the file ran out (then the last request was sent again: a copy).
 
+-- twilio_request.lua, beside this script, assembles the requests.
+package.path = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/?.lua;" .. package.path
+local twilio_request = require("twilio_request")
+
 local nonce = os.getenv("BENCH_NONCE") or "00000000-0000-0000"
 local path_to_data = os.getenv("BENCH_DATA")
-local file, head, last
+local file, host, path, last
 local exhausted = false
 
 function init(args)
@@ -19,14 +23,9 @@ function init(args)
    end
    file = assert(io.open(path_to_data, "r"))
    local first = file:read("*l")
-   local host, path = first:match("^(%S+) (%S+)$")
-   assert(host and path, "steady.lua: bad first line in " .. path_to_data)
-   head = "POST " .. path .. " HTTP/1.1\r\n"
-      .. "Host: " .. host .. "\r\n"
-      .. "User-Agent: TwilioProxy/1.1\r\n"
-      .. "Accept: */*\r\n"
-      .. "X-Home-Region: us1\r\n"
-      .. "Content-Type: application/x-www-form-urlencoded\r\n"
+   local found_host, found_path = first:match("^(%S+) (%S+)$")
+   assert(found_host and found_path, "steady.lua: bad first line in " .. path_to_data)
+   host, path = found_host, found_path
    for _ = 1, tonumber(os.getenv("BENCH_SKIP") or "0") do
       if not file:read("*l") then
          break
@@ -35,21 +34,12 @@ function init(args)
    math.randomseed(os.time() + tonumber(nonce:sub(1, 8), 16))
 end
 
-local function token()
-   return string.format(
-      "%08x-%04x-4%03x-%04x-%04x%08x",
-      math.random(0, 0x7fffffff), math.random(0, 0xffff), math.random(0, 0xfff),
-      math.random(0x8000, 0xbfff), math.random(0, 0xffff), math.random(0, 0x7fffffff)
-   )
-end
-
 function request()
    local line = (not exhausted) and file:read("*l") or nil
    if line then
       local signature, body = line:match("^(%S+) (%S+)$")
-      last = head .. "Content-Length: " .. #body .. "\r\n"
-         .. "X-Twilio-Signature: " .. signature .. "\r\n"
-         .. "I-Twilio-Idempotency-Token: " .. token() .. "\r\n\r\n" .. body
+      local head, tail = twilio_request.parts(host, path, signature, body)
+      last = head .. twilio_request.token() .. tail
    else
       exhausted = true -- the last one again: a copy, and steady.py calls the run failed
    end

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._core import answers
 from ._core.answers import Answer
@@ -14,7 +14,7 @@ from ._observe import Refusal, Rejection
 from ._refused import REQUEST, Request
 from ._webhook import WebhookHandler
 
-__all__ = ["Endpoint", "WebhookApp", "send_answer"]
+__all__ = ["Endpoint", "Head", "WebhookApp", "send_answer"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -79,6 +79,17 @@ def _full_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path if path.startswith(root) else root + path
+
+
+class Head(NamedTuple):
+    """What the head of a request for the webhook said (:meth:`WebhookApp.read_head`)."""
+
+    scope: Scope
+    route: str
+    prefer: Sequence[Kind]
+    method: str
+    headers: dict[bytes, bytes]
+    remote: str | None
 
 
 class WebhookApp:
@@ -159,11 +170,24 @@ class WebhookApp:
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1003})
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def webhook_route(self, scope: Scope) -> tuple[str, Sequence[Kind]] | None:
+        """The route of *scope*'s request and the kinds its path prefers, when it is
+        for the webhook (this app's path or a service's), else ``None``."""
         route = _route_path(scope)
         prefer = self._paths.get(route, ())
         if route != self._path and not prefer:
-            endpoint = self._endpoints.get(route)
+            return None
+        return route, prefer
+
+    @property
+    def keeps_refused(self) -> bool:
+        """Whether refused requests are kept (then each leaves its head in ``REQUEST``)."""
+        return self._keeps_refused
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        webhook = self.webhook_route(scope)
+        if webhook is None:
+            endpoint = self._endpoints.get(_route_path(scope))
             if endpoint is None:
                 return await send_answer(send, answers.NOT_FOUND)
             if scope["method"] not in ("GET", "HEAD"):
@@ -175,10 +199,36 @@ class WebhookApp:
         method = scope["method"]
         if method != "POST" and method != "GET":
             return await send_answer(send, answers.METHOD_NOT_ALLOWED)
-
-        raw_headers = scope["headers"]
         if self._keeps_refused:  # names only, read if it is refused
-            REQUEST.set(Request(method, scope["path"], raw_headers))
+            REQUEST.set(Request(method, scope["path"], scope["headers"]))
+        head = self.read_head(scope, webhook)
+        if isinstance(head, Answer):
+            return await send_answer(send, head)
+
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body: bytes = message.get("body", b"")
+        if method == "POST" and message.get("more_body", False):
+            limit = self._handler.max_body_bytes
+            chunks = bytearray(body)
+            while len(chunks) <= limit and message.get("more_body", False):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunks += message.get("body", b"")
+            body = bytes(chunks)
+        return await send_answer(send, await self.respond(head, body))
+
+    def read_head(self, scope: Scope, webhook: tuple[str, Sequence[Kind]]) -> Head | Answer:
+        """What the head of a request for the webhook says, or the answer to give
+        before its body is read (a malformed Host, then :meth:`WebhookHandler.precheck`).
+
+        *webhook* is what :meth:`webhook_route` gave for *scope*; its method is
+        POST or GET.  The ASGI application and the listener's own server
+        (:mod:`._edge`) both go through here and :meth:`respond`.
+        """
+        raw_headers = scope["headers"]
         headers = dict(raw_headers)  # names are lower-case in ASGI
         handler = self._handler
         host = headers.get(b"host")
@@ -186,8 +236,7 @@ class WebhookApp:
             len(headers) != len(raw_headers)  # some name repeated: Host must not be
             and sum(1 for name, _ in raw_headers if name == b"host") > 1
         ):
-            answer = handler.refuse(Rejection.MALFORMED, answers.MALFORMED_HOST, _remote(scope))
-            return await send_answer(send, answer)
+            return handler.refuse(Rejection.MALFORMED, answers.MALFORMED_HOST, _remote(scope))
         content_type = headers.get(b"content-type")
         signature = headers.get(b"x-twilio-signature")
         declared = headers.get(b"content-length", b"")
@@ -195,6 +244,7 @@ class WebhookApp:
         if declared.isdigit():
             length = int(declared) if len(declared) < 19 else 2**63
         remote = _remote(scope)
+        method: str = scope["method"]
         early = handler.precheck(
             content_type,
             signature,
@@ -204,26 +254,21 @@ class WebhookApp:
             method=method,
         )
         if early is not None:
-            return await send_answer(send, early)
+            return early
+        return Head(scope, webhook[0], webhook[1], method, headers, remote)
 
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body: bytes = message.get("body", b"")
+    async def respond(self, head: Head, body: bytes) -> Answer:
+        """The answer to the request of *head* (from :meth:`read_head`) with *body*,
+        read whole or up to one byte past ``max_body_bytes``."""
+        handler = self._handler
+        method = head.method
         if method == "GET":
             body = b""  # a GET's parameters are in its query; a body is ignored
-        elif message.get("more_body", False):
-            limit = handler.max_body_bytes
-            chunks = bytearray(body)
-            while len(chunks) <= limit and message.get("more_body", False):
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                chunks += message.get("body", b"")
-            body = bytes(chunks)
-        if len(body) > handler.max_body_bytes:
-            return await send_answer(send, handler.too_large(remote))
-
+        elif len(body) > handler.max_body_bytes:
+            return handler.too_large(head.remote)
+        scope = head.scope
+        headers = head.headers
+        host = headers.get(b"host")
         if host is None:
             server = scope.get("server") or ("localhost", None)
             host_text = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
@@ -232,6 +277,7 @@ class WebhookApp:
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else _full_path(scope)
         query = scope.get("query_string", b"").decode("latin-1")
+        route = head.route
         if route == self._path:
             url = handler.url_for(scope.get("scheme", "http"), host_text, path, query)
         else:
@@ -239,21 +285,20 @@ class WebhookApp:
                 scope.get("scheme", "http"), host_text, path, query, self._public_url_at(route)
             )
         token = headers.get(b"i-twilio-idempotency-token")
-        answer = await handler.handle(
+        return await handler.handle(
             url,
-            signature,
+            headers.get(b"x-twilio-signature"),
             body,
             None if token is None else token.decode("latin-1"),
-            content_type=content_type,
+            content_type=headers.get(b"content-type"),
             settings=headers.get(b"x-twilio-webhooks-signature-settings"),
             headers=headers,
-            remote=remote,
-            prefer=prefer,
+            remote=head.remote,
+            prefer=head.prefer,
             path=route,
             query=query,
             method=method,
         )
-        return await send_answer(send, answer)
 
     def _public_url_at(self, route: str) -> str | None:
         # public_url for a service's own path: its path in place of the listener's.

@@ -377,6 +377,153 @@ def test_a_wrong_path_with_a_body_ends_its_connection(
         assert closed_by_server(sock) == b""
 
 
+# -- the webhook's requests, served without ASGI -------------------------------------------
+def signed_raw(
+    listener: twilio.Listener, params: dict[str, str], *lines: str, url: str | None = None
+) -> bytes:
+    body = encode_form(params)
+    head = "".join(
+        (
+            f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{listener.port}\r\n",
+            f"Content-Type: {FORM}\r\nContent-Length: {len(body)}\r\n",
+            f"X-Twilio-Signature: {sign(url or listener.url, params, TOKEN)}\r\n",
+            *(f"{line}\r\n" for line in lines),
+            "\r\n",
+        )
+    )
+    return head.encode("latin-1") + body
+
+
+def test_a_body_past_64_kib_under_the_limit_is_read_whole(recorder: Recorder) -> None:
+    # uvicorn pauses reading a body at 64 KiB until the application reads it; the
+    # webhook's requests keep their body whole up to max_body_bytes instead.
+    with running(SmsRecorder(recorder), max_body_bytes=256 * 1024) as listener:
+        params = sms_status_payload("delivered", Body="x" * (150 * 1024))
+        raw = signed_raw(listener, params)
+        with connect(listener) as sock:
+            for start in range(0, len(raw), 40_000):  # in pieces, as a slow client sends
+                sock.sendall(raw[start : start + 40_000])
+            status, headers, body = read_answer(sock)
+        assert status == 200, body
+        assert headers.get("connection") is None
+        (call,) = recorder.calls
+        assert dict(call.event.params)["Body"] == "x" * (150 * 1024)
+
+
+def test_a_body_that_grows_past_the_limit_gets_413_and_ends_the_connection(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nContent-Type: {FORM}\r\n"
+        "X-Twilio-Signature: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    with connect(served) as sock:
+        sock.sendall(head.encode())
+        chunk = b"8000\r\n" + b"a" * 0x8000 + b"\r\n"
+        for _ in range(3):  # 96 KiB: past the fixture's 64 KiB
+            sock.sendall(chunk)
+        status, headers, _ = read_answer(sock)
+        assert (status, headers.get("connection")) == (413, "close")
+        assert closed_by_server(sock) == b""
+    assert recorder.calls == []
+
+
+def test_webhook_and_endpoint_requests_pipelined_are_answered_in_order(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    first, first_sid = signed_request(served)
+    second, second_sid = signed_request(served)
+    health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with connect(served) as sock:
+        sock.sendall(first + health + second + health)
+        data = b""
+        while len(split_whole(data)) < 4:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {data!r}"
+            data += chunk
+    answers = split_whole(data)
+    assert [status for status, _ in answers] == [200, 200, 200, 200]
+    assert [body.startswith(b"<?xml") for _, body in answers] == [True, False, True, False]
+    assert [call.event.sid for call in recorder.calls] == [first_sid, second_sid]
+
+
+def test_x_forwarded_proto_from_a_proxy_on_loopback_is_honoured(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    # Signed for the https URL the proxy was called at: valid only once the
+    # listener takes the scheme from the proxy, as uvicorn does for 127.0.0.1.
+    https = served.url.replace("http://", "https://")
+    params = sms_status_payload("delivered")
+    with connect(served) as sock:
+        sock.sendall(signed_raw(served, params, "X-Forwarded-Proto: https", url=https))
+        assert read_answer(sock)[0] == 200
+        sock.sendall(signed_raw(served, params, url=https))  # no header: plain http
+        assert read_answer(sock)[0] == 403
+    assert [call.event.sid for call in recorder.calls] == [params["MessageSid"]]
+
+
+def test_answers_carry_the_date_and_no_server_header(served: twilio.Listener) -> None:
+    with connect(served) as sock:
+        sock.sendall(signed_request(served)[0])
+        status, headers, _ = read_answer(sock)
+    assert status == 200
+    assert headers["date"].endswith(" GMT")
+    assert "server" not in headers
+    assert headers["content-type"].startswith("text/xml")
+
+
+def test_expect_100_continue_is_answered_before_the_body(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    raw = signed_raw(served, sms_status_payload("delivered"), "Expect: 100-continue")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    with connect(served) as sock:
+        sock.sendall(head + b"\r\n\r\n")
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            chunk = sock.recv(65536)
+            assert chunk
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        sock.sendall(body)
+        assert read_answer(sock)[0] == 200
+    assert len(recorder.calls) == 1
+
+
+def test_a_failure_to_answer_is_a_500_that_ends_the_connection(
+    served: twilio.Listener,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from twilio_trigger._webhook import WebhookHandler
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in the listener")
+
+    monkeypatch.setattr(WebhookHandler, "handle", broken)
+    with caplog.at_level(logging.ERROR, logger=LOGGER), connect(served) as sock:
+        sock.sendall(signed_request(served)[0])
+        status, headers, _ = read_answer(sock)
+        assert (status, headers.get("connection")) == (500, "close")
+        assert closed_by_server(sock) == b""
+    assert any("answered 500" in r.getMessage() for r in records(caplog, logging.ERROR))
+    monkeypatch.undo()
+    assert_still_serving(served, recorder)
+
+
+def test_an_answer_with_a_header_that_could_split_it_is_never_written() -> None:
+    from twilio_trigger._core.answers import Answer
+    from twilio_trigger._edge import _rendered
+
+    with pytest.raises(ValueError, match="invalid header"):
+        _rendered(Answer(200, b"", ((b"x-a", b"1\r\nset-cookie: b"),)))
+    with pytest.raises(ValueError, match="invalid header"):
+        _rendered(Answer(200, b"", ((b"x a", b"1"),)))
+    fine = _rendered(Answer(200, b"ok", ((b"X-A", b"1\t2"), (b"Connection", b"Keep, Close"))))
+    assert (fine.lines, fine.closes, fine.sized) == (b"x-a: 1\t2\r\n", True, False)
+
+
 # -- the log ------------------------------------------------------------------------------
 def test_refusals_at_the_edge_are_logged_once_then_counted(
     served: twilio.Listener, caplog: pytest.LogCaptureFixture
@@ -497,3 +644,43 @@ def test_malformed_requests_are_told_once_not_by_uvicorn_per_request(
     warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.name for r in warned] == [LOGGER], [(r.name, r.getMessage()) for r in warned]
     assert warned[0].__dict__["reason"] == "malformed_request"
+
+
+def test_only_a_listeners_own_app_under_uvicorn_is_served_without_asgi() -> None:
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from twilio_trigger._edge import EdgeConfig, EdgeLimits, _Direct
+
+    listener = twilio.Listener(0, host="127.0.0.1", auth_tokens=[TOKEN])
+    app = listener.asgi
+
+    def direct(wrapped: object, **options: object) -> _Direct | None:
+        options.setdefault("access_log", False)  # as the listener's servers are made
+        config = EdgeConfig(wrapped, limits=EdgeLimits(), **options)
+        return _Direct.of(config, wrapped)
+
+    found = direct(ProxyHeadersMiddleware(app))  # type: ignore[arg-type]
+    assert found is not None
+    assert (found.app, found.proxy is not None) == (app, True)
+    bare = direct(app)
+    assert bare is not None
+    assert (bare.app, bare.proxy) == (app, None)
+    assert direct(ProxyHeadersMiddleware(app), access_log=True) is None  # type: ignore[arg-type]
+
+    async def other(scope: object, receive: object, send: object) -> None:
+        return None
+
+    assert direct(other) is None
+    assert direct(ProxyHeadersMiddleware(ProxyHeadersMiddleware(app))) is None  # type: ignore[arg-type]
+
+
+def test_a_configuration_pickled_to_another_process_leaves_what_it_found_behind() -> None:
+    import pickle
+
+    from twilio_trigger._edge import EdgeConfig, EdgeLimits, _Direct
+
+    config = EdgeConfig("module:app", limits=EdgeLimits(), access_log=False)
+    config._direct = _Direct(twilio.Listener(0, auth_tokens=[TOKEN]).asgi, None)  # type: ignore[attr-defined, arg-type]
+    copy = pickle.loads(pickle.dumps(config))  # noqa: S301 - our own bytes
+    assert not hasattr(copy, "_direct")
+    assert copy.limits == config.limits
