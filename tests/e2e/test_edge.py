@@ -514,7 +514,7 @@ def test_a_failure_to_answer_is_a_500_that_ends_the_connection(
 
 def test_an_answer_with_a_header_that_could_split_it_is_never_written() -> None:
     from twilio_trigger._core.answers import Answer
-    from twilio_trigger._edge import _rendered
+    from twilio_trigger._direct import _rendered
 
     with pytest.raises(ValueError, match="invalid header"):
         _rendered(Answer(200, b"", ((b"x-a", b"1\r\nset-cookie: b"),)))
@@ -649,15 +649,16 @@ def test_malformed_requests_are_told_once_not_by_uvicorn_per_request(
 def test_only_a_listeners_own_app_under_uvicorn_is_served_without_asgi() -> None:
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-    from twilio_trigger._edge import EdgeConfig, EdgeLimits, _Direct
+    from twilio_trigger._direct import Direct
+    from twilio_trigger._edge import EdgeConfig, EdgeLimits
 
     listener = twilio.Listener(0, host="127.0.0.1", auth_tokens=[TOKEN])
     app = listener.asgi
 
-    def direct(wrapped: object, **options: object) -> _Direct | None:
+    def direct(wrapped: object, **options: object) -> Direct | None:
         options.setdefault("access_log", False)  # as the listener's servers are made
         config = EdgeConfig(wrapped, limits=EdgeLimits(), **options)
-        return _Direct.of(config, wrapped)
+        return Direct.of(config, wrapped)
 
     found = direct(ProxyHeadersMiddleware(app))  # type: ignore[arg-type]
     assert found is not None
@@ -677,10 +678,11 @@ def test_only_a_listeners_own_app_under_uvicorn_is_served_without_asgi() -> None
 def test_a_configuration_pickled_to_another_process_leaves_what_it_found_behind() -> None:
     import pickle
 
-    from twilio_trigger._edge import EdgeConfig, EdgeLimits, _Direct
+    from twilio_trigger._direct import Direct
+    from twilio_trigger._edge import EdgeConfig, EdgeLimits
 
     config = EdgeConfig("module:app", limits=EdgeLimits(), access_log=False)
-    config._direct = _Direct(twilio.Listener(0, auth_tokens=[TOKEN]).asgi, None)  # type: ignore[attr-defined, arg-type]
+    config._direct = Direct(twilio.Listener(0, auth_tokens=[TOKEN]).asgi, None)  # type: ignore[attr-defined, arg-type]
     copy = pickle.loads(pickle.dumps(config))  # noqa: S301 - our own bytes
     assert not hasattr(copy, "_direct")
     assert copy.limits == config.limits
