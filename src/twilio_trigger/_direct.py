@@ -1,8 +1,8 @@
 """The webhook's requests, served by the listener's own server without ASGI.
 
-uvicorn's request cycle (a task per request, its ``receive`` and ``send``
-messages, a check of every header of every answer) costs a bare server more than
-all the rest of its work (``benchmarks/http_layers.py`` shows each layer).  For a
+uvicorn's ASGI cycle (its ``receive`` and ``send`` messages, a check of every
+header of every answer) is about a quarter of a bare server's time per request
+(``benchmarks/http_layers.py`` shows each layer).  For a
 request for the webhook (a POST or GET to the listener's path or a service's)
 :class:`DirectProtocol` checks the head as soon as it has arrived, keeps the body
 (at most ``max_body_bytes``), and writes the answer whole, by the same
