@@ -129,7 +129,8 @@ def _imported_roots(path: Path) -> set[str]:
 
 
 def test_only_the_serving_modules_import_uvicorn() -> None:
-    # The listener serves one process on uvicorn, through the edge's protocol;
+    # The listener serves one process on uvicorn, through the edge's protocol
+    # (its requests for the webhook through `_direct`'s, which the edge bounds);
     # the command line's `run --processes N` hands N processes to uvicorn's
     # supervisor.  Nothing else knows the server.
     importers = {
@@ -137,14 +138,14 @@ def test_only_the_serving_modules_import_uvicorn() -> None:
         for path in PACKAGE_DIR.rglob("*.py")
         if "uvicorn" in _imported_roots(path)
     }
-    serving = {"_server.py", "_edge.py"}
+    serving = {"_server.py", "_edge.py", "_direct.py"}
     assert serving <= importers
     # The command line: a module, or a package of them.
     assert all(name in serving or name.split("/")[0] in ("cli", "cli.py") for name in importers)
 
 
 def test_the_private_modules_import_only_the_standard_library() -> None:
-    serving = ("__init__.py", "_server.py", "_edge.py")
+    serving = ("__init__.py", "_server.py", "_edge.py", "_direct.py")
     core = [p for p in PACKAGE_DIR.glob("_*.py") if p.name not in serving]
     core += sorted((PACKAGE_DIR / "_core").glob("*.py"))
     names = {p.name for p in core}
@@ -183,7 +184,10 @@ def test_the_core_and_the_facade_do_not_import_the_server_at_import_time() -> No
         for node in tree.body:
             if isinstance(node, ast.ImportFrom) and node.module:
                 top.add(node.module)
-        assert not top & {"_server", "_edge", "_inspector", "metrics", "uvicorn"}, (name, top)
+        assert not top & {"_server", "_edge", "_direct", "_inspector", "metrics", "uvicorn"}, (
+            name,
+            top,
+        )
 
 
 # -- reprs -----------------------------------------------------------------------------

@@ -226,7 +226,7 @@ class WebhookApp:
 
         *webhook* is what :meth:`webhook_route` gave for *scope*; its method is
         POST or GET.  The ASGI application and the listener's own server
-        (:mod:`._edge`) both go through here and :meth:`respond`.
+        (:mod:`._direct`) both go through here and :meth:`respond`.
         """
         raw_headers = scope["headers"]
         headers = dict(raw_headers)  # names are lower-case in ASGI
