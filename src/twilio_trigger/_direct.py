@@ -34,7 +34,7 @@ from ._asgi import Head, WebhookApp
 from ._core import answers
 from ._core.answers import Answer
 
-__all__ = ["Direct", "DirectProtocol"]
+__all__ = ["Direct", "DirectProtocol", "closing_bytes"]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -144,6 +144,16 @@ def _rendered(answer: Answer) -> _Rendered:
         if len(_RENDERED) < 256:
             _RENDERED[key] = found
     return found
+
+
+def closing_bytes(answer: Answer) -> bytes:
+    """*answer* as written on a connection it ends (no default headers): the edge's
+    refusals, given before any request could be served."""
+    rendered = _rendered(answer)
+    length = b"" if rendered.sized else b"content-length: %d\r\n" % len(answer.body)
+    return b"".join(
+        (rendered.status, rendered.lines, length, b"connection: close\r\n\r\n", answer.body)
+    )
 
 
 class DirectProtocol(HttpToolsProtocol):

@@ -39,7 +39,8 @@ import httptools
 import uvicorn
 from uvicorn.protocols.utils import get_remote_addr
 
-from ._direct import DirectProtocol
+from ._core import answers
+from ._direct import DirectProtocol, closing_bytes
 from ._observe import Refusal, RefusalLog, Rejection
 
 __all__ = ["EdgeConfig", "EdgeLimits", "EdgeProtocol", "raise_file_limit"]
@@ -110,19 +111,7 @@ class EdgeConfig(uvicorn.Config):
 
 
 def _answer(status: int, message: str) -> bytes:
-    phrases = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields "
-               b"Too Large", 503: b"Service Unavailable"}  # fmt: skip
-    body = message.encode("ascii") + b"\n"
-    return b"".join(
-        (
-            b"HTTP/1.1 %d %s\r\n" % (status, phrases[status]),
-            b"content-type: text/plain; charset=utf-8\r\n",
-            b"content-length: %d\r\n" % len(body),
-            b"connection: close\r\n",
-            b"\r\n",
-            body,
-        )
-    )
+    return closing_bytes(answers.reject(status, message))
 
 
 class _RefusedError(Exception):
