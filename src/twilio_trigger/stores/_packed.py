@@ -42,6 +42,9 @@ __all__ = ["DIGEST", "PackedExpiring"]
 DIGEST = 16
 _HEADER = struct.Struct("<dq")  # expiry (the clock's seconds), sequence number
 _HEAD = _HEADER.size
+_pack = _HEADER.pack
+_unpack = _HEADER.unpack_from
+_unpack_key = struct.Struct(f"{DIGEST}s").unpack_from  # a key of the ring, as bytes
 _EXPIRED_PER_PUT = 4  # expired entries dropped from the front at each put, at most
 _PER_SHARD = 1024  # entries per shard of the map, about (see the module's docstring)
 _MAX_SHARDS = 1 << 16  # chosen by the digest's first two bytes at most
@@ -121,33 +124,40 @@ class PackedExpiring:
             raise ValueError(f"a key is {DIGEST} bytes, got {len(key)}")
         if self._tail - self._head == self._capacity:
             self._compact()
+        # Once the map is full, every put also drops an entry: this runs twice per
+        # request at the defaults, so it keeps to locals.
+        ring, capacity, shards, mask = self._ring, self._capacity, self._shards, self._mask
         now = self._clock()
         sequence = self._tail
-        self._tail += 1
-        start = (sequence % self._capacity) * DIGEST
-        self._ring[start : start + DIGEST] = key
-        shard = self._shards[(key[0] | key[1] << 8) & self._mask]
+        self._tail = tail = sequence + 1
+        start = (sequence % capacity) * DIGEST
+        ring[start : start + DIGEST] = key
+        shard = shards[(key[0] | key[1] << 8) & mask]
+        count = self._count
         if key not in shard:
-            self._count += 1
-        shard[key] = _HEADER.pack(now + self._ttl, sequence) + value
+            count += 1
+        shard[key] = _pack(now + self._ttl, sequence) + value
         # Drop what expired (a few at a time) and what is over the limit, from
         # the front: entries expire in the order of their puts.
+        limit = self._limit
+        head = self._head
         expired = 0
-        while self._head < self._tail:
-            start = (self._head % self._capacity) * DIGEST
-            oldest = bytes(self._ring[start : start + DIGEST])
-            shard = self._shards[(oldest[0] | oldest[1] << 8) & self._mask]
+        while head < tail:
+            (oldest,) = _unpack_key(ring, (head % capacity) * DIGEST)
+            shard = shards[(oldest[0] | oldest[1] << 8) & mask]
             found = shard.get(oldest)
             if found is not None:
-                expiry, latest = _HEADER.unpack_from(found)
-                if latest == self._head:  # the oldest entry
+                expiry, latest = _unpack(found)
+                if latest == head:  # the oldest entry
                     if expired < _EXPIRED_PER_PUT and expiry <= now:
                         expired += 1
-                    elif self._count <= self._limit:
-                        return
+                    elif count <= limit:
+                        break
                     del shard[oldest]
-                    self._count -= 1
-            self._head += 1  # dropped, or a stale slot passed over
+                    count -= 1
+            head += 1  # dropped, or a stale slot passed over
+        self._head = head
+        self._count = count
 
     def _live(self, sequence: int) -> bytes | None:
         """The key in slot *sequence* when that slot is its entry's latest."""
