@@ -25,9 +25,20 @@ class AttemptRecord(NamedTuple):
     error: str | None  # with its traceback
 
 
+#: An attempt as kept: :class:`AttemptRecord`'s fields in a plain tuple.
+_Kept = tuple[float, int, str, str | None, float | None, str | None]
+
+
 class Activity(Observer):
     """This process's counters since :attr:`started`, and the attempts at each inbox
-    entry (the latest ones)."""
+    entry (the latest ones).
+
+    Each entry's attempts are kept as a plain tuple of plain tuples of strings and
+    numbers, which Python's garbage collector stops tracking the first time it
+    sees them: the attempts at 10,000 entries, kept for as long as the process
+    runs, do not lengthen its collections (as lists of named tuples, they were
+    20,000 objects or more that each full collection walked).
+    """
 
     def __init__(self, limit: int = 10_000) -> None:
         #: When this process began counting (seconds since the epoch).
@@ -37,7 +48,7 @@ class Activity(Observer):
             "duplicates": 0,
         }  # fmt: skip
         self._limit = limit
-        self._attempts: OrderedDict[int, list[AttemptRecord]] = OrderedDict()
+        self._attempts: OrderedDict[int, tuple[_Kept, ...]] = OrderedDict()
 
     def received(self, event: TwilioEvent) -> None:
         self.counts["received"] += 1
@@ -56,18 +67,23 @@ class Activity(Observer):
             return
         error = None if result.error is None else describe_error(result.error)
         milliseconds = None if result.seconds is None else round(result.seconds * 1000, 3)
-        record = AttemptRecord(
-            time.time(), attempt.number, outcome.value, result.callback, milliseconds, error
+        record: _Kept = (
+            time.time(),
+            attempt.number,
+            outcome.value,
+            result.callback,
+            milliseconds,
+            error,
         )
-        history = self._attempts.pop(attempt.entry, [])
-        # The same error again (a retry that failed the same way): kept once.
-        same = next((old.error for old in history if old.error == error), None)
-        if same is not None:
-            record = record._replace(error=same)
-        history.append(record)
-        self._attempts[attempt.entry] = history[-20:]
+        history = self._attempts.pop(attempt.entry, ())
+        if error is not None:
+            # The same error again (a retry that failed the same way): kept once.
+            same = next((old[5] for old in history if old[5] == error), None)
+            if same is not None:
+                record = (*record[:5], same)
+        self._attempts[attempt.entry] = (*history[-19:], record)
         while len(self._attempts) > self._limit:
             self._attempts.popitem(last=False)
 
     def attempts(self, entry_id: int) -> list[AttemptRecord]:
-        return list(self._attempts.get(entry_id, ()))
+        return [AttemptRecord(*kept) for kept in self._attempts.get(entry_id, ())]
