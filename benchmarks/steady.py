@@ -112,7 +112,22 @@ class Row:
     rss_filled: int = 0
     rss_end: int = 0
     gc: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Events the server's callback ran by the end of the fill and of the measured
+    # half, and the seconds between the two counts.
+    dispatched_filled: int = 0
+    dispatched_end: int = 0
+    dispatch_seconds: float = 0.0
     error: str | None = None
+
+    @property
+    def dispatch_rate(self) -> float:
+        moved = self.dispatched_end - self.dispatched_filled
+        return moved / self.dispatch_seconds if self.dispatch_seconds else 0.0
+
+    @property
+    def backlog(self) -> int:
+        """Requests answered 200 whose event the callback had not run at the end."""
+        return max(0, self.sids - self.dispatched_end)
 
     @property
     def rss_growth(self) -> float:
@@ -191,7 +206,8 @@ def fill(feed: Feed, port: int, target: int, args: argparse.Namespace, wrk: str)
 
 
 def gc_report(path: Path, pid: int, timeout: float = 10.0) -> dict[str, dict[str, float]]:
-    """The collector's pauses the server counted since the last report (SIGUSR1)."""
+    """The collector's pauses the server counted since the last report (SIGUSR1), by
+    generation, and (under ``"dispatched"``) the events its callback ran since its start."""
     path.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + timeout
@@ -251,7 +267,10 @@ def measure(key: str, port: int, path: Path, args: argparse.Namespace, wrk: str)
             half = args.sids // 2
             row.fill = fill(feed, port, half, args, wrk)
             if key != "floor":
-                gc_report(gc_log, process.pid)  # the fill's pauses: not counted
+                # The fill's pauses: not counted.
+                filled = gc_report(gc_log, process.pid)
+                counted_at = time.monotonic()
+                row.dispatched_filled = int(filled["dispatched"]["count"])
             row.rss_filled = bench.rss_bytes(process.pid)[0]
             # One run, measured, timed at the fill's last pace to take the rest.
             seconds = 1.1 * (args.sids - feed.sent) / row.fill.rate
@@ -260,6 +279,8 @@ def measure(key: str, port: int, path: Path, args: argparse.Namespace, wrk: str)
             row.sids = feed.sent
             if key != "floor":
                 row.gc = gc_report(gc_log, process.pid)
+                row.dispatch_seconds = time.monotonic() - counted_at
+                row.dispatched_end = int(row.gc.pop("dispatched")["count"])
     return row
 
 
@@ -285,17 +306,20 @@ def report(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         f"{args.sids:,} distinct signed `delivered` callbacks: the first half fills the "
         f"stores (100,000 entries each), the second half is measured.  Ratios are to the "
         f"floor's figures of this run; *RSS growth* is over the measured half; the GC "
-        f"figures are the server's garbage collector's during it"
+        f"figures are the server's garbage collector's during it; *dispatched/s* is the "
+        f"events its callback ran during it, a second (with an inbox, its workers run "
+        f"them after the 200, on the same core), and *backlog* the requests answered "
+        f"whose event had not run by the end"
         f"{' (`gc.freeze()` at start)' if args.gc_freeze else ''}.",
         "",
-        "| row | server | SIDs | req/s | ÷ floor | p50 | p99 | p99.9 | p99 ÷ floor's | "
-        "p99.9 ÷ floor's | RSS start → filled → end | RSS growth | longest GC pause | "
-        "collections of generation 0 / 1 / 2 (longest, ms) | non-2xx |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+        "| row | server | SIDs | req/s | ÷ floor | dispatched/s | backlog | p50 | p99 | "
+        "p99.9 | p99 ÷ floor's | p99.9 ÷ floor's | RSS start → filled → end | RSS growth | "
+        "longest GC pause | collections of generation 0 / 1 / 2 (longest, ms) | non-2xx |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
     ]
     for row in rows:
         if row.error or row.steady is None:
-            lines.append(f"| {row.key} | {_NAMES[row.key]} | failed: {row.error} |" + " |" * 12)
+            lines.append(f"| {row.key} | {_NAMES[row.key]} | failed: {row.error} |" + " |" * 14)
             continue
         s = row.steady
         ratio = f"{s.rate / floor.steady.rate:.2f}" if floor and floor.steady else "-"
@@ -303,9 +327,11 @@ def report(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         p999 = f"{s.p999_ms / floor.steady.p999_ms:.1f}x" if floor and floor.steady else "-"
         pause = "-" if row.key == "floor" else f"{row.longest_pause_ms:.1f} ms"
         full = "-" if row.key == "floor" else row.collections
+        dispatch = "-" if row.key == "floor" else f"{row.dispatch_rate:,.0f}"
+        backlog = "-" if row.key == "floor" else f"{row.backlog:,}"
         lines.append(
             f"| {row.key} | {_NAMES[row.key]} | {row.sids:,} | {s.rate:,.0f} | {ratio} | "
-            f"{_ms(s.p50_ms)} | "
+            f"{dispatch} | {backlog} | {_ms(s.p50_ms)} | "
             f"{_ms(s.p99_ms)} | {_ms(s.p999_ms)} | {p99} | {p999} | {_mib(row.rss_start)} → "
             f"{_mib(row.rss_filled)} → {_mib(row.rss_end)} | {100 * row.rss_growth:+.1f}% | "
             f"{pause} | {full} | {s.non_2xx} |"
