@@ -464,7 +464,8 @@ class Options:
         "must exist, or end the URL with `?create_folders=1`), `redis://host:6379/0` or "
         "`postgresql://user@host:5432/db` (shared): store, then dispatch", "reliability")
     concurrency = Option(int, 4, "TWILIO_TRIGGER_CONCURRENCY", _integer(1, 1024),
-        "callbacks the inbox's workers run at once; formerly `workers` "
+        "callbacks the inbox's workers run at once (a SQLite inbox's claim up to four "
+        "times as many entries ahead); formerly `workers` "
         "(`TWILIO_TRIGGER_WORKERS`), deprecated", "reliability",
         renamed_from=("workers", "TWILIO_TRIGGER_WORKERS"))
     max_attempts = Option(int, 5, "TWILIO_TRIGGER_MAX_ATTEMPTS", _integer(1, 1000),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -67,7 +68,22 @@ class WorkerPool:
         self._alerts = alerts
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._wakeup = asyncio.Event()
+        # Every entry's task, until its outcome is recorded (what stop() waits for).
         self._running: set[asyncio.Task[None]] = set()
+        # Of those, the entries whose callback has not ended (what `concurrency`
+        # bounds), and those whose outcome is being recorded, their callback over.
+        self._busy = 0
+        self._settling = 0
+        # Outcomes being recorded, their callback over: at most this many.  Under
+        # load each record waits behind the commits of the events coming in; so
+        # many in flight at once, the workers keep up far better.
+        self._depth = 4 * concurrency
+        # Entries claimed ahead of a free place, started as places free up: only
+        # from an inbox no other process takes entries from (one stuck behind a
+        # slow callback here could have run in another worker).  With those
+        # running, at most this many.
+        self._waiting: collections.deque[Entry] = collections.deque()
+        self._ahead = concurrency if inbox.shared else self._depth
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         # The failure to read the inbox told last (its type and message), until a read works.
@@ -118,14 +134,17 @@ class WorkerPool:
     async def stop(self, timeout: float | None) -> None:  # noqa: ASYNC109
         """Take no new entries; let running ones finish for up to *timeout* seconds.
 
-        Entries still running then are cancelled and stay ``running`` in the
-        inbox, which makes them pending again when it is next opened.
+        Entries claimed and not started are given back (pending, their attempt
+        not counted).  Entries still running at the end are cancelled and stay
+        ``running`` in the inbox, which makes them pending again when it is next
+        opened (or, shared, when their lease lapses).
         """
         self._stopping = True
         self._wakeup.set()
         if self._loop_task is not None:
             await self._loop_task
             self._loop_task = None
+        await self._give_back()
         if self._running:
             _, late = await asyncio.wait(self._running, timeout=timeout)
             for task in late:
@@ -143,21 +162,21 @@ class WorkerPool:
                     next_prune = time.monotonic() + _PRUNE_EVERY
                     await self._inbox.purge(State.DONE, self._retention)
                 looked = await self._look()
-                free = 0 if self.paused else self._concurrency - len(self._running)
-                entries = await self._inbox.claim(free) if free > 0 else []
-                if (free > 0 or looked) and self._failing is not None:
+                if self.paused and self._waiting:
+                    await self._give_back()
+                room = 0 if self.paused else self._ahead - self._busy - len(self._waiting)
+                entries = await self._inbox.claim(room) if room > 0 else []
+                if (room > 0 or looked) and self._failing is not None:
                     self._failing = None
                     logger.info("the inbox can be read again")
-                for entry in entries:
-                    task = asyncio.create_task(self._process(entry))
-                    self._running.add(task)
-                    task.add_done_callback(self._finished)
-                if entries and len(self._running) < self._concurrency:
+                self._waiting.extend(entries)
+                self._start_waiting()
+                if entries and self._busy + len(self._waiting) < self._ahead:
                     continue  # there may be more due right now
                 wait = self._poll
                 if self.paused:  # running callbacks finish; nothing new until resumed
                     wait = max(0.01, self._next_look - time.monotonic())
-                elif free > 0 and not entries:
+                elif room > 0 and not entries:
                     due = await self._inbox.next_due()
                     if due is not None:
                         # Due now yet not claimed: another process holds it for
@@ -205,32 +224,91 @@ class WorkerPool:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._wakeup.set()  # a slot is free
+        self._wakeup.set()  # a place may be free
+
+    def _leave(self) -> None:
+        """An entry's callback has ended: its place is free for the next one."""
+        self._busy -= 1
+        self._start_waiting()
+        self._wakeup.set()
+
+    def _start_waiting(self) -> None:
+        """Start entries claimed ahead while places are free (not once the workers'
+        loop has ended: stopped, or cancelled with the event loop's end)."""
+        loop_task = self._loop_task
+        if loop_task is None or loop_task.done():
+            return
+        while (
+            self._waiting and self._busy < self._concurrency and not (self.paused or self._stopping)
+        ):
+            entry = self._waiting.popleft()
+            self._busy += 1
+            task = asyncio.create_task(self._process(entry))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    async def _give_back(self) -> None:
+        """Give the entries claimed ahead back to the inbox, their attempt not counted."""
+        entries = list(self._waiting)
+        self._waiting.clear()
+        now = time.time()
+        for entry in entries:
+            try:
+                await self._inbox.defer(entry.id, now)
+            except UnreachableError:  # told once by the inbox; its lease brings it back
+                pass
+            except Exception:
+                logger.exception("could not give inbox entry %d back", entry.id)
 
     async def _process(self, entry: Entry) -> None:
-        event = event_of_kind(entry.kind, entry.params)
-        if event is None:  # an entry of a kind this version does not know
-            error = f"no kind {entry.kind!r} is known to this version"
-            await self._inbox.bury(entry.id, error)
-            self._dead_letter(entry, entry.kind, None, error)
-            return
-        place(event, entry.headers)
-        callback = callback_name(event)
-        ticket = await self._admit(entry, callback)
-        if ticket is None:
-            return
-        # A callback that takes a transaction gets this entry's: its writes commit
-        # with the entry's outcome (a PostgreSQL inbox).
-        entry_transactions.set(self._inbox.transaction_source(entry.id))
+        # The entry holds one of the `concurrency` places until its callback has
+        # ended, not until its outcome is recorded: under load that write waits
+        # behind the commits of the events coming in, and the next entry's
+        # callback need not wait for it.  At most `_depth` outcomes are recorded
+        # so at once; past that, an entry keeps its place until its own is.
+        place_held = True
+        settling = False
         try:
-            result = await self._handle(event)
-        except Exception as failure:  # a store failed: an attempt like any other
-            result = Result(Outcome.FAILED, None, failure)
-        final = result
-        try:
-            final = await self._settle(entry, event, result, callback)
+            event = event_of_kind(entry.kind, entry.params)
+            if event is None:  # an entry of a kind this version does not know
+                error = f"no kind {entry.kind!r} is known to this version"
+                await self._inbox.bury(entry.id, error)
+                self._dead_letter(entry, entry.kind, None, error)
+                return
+            place(event, entry.headers)
+            callback = callback_name(event)
+            ticket = await self._admit(entry, callback)
+            if ticket is None:
+                return
+            # A callback that takes a transaction gets this entry's: its writes commit
+            # with the entry's outcome (a PostgreSQL inbox).
+            entry_transactions.set(self._inbox.transaction_source(entry.id))
+            try:
+                result = await self._handle(event)
+            except Exception as failure:  # a store failed: an attempt like any other
+                result = Result(Outcome.FAILED, None, failure)
+            # A sync callback past its time limit still runs: it keeps its place; so
+            # does one under limits or a breaker, until they are told how it went
+            # (the next event's admission depends on it).
+            if (
+                result.still_running is None
+                and ticket.callback is None
+                and self._settling < self._depth
+            ):
+                self._settling += 1
+                settling = True
+                place_held = False
+                self._leave()
+            final = result
+            try:
+                final = await self._settle(entry, event, result, callback)
+            finally:
+                await self._release(ticket, final)
         finally:
-            await self._release(ticket, final)
+            if settling:
+                self._settling -= 1
+            if place_held:
+                self._leave()
 
     async def _admit(self, entry: Entry, callback: str | None) -> Ticket | None:
         """Leave to run the callback of *entry* now, or ``None``: its limits or its

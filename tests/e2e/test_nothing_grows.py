@@ -123,7 +123,8 @@ def tracked() -> Counter[str]:
     return Counter(
         type(thing).__qualname__
         for thing in gc.get_objects()
-        if not (isinstance(thing, weakref.ref) and thing() is None)
+        # type(), not isinstance(): a lazy proxy (Django's settings) would evaluate itself.
+        if not (type(thing) is weakref.ReferenceType and thing() is None)
     )
 
 

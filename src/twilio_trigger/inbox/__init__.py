@@ -20,7 +20,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._logging import shown_url
 from .._options import OPTIONS, sqlite_inbox_path
@@ -174,6 +174,10 @@ class Inbox(abc.ABC):
 
     #: Where the inbox lives, for logs and the command line (no secrets in it).
     location: str
+    #: Whether other processes' workers take entries from it too.  A worker of an
+    #: inbox that is not shared claims entries ahead of its free places: nobody
+    #: else could have run them meanwhile.
+    shared: ClassVar[bool] = True
 
     @abc.abstractmethod
     async def open(self) -> int:

@@ -194,10 +194,14 @@ class SQLiteInbox(Inbox):
     """The inbox in the SQLite file at *path*, created if missing, in a folder that
     must exist unless *create_folders* (then missing folders are made too).
 
+    Never shared: one listener process per file.
+
     The file and the folders it makes get *file_mode* (folders: see
     :func:`folder_mode`) whatever the umask; :meth:`open` sets the file and its
     ``-wal`` and ``-shm`` to *file_mode* when they exist with another mode.
     """
+
+    shared = False
 
     def __init__(
         self, path: str | Path, *, file_mode: int = 0o600, create_folders: bool = False
