@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from twilio_trigger._core.events import TwilioEvent
 from twilio_trigger._dispatch import Outcome, Result
@@ -58,8 +59,11 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
-async def filled(path: Path, count: int) -> SQLiteInbox:
-    inbox = SQLiteInbox(path)
+_Inbox = TypeVar("_Inbox", bound=SQLiteInbox)
+
+
+async def filled(inbox: _Inbox, count: int) -> _Inbox:
+    """*inbox*, opened, with *count* status callbacks stored."""
     await inbox.open()
     for number in range(count):
         params = sms_status_params("delivered")
@@ -67,6 +71,17 @@ async def filled(path: Path, count: int) -> SQLiteInbox:
             f"k{number}", "sms", params["MessageSid"], "delivered", list(params.items())
         )
     return inbox
+
+
+async def drained(pool: WorkerPool, inbox: SQLiteInbox, total: int, what: str) -> None:
+    """Wait until *total* entries are done, then stop the workers and close the inbox."""
+
+    async def all_done() -> bool:
+        return await count(inbox, State.DONE) == total
+
+    await until(all_done, what)
+    await pool.stop(5)
+    await inbox.close()
 
 
 def pool_of(
@@ -88,28 +103,29 @@ async def count(inbox: SQLiteInbox, state: State) -> int:
     return (await inbox.stats())[state]
 
 
+async def started(inbox: SQLiteInbox, gate: Gate, concurrency: int, claimed: int) -> WorkerPool:
+    """Workers for *inbox* running *gate*, once *claimed* entries are claimed."""
+    pool = pool_of(inbox, gate, concurrency)
+    pool.start()
+
+    async def claimed_so() -> bool:
+        return await count(inbox, State.RUNNING) == claimed
+
+    await until(claimed_so, f"{claimed} entries claimed")
+    return pool
+
+
 def test_entries_are_claimed_ahead_but_no_more_than_concurrency_callbacks_run(
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        inbox = await filled(tmp_path / "events.db", 30)
+        inbox = await filled(SQLiteInbox(tmp_path / "events.db"), 30)
         gate = Gate()
-        pool = pool_of(inbox, gate, concurrency=3)
-        pool.start()
-
-        async def claimed_ahead() -> bool:
-            return await count(inbox, State.RUNNING) == 12  # 3 running, 9 waiting
-
-        await until(claimed_ahead, "12 entries claimed (4 x concurrency)")
+        pool = await started(inbox, gate, concurrency=3, claimed=12)  # 3 run, 9 wait
         assert gate.inside == 3
         gate.open.set()
 
-        async def all_done() -> bool:
-            return await count(inbox, State.DONE) == 30
-
-        await until(all_done, "every entry done")
-        await pool.stop(5)
-        await inbox.close()
+        await drained(pool, inbox, 30, "every entry done")
         assert gate.most == 3
         assert gate.started == 30
 
@@ -120,15 +136,9 @@ def test_stopping_gives_back_what_was_claimed_ahead_without_counting_an_attempt(
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        inbox = await filled(tmp_path / "events.db", 20)
+        inbox = await filled(SQLiteInbox(tmp_path / "events.db"), 20)
         gate = Gate()  # never opened: the two callbacks are cancelled at the stop
-        pool = pool_of(inbox, gate, concurrency=2)
-        pool.start()
-
-        async def claimed_ahead() -> bool:
-            return await count(inbox, State.RUNNING) == 8
-
-        await until(claimed_ahead, "8 entries claimed")
+        pool = await started(inbox, gate, concurrency=2, claimed=8)
         await pool.stop(0.05)
         pending = await inbox.entries(State.PENDING, limit=100)
         running = await inbox.entries(State.RUNNING, limit=100)
@@ -143,15 +153,9 @@ def test_stopping_gives_back_what_was_claimed_ahead_without_counting_an_attempt(
 
 def test_a_pause_gives_back_what_was_claimed_ahead(tmp_path: Path) -> None:
     async def scenario() -> None:
-        inbox = await filled(tmp_path / "events.db", 20)
+        inbox = await filled(SQLiteInbox(tmp_path / "events.db"), 20)
         gate = Gate()
-        pool = pool_of(inbox, gate, concurrency=2)
-        pool.start()
-
-        async def claimed_ahead() -> bool:
-            return await count(inbox, State.RUNNING) == 8
-
-        await until(claimed_ahead, "8 entries claimed")
+        pool = await started(inbox, gate, concurrency=2, claimed=8)
         await inbox.set_setting(PAUSED, "1")
         pool.recheck()
 
@@ -171,12 +175,7 @@ def test_a_pause_gives_back_what_was_claimed_ahead(tmp_path: Path) -> None:
         await inbox.set_setting(PAUSED, "0")
         pool.recheck()
 
-        async def all_done() -> bool:
-            return await count(inbox, State.DONE) == 20
-
-        await until(all_done, "every entry done once resumed")
-        await pool.stop(5)
-        await inbox.close()
+        await drained(pool, inbox, 20, "every entry done once resumed")
 
     asyncio.run(scenario())
 
@@ -197,13 +196,7 @@ def test_a_place_is_free_once_the_callback_ends_not_once_its_outcome_is_recorded
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        inbox = SlowRecords(tmp_path / "events.db")
-        await inbox.open()
-        for number in range(3):
-            params = sms_status_params("delivered")
-            await inbox.put(
-                f"k{number}", "sms", params["MessageSid"], "delivered", list(params.items())
-            )
+        inbox = await filled(SlowRecords(tmp_path / "events.db"), 3)
         started: list[str | None] = []
 
         async def quick(event: TwilioEvent) -> Result:
@@ -221,12 +214,7 @@ def test_a_place_is_free_once_the_callback_ends_not_once_its_outcome_is_recorded
         assert await count(inbox, State.DONE) == 0
         inbox.records.set()
 
-        async def all_done() -> bool:
-            return await count(inbox, State.DONE) == 3
-
-        await until(all_done, "the three outcomes recorded")
-        await pool.stop(5)
-        await inbox.close()
+        await drained(pool, inbox, 3, "the three outcomes recorded")
 
     asyncio.run(scenario())
 
@@ -248,21 +236,14 @@ class SharedSQLite(SQLiteInbox):
 
 def test_a_shared_inbox_is_never_claimed_ahead(tmp_path: Path) -> None:
     async def scenario() -> None:
-        inbox = SharedSQLite(tmp_path / "events.db")
-        await inbox.open()
-        for number in range(10):
-            params = sms_status_params("delivered")
-            await inbox.put(
-                f"k{number}", "sms", params["MessageSid"], "delivered", list(params.items())
-            )
+        inbox = await filled(SharedSQLite(tmp_path / "events.db"), 10)
         gate = Gate()
-        pool = pool_of(inbox, gate, concurrency=2)
-        pool.start()
+        pool = await started(inbox, gate, concurrency=2, claimed=2)
 
-        async def two_inside() -> bool:
+        async def both_inside() -> bool:
             return gate.inside == 2
 
-        await until(two_inside, "two callbacks running")
+        await until(both_inside, "two callbacks running")
         looks = inbox.looks
 
         async def polled() -> bool:
@@ -273,11 +254,6 @@ def test_a_shared_inbox_is_never_claimed_ahead(tmp_path: Path) -> None:
         assert await count(inbox, State.RUNNING) == 2
         gate.open.set()
 
-        async def all_done() -> bool:
-            return await count(inbox, State.DONE) == 10
-
-        await until(all_done, "every entry done")
-        await pool.stop(5)
-        await inbox.close()
+        await drained(pool, inbox, 10, "every entry done")
 
     asyncio.run(scenario())
