@@ -60,6 +60,7 @@ from . import (
     entry_of_row,
 )
 from ._gates import pace_step
+from ._group import Group
 from ._search import check_page, page_of, sql_where
 
 if TYPE_CHECKING:
@@ -167,74 +168,6 @@ class _Transactions:
         return result
 
 
-class _Batch:
-    """Rows waiting to be written together by one statement, and whoever waits for each."""
-
-    __slots__ = ("futures", "rows")
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
-        self.futures: list[asyncio.Future[Any]] = []
-
-
-#: Writes a batch's rows with one statement; returns each row's result, in order.
-_Writer = Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]]
-
-
-class _Group:
-    """Rows of one kind (new events, outcomes) written together: while a
-    statement commits, the rows that arrive wait for the next, so the busier the
-    listener, the more rows each commit carries.  Up to *parallel* statements
-    are under way at once (on connections of their own), so that a row waits
-    for at most part of a commit rather than a whole one."""
-
-    __slots__ = ("batch", "parallel", "tasks", "write")
-
-    def __init__(self, write: _Writer, parallel: int = 1) -> None:
-        self.write = write
-        self.parallel = parallel
-        self.batch = _Batch()
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def add(self, row: tuple[Any, ...]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.batch.rows.append(row)
-        self.batch.futures.append(future)
-        # A task that ended is done at once, though told to its callbacks later:
-        # counted as running, it would leave this row to nobody.
-        if sum(not task.done() for task in self.tasks) < self.parallel:
-            task = asyncio.ensure_future(self._flush())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-        return await future
-
-    async def _flush(self) -> None:
-        while self.batch.rows:
-            batch, self.batch = self.batch, _Batch()
-            for start in range(0, len(batch.rows), _BATCH):
-                rows = batch.rows[start : start + _BATCH]
-                futures = batch.futures[start : start + _BATCH]
-                try:
-                    results = await self.write(rows)
-                except BaseException as error:
-                    failure = error if isinstance(error, Exception) else UnreachableError("stopped")
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(failure)
-                    if not isinstance(error, Exception):
-                        raise
-                    continue
-                for future, result in zip(futures, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-
-    async def finish(self) -> None:
-        """Wait for the rows being written."""
-        for task in list(self.tasks):
-            with contextlib.suppress(Exception):
-                await task
-
-
 _Connecting = AbstractAsyncContextManager["AsyncConnection[Any]"]
 
 
@@ -244,7 +177,7 @@ class _OnLoop:
 
     __slots__ = ("outcomes", "puts")
 
-    def __init__(self, puts: _Group, outcomes: _Group) -> None:
+    def __init__(self, puts: Group, outcomes: Group) -> None:
         self.puts = puts
         self.outcomes = outcomes
 
@@ -307,7 +240,7 @@ class PostgresInbox(Inbox):
             for gone in [other for other in self._loops if other.is_closed()]:
                 del self._loops[gone]
             here = self._loops[loop] = _OnLoop(
-                _Group(self._insert, _PARALLEL_INSERTS), _Group(self._record)
+                Group(self._insert, _PARALLEL_INSERTS, _BATCH), Group(self._record, 1, _BATCH)
             )
         return here
 

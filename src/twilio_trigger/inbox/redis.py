@@ -46,8 +46,12 @@ An event waiting for its confirmation is *held*: workers leave it alone until
 the listener confirms it, and one not confirmed in time is withdrawn, so that
 an event answered 503 is never dispatched.
 
-Every change of an event is one Lua script, so that it is atomic.  Needs the
-``redis`` package: ``pip install twilio-trigger[redis]``.
+Every change of an event is one Lua script, so that it is atomic.  The scripts
+of the events stored at the same time go to Redis in one pipeline, followed by
+one confirmation for all of them (``inbox/_group.py``); so do the starts of the
+entries of a claim, and the outcomes recorded at the same time.  Needs the
+``redis`` package (with ``hiredis``, its parser in C): ``pip install
+twilio-trigger[redis]``.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ from . import (
     decode_headers,
     encode_headers,
 )
+from ._group import Group
 from ._redis_durability import Durability, NotStoredError
 from ._search import check_page
 
@@ -97,6 +102,8 @@ _MAX_ERROR = 16_000
 #: The most entries one search page looks at before it stops and says so.
 SEARCH_SCAN = 20_000
 _SEARCH_BATCH = 200  # entries read per round trip while searching
+_BATCH = 500  # events at most per pipeline of writes
+_PARALLEL_PUTS = 3  # pipelines of new events under way at once (each waits for its fsync)
 
 
 class _DataLostError(Exception):
@@ -208,6 +215,9 @@ class RedisInbox(Inbox):
         self._client: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
+        self._puts = Group(self._store, _PARALLEL_PUTS, _BATCH)
+        self._releases = Group(self._release, 1, _BATCH)
+        self._outcomes = Group(self._record, 1, _BATCH)
         self._recovering = asyncio.Lock()
         # Entries this inbox is running: id -> (message, the marker they were claimed under).
         self._messages: dict[int, tuple[str, str]] = {}
@@ -232,6 +242,9 @@ class RedisInbox(Inbox):
                 for module in (_redis_lua, _redis_gates)
                 for name in module.__all__
             }
+            self._puts = Group(self._store, _PARALLEL_PUTS, _BATCH)
+            self._releases = Group(self._release, 1, _BATCH)
+            self._outcomes = Group(self._record, 1, _BATCH)
         return self._client
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -353,7 +366,6 @@ class RedisInbox(Inbox):
     ) -> bool:
         for _ in range(3):
             generation, epoch = self._generation, self._epoch
-            await self._durability.recheck(self._redis())
             confirm = self._durability.confirm
             now = time.time()
             hold = repr(now + self._durability.hold) if confirm else ""
@@ -365,17 +377,12 @@ class RedisInbox(Inbox):
                 repr(now), self._retention_ms, self._entry, encode_headers(headers),
                 epoch, self._known, hold, repr(now),
             ]  # fmt: skip
-            if confirm:
-                # On one connection: WAIT and WAITAOF confirm that connection's writes.
-                async with self._redis().pipeline(transaction=False) as pipe:
-                    await self._scripts["put"](keys=keys, args=args, client=pipe)
-                    for command in confirm:
-                        pipe.execute_command(*command)
-                    reply, *confirmations = await pipe.execute(raise_on_error=False)
-                if isinstance(reply, Exception):
-                    raise reply
-            else:
-                reply, confirmations = await self._script("put", keys, args), []
+            self._redis()
+            # Stored with the events that arrive meanwhile: one round trip, and one
+            # confirmation, for all of them.
+            reply, confirmations = await self._puts.add((keys, args))
+            if isinstance(reply, Exception):
+                raise reply
             outcome = int(reply[0])
             if outcome < 0:
                 await self._recover(generation, epoch, _text(reply[1]), int(reply[2]))
@@ -393,14 +400,68 @@ class RedisInbox(Inbox):
                 if failure is not None:
                     await self._withdraw(key, entry_id, _text(reply[2]))
                     raise NotStoredError(failure)
-                await self._script(
-                    "release",
-                    [self._retry],
-                    [f"{self._entry}{entry_id}", entry_id, repr(time.time())],
-                )
+                released = await self._releases.add(entry_id)
+                if isinstance(released, Exception):
+                    raise released
             self._look.unfinished += 1
             return True
         raise NotStoredError("the inbox's data kept changing while the event was stored")
+
+    async def _pipelined(
+        self, name: str, calls: Sequence[tuple[list[str], list[Any]]], then: Sequence[Any] = ()
+    ) -> list[tuple[Any, list[Any]]]:
+        """Run the script *name* once for each of *calls* (its keys and arguments),
+        then the commands *then*, in one pipeline on one connection; for each call,
+        its reply (or the exception of its command) and the replies to the *then*
+        that followed it.  By the scripts' digests, not with redis-py's scripts in a
+        pipeline, which ask Redis whether they exist first (a round trip more each
+        time): a script Redis does not have (restarted, or its scripts flushed) is
+        loaded and those calls run again, with *then* after them."""
+        from redis.exceptions import NoScriptError
+
+        client = self._redis()
+        script = self._scripts[name]
+        done: list[tuple[Any, list[Any]]] = [(None, [])] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in (1, 2):
+            async with client.pipeline(transaction=False) as pipe:
+                for index in todo:
+                    keys, args = calls[index]
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                for command in then:
+                    pipe.execute_command(*command)
+                got = await pipe.execute(raise_on_error=False)
+            followed = got[len(todo) :]
+            for index, reply in zip(todo, got, strict=False):
+                done[index] = (reply, followed)
+            todo = [index for index in todo if isinstance(done[index][0], NoScriptError)]
+            if not todo or attempt == 2:
+                break
+            script.sha = await client.script_load(script.script)
+        return done
+
+    async def _store(self, rows: list[tuple[list[str], list[Any]]]) -> list[tuple[Any, Any]]:
+        """Write the events of *rows* (the put script's keys and arguments of each)
+        with one pipeline, followed by the confirmations the durability asks for:
+        on one connection, WAIT and WAITAOF confirm that connection's writes, all
+        of the batch's at once.  Returns each event's reply (or the exception of
+        its script) and the replies to the confirmations that followed it."""
+        await self._durability.recheck(self._redis())
+        return await self._pipelined("put", rows, self._durability.confirm)
+
+    async def _release(self, entry_ids: list[int]) -> list[Any]:
+        """Let the workers take the confirmed entries of *entry_ids*, with one
+        pipeline; each entry's reply, or the exception of its script."""
+        now = repr(time.time())
+        calls = [
+            ([self._retry], [f"{self._entry}{entry_id}", entry_id, now]) for entry_id in entry_ids
+        ]
+        return [reply for reply, _ in await self._pipelined("release", calls)]
+
+    async def _record(self, rows: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Record outcomes (the finish script's keys and arguments of each) with one
+        pipeline; each one's reply, or the exception of its script."""
+        return [reply for reply, _ in await self._pipelined("finish", rows)]
 
     async def _withdraw(self, key: str, entry_id: int, message: str) -> None:
         try:
@@ -505,38 +566,43 @@ class RedisInbox(Inbox):
             )
             for _, batch in read or []:
                 take(batch)
-        entries: list[Entry] = []
-        for message, fields in messages.values():
-            try:
-                await self._start(client, message, fields, entries)
-            except Exception:
-                if not entries:
-                    raise
-                # Those started must run: they are held, so nobody else takes them.
-                self._orphans = True
-                break
-        return entries
+        return await self._start(client, list(messages.values()))
 
-    async def _start(
-        self, client: Redis, message: Any, fields: dict[Any, Any], entries: list[Entry]
-    ) -> None:
-        if not fields:  # deleted meanwhile
-            await client.xack(self._stream, _GROUP, message)
-            return
-        entry_id = int(_text(fields.get(b"id", fields.get("id", 0))))
-        flat = await self._script(
-            "start",
-            [self._stream, self._retry],
-            [self._entry, entry_id, repr(time.time()), _GROUP, message],
-        )
-        if flat == 0:  # held until the listener confirms it
-            return
-        if not flat:  # purged or withdrawn meanwhile: drop its message
-            await client.xack(self._stream, _GROUP, message)
-            return
-        self._messages[entry_id] = (_text(message), self._epoch)
-        self._known = max(self._known, entry_id)
-        entries.append(_entry(entry_id, flat))
+    async def _start(self, client: Redis, found: list[tuple[Any, dict[Any, Any]]]) -> list[Entry]:
+        """Start the entries of the messages *found*, with one pipeline."""
+        gone = [message for message, fields in found if not fields]  # deleted meanwhile
+        live = [(message, fields) for message, fields in found if fields]
+        now = repr(time.time())
+        ids = [int(_text(fields.get(b"id", fields.get("id", 0)))) for _, fields in live]
+        calls = [
+            ([self._stream, self._retry], [self._entry, entry_id, now, _GROUP, message])
+            for (message, _), entry_id in zip(live, ids, strict=True)
+        ]
+        replies = [reply for reply, _ in await self._pipelined("start", calls)] if calls else []
+        entries: list[Entry] = []
+        failure: Exception | None = None
+        for (message, _), entry_id, flat in zip(live, ids, replies, strict=True):
+            if isinstance(flat, Exception):
+                failure = failure or flat
+            elif flat == 0:  # held until the listener confirms it
+                pass
+            elif not flat:  # purged or withdrawn meanwhile: drop its message
+                gone.append(message)
+            else:
+                self._messages[entry_id] = (_text(message), self._epoch)
+                self._known = max(self._known, entry_id)
+                entries.append(_entry(entry_id, flat))
+        try:
+            if gone:
+                await client.xack(self._stream, _GROUP, *gone)
+        except Exception as error:
+            failure = failure or error
+        if failure is not None:
+            if not entries:
+                raise failure
+            # Those started must run: they are held, so nobody else takes them.
+            self._orphans = True
+        return entries
 
     async def _finish(
         self, entry_id: int, state: State, ranked_in: str, score: float, error: str
@@ -546,15 +612,18 @@ class RedisInbox(Inbox):
         message, epoch = self._messages.pop(entry_id, ("0-0", self._epoch))
         now = time.time()
         try:
-            await self._script(
-                "finish",
+            self._redis()
+            # Recorded with the outcomes of the other callbacks that ended meanwhile.
+            reply = await self._outcomes.add((
                 [self._stream, ranked_in, self._dead_letters, self._marker, self._counters],
                 [
                     message, f"{self._entry}{entry_id}", state.value, repr(score),
                     error[-_MAX_ERROR:], "" if state is State.PENDING else repr(now), _GROUP,
                     self._retention_ms, epoch,
                 ],
-            )  # fmt: skip
+            ))  # fmt: skip
+            if isinstance(reply, Exception):
+                raise reply
         except Exception:
             self._orphans = True  # its message stays read by this consumer: run it again
             raise
@@ -783,6 +852,9 @@ class RedisInbox(Inbox):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
+        await self._puts.finish()
+        await self._releases.finish()
+        await self._outcomes.finish()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

@@ -4,9 +4,11 @@ Every operation is a small function run by the inbox's own thread on its own
 connection.  The thread takes all operations waiting at that moment, runs them
 in one transaction and commits once, so that under load many events share one
 fsync (``synchronous=FULL`` in WAL mode: a commit is on disk when it returns).
-Each operation is one SQL statement (with, under a savepoint, the counters it
-adds to), atomic by itself: one that fails undoes nothing of the others of its
-batch.
+Each operation is one SQL statement, atomic by itself: one that fails undoes
+nothing of the others of its batch.  What the operations of a batch count is
+added to the counters once, just before the commit, so that a change and its
+count are durable together; should that fail, the whole batch fails, and none
+of it is acknowledged.
 
 One listener process per inbox file: opening it makes every ``running`` entry
 pending again, since the process that was running them is gone.
@@ -40,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._exceptions import ConfigurationError
 from .._logging import printable
@@ -100,6 +102,10 @@ _UPSERT = (
     "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
+_COUNT = (
+    "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) "
+    "DO UPDATE SET value = value + excluded.value"
+)
 _Operation = Callable[[sqlite3.Connection], Any]
 # An operation, and the event loop and future that wait for its result.
 _Request = tuple[_Operation, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
@@ -115,28 +121,25 @@ def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None
             future.set_exception(error)
 
 
+class _Connection(sqlite3.Connection):
+    """The inbox's connection, which keeps what the operations of the batch under
+    way counted, to add them to the counters once, with the batch (see
+    :meth:`SQLiteInbox._run_batch`)."""
+
+    counts: dict[str, int]
+
+
 def _counted(
     connection: sqlite3.Connection, change: Callable[[], _T], counts: Callable[[_T], dict[str, int]]
 ) -> _T:
-    """Run *change*, then add what *counts* says of its result to the counters, as
-    one: a savepoint undoes the change if the counting fails, so that an operation
-    stays atomic within its batch."""
-    connection.execute("SAVEPOINT counted")
-    try:
-        value = change()
-        for name, number in counts(value).items():
-            if number:
-                connection.execute(
-                    "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) "
-                    "DO UPDATE SET value = value + excluded.value",
-                    (name, number),
-                )
-    except BaseException:
-        if connection.in_transaction:  # else a fatal error ended the whole batch
-            connection.execute("ROLLBACK TO counted")
-            connection.execute("RELEASE counted")
-        raise
-    connection.execute("RELEASE counted")
+    """Run *change* (one statement, atomic by itself), then keep what *counts* says of
+    its result for the counters, which the batch writes before it commits: the
+    change and its count are durable together, or neither."""
+    value = change()
+    pending = cast(_Connection, connection).counts
+    for name, number in counts(value).items():
+        if number:
+            pending[name] = pending.get(name, 0) + number
     return value
 
 
@@ -228,7 +231,9 @@ class SQLiteInbox(Inbox):
         # SQLite would make the file with 0644 less the umask; made here with the
         # mode asked for, it passes that mode on to the -wal and -shm files.
         _make_file(self.path, self.file_mode)
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA busy_timeout=10000")
@@ -268,6 +273,7 @@ class SQLiteInbox(Inbox):
     @staticmethod
     def _run_batch(connection: sqlite3.Connection, batch: list[_Request]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        counts = cast(_Connection, connection).counts = {}
         try:
             connection.execute("BEGIN IMMEDIATE")
             for operation, _, future in batch:
@@ -281,6 +287,9 @@ class SQLiteInbox(Inbox):
                     outcomes.append((future, None, error))
                 else:
                     outcomes.append((future, value, None))
+            # What the batch counted, once per counter: a failure here fails the
+            # batch, as its commit would.
+            connection.executemany(_COUNT, counts.items())
             connection.execute("COMMIT")
         except Exception as error:  # the commit itself failed: nothing is durable
             if connection.in_transaction:
