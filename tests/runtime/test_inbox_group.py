@@ -157,7 +157,7 @@ def test_a_write_stopped_by_cancellation_tells_its_rows_the_inbox_stopped() -> N
         group = Group(writer, parallel=1)
         row = asyncio.ensure_future(group.add("a"))
         await settled()
-        for task in list(group.tasks):
+        for task in list(group.writing):
             task.cancel()
         await group.finish()
         return row.exception()

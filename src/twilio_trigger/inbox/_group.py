@@ -33,15 +33,15 @@ class Group:
     most.  A row's result, or the write's exception, is what :meth:`add` returns
     or raises."""
 
-    __slots__ = ("batch", "parallel", "size", "starting", "tasks", "write", "writing")
+    __slots__ = ("batch", "parallel", "size", "starting", "write", "writing")
 
     def __init__(self, write: Writer, parallel: int = 1, size: int = 500) -> None:
         self.write = write
         self.parallel = parallel
         self.size = size
         self.batch = _Batch()
-        self.tasks: set[asyncio.Task[None]] = set()
-        #: The tasks that have not given up their turn yet (see :meth:`add`).
+        #: The tasks that have not given up their turn yet (see :meth:`add`); one
+        #: that has is at its end, with nothing left to wait for.
         self.writing: set[asyncio.Future[Any]] = set()
         #: A task made to write the batch being filled, not running yet.
         self.starting: asyncio.Future[Any] | None = None
@@ -58,13 +58,11 @@ class Group:
         # counted that long, it would leave this row to nobody).
         if self.starting is None and len(self.writing) < self.parallel:
             task = self.starting = asyncio.ensure_future(self._flush())
-            self.tasks.add(task)
             self.writing.add(task)
             task.add_done_callback(self._ended)
         return await future
 
     def _ended(self, task: asyncio.Future[None]) -> None:
-        self.tasks.discard(task)
         self.writing.discard(task)
         if self.starting is task:  # cancelled before it ran
             self.starting = None
@@ -98,6 +96,6 @@ class Group:
 
     async def finish(self) -> None:
         """Wait for the rows being written (their failures are their rows' own)."""
-        under_way = [task for task in self.tasks if not task.done()]
+        under_way = [task for task in self.writing if not task.done()]
         if under_way:
             await asyncio.wait(under_way)

@@ -215,9 +215,7 @@ class RedisInbox(Inbox):
         self._client: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
-        self._puts = Group(self._store, _PARALLEL_PUTS, _BATCH)
-        self._releases = Group(self._release, 1, _BATCH)
-        self._outcomes = Group(self._record, 1, _BATCH)
+        self._new_groups()
         self._recovering = asyncio.Lock()
         # Entries this inbox is running: id -> (message, the marker they were claimed under).
         self._messages: dict[int, tuple[str, str]] = {}
@@ -243,10 +241,14 @@ class RedisInbox(Inbox):
                 for module in (_redis_lua, _redis_gates)
                 for name in module.__all__
             }
-            self._puts = Group(self._store, _PARALLEL_PUTS, _BATCH)
-            self._releases = Group(self._release, 1, _BATCH)
-            self._outcomes = Group(self._record, 1, _BATCH)
+            self._new_groups()
         return self._client
+
+    def _new_groups(self) -> None:
+        """The writes grouped on this event loop: new events, releases, outcomes."""
+        self._puts = Group(self._store, _PARALLEL_PUTS, _BATCH)
+        self._releases = Group(self._release, 1, _BATCH)
+        self._outcomes = Group(self._record, 1, _BATCH)
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         self._redis()
@@ -846,8 +848,10 @@ class RedisInbox(Inbox):
         found: Any = await client.zrangebyscore(source, "-inf", time.time() - older_than)
         ids = [_text(raw) for raw in found]
         if state is State.DEAD:  # stream ids start with their time in ms
+            # The millisecond of the cutoff counts as reached: a letter told in it
+            # was told before the cutoff, or within a millisecond after it.
             cutoff_ms = int((time.time() - older_than) * 1000)
-            await client.xtrim(self._dead_letters, minid=f"{cutoff_ms}-0", approximate=False)
+            await client.xtrim(self._dead_letters, minid=f"{cutoff_ms + 1}-0", approximate=False)
         for entry_id in ids:
             await client.delete(f"{self._entry}{entry_id}")
             await client.zrem(source, entry_id)
