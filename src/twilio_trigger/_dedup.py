@@ -16,7 +16,7 @@ from ._core import answers
 from ._core.answers import Answer
 from ._core.events import TwilioEvent
 from ._core.replies import expects_reply, silent_answer
-from ._dispatch import Outcome, Result
+from ._invoke import Outcome, Result
 from ._observe import Observer
 from .stores import Claim, DeliveryStore
 

@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from ._alerts import Alerts
 from ._control import Control
-from ._dispatch import no_transactions
 from ._exceptions import ConfigurationError
+from ._invoke import no_transactions
 from ._limits import Limit
 from ._options import OPTIONS
 from ._pipeline import Pipeline

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from ._core.events import TwilioEvent
-from ._dispatch import Outcome, Result
+from ._invoke import Outcome, Result
 from ._logging import parse_level, printable  # parse_level: still imported from here
 from .inbox import UnreachableError
 

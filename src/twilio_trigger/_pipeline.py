@@ -24,8 +24,9 @@ from ._core.replies import (
     silent_answer,
 )
 from ._dedup import DUPLICATE, Once
-from ._dispatch import Deadlines, Dispatcher, Outcome, Result
+from ._dispatch import Dispatcher
 from ._identity import delivery_key
+from ._invoke import Deadlines, Outcome, Result
 from ._logging import FirstWarning
 from ._observe import EventLog, Observer
 from ._outage import refused

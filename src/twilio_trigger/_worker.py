@@ -14,8 +14,8 @@ from ._alerts import Alert, Alerts
 from ._control import Control, Ticket, callback_name
 from ._core.events import TwilioEvent
 from ._core.routing import event_of_kind
-from ._dispatch import Outcome, Result, describe_error
 from ._identity import place
+from ._invoke import Outcome, Result, describe_error
 from ._observe import Attempt, EventLog, Observer
 from ._transaction import entry_transactions
 from .inbox import PAUSED, Entry, Inbox, State, UnreachableError

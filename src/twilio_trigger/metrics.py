@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from ._core.answers import Answer, answer
 from ._core.events import TwilioEvent
 from ._core.kinds import KINDS
-from ._dispatch import Outcome, Result
 from ._exceptions import ConfigurationError
+from ._invoke import Outcome, Result
 from ._observe import Attempt, Observer, Refusal, Rejection
 from .inbox import State
 

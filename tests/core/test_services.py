@@ -21,7 +21,8 @@ from twilio_trigger import (
 )
 from twilio_trigger._core.routing import to_event
 from twilio_trigger._core.services import resolve_callbacks
-from twilio_trigger._dispatch import Dispatcher, Outcome
+from twilio_trigger._dispatch import Dispatcher
+from twilio_trigger._invoke import Outcome
 
 # DESIGN.md §1, in its order.
 DESIGN_SMS = [

@@ -30,7 +30,8 @@ from twilio_trigger import (
     TwilioEvent,
 )
 from twilio_trigger._core.routing import to_event, unrecognised_event
-from twilio_trigger._dispatch import Dispatcher, Outcome, Result
+from twilio_trigger._dispatch import Dispatcher
+from twilio_trigger._invoke import Outcome, Result
 from twilio_trigger.testing import (
     call_status_params,
     conference_params,

@@ -19,7 +19,8 @@ from twilio_trigger import (
 )
 from twilio_trigger._core.payloads import call_event, sms_event
 from twilio_trigger._core.routing import to_event
-from twilio_trigger._dispatch import Deadlines, Dispatcher, Outcome, Result, describe_error
+from twilio_trigger._dispatch import Dispatcher
+from twilio_trigger._invoke import Deadlines, Outcome, Result, describe_error
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from twilio_trigger import Alert, Limit
 from twilio_trigger._alerts import Alerts
 from twilio_trigger._control import BREAKER, LIMIT, Control
 from twilio_trigger._core.events import TwilioEvent
-from twilio_trigger._dispatch import Outcome, Result
+from twilio_trigger._invoke import Outcome, Result
 from twilio_trigger._observe import Observer
 from twilio_trigger._worker import WorkerPool
 from twilio_trigger.inbox import Entry, Inbox, State

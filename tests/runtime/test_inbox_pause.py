@@ -22,7 +22,7 @@ from tests.inbox_backends import BACKENDS, Backend, backend_of, session_of
 from tests.postgres_support import pg_schema, postgres_database, scalar
 from tests.redis_support import MEMORY, prefix, redis_url
 from twilio_trigger._core.events import TwilioEvent
-from twilio_trigger._dispatch import Outcome, Result
+from twilio_trigger._invoke import Outcome, Result
 from twilio_trigger._postgres_schema import _MIGRATIONS, SCHEMA_VERSION
 from twilio_trigger._worker import WorkerPool
 from twilio_trigger.inbox import Inbox, State

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from twilio_trigger._core.events import TwilioEvent
-from twilio_trigger._dispatch import Outcome, Result
+from twilio_trigger._invoke import Outcome, Result
 from twilio_trigger._observe import (
     Attempt,
     EventLog,

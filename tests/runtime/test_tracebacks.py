@@ -17,9 +17,10 @@ import pytest
 import twilio_trigger
 from twilio_trigger import SmsStatusChangeEvent, SmsStatusService
 from twilio_trigger._core.payloads import sms_event
-from twilio_trigger._dispatch import Deadlines, Dispatcher, Outcome, Result, describe_error
+from twilio_trigger._dispatch import Dispatcher
 from twilio_trigger._inspector import _pages, _static
 from twilio_trigger._inspector._activity import AttemptRecord
+from twilio_trigger._invoke import Deadlines, Outcome, Result, describe_error
 from twilio_trigger._logging import parse_level, trim_traceback
 from twilio_trigger.inbox import Entry, State
 

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 from twilio_trigger._core.events import TwilioEvent
-from twilio_trigger._dispatch import Outcome, Result
+from twilio_trigger._invoke import Outcome, Result
 from twilio_trigger._worker import WorkerPool, backoff_delay
 from twilio_trigger.inbox import Entry
 from twilio_trigger.inbox.sqlite import SQLiteInbox

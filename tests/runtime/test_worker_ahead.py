@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from twilio_trigger._core.events import TwilioEvent
-from twilio_trigger._dispatch import Outcome, Result
+from twilio_trigger._invoke import Outcome, Result
 from twilio_trigger._worker import WorkerPool
 from twilio_trigger.inbox import PAUSED, State
 from twilio_trigger.inbox.sqlite import SQLiteInbox

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from .._core.events import TwilioEvent
-from .._dispatch import Outcome, Result, describe_error
+from .._invoke import Outcome, Result, describe_error
 from .._observe import Attempt, Observer
 
 __all__ = ["Activity", "AttemptRecord"]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from .._core.error_codes import error_code_info, error_code_url
 from .._core.events import TwilioEvent
 from .._core.routing import callback_for, event_of_kind
-from .._dispatch import Outcome
+from .._invoke import Outcome
 from .._logging import utc_stamp
 from ..inbox import Entry, State
 from ._activity import AttemptRecord

@@ -38,7 +38,7 @@ from asgiref.current_thread_executor import CurrentThreadExecutor
 from .._asgi import WebhookApp
 from .._core import answers
 from .._core.answers import Answer
-from .._dispatch import callback_executor
+from .._invoke import callback_executor
 from .._webhook import KEPT_HEADERS, declared_length
 
 if TYPE_CHECKING:
