@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._core.kinds import KINDS
-from . import Entry, State
+from ._model import Entry, State
 
 __all__ = [
     "FAILED",
