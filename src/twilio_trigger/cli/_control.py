@@ -16,8 +16,9 @@ from .._limits import LIMIT_FIELDS, Limit
 from .._logging import printable
 from ..inbox import PAUSED, Inbox
 from ..inbox._search import callback_names
+from ._access import inbox_option, local_time, open_named, run_on, schema_option
 from ._common import CONTEXT
-from ._inbox import _inbox_option, _open_inbox, _run, _schema_option, _when, inbox
+from ._inbox import inbox
 
 __all__ = ["close_breaker", "limit", "limits"]
 
@@ -70,8 +71,8 @@ def _callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
     is_flag=True,
     help="Forget the limits kept in the inbox: the listener's limits option rules.",
 )
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.pass_context
 def limit(
     ctx: click.Context, callback: str, concurrency: int | None, rate: float | None,
@@ -105,7 +106,7 @@ def limit(
         asked = Limit(**values)  # type: ignore[arg-type]
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    box = _open_inbox(ctx, url, schema)
+    box = open_named(ctx, url, schema)
 
     async def change(opened: Inbox) -> Limit | None:
         if clear:
@@ -122,7 +123,7 @@ def limit(
         await opened.set_setting(LIMIT + callback, now.json())
         return now
 
-    kept = _run(box, change)
+    kept = run_on(box, change)
     if kept is None:
         click.echo(f"{callback}: no limits kept in {box.location}; the listener's option rules")
     else:
@@ -131,8 +132,8 @@ def limit(
 
 
 @inbox.command(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.pass_context
 def limits(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Show what holds dispatch back: the pause, the limits kept in the inbox, and the
@@ -145,8 +146,8 @@ def limits(ctx: click.Context, url: str | None, schema: str | None) -> None:
     Example:
       twilio-trigger inbox --inbox sqlite:///events.db limits
     """
-    box = _open_inbox(ctx, url, schema)
-    settings = _run(box, lambda opened: opened.settings())
+    box = open_named(ctx, url, schema)
+    settings = run_on(box, lambda opened: opened.settings())
     click.echo(f"inbox {box.location}")
     paused = settings.get(PAUSED) == "1"
     click.echo(f"  dispatch {'paused (`inbox resume`)' if paused else 'running'}")
@@ -170,8 +171,9 @@ def limits(ctx: click.Context, url: str | None, schema: str | None) -> None:
             left = state.until - time.time()
             when = f"one event tried in {left:.0f} s" if left > 0 else "one event being tried"
             error = f"; last error: {printable(state.error)}" if state.error else ""
+            since = local_time(state.opened_at)
             click.echo(
-                f"  {shown[len(BREAKER) :]}: breaker OPEN since {_when(state.opened_at)} after "
+                f"  {shown[len(BREAKER) :]}: breaker OPEN since {since} after "
                 f"{state.failures} failures in a row, {when}{error}"
             )
             rows += 1
@@ -181,8 +183,8 @@ def limits(ctx: click.Context, url: str | None, schema: str | None) -> None:
 
 @inbox.command(name="close-breaker", context_settings=CONTEXT)
 @click.argument("callback", callback=_callback)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.pass_context
 def close_breaker(ctx: click.Context, callback: str, url: str | None, schema: str | None) -> None:
     """Close CALLBACK's open breaker now: its events are dispatched again without
@@ -192,9 +194,9 @@ def close_breaker(ctx: click.Context, callback: str, url: str | None, schema: st
     Example:
       twilio-trigger inbox --inbox sqlite:///events.db close-breaker on_delivered
     """
-    box = _open_inbox(ctx, url, schema)
+    box = open_named(ctx, url, schema)
 
-    if _run(box, lambda opened: close_it(opened, callback)):
+    if run_on(box, lambda opened: close_it(opened, callback)):
         click.echo(f"the breaker of {callback} is closed: its events are dispatched again")
     else:
         click.echo(f"the breaker of {callback} was not open")

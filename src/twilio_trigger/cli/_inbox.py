@@ -2,126 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
-from typing import TypeVar
+from collections.abc import Sequence
 
 import click
 
-from .._config import ENVIRONMENT
 from .._core.error_codes import error_code_info, error_code_url
 from .._core.routing import event_of_kind
-from .._exceptions import ConfigurationError
 from .._logging import printable
-from .._options import OPTIONS, valid_schema
-from .._postgres_schema import SchemaError
-from ..inbox import Counters, Entry, Inbox, Search, State, UnreachableError, open_inbox
+from ..inbox import Counters, Entry, Inbox, Search, State
 from ..inbox._search import MAX_LIMIT
 from ..inbox.postgres import PostgresInbox
-from ..inbox.sqlite import SQLiteInbox
-from ._common import CONTEXT, warn
+from ._access import inbox_option, local_time, open_named, run_on, schema_option
+from ._common import CONTEXT
 from ._filters import FILTERS, duration, search_of, search_options
 
 __all__ = ["inbox"]
-
-_T = TypeVar("_T")
-
-
-def _given(ctx: click.Context, name: str, value: str | None, variable: str) -> tuple[str, str]:
-    """A value of the command's own flag, else the group's, else its variable's,
-    and where it came from ("" when none is given)."""
-    group = ctx.obj if isinstance(ctx.obj, dict) else {}
-    for given in (value, group.get(name)):
-        if given:
-            return given, f"--{name}"
-    from_environment = os.environ.get(variable, "")
-    return from_environment, variable if from_environment.strip() else ""
-
-
-def _refusal(message: str, source: str) -> click.UsageError:
-    """A bad value, blamed on the flag or the variable it came from."""
-    if source.startswith("--"):
-        return click.BadParameter(message, param_hint=source)
-    return click.UsageError(message if message.startswith(source) else f"{source}: {message}")
-
-
-def _open_inbox(
-    ctx: click.Context, url: str | None, schema: str | None, *, quiet: bool = False
-) -> Inbox:
-    """The inbox the command names (not connected yet): the command's flags, else
-    the group's (``inbox --inbox URL stats``), else the environment."""
-    url, url_source = _given(ctx, "inbox", url, ENVIRONMENT["inbox"])
-    if not url_source:
-        raise click.UsageError("no inbox: pass --inbox sqlite:///path/events.db or set "
-                               "TWILIO_TRIGGER_INBOX")  # fmt: skip
-    try:
-        url = OPTIONS.inbox.parse(url, url_source) or url
-    except ConfigurationError as error:
-        raise _refusal(str(error), url_source) from None
-    schema, schema_source = _given(ctx, "schema", schema, ENVIRONMENT["postgres_schema"])
-    schema = schema.strip() if schema_source else OPTIONS.postgres_schema.default
-    if not valid_schema(schema):
-        raise _refusal(
-            f"{schema[:80]!r} is not a schema name (lower-case letters, digits, underscores)",
-            schema_source,
-        )
-    variable = ENVIRONMENT["redis_prefix"]
-    prefix = os.environ.get(variable) or OPTIONS.redis_prefix.default
-    try:
-        prefix = OPTIONS.redis_prefix.parse(prefix, variable)
-    except ConfigurationError as error:
-        raise _refusal(str(error), variable) from None
-    try:
-        box = open_inbox(url, prefix=prefix, schema=schema)
-    except ValueError as error:
-        raise _refusal(str(error), url_source) from None
-    if schema_source == "--schema" and not isinstance(box, PostgresInbox) and not quiet:
-        warn(f"--schema has no effect on {box.location}: only a postgresql:// inbox has one")
-    return box
-
-
-def _run(box: Inbox, work: Callable[[Inbox], Awaitable[_T]]) -> _T:
-    """*work* done on *box*, opened and closed around it; a failure is one line
-    (the log lines of its attempt, such as an outage's, would only repeat it)."""
-    from .._server import HeldLogs
-
-    if isinstance(box, SQLiteInbox) and not box.path.exists():
-        raise click.ClickException(f"no inbox at {box.path}")
-
-    async def session() -> _T:
-        try:
-            return await work(box)
-        finally:
-            await box.close()
-
-    with HeldLogs() as held:
-        try:
-            return asyncio.run(session())
-        except Exception as error:
-            failure = _failure(box, error)
-            if failure is None:
-                raise
-            held.drop()
-            raise failure from None
-
-
-def _failure(box: Inbox, error: Exception) -> click.ClickException | None:
-    """What to say of *error*, raised while using *box*; ``None`` for a bug."""
-    if isinstance(error, sqlite3.Error | OSError):
-        return click.ClickException(f"cannot read the inbox {box.location}: {error}")
-    if isinstance(error, ImportError | SchemaError):
-        return click.ClickException(str(error))
-    module = type(error).__module__
-    if isinstance(error, UnreachableError) or module.startswith(("redis.", "psycopg")):
-        reason = " ".join(str(error).split())  # a database's message may span lines
-        if module.startswith("psycopg.errors") and "does not exist" in reason:
-            reason += " (no tables yet: `twilio-trigger inbox migrate` makes them)"
-        return click.ClickException(f"cannot read the inbox {box.location}: {reason}")
-    return None
 
 
 def _twilio_error(kind: str, params: Sequence[tuple[str, str]]) -> str | None:
@@ -136,28 +32,9 @@ def _twilio_error(kind: str, params: Sequence[tuple[str, str]]) -> str | None:
     return f"{code} {info.title} ({url})" if info is not None else f"{code} ({url})"
 
 
-def _when(moment: float | None) -> str:
-    if moment is None:
-        return "-"
-    return datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-_inbox_option = click.option(
-    "--inbox", "url", metavar="URL",
-    help="The inbox, e.g. sqlite:///events.db, redis://127.0.0.1:6379/0 (key prefix from "
-    "$TWILIO_TRIGGER_REDIS_PREFIX) or postgresql://user@127.0.0.1:5432/db.  Before or after "
-    "the command's name; the command's own wins.  [default: $TWILIO_TRIGGER_INBOX]",
-)  # fmt: skip
-_schema_option = click.option(
-    "--schema", metavar="NAME",
-    help="The schema of a PostgreSQL inbox's tables.  Before or after the command's name; "
-    "the command's own wins.  [default: $TWILIO_TRIGGER_POSTGRES_SCHEMA, else twilio_trigger]",
-)  # fmt: skip
-
-
 @click.group(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.pass_context
 def inbox(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Look into the durable inbox: counts, entries, dead letters; replay and purge;
@@ -178,8 +55,8 @@ def inbox(ctx: click.Context, url: str | None, schema: str | None) -> None:
 
 
 @inbox.command(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.pass_context
 def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """How many events are pending, running, done and dead now, and what the inbox
@@ -190,16 +67,16 @@ def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
     Example:
       TWILIO_TRIGGER_INBOX=sqlite:///events.db twilio-trigger inbox stats
     """
-    box = _open_inbox(ctx, url, schema)
+    box = open_named(ctx, url, schema)
 
     async def look(opened: Inbox) -> tuple[dict[State, int], bool, Counters]:
         return await opened.stats(), await opened.paused(), await opened.counters()
 
-    counts, paused, counted = _run(box, look)
+    counts, paused, counted = run_on(box, look)
     click.echo(f"inbox {box.location}")
     for state, number in counts.items():
         click.echo(f"  {state.value:<8} {number:>8}")
-    click.echo(f"counted since {_when(counted.since) if counted.since else 'it began'}:")
+    click.echo(f"counted since {local_time(counted.since) if counted.since else 'it began'}:")
     for label, number in (
         ("received", counted.received),
         ("handled", counted.handled),
@@ -213,8 +90,8 @@ def stats(ctx: click.Context, url: str | None, schema: str | None) -> None:
 
 
 @inbox.command(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.pass_context
 def pause(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Pause dispatch: listeners keep storing and acknowledging events, no worker
@@ -231,8 +108,8 @@ def pause(ctx: click.Context, url: str | None, schema: str | None) -> None:
 
 
 @inbox.command(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.pass_context
 def resume(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Resume dispatch after `inbox pause`: the events stored meanwhile are dispatched.
@@ -245,14 +122,14 @@ def resume(ctx: click.Context, url: str | None, schema: str | None) -> None:
 
 
 def _set_paused(ctx: click.Context, url: str | None, schema: str | None, flag: bool) -> None:
-    box = _open_inbox(ctx, url, schema)
+    box = open_named(ctx, url, schema)
 
     async def change(opened: Inbox) -> bool:
         was = await opened.paused()
         await opened.set_paused(flag)
         return was
 
-    was = _run(box, change)
+    was = run_on(box, change)
     if flag:
         already = " already" if was else ""
         click.echo(f"dispatch from {box.location} is{already} paused: events are stored, "
@@ -262,8 +139,8 @@ def _set_paused(ctx: click.Context, url: str | None, schema: str | None, flag: b
 
 
 @inbox.command(name="list", context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @search_options(dead_help="Only dead letters (as --outcome dead).")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=50, show_default=True)
 @click.option("--before", "before_id", type=click.IntRange(1), metavar="ID",
@@ -290,8 +167,8 @@ def list_entries(
       twilio-trigger inbox list --callback on_failed --error-code 30003 --since 2024-05-01
     """
     search = search_of(filters)
-    page = _run(
-        _open_inbox(ctx, url, schema),
+    page = run_on(
+        open_named(ctx, url, schema),
         lambda box: box.search(search, limit=limit, before_id=before_id),
     )
     entries = list(page.entries)
@@ -314,14 +191,14 @@ def _list_entries(entries: list[Entry], chosen: State | None) -> None:
         status, sid = printable(e.status or "-"), printable(e.sid or "-")
         error = printable((e.error_line or "")[:60])
         click.echo(
-            f"{e.id:>6}  {_when(e.received_at):<19}  {e.kind:<4}  {status:<11}  "
+            f"{e.id:>6}  {local_time(e.received_at):<19}  {e.kind:<4}  {status:<11}  "
             f"{sid:<34}  {e.state.value:<7}  {e.attempts:>5}  {error}"
         )
 
 
 @inbox.command(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.argument("entry_id", type=int, metavar="ID")
 @click.pass_context
 def show(ctx: click.Context, url: str | None, schema: str | None, entry_id: int) -> None:
@@ -331,7 +208,7 @@ def show(ctx: click.Context, url: str | None, schema: str | None, entry_id: int)
     Example:
       twilio-trigger inbox --inbox sqlite:///events.db show 42
     """
-    entry = _run(_open_inbox(ctx, url, schema), lambda box: box.get(entry_id))
+    entry = run_on(open_named(ctx, url, schema), lambda box: box.get(entry_id))
     if entry is None:
         raise click.ClickException(f"no event {entry_id} in the inbox")
     # What came in a request is escaped: a terminal must not act on it.
@@ -339,10 +216,10 @@ def show(ctx: click.Context, url: str | None, schema: str | None, entry_id: int)
     click.echo(f"event {entry.id}: {entry.kind} {sid} ({status})")
     click.echo(f"  state          {entry.state.value}")
     click.echo(f"  attempts       {entry.attempts}")
-    click.echo(f"  received       {_when(entry.received_at)}")
+    click.echo(f"  received       {local_time(entry.received_at)}")
     if entry.state is State.PENDING:
-        click.echo(f"  next attempt   {_when(entry.next_attempt_at)}")
-    click.echo(f"  finished       {_when(entry.finished_at)}")
+        click.echo(f"  next attempt   {local_time(entry.next_attempt_at)}")
+    click.echo(f"  finished       {local_time(entry.finished_at)}")
     click.echo(f"  delivery key   {printable(entry.key)}")
     click.echo("  parameters")
     width = max((len(name) for name, _ in entry.params), default=0)
@@ -358,8 +235,8 @@ def show(ctx: click.Context, url: str | None, schema: str | None, entry_id: int)
 
 
 @inbox.command(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @search_options(dead_help="Every dead letter; with other options, the ones they find.")
 @click.option("--yes", is_flag=True, help="Replay what the options find without asking first.")
 @click.argument("entry_ids", type=int, nargs=-1, metavar="[ID]...")
@@ -400,8 +277,8 @@ def replay(
             "give event IDs or --dead (not both), or options that find events such as "
             "--callback on_failed --since 2h"
         )
-    box = _open_inbox(ctx, url, schema)
-    count = _run(box, lambda opened: opened.replay(None if dead else list(entry_ids)))
+    box = open_named(ctx, url, schema)
+    count = run_on(box, lambda opened: opened.replay(None if dead else list(entry_ids)))
     if entry_ids and count < len(entry_ids):
         click.echo(
             f"{len(entry_ids) - count} of the events given are missing or running now",
@@ -428,7 +305,7 @@ def _replay_matching(
         )
     done = search.outcome is State.DONE
     what = "done events (their callbacks run again)" if done else "dead letters"
-    count = _run(_open_inbox(ctx, url, schema), lambda box: box.count_matching(search))
+    count = run_on(open_named(ctx, url, schema), lambda box: box.count_matching(search))
     if count == 0:
         click.echo(f"no {what.partition(' (')[0]} found: nothing to replay")
         return
@@ -444,16 +321,16 @@ def _replay_matching(
     def told(replayed: int, total: int) -> None:
         click.echo(f"  {replayed} of {total} replayed", err=True)
 
-    replayed = _run(
-        _open_inbox(ctx, url, schema, quiet=True),
+    replayed = run_on(
+        open_named(ctx, url, schema, quiet=True),
         lambda box: box.replay_matching(search, progress=told),
     )
     click.echo(f"{replayed} event{'' if replayed == 1 else 's'} pending again")
 
 
 @inbox.command(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.option("--dead", "state", flag_value=State.DEAD.value, help="Purge dead letters.")
 @click.option("--done", "state", flag_value=State.DONE.value, help="Purge handled events.")
 @click.option("--older-than", "older_than", required=True, metavar="AGE",
@@ -471,13 +348,13 @@ def purge(
     if state is None:
         raise click.UsageError("say what to purge: --dead or --done")
     age = duration(older_than)
-    count = _run(_open_inbox(ctx, url, schema), lambda box: box.purge(State(state), age))
+    count = run_on(open_named(ctx, url, schema), lambda box: box.purge(State(state), age))
     click.echo(f"{count} {state} event{'' if count == 1 else 's'} purged")
 
 
 @inbox.command(context_settings=CONTEXT)
-@_inbox_option
-@_schema_option
+@inbox_option
+@schema_option
 @click.pass_context
 def migrate(ctx: click.Context, url: str | None, schema: str | None) -> None:
     """Create or upgrade the tables of a PostgreSQL inbox and store.
@@ -491,13 +368,13 @@ def migrate(ctx: click.Context, url: str | None, schema: str | None) -> None:
     Example:
       twilio-trigger inbox migrate --inbox postgresql://admin@db.internal:5432/app
     """
-    box = _open_inbox(ctx, url, schema)
+    box = open_named(ctx, url, schema)
     if not isinstance(box, PostgresInbox):
         raise click.UsageError(
             "only a postgresql:// inbox has tables to create: SQLite and Redis make "
             "their own when first used"
         )
-    before, after = _run(box, box_migrate)
+    before, after = run_on(box, box_migrate)
     where = f"schema {box.schema} of {box.location}"
     if before == after:
         click.echo(f"{where}: the tables are at version {after} already")
