@@ -147,13 +147,14 @@ def test_only_the_serving_modules_import_uvicorn() -> None:
 def test_the_private_modules_import_only_the_standard_library() -> None:
     serving = ("__init__.py", "_server.py", "_edge.py", "_direct.py")
     core = [p for p in PACKAGE_DIR.glob("_*.py") if p.name not in serving]
-    core += sorted((PACKAGE_DIR / "_core").glob("*.py"))
-    names = {p.name for p in core}
-    assert {"signature.py", "form.py", "events.py", "services.py", "routing.py"} <= names
+    core += sorted((PACKAGE_DIR / "_core").rglob("*.py"))
+    names = {str(p.relative_to(PACKAGE_DIR)) for p in core}
+    assert {"_core/signature.py", "_core/form.py", "_core/services.py", "_core/routing.py"} <= names
+    assert {"_core/events/__init__.py", "_core/events/base.py"} <= names
     for path in core:
         outside = _imported_roots(path) - set(sys.stdlib_module_names) - {"__future__"}
-        outside -= LAZY.get(path.name, set())
-        assert not outside, (path.name, outside)
+        outside -= LAZY.get(str(path.relative_to(PACKAGE_DIR)), set())
+        assert not outside, (str(path.relative_to(PACKAGE_DIR)), outside)
 
 
 #: Imported inside a function that needs it, never when the module is imported.

@@ -1,4 +1,4 @@
-"""The events of the new webhook families (``_core/events.py``): each attribute reads its
+"""The events of the new webhook families (``_core/events/``): each attribute reads its
 Twilio parameter and converts it; absent or malformed values read ``None`` and never
 raise; JSON parameters are parsed, bounded and must be objects; ``path`` and ``query``.
 
