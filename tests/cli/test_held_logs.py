@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from twilio_trigger._server import HeldLogs, logs_failed, logs_started
+from twilio_trigger._held_logs import HeldLogs, logs_failed, logs_started
 
 log = logging.getLogger("twilio_trigger.held_test")
 

@@ -19,6 +19,7 @@ import click
 
 from .._config import ENVIRONMENT
 from .._exceptions import ConfigurationError
+from .._held_logs import HeldLogs
 from .._options import OPTIONS, valid_schema
 from .._postgres_schema import SchemaError
 from ..inbox import Inbox, UnreachableError, open_inbox
@@ -87,8 +88,6 @@ def open_named(
 def run_on(box: Inbox, work: Callable[[Inbox], Awaitable[_T]]) -> _T:
     """*work* done on *box*, opened and closed around it; a failure is one line
     (the log lines of its attempt, such as an outage's, would only repeat it)."""
-    from .._server import HeldLogs
-
     if isinstance(box, SQLiteInbox) and not box.path.exists():
         raise click.ClickException(f"no inbox at {box.path}")
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from .._exceptions import ConfigurationError, TwilioTriggerError
+from .._held_logs import HeldLogs, logs_failed, logs_started
 from .._listener import Listener
 from .._logging import set_up_logging, shown_url
 from .._options import OPTIONS, click_options
@@ -92,8 +93,6 @@ def _is_sqlite(url: str | None) -> bool:
 def _fail_in_one_line(work: Callable[[], None], flags: Mapping[str, object]) -> None:
     """Run *work* (serving, dispatching); a start-up that fails is one ``Error:``
     line, without the log lines of the attempt, which only repeat it."""
-    from .._server import HeldLogs
-
     with HeldLogs() as held:
         try:
             work()
@@ -219,8 +218,6 @@ def _app_from_environment() -> Any:
     ``ProcessConfig`` releases it); one that fails tells the supervisor why, which
     the command says in one line, and logs nothing.
     """
-    from .._server import HeldLogs
-
     listener = load_listener(os.environ[_TARGET])
     set_up_logging(listener.settings)
     HeldLogs().hold()
@@ -311,7 +308,7 @@ def _supervise(target: str, listener: Listener, processes: int) -> None:
 def _watch_starts(reports: str, processes: int, done: threading.Event) -> None:
     """Write the supervisor's held log once every process has started; drop it
     when one cannot start (the command says why, in one line)."""
-    from .._server import logs_failed, logs_started, processes_started, startup_failure
+    from .._server import processes_started, startup_failure
 
     while not done.wait(0.05):
         if startup_failure(reports) is not None:
