@@ -1,4 +1,4 @@
-"""Realistic payloads of each kind (``payloads.py``), as the test kit, ``twilio-trigger
+"""Realistic payloads of each kind (``_core/payloads/``), as the test kit, ``twilio-trigger
 send`` and the demo build them: Twilio's parameters, fresh SIDs, overrides.
 """
 
