@@ -4,8 +4,9 @@ The test kit (:mod:`twilio_trigger.testing`), ``twilio-trigger send`` and the
 demo all build their requests here.  Factories take Twilio's parameter names as
 keyword overrides; a value of ``None`` removes the parameter.  Every call makes
 fresh SIDs unless told.  Each family of webhooks has its module in this package
-(messages, calls, TwiML verbs, conferences, Event Streams, the debugger,
-Conversations, TaskRouter, an unknown family), what they share is in
+(the status callbacks of messages, calls and recordings, TwiML verbs,
+conferences, Event Streams, the debugger, Conversations, TaskRouter, an unknown
+family; named as the event classes' modules in :mod:`..events`), what they share is in
 ``_common``, and this module re-exports every factory.
 """
 
@@ -17,13 +18,6 @@ from ..vocabulary import (
     TASKROUTER_EVENT_TYPES,
 )
 from ._common import ACCOUNT_SID, CUSTOMER_NUMBER, TWILIO_NUMBER, new_sid
-from .calls import (
-    call_event,
-    call_status_params,
-    inbound_call_params,
-    recording_event,
-    recording_status_params,
-)
 from .conferences import conference_params
 from .conversations import conversations_params
 from .debugger import debugger_params
@@ -34,9 +28,19 @@ from .event_streams import (
     inbound_message_cloudevent,
     message_cloudevent,
 )
-from .messages import inbound_sms_params, sms_event, sms_status_params
+from .status import (
+    call_event,
+    call_status_params,
+    inbound_call_params,
+    inbound_sms_params,
+    recording_event,
+    recording_status_params,
+    sms_event,
+    sms_status_params,
+)
 from .taskrouter import assignment_params, taskrouter_params
-from .twiml_verbs import (
+from .unknown import unknown_params
+from .verbs import (
     dequeue_params,
     dial_params,
     enqueue_params,
@@ -49,7 +53,6 @@ from .twiml_verbs import (
     record_params,
     transcription_params,
 )
-from .unknown import unknown_params
 
 __all__ = [
     "ACCOUNT_SID",

@@ -12,8 +12,7 @@ import json
 from collections.abc import Mapping
 
 from ._common import ACCOUNT_SID, new_sid
-from .calls import call_status_params
-from .messages import inbound_sms_params, sms_status_params
+from .status import call_status_params, inbound_sms_params, sms_status_params
 
 
 def cloudevent(

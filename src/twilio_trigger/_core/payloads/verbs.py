@@ -3,7 +3,7 @@
 names (its ``action``, its status or partial-result callback), and the
 asynchronous answering machine detection callback.  Most are the live call's
 parameters plus what the verb adds: they share the helpers here and take the
-call's parameters from :mod:`.calls`.
+call's parameters from :mod:`.status`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 from ._common import ACCOUNT_SID, CUSTOMER_NUMBER, TWILIO_NUMBER, _apply, _require, new_sid
-from .calls import inbound_call_params
+from .status import inbound_call_params
 
 
 def _live_call(sid: str | None) -> dict[str, str]:
