@@ -151,6 +151,7 @@ def test_the_private_modules_import_only_the_standard_library() -> None:
     names = {str(p.relative_to(PACKAGE_DIR)) for p in core}
     assert {"_core/signature.py", "_core/form.py", "_core/services.py", "_core/routing.py"} <= names
     assert {"_core/events/__init__.py", "_core/events/base.py"} <= names
+    assert {"_core/kinds/__init__.py", "_core/kinds/kind.py"} <= names
     for path in core:
         outside = _imported_roots(path) - set(sys.stdlib_module_names) - {"__future__"}
         outside -= LAZY.get(str(path.relative_to(PACKAGE_DIR)), set())

@@ -1,4 +1,4 @@
-"""The registry of kinds (``kinds.py``): looking a kind up by name, by event and by
+"""The registry of kinds (``kinds/``): looking a kind up by name, by event and by
 service, a row's callbacks and ranks, and recognising a request's kind.
 
 ``tests/e2e/test_kinds.py`` checks every row end to end (payloads, the test kit,
@@ -20,7 +20,14 @@ from twilio_trigger import (
     SmsStatusChangeEvent,
     SmsStatusService,
 )
-from twilio_trigger._core.kinds import KINDS, kind_named, kind_of_event, kind_of_service, recognise
+from twilio_trigger._core.kinds import (
+    FALLBACK,
+    KINDS,
+    kind_named,
+    kind_of_event,
+    kind_of_service,
+    recognise,
+)
 
 
 @pytest.fixture
@@ -235,6 +242,17 @@ def test_rank_of_a_kind_without_a_sequence_parameter_ignores_one() -> None:
 
 
 # -- recognise ------------------------------------------------------------------------------
+def test_the_registry_keeps_its_order_of_precedence() -> None:
+    # The order is precedence (the first kind to recognise a request wins); the rows
+    # are in the modules of their families and kinds/__init__.py puts them in order.
+    assert [kind.name for kind in KINDS] == [
+        "sms", "recording", "conference", "transcription", "gather_partial", "dial",
+        "enqueue", "dequeue", "queue_wait", "pay_status", "pay", "record", "gather", "amd",
+        "call", "debugger", "conversations", "assignment", "taskrouter", "other",
+    ]  # fmt: skip
+    assert KINDS[-1] is FALLBACK
+
+
 def test_recognise_tries_the_kinds_in_the_registrys_order() -> None:
     everything = {"RecordingStatus": "completed", "CallStatus": "completed", "SmsStatus": "sent"}
     assert recognise(everything) is kind_named("recording")

@@ -67,6 +67,7 @@ def test_the_core_has_modules() -> None:
     names = {module_of(path) for path in core_modules()}
     assert {"form", "signature", "events", "kinds", "routing", "order", "twiml"} <= names
     assert {"events.params", "events.base", "events.status", "events.verbs"} <= names
+    assert {"kinds.kind", "kinds.status", "kinds.verbs", "kinds.taskrouter"} <= names
 
 
 @pytest.mark.parametrize("path", core_modules(), ids=lambda p: str(p.relative_to(CORE)))

@@ -1,4 +1,4 @@
-"""Recognising a request's kind (``_core/kinds.py`` ``recognise``): every row of the fact
+"""Recognising a request's kind (``_core/kinds/`` ``recognise``): every row of the fact
 sheet's table of shared parameters that cause misrouting, empty values, the ``excludes``
 and ``test`` rules, the kinds preferred at a service's path and the claim by path alone;
 and the kinds of each service base class.

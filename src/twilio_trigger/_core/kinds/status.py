@@ -1,0 +1,112 @@
+"""The rows of the status callbacks of messages, recordings and calls.
+
+``SMS``, ``RECORDING`` and ``CALL``, with the message and call statuses Twilio
+documents, their ranks in a SID's order, and which of their requests wait for a
+reply (an inbound message, a call's own request); their event classes are in
+``events/status.py``.  ``KINDS`` tries ``CALL`` late, after the verbs' results that
+carry its ``CallStatus``.
+"""
+
+from __future__ import annotations
+
+from .. import payloads
+from ..events import CallStatusEvent, RecordingStatusEvent, SmsStatusChangeEvent, TwilioEvent
+from ..services import CallStatusService, RecordingStatusService, SmsStatusService
+from .kind import Kind
+
+
+def _sms_waits(event: TwilioEvent) -> bool:
+    # An inbound message may be answered with messages.
+    return (event.status or "").strip().lower() == "received"
+
+
+def _call_waits(event: TwilioEvent) -> bool:
+    # A voice request that is not a status callback (no CallbackSource: an
+    # incoming call, an answered outbound call) must say what the call does.
+    return not event.get("CallbackSource")
+
+
+#: Message statuses, in Twilio's spelling: the nine the first version of this
+#: package knew, then those Twilio added.
+_MESSAGE_STATUSES = (
+    "accepted", "queued", "sending", "sent", "failed", "delivered", "undelivered",
+    "receiving", "received", "scheduled", "canceled", "read", "partially_delivered",
+)  # fmt: skip
+_MESSAGE_RANKS = {
+    "accepted": 0, "scheduled": 0, "receiving": 0,
+    "queued": 1, "received": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "partially_delivered": 4,
+    "read": 5,
+}  # fmt: skip
+_CALL_STATUSES = (
+    "queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
+    "no-answer", "canceled",
+)  # fmt: skip
+#: Used only when a call event has no SequenceNumber.
+_CALL_RANKS = {
+    "queued": 0, "initiated": 0, "ringing": 1, "in-progress": 2,
+    "completed": 3, "busy": 3, "failed": 3, "no-answer": 3, "canceled": 3,
+}  # fmt: skip
+
+
+SMS = Kind(
+    name="sms",
+    event_class=SmsStatusChangeEvent,
+    service_class=SmsStatusService,
+    signals=(("MessageStatus",), ("SmsStatus",)),
+    # A request with a CallStatus too is a call's: CallStatus decides before
+    # MessageStatus, whichever the request lists first.
+    yields_to=("CallStatus",),
+    route_by=("MessageStatus", "SmsStatus"),
+    sid_params=("MessageSid", "SmsSid", "SmsMessageSid"),
+    events=_MESSAGE_STATUSES,
+    sid_prefixes=("SM", "MM"),
+    payload=payloads.sms_status_params,
+    ranks=_MESSAGE_RANKS,
+    answer="twiml",
+    waits_for_reply=_sms_waits,
+    text_reply="message",
+    cloudevent_types=(
+        "com.twilio.messaging.message.",
+        "com.twilio.messaging.inbound-message.received",
+    ),
+)
+
+RECORDING = Kind(
+    name="recording",
+    event_class=RecordingStatusEvent,
+    service_class=RecordingStatusService,
+    signals=(("RecordingStatus",),),
+    route_by=("RecordingStatus",),
+    sid_params=("RecordingSid",),
+    events=("in-progress", "completed", "absent"),
+    sid_prefixes=("RE",),
+    payload=payloads.recording_status_params,
+    ranks={"in-progress": 0, "completed": 1, "absent": 1},
+)
+
+CALL = Kind(
+    name="call",
+    event_class=CallStatusEvent,
+    service_class=CallStatusService,
+    signals=(("CallStatus",),),
+    route_by=("CallStatus",),
+    sid_params=("CallSid",),
+    events=_CALL_STATUSES,
+    sid_prefixes=("CA",),
+    payload=payloads.call_status_params,
+    variants={"inbound": payloads.inbound_call_params},
+    ranks=_CALL_RANKS,
+    sequence_param="SequenceNumber",
+    answer="twiml",
+    waits_for_reply=_call_waits,
+    text_reply="twiml",
+    reply_inline=True,
+    broad=True,
+    cloudevent_types=(
+        "com.twilio.voice.status-callback.call.",
+        "com.twilio.voice.webhook.status-callback.call.",
+    ),
+)
