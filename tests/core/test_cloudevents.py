@@ -1,7 +1,7 @@
 """Event Streams bodies: CloudEvents parsed, and mapped onto the status-webhook events.
 
 The payloads follow Twilio's documented examples (field names, value types and
-casing), cited in ``src/twilio_trigger/_cloudevents.py``:
+casing), cited in ``src/twilio_trigger/_core/cloudevents.py``:
 
 - events/event-types/messaging/outbound-message (``Messaging.MessageStatus``),
 - events/event-types/messaging/inbound-message (``Messaging.InboundMessageV1``),
