@@ -20,8 +20,7 @@ import pytest
 from tests.inbox_backends import BACKENDS, Session, backend_of
 from tests.postgres_support import pg_schema, postgres_database
 from tests.redis_support import MEMORY, prefix, redis_url
-from twilio_trigger.inbox import Entry, Inbox, Search, SearchPage, State
-from twilio_trigger.inbox import redis as redis_inbox
+from twilio_trigger.inbox import Entry, Inbox, Search, SearchPage, State, _redis_admin
 from twilio_trigger.inbox.redis import RedisInbox
 
 __all__ = ["pg_schema", "postgres_database", "prefix", "redis_url"]  # fixtures, for pytest
@@ -351,7 +350,7 @@ def test_invalid_pages_are_value_errors(session: Session[Any], limit: Any, befor
 def test_a_redis_search_stops_after_its_bound_and_goes_on_from_there(
     redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_inbox, "SEARCH_SCAN", 10)
+    monkeypatch.setattr(_redis_admin, "SEARCH_SCAN", 10)  # read where the search runs
 
     async def work() -> list[SearchPage]:
         inbox = RedisInbox(redis_url, prefix=prefix, durability=MEMORY)
