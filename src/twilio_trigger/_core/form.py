@@ -67,7 +67,7 @@ def parse_form(body: bytes, max_params: int) -> list[tuple[str, str]]:
     # "=", none empty.  Split and decode it in a few passes of C code instead
     # of one Python call per field.
     skeleton = body.translate(None, _NOT_SEPARATORS)
-    if skeleton == b"=&" * (fields - 1) + b"=" and b"\0" not in body:
+    if skeleton == b"=&" * (fields - 1) + b"=":
         raw = body.replace(b"&", b"\0").replace(b"=", b"\0")
         if b"%" in raw or b"+" in raw:
             raw = unquote_to_bytes(raw.replace(b"+", b" "))
@@ -75,9 +75,11 @@ def parse_form(body: bytes, max_params: int) -> list[tuple[str, str]]:
             items = raw.decode("utf-8").split("\0")
         except UnicodeDecodeError:
             raise FormError(400, "a percent-encoded value is not valid UTF-8") from None
-        if len(items) == 2 * fields:  # else an escape decoded to NUL: go the long way
+        # Each separator became one NUL: any other NUL, in the body or decoded from
+        # an escape, makes more items than that, and the long way decodes it.
+        if len(items) == 2 * fields:
             pairs = iter(items)
-            return list(zip(pairs, pairs, strict=True))
+            return list(zip(pairs, pairs))  # noqa: B905 - an even count, checked above
     return _general(body.decode("ascii"), max_params)
 
 
