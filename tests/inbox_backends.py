@@ -53,8 +53,8 @@ def session_of(make: Callable[[], Inbox]) -> Session[Any]:
     def run(work: Callable[[Inbox], Awaitable[Any]]) -> Any:
         async def go() -> Any:
             inbox = make()
-            await inbox.open()
-            try:
+            try:  # closed even when it cannot open: a pool left open can hang the loop's end
+                await inbox.open()
                 return await work(inbox)
             finally:
                 await inbox.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -104,12 +105,28 @@ class Lifecycle:
         await asyncio.shield(started)
 
     async def _start(self) -> None:
+        opened: list[Inbox | DeliveryStore | StatusStore] = []
+        try:
+            await self._open(opened)
+        except BaseException:
+            # Nothing of a failed start stays open: a database's pool keeps tasks
+            # that the end of the event loop would wait for, for ever (psycopg_pool's
+            # workers go on waiting when cancelled while they run a task).
+            for part in reversed(opened):
+                with contextlib.suppress(Exception):
+                    await part.close()
+            raise
+
+    async def _open(self, opened: list[Inbox | DeliveryStore | StatusStore]) -> None:
+        """Open the stores and the inbox and start the workers; what was opened (or
+        tried: a failed opening may hold connections) goes in *opened*."""
         pipeline = self._pipeline
         if self._stores is not None:
             pipeline.use_stores(*self._stores())
             for store in pipeline.stores:
                 if store is None:
                     continue
+                opened.append(store)
                 try:
                     await store.open()
                 except SchemaError as error:
@@ -120,6 +137,7 @@ class Lifecycle:
         self._find_transactions()
         if inbox is None:
             return
+        opened.append(inbox)
         try:
             recovered = await inbox.open()
         except Exception as error:

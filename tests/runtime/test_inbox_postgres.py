@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
 
 import psycopg
@@ -915,6 +915,39 @@ def test_without_migrate_an_empty_schema_is_an_error_naming_the_command(
         postgres_database, "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (pg_schema,)
     )
     assert made == 0  # nothing was created
+
+
+def test_a_listener_that_cannot_start_leaves_nothing_running(
+    postgres_database: str, pg_schema: str
+) -> None:
+    # A start that fails on the inbox's schema must close the pool it opened: its
+    # workers, still waiting, would keep the end of the event loop waiting for ever
+    # (psycopg_pool's workers go on waiting when cancelled while they run a task).
+    listener = Listener(
+        0,
+        auth_tokens=["a-token"],
+        inbox=postgres_database,
+        postgres_schema=pg_schema,
+        postgres_migrate=False,
+    )
+
+    async def start() -> tuple[list[dict[str, Any]], set[asyncio.Task[Any]]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "lifespan.startup"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        await listener.asgi({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        left = asyncio.all_tasks() - {asyncio.current_task()}
+        return sent, {task for task in left if not task.done()}
+
+    sent, left = run(start())
+    assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
+    assert "twilio-trigger inbox migrate" in sent[0]["message"]
+    assert left == set(), sorted(repr(task) for task in left)
 
 
 def test_without_migrate_a_migrated_schema_opens(postgres_database: str, pg_schema: str) -> None:
