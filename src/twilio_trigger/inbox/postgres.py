@@ -1,7 +1,7 @@
 """The PostgreSQL inbox: one table, shared by every listener and worker naming it.
 
 - **Storing**: events that arrive together are inserted by one statement
-  (``INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO NOTHING``), which
+  (``INSERT ... SELECT FROM json_to_recordset(...) ON CONFLICT (key) DO NOTHING``), which
   in autocommit mode is its own transaction: the answer waits for its commit,
   and many events share one commit (one WAL flush) under load.  A copy of a
   stored event (same delivery key), from any listener, inserts nothing.  The
