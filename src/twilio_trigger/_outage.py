@@ -9,10 +9,19 @@ raised as :class:`OutageError`, an :class:`~twilio_trigger.inbox.UnreachableErro
 that knows its outage: whoever answers a request 503 for it calls
 :func:`refused`, so that the count is of requests, not of the operations that
 failed (a worker's polls, readiness probes).
+
+While an outage lasts, the methods it watches (:func:`watched`) try the database
+one at a time: the first to come tries it, with the client's usual time limits
+(a host that drops packets costs seconds), and the others wait for it at most
+:data:`OUTAGE_WAIT`: if it succeeds within that time, the outage is over and
+they go on; if not, they fail, quickly, as the PostgreSQL inbox's do when its
+pool has no connection to give.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -23,12 +32,14 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from ._logging import printable, shown_url
 from .inbox import UnreachableError
 
-__all__ = ["Outage", "OutageError", "refused", "watched"]
+__all__ = ["OUTAGE_WAIT", "Outage", "OutageError", "refused", "watched"]
 
 logger = logging.getLogger("twilio_trigger")
 
 #: The longest reason told (a server's message may be long).
 _MAX_REASON = 300
+#: Seconds an operation waits, during an outage, for the one trying the database.
+OUTAGE_WAIT = 0.5
 
 
 class OutageError(UnreachableError):
@@ -69,6 +80,10 @@ class Outage:
         self._since: float | None = None
         self._failures = 0
         self._refused = 0
+        self._reason = ""  # the last failure's, for the operations that waited in vain
+        self._trying = False  # an operation is trying the database during the outage
+        # Operations waiting for the one trying: woken, on their loops, when it ends.
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     @property
     def ongoing(self) -> bool:
@@ -93,6 +108,7 @@ class Outage:
         reason = self.reason(error)
         with self._lock:
             self._failures += 1
+            self._reason = reason
             if self._since is not None:
                 return reason
             self._since = time.monotonic()
@@ -108,6 +124,50 @@ class Outage:
         """The error to raise for *error*, counted (and told when it is the first)."""
         reason = self.failed(error)
         return OutageError(f"the {self.what} cannot be reached: {reason}", self)
+
+    async def admit(self, wait: float = OUTAGE_WAIT) -> bool:
+        """Before an operation on the database during this outage: ``True`` when it
+        is the one to try the database (then call :meth:`tried` after it),
+        ``False`` when the outage is over.  While another operation is trying,
+        waits for it at most *wait* seconds, then raises :class:`OutageError`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            with self._lock:
+                if self._since is None:
+                    return False
+                if not self._trying:
+                    self._trying = True
+                    return True
+                woken: asyncio.Future[None] = loop.create_future()
+                self._waiting.append((loop, woken))
+                reason = self._reason
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(left):
+                    await woken
+            except BaseException as error:  # timed out, or cancelled: not waiting now
+                with self._lock, contextlib.suppress(ValueError):
+                    self._waiting.remove((loop, woken))
+                if not isinstance(error, TimeoutError):
+                    raise
+                raise OutageError(
+                    f"the {self.what} cannot be reached: {reason} "
+                    f"(waited {wait:g} s for another operation trying it)",
+                    self,
+                ) from None
+
+    def tried(self) -> None:
+        """The operation :meth:`admit` let try the database has ended, however:
+        those waiting for it look again (the outage may be over)."""
+        with self._lock:
+            self._trying = False
+            waiting, self._waiting = self._waiting, []
+        for loop, woken in waiting:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: none waits
+                loop.call_soon_threadsafe(_wake, woken)
 
     def refused(self) -> None:
         """A request was answered 503 because of this outage."""
@@ -142,6 +202,11 @@ class Outage:
         )
 
 
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
+
+
 def refused(error: BaseException) -> None:
     """A request was answered 503 for *error*: count it in the outage that told it,
     if *error* (or what caused it) is an :class:`OutageError`."""
@@ -172,20 +237,27 @@ def watched(
     method: Callable[Concatenate[_Self, _Params], Awaitable[_Result]],
 ) -> Callable[Concatenate[_Self, _Params], Coroutine[Any, Any, _Result]]:
     """An async method of an inbox or store whose failures to reach the database
-    are raised as :class:`OutageError`, and whose success ends an outage."""
+    are raised as :class:`OutageError`, and whose success ends an outage; during
+    an outage, it waits a little for another such method trying the database
+    (:meth:`Outage.admit`)."""
 
     @functools.wraps(method)
     async def run(self: _Self, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         outage = self.outage
+        trying = await outage.admit() if outage.ongoing else False
         started = time.monotonic()
         try:
-            result = await method(self, *args, **kwargs)
-        except Exception as error:
-            if not outage.catches(error):
-                raise
-            raise outage.unreachable(error) from error
-        if outage.ongoing:
-            outage.recovered(started)
-        return result
+            try:
+                result = await method(self, *args, **kwargs)
+            except Exception as error:
+                if not outage.catches(error):
+                    raise
+                raise outage.unreachable(error) from error
+            if outage.ongoing:
+                outage.recovered(started)
+            return result
+        finally:
+            if trying:  # after the outage was ended, if it was: those waiting go on
+                outage.tried()
 
     return run

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from ._logging import printable
+from ._outage import OUTAGE_WAIT
 from ._outage import Outage as _Outage
 
 if TYPE_CHECKING:
@@ -42,8 +43,6 @@ logger = logging.getLogger("twilio_trigger")
 
 #: Seconds to wait for a connection from the pool before the answer is 503.
 CONNECTION_WAIT = 3.0
-#: Seconds to wait for a connection while the database is away: fail fast.
-OUTAGE_WAIT = 0.5
 #: Seconds a connection attempt may take (a host that does not answer).
 CONNECT_TIMEOUT = 5
 
@@ -252,7 +251,8 @@ class Database:
         return self.outage.unreachable(error)
 
     def _wait(self) -> float | None:
-        # While the database is away, fail fast rather than wait for a connection.
+        # While the database is away, fail fast rather than wait for a connection
+        # (as long as the Redis clients wait for the one operation trying theirs).
         return OUTAGE_WAIT if self.outage.ongoing else None
 
     @contextlib.asynccontextmanager

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 
 import pytest
 
-from twilio_trigger._outage import Outage
+from twilio_trigger._outage import Outage, OutageError, refused
 
 LOGGER = "twilio_trigger"
 
@@ -44,3 +46,112 @@ def test_a_success_without_a_start_time_ends_the_outage() -> None:
     outage.failed(ConnectionError("refused"))
     outage.recovered()
     assert not outage.ongoing
+
+
+# -- during an outage, one operation at a time tries the database ------------------------
+def _down() -> Outage:
+    outage = Outage("Redis inbox", "redis://127.0.0.1:6379/0")
+    outage.failed(ConnectionError("Connection closed by server."))
+    return outage
+
+
+def test_without_an_outage_every_operation_goes_on_at_once() -> None:
+    outage = Outage("Redis inbox", "redis://127.0.0.1:6379/0")
+
+    async def both() -> list[bool]:
+        return list(await asyncio.gather(outage.admit(), outage.admit()))
+
+    assert asyncio.run(both()) == [False, False]  # none is "the one trying"
+
+
+def test_those_waiting_go_on_when_the_one_trying_succeeds() -> None:
+    outage = _down()
+
+    async def scenario() -> list[bool]:
+        assert await outage.admit() is True  # the first tries the database
+        waiting = [asyncio.ensure_future(outage.admit(wait=60)) for _ in range(3)]
+        await asyncio.sleep(0)  # they wait, each on its loop
+        assert not any(task.done() for task in waiting)
+        outage.recovered(time.monotonic())  # it succeeded: the outage is over
+        outage.tried()
+        return list(await asyncio.gather(*waiting))
+
+    assert asyncio.run(scenario()) == [False, False, False]  # no outage: all go on
+    assert not outage.ongoing
+
+
+def test_when_the_one_trying_fails_the_next_one_tries() -> None:
+    outage = _down()
+
+    async def scenario() -> list[bool]:
+        assert await outage.admit() is True
+        waiting = [asyncio.ensure_future(outage.admit(wait=60)) for _ in range(2)]
+        await asyncio.sleep(0)
+        outage.failed(TimeoutError("Timeout reading from socket"))
+        outage.tried()  # failed: still down
+        done, pending = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        assert [task.result() for task in done] == [True]  # the next one tries
+        (other,) = pending
+        outage.tried()
+        return [await other]
+
+    assert asyncio.run(scenario()) == [True]  # and then the last one
+    assert outage.ongoing
+
+
+def test_waiting_in_vain_fails_with_the_last_reason_and_counts_as_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    outage = _down()
+
+    async def scenario() -> OutageError:
+        assert await outage.admit() is True  # tries, and hangs (a host that drops packets)
+        with pytest.raises(OutageError) as raised:
+            await outage.admit(wait=0.01)
+        return raised.value
+
+    error = asyncio.run(scenario())
+    assert str(error) == (
+        "the Redis inbox cannot be reached: ConnectionError: Connection closed by server. "
+        "(waited 0.01 s for another operation trying it)"
+    )
+    assert error.outage is outage
+    refused(error)  # a request answered 503 for it
+    outage.tried()
+    outage.recovered()
+    (back,) = [m for m in told(caplog) if "reached again" in m]
+    assert "1 request refused (answered 503) meanwhile, 1 operation failed" in back
+
+
+def test_a_waiter_on_another_event_loop_is_woken_too() -> None:
+    outage = _down()
+    trying = threading.Event()
+    result: list[bool] = []
+
+    def other_loop() -> None:
+        async def wait() -> bool:
+            trying.wait(10)
+            return await outage.admit(wait=60)
+
+        result.append(asyncio.run(wait()))
+
+    async def scenario() -> None:
+        assert await outage.admit() is True
+        thread = threading.Thread(target=other_loop)
+        thread.start()
+        trying.set()
+        await asyncio.to_thread(_wait_for_waiter, outage)
+        outage.recovered(time.monotonic())
+        outage.tried()
+        await asyncio.to_thread(thread.join, 10)
+
+    asyncio.run(scenario())
+    assert result == [False]
+
+
+def _wait_for_waiter(outage: Outage) -> None:
+    deadline = time.monotonic() + 10
+    while not outage._waiting and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert outage._waiting, "the other loop's operation never waited"
