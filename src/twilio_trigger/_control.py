@@ -21,6 +21,7 @@ process; the breaker they open is seen by all within a poll interval.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -28,7 +29,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ._alerts import Alert, Alerts
 from ._core.events import TwilioEvent
@@ -36,7 +37,7 @@ from ._core.kinds import FALLBACK, kind_of_event
 from ._limits import Limit
 from ._logging import FirstWarning, printable
 from ._observe import Observer
-from .inbox import Inbox
+from .inbox import Inbox, UnreachableError
 
 __all__ = [
     "BREAKER",
@@ -333,6 +334,29 @@ class Control:
                 self._observer.held(callback, "rate")
                 return Held(self._spread(callback, now + wait, interval))
         return Ticket(callback, holder, running=running, trial=trial)
+
+    async def keep(self, ticket: Ticket, until: asyncio.Future[Any]) -> None:
+        """Keep the places of *ticket* (a place of its concurrency, the breaker's
+        trial) until *until* is done: a plain ``def`` callback past its time limit
+        goes on in its thread, and holds its place until it ends, renewed every
+        third of a lease (taking a place again renews it)."""
+        callback = ticket.callback
+        if callback is None or not (ticket.running or ticket.trial):
+            return
+        while not until.done():
+            await asyncio.wait([until], timeout=self._lease / 3)
+            if until.done():
+                return
+            try:
+                if ticket.running:
+                    limit = max(1, self.rules(callback).concurrency or 0)
+                    await self._inbox.enter(f"run:{callback}", ticket.holder, limit, self._lease)
+                if ticket.trial:
+                    await self._inbox.enter(f"trial:{callback}", ticket.holder, 1, self._lease)
+            except UnreachableError:  # told once by the inbox: try again at the next turn
+                continue
+            except Exception:
+                logger.warning("could not renew the place of %s", callback, exc_info=True)
 
     def _spread(self, callback: str, at: float, gap: float) -> float:
         """*at*, or later: after the events of *callback* given back before, *gap*

@@ -299,10 +299,15 @@ class WorkerPool:
                 settling = True
                 place_held = False
                 self._leave()
+            keeping = None
+            if result.still_running is not None and (ticket.running or ticket.trial):
+                keeping = asyncio.ensure_future(self._control.keep(ticket, result.still_running))
             final = result
             try:
                 final = await self._settle(entry, event, result, callback)
             finally:
+                if keeping is not None:
+                    keeping.cancel()
                 await self._release(ticket, final)
         finally:
             if settling:

@@ -400,3 +400,74 @@ def test_the_breaker_opens_after_n_failures_tries_one_after_cooling_and_closes(
     # No event became a dead letter, and the waits counted no attempt.
     assert [e.state for e in entries] == [State.DONE] * 5
     assert sum(e.attempts for e in entries) == len(handler.starts)
+
+
+class Counted:
+    """The real inbox, counting the places taken through it (renewals included)."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self.entered: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inbox, name)
+
+    async def enter(self, name: str, holder: str, limit: int, lease: float) -> bool:
+        self.entered.append((name, holder))
+        return await self.inbox.enter(name, holder, limit, lease)
+
+
+def test_a_sync_callback_past_its_limit_keeps_its_place_beyond_the_lease(
+    backend: Backend,
+) -> None:
+    # A plain def callback cannot be stopped at its time limit: it goes on in its
+    # thread, and must keep its place of the concurrency limit until it ends, longer
+    # than the place's lease (which only frees the places of processes that died).
+    lease = 0.3
+    told = Told()
+
+    async def work(inbox: Inbox) -> tuple[list[str], list[str], list[str]]:
+        counted = Counted(inbox)
+        control = Control(
+            counted,  # type: ignore[arg-type]
+            limits=[("on_delivered", Limit(concurrency=1))],
+            lease=lease,
+            observer=told,
+        )
+        late: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        starts: list[str] = []
+
+        async def handler(event: TwilioEvent) -> Result:
+            starts.append(str(event.sid))
+            if len(starts) == 1:  # past its limit, and still running in its thread
+                return Result(Outcome.TIMED_OUT, "Service.on_delivered", still_running=late)
+            return Result(Outcome.HANDLED, "Service.on_delivered")
+
+        pool = WorkerPool(
+            inbox, handler, concurrency=4, max_attempts=5, backoff=0.02, backoff_max=0.05,
+            retention=3600.0, poll_interval=0.05, observer=told, control=control,
+        )  # fmt: skip
+        await put(inbox, 1)
+        pool.start()
+        try:
+            await until(lambda: len(starts) == 1, "the first callback")
+            first = counted.entered[0]
+            await put(inbox, 2)
+            # Taken, then renewed three times: a whole lease has passed since.
+            await until(lambda: counted.entered.count(first) >= 4, "the place's renewals")
+            during = list(starts)
+            late.set_result(None)  # the thread ends, and with it the place
+            await until(lambda: len(starts) == 2, "the second event")
+            deadline = time.monotonic() + PATIENCE
+            while len(done := await inbox.entries(State.DONE)) < 2:
+                assert time.monotonic() < deadline, "the outcomes were never recorded"
+                await asyncio.sleep(0.01)
+            return during, starts, [str(e.sid) for e in done]
+        finally:
+            await pool.stop(5.0)
+
+    during, starts, done = backend.session(work)
+    assert during == [sid(1)]  # the second waited for the place, beyond its lease
+    assert starts == [sid(1), sid(2)]
+    assert ("on_delivered", "concurrency") in told.held_back
+    assert sorted(done) == [sid(1), sid(2)]
