@@ -82,6 +82,7 @@ class Outage:
         self._refused = 0
         self._reason = ""  # the last failure's, for the operations that waited in vain
         self._trying = False  # an operation is trying the database during the outage
+        self._trier: asyncio.Task[Any] | None = None  # the task it runs in
         # Operations waiting for the one trying: woken, on their loops, when it ends.
         self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
@@ -128,17 +129,22 @@ class Outage:
     async def admit(self, wait: float = OUTAGE_WAIT) -> bool:
         """Before an operation on the database during this outage: ``True`` when it
         is the one to try the database (then call :meth:`tried` after it),
-        ``False`` when the outage is over.  While another operation is trying,
-        waits for it at most *wait* seconds, then raises :class:`OutageError`."""
+        ``False`` when the outage is over, or when the operation trying is this
+        task's own (one watched method calling another).  While another operation
+        is trying, waits for it at most *wait* seconds, then raises
+        :class:`OutageError`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        task = asyncio.current_task()
         while True:
             with self._lock:
                 if self._since is None:
                     return False
                 if not self._trying:
-                    self._trying = True
+                    self._trying, self._trier = True, task
                     return True
+                if task is not None and self._trier is task:
+                    return False  # within the operation trying: it goes on
                 woken: asyncio.Future[None] = loop.create_future()
                 self._waiting.append((loop, woken))
                 reason = self._reason
@@ -163,7 +169,7 @@ class Outage:
         """The operation :meth:`admit` let try the database has ended, however:
         those waiting for it look again (the outage may be over)."""
         with self._lock:
-            self._trying = False
+            self._trying, self._trier = False, None
             waiting, self._waiting = self._waiting, []
         for loop, woken in waiting:
             with contextlib.suppress(RuntimeError):  # that loop is closed: none waits

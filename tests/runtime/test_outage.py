@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from twilio_trigger._outage import Outage, OutageError, refused
+from twilio_trigger._outage import Outage, OutageError, refused, watched
 
 LOGGER = "twilio_trigger"
 
@@ -108,7 +108,7 @@ def test_waiting_in_vain_fails_with_the_last_reason_and_counts_as_refused(
     async def scenario() -> OutageError:
         assert await outage.admit() is True  # tries, and hangs (a host that drops packets)
         with pytest.raises(OutageError) as raised:
-            await outage.admit(wait=0.01)
+            await asyncio.ensure_future(outage.admit(wait=0.01))  # another task
         return raised.value
 
     error = asyncio.run(scenario())
@@ -155,3 +155,30 @@ def _wait_for_waiter(outage: Outage) -> None:
     while not outage._waiting and time.monotonic() < deadline:
         time.sleep(0.001)
     assert outage._waiting, "the other loop's operation never waited"
+
+
+class Watching:
+    """An object with an outage and two watched methods, one calling the other (as
+    an inbox's list of entries reads each entry)."""
+
+    def __init__(self, outage: Outage) -> None:
+        self.outage = outage
+        self.calls: list[str] = []
+
+    @watched
+    async def outer(self) -> str:
+        self.calls.append("outer")
+        return await self.inner()
+
+    @watched
+    async def inner(self) -> str:
+        self.calls.append("inner")
+        return "read"
+
+
+def test_a_watched_method_trying_the_database_may_call_another() -> None:
+    outage = _down()
+    watching = Watching(outage)
+    assert asyncio.run(watching.outer()) == "read"  # not held back by its own try
+    assert watching.calls == ["outer", "inner"]
+    assert not outage.ongoing  # it succeeded: the outage is over
