@@ -362,7 +362,13 @@ class WebhookHandler(Generic[A]):
             url, signed, signature or b"", None if method == "GET" else single, settings
         ):
             return self._bad_signature(
-                url, remote, lambda: _why(verifier.explain_form(url, signed, signature, settings))
+                url,
+                remote,
+                lambda: _why(
+                    verifier.explain_form(
+                        url, signed, signature, settings, public=self._public_url is not None
+                    )
+                ),
             )
         event = to_event(params, single, prefer, where)
         if event is None:
@@ -385,7 +391,13 @@ class WebhookHandler(Generic[A]):
         verifier = self._verifier
         if verifier is not None and not verifier.verify_json(url, body, signature or b"", settings):
             return self._bad_signature(
-                url, remote, lambda: _why(verifier.explain_json(url, body, signature, settings))
+                url,
+                remote,
+                lambda: _why(
+                    verifier.explain_json(
+                        url, body, signature, settings, public=self._public_url is not None
+                    )
+                ),
             )
         # Every CloudEvent is checked before any is dispatched: a batch with a
         # bad one is refused whole, and none of it runs.

@@ -699,3 +699,25 @@ def test_stop_gives_up_on_a_stalled_client_after_shutdown_timeout() -> None:
             assert not stopper.is_alive(), "stop() waited for the stalled client forever"
     finally:
         listener.stop()
+
+
+@pytest.mark.parametrize("configured", [None, PUBLIC])
+def test_the_refusals_advice_depends_on_whether_public_url_is_set(
+    caplog: pytest.LogCaptureFixture, configured: str | None
+) -> None:
+    # Signed over another URL than the one checked: without public_url, the advice
+    # is to set it; with it, to check it, not to "pass" what is already passed.
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    recorder = Recorder()
+    options = {} if configured is None else {"public_url": configured}
+    with running(SmsRecorder(recorder), **options) as listener:
+        payload = sms_status_payload("delivered")
+        signed = "https://abc123.ngrok-free.app/"
+        assert signed_post(listener.url, payload, TOKEN, sign_url=signed).status_code == 403
+    (line,) = [r.getMessage() for r in caplog.records if "for any URL form tried" in r.getMessage()]
+    if configured is None:
+        assert "pass public_url=<the URL configured in Twilio>" in line, line
+    else:
+        assert "check that public_url is the URL configured in Twilio" in line, line
+        assert "pass public_url=" not in line, line
+    assert recorder.calls == []

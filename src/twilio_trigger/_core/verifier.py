@@ -377,14 +377,18 @@ class SignatureVerifier:
         params: Sequence[tuple[str, str]],
         signature: bytes | str | None,
         settings: bytes | str | None = None,
+        *,
+        public: bool | None = None,
     ) -> SignatureError | None:
         """Why :meth:`verify` refuses a form POST, or ``None`` if it accepts it.
 
         The arguments are :meth:`verify`'s (*signature* ``None`` or empty when the
-        request has none); *url* is used as given (no ``public_url``).  Made for
+        request has none); *url* is used as given (no ``public_url``).  *public*
+        says whether *url* is a configured public URL (by default, whether this
+        verifier has one), which the advice on a mismatch depends on.  Made for
         the failure path: it costs about as much as :meth:`verify` again.
         """
-        return self._explain(url, signature, settings, signed_payload(params), None)
+        return self._explain(url, signature, settings, signed_payload(params), None, public)
 
     def explain_json(
         self,
@@ -392,13 +396,15 @@ class SignatureVerifier:
         body: bytes,
         signature: bytes | str | None,
         settings: bytes | str | None = None,
+        *,
+        public: bool | None = None,
     ) -> SignatureError | None:
         """Why :meth:`verify_json` refuses a JSON POST, or ``None`` if it accepts it.
 
         As :meth:`explain_form`; a body whose SHA-256 is not the URL's
         ``bodySHA256`` gives :attr:`SignatureError.BODY_HASH_MISMATCH`.
         """
-        return self._explain(url, signature, settings, "", body)
+        return self._explain(url, signature, settings, "", body, public)
 
     def _url_for(self, url: str) -> str:
         public = self._public_url
@@ -431,7 +437,10 @@ class SignatureVerifier:
         settings: bytes | str | None,
         payload: str,
         body: bytes | None,
+        public: bool | None = None,
     ) -> SignatureError | None:
+        if public is None:
+            public = self._public_url is not None
         if not signature:
             return SignatureError(
                 f"the request has no {SIGNATURE_HEADER} header",
@@ -506,7 +515,7 @@ class SignatureVerifier:
             )
         return SignatureError(
             f"the request is not signed by Twilio: {mismatch}; "
-            + (_PROXY_HINT if self._public_url is None else _PUBLIC_URL_HINT),
+            + (_PUBLIC_URL_HINT if public else _PROXY_HINT),
             reason=SignatureError.MISMATCH,
             **fields,
         )
