@@ -217,6 +217,15 @@ class EdgeProtocol(DirectProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._ended = False  # refused or timed out: nothing more is read
         self._kept_alive: Any = None  # the request whose keep-alive waits for its body
+        # A request whose head began while the one before it was read (pipelined in
+        # the same read): its head is measured once complete, not as it is fed.
+        self._uncounted = False
+        # The headers of the request whose body is being read, as many as its head
+        # had: what the parser adds after them (a chunked body's trailers) is not.
+        self._fields: list[tuple[bytes, bytes]] | None = None
+        self._field_count = 0
+        self._trailer_bytes = 0
+        self._trailer_count = 0
 
     # -- connections -----------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -255,6 +264,9 @@ class EdgeProtocol(DirectProtocol):
         try:
             if self._phase == _BODY:
                 self.parser.feed_data(data)
+                fields = self._fields
+                if fields is not None and len(fields) > self._field_count:
+                    self._drop_trailers()
             else:
                 self._feed_head(data)
         except httptools.HttpParserUpgrade:
@@ -279,6 +291,9 @@ class EdgeProtocol(DirectProtocol):
             phase = self._phase
             if phase == _BODY:  # the head ended inside the last chunk
                 self.parser.feed_data(data)
+                fields = self._fields
+                if fields is not None and len(fields) > self._field_count:
+                    self._drop_trailers()
                 return
             if phase == _IDLE:  # the first bytes of the next request
                 self._set_deadline(_HEAD, self._limits.head_timeout)
@@ -294,11 +309,26 @@ class EdgeProtocol(DirectProtocol):
         if self._phase == _HEAD and self._head_bytes >= limit:
             raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "request head too large")
 
+    def on_message_begin(self) -> None:
+        # Fed by _feed_head, a head is in phase _HEAD; one that begins while the
+        # body before it is fed (pipelined in the same read) is not counted there.
+        self._uncounted = self._phase != _HEAD
+        super().on_message_begin()
+
     def on_headers_complete(self) -> None:
         # Counted here, not header by header: max_head_bytes already bounds what
         # the headers hold in memory, and the common path stays uvicorn's own.
-        if len(self.headers) > self._limits.max_headers:
+        headers = self.headers
+        limits = self._limits
+        if len(headers) > limits.max_headers:
             raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "too many request headers")
+        if self._uncounted and (
+            len(self.url) + sum(len(name) + len(value) + 4 for name, value in headers)
+            > limits.max_head_bytes
+        ):
+            raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "request head too large")
+        self._fields, self._field_count = headers, len(headers)
+        self._trailer_bytes = self._trailer_count = 0
         self._set_deadline(_BODY, self._limits.body_timeout)
         super().on_headers_complete()
         cycle = self.cycle
@@ -310,12 +340,30 @@ class EdgeProtocol(DirectProtocol):
             self._kept_alive = cycle
 
     def on_message_complete(self) -> None:
+        fields = self._fields
+        if fields is not None and len(fields) > self._field_count:
+            self._drop_trailers()
+        self._fields = None
         self._phase = _IDLE
         self._head_bytes = 0
         super().on_message_complete()
         cycle, self._kept_alive = self._kept_alive, None
         if cycle is not None and not cycle.response_started:
             cycle.keep_alive = True
+
+    def _drop_trailers(self) -> None:
+        """Take the trailer fields of a chunked body out of the request's headers
+        (the parser adds them there): never read as headers, and bounded as a
+        head is, by ``max_head_bytes`` and ``max_headers`` (431 beyond)."""
+        fields, count = self._fields, self._field_count
+        assert fields is not None
+        trailers = fields[count:]
+        del fields[count:]
+        self._trailer_count += len(trailers)
+        self._trailer_bytes += sum(len(name) + len(value) + 4 for name, value in trailers)
+        limits = self._limits
+        if self._trailer_bytes > limits.max_head_bytes or self._trailer_count > limits.max_headers:
+            raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "request trailers too large")
 
     def shutdown(self) -> None:
         self._kept_alive = None  # a stop ends every connection after its answer
@@ -342,9 +390,10 @@ class EdgeProtocol(DirectProtocol):
         phase, self._phase = self._phase, _IDLE
         cycle = self.cycle
         busy = cycle is not None and not cycle.response_complete
-        if busy and phase == _HEAD:
-            # The next request is refused while this one is served: finish
-            # this one, then close (its answer must not be cut by ours).
+        if busy and phase != _BODY:
+            # The next request is refused while this one is served (its head,
+            # fed as it came or pipelined in the same read): finish this one,
+            # then close (its answer must not be cut by ours).
             assert cycle is not None
             cycle.keep_alive = False
             self.flow.pause_reading()

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from ._config import Settings
@@ -26,12 +27,14 @@ __all__ = [
     "FirstWarning",
     "JsonFormatter",
     "TextFormatter",
+    "bounded",
     "configure_logging",
     "parse_level",
     "printable",
     "set_up_logging",
     "shown_url",
     "trim_traceback",
+    "url_names_only",
     "utc_stamp",
 ]
 
@@ -71,6 +74,29 @@ def printable(text: str) -> str:
     if text.isprintable():  # the common case, decided in C
         return text
     return text.translate(_ESCAPES)
+
+
+def bounded(text: str, limit: int) -> str:
+    """*text* escaped (:func:`printable`) and cut to at most *limit* characters (an
+    ellipsis says so)."""
+    shown = printable(text[: limit * 2])  # an escape is longer than what it escapes
+    return shown if len(shown) <= limit and len(text) <= limit else shown[: limit - 1] + "…"
+
+
+def url_names_only(url: str) -> str:
+    """A request's URL as a log or a record may show it: without user and password,
+    its query's names without their values (a message's body, a phone number), and
+    no longer than a few thousand characters.  Not escaped: see :func:`bounded`."""
+    try:
+        parts = urlsplit(url[:4096])
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "(a URL that could not be read)"
+    shown = f"{parts.scheme}://{host}{parts.path}"
+    if parts.query:
+        names = (pair.partition("=")[0] for pair in parts.query.split("&"))
+        shown += "?" + "&".join(f"{name}=…" for name in names)
+    return shown
 
 
 class FirstWarning:

@@ -17,7 +17,12 @@ from typing import Final, NamedTuple
 
 from ._core.events import TwilioEvent
 from ._invoke import Outcome, Result
-from ._logging import parse_level, printable  # parse_level: still imported from here
+from ._logging import (
+    bounded,
+    parse_level,  # still imported from here
+    printable,
+    url_names_only,
+)
 from .inbox import UnreachableError
 
 __all__ = [
@@ -169,6 +174,12 @@ class Observers(Observer):
             observer.flush()
 
 
+#: The longest client address, URL form and explanation a refusal's line shows.
+_MAX_REMOTE = 100
+_MAX_URL = 300
+_MAX_URLS = 8
+_MAX_WHY = 4000
+
 _VERIFY_HINT = (
     "`twilio-trigger verify --url URL --signature SIGNATURE --body BODY` says which URL "
     "and token a request was signed with"
@@ -233,24 +244,28 @@ class RefusalLog:
 
     @staticmethod
     def _tell(refusal: Refusal) -> None:
-        remote = printable(refusal.remote) if refusal.remote else "an unknown address"
+        # Bounded and escaped, and the URLs' query values left out (a message's
+        # body, a phone number): the log keeps what identifies the mistake.
+        remote = bounded(refusal.remote, _MAX_REMOTE) if refusal.remote else None
         status = f"answered {refusal.status}" if refusal.status else "closed without an answer"
         message = "refused a request from %s (%s): %s"
-        args: list[object] = [remote, status, printable(refusal.message)]
+        args: list[object] = [remote or "an unknown address", status, printable(refusal.message)]
         fields: dict[str, object] = {"reason": refusal.reason, "status": refusal.status}
-        if refusal.remote:
-            fields["remote"] = refusal.remote
+        if remote:
+            fields["remote"] = remote
         why = refusal.explain() if refusal.explain is not None else None
-        if refusal.urls:
-            fields["urls"] = list(refusal.urls)
+        urls = [bounded(url_names_only(url), _MAX_URL) for url in refusal.urls[:_MAX_URLS]]
+        if urls:
+            fields["urls"] = urls
         if why:
             # The verifier's own account: the URL forms tried, and what to do.
+            why = bounded(why, _MAX_WHY)
             fields["why"] = why
             message += ": %s; %s"
-            args += [printable(why), _VERIFY_HINT]
-        elif refusal.urls:
+            args += [why, _VERIFY_HINT]
+        elif urls:
             message += "; checked against %s; %s"
-            args += [", ".join(printable(url) for url in refusal.urls), _SIGNATURE_HINT]
+            args += [", ".join(urls), _SIGNATURE_HINT]
         elif refusal.reason in (Rejection.SIGNATURE_INVALID, Rejection.SIGNATURE_MISSING):
             message += "; %s"
             args.append(_SIGNATURE_HINT)

@@ -27,9 +27,8 @@ from collections import deque
 from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
-from ._logging import printable, utc_stamp
+from ._logging import bounded, url_names_only, utc_stamp
 from ._observe import Observer, Refusal, Rejection
 
 __all__ = ["MAX_KEPT", "REQUEST", "RefusedRecord", "RefusedRequests", "Request"]
@@ -92,23 +91,13 @@ class RefusedRecord(NamedTuple):
 
 def _bounded(text: str, limit: int) -> str:
     """*text* escaped and cut to at most *limit* characters (an ellipsis says so)."""
-    shown = printable(text[: limit * 2])  # an escape is longer than what it escapes
-    return shown if len(shown) <= limit and len(text) <= limit else shown[: limit - 1] + "…"
+    return bounded(text, limit)
 
 
 def shown_url(url: str) -> str:
     """A URL form a signature was checked against, as a record keeps it: without
     user and password, and with the query's names but not its values."""
-    try:
-        parts = urlsplit(url[: MAX_URL * 4])
-        host = parts.netloc.rpartition("@")[2]
-    except ValueError:
-        return "(a URL that could not be read)"
-    shown = f"{parts.scheme}://{host}{parts.path}"
-    if parts.query:
-        names = (pair.partition("=")[0] for pair in parts.query.split("&"))
-        shown += "?" + "&".join(f"{name}=…" for name in names)
-    return _bounded(shown, MAX_URL)
+    return bounded(url_names_only(url), MAX_URL)
 
 
 def _header_names(headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[str, ...], int]:

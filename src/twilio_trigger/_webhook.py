@@ -27,6 +27,7 @@ from ._core.kinds import Kind
 from ._core.routing import of_kind, to_event, unrecognised_event
 from ._core.verifier import SignatureError, SignatureVerifier
 from ._identity import PATH_HEADER, kept_header
+from ._logging import url_names_only
 from ._observe import Observer, Refusal, Rejection
 
 __all__ = [
@@ -102,7 +103,16 @@ def declared_length(value: object) -> int:
 
 
 def _why(error: SignatureError | None) -> str | None:
-    return None if error is None else str(error)
+    """Why a signature was refused, as the log and the refused requests tell it: the
+    URLs in it with their query's names but not its values (a GET webhook carries
+    a message's body and phone numbers there)."""
+    if error is None:
+        return None
+    text = str(error)
+    queried = {url for url in (*error.urls, error.url) if url and "?" in url}
+    for url in sorted(queried, key=len, reverse=True):  # a URL may begin another
+        text = text.replace(url, url_names_only(url))
+    return text
 
 
 class WebhookHandler(Generic[A]):

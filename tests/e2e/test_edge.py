@@ -10,6 +10,7 @@ connection is closed at all (within a bound many times its limit).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -686,3 +687,87 @@ def test_a_configuration_pickled_to_another_process_leaves_what_it_found_behind(
     copy = pickle.loads(pickle.dumps(config))  # noqa: S301 - our own bytes
     assert not hasattr(copy, "_direct")
     assert copy.limits == config.limits
+
+
+# -- a chunked body's trailers, and heads pipelined in the same read ----------------------
+def test_trailers_of_a_chunked_body_are_bounded_as_a_head_is(recorder: Recorder) -> None:
+    # The parser hands trailer fields over as headers, after the head's limits were
+    # checked: streamed without end, they would grow the process without bound.
+    # Counted against max_head_bytes, they end the connection.
+    with running(SmsRecorder(recorder), max_head_bytes=4096) as listener:
+        head = (
+            f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{listener.port}\r\n"
+            f"Content-Type: {FORM}\r\nX-Twilio-Signature: x\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+        ).encode("ascii")
+        line = b"X-T: " + b"v" * 4000 + b"\r\n"
+        sent = 0
+        with connect(listener) as sock:
+            sock.sendall(head)
+            try:
+                while sent < 64 * 1024 * 1024:
+                    sock.sendall(line * 16)
+                    sent += len(line) * 16
+            except OSError:  # reset or broken pipe: the server closed it
+                pass
+            else:
+                raise AssertionError(f"the server read {sent:,} bytes of trailers")
+            answer = b""
+            with contextlib.suppress(OSError):
+                answer = closed_by_server(sock)
+        assert answer == b"" or status_of(answer) == 431, answer[:100]
+        assert sent < 16 * 1024 * 1024, sent  # a few socket buffers past the limit
+        assert_still_serving(listener, recorder)
+
+
+def test_a_trailer_is_never_a_header_of_a_pipelined_request(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    # Sent together, the second request starts once the first is answered, after
+    # its own body and trailers were parsed: a signature sent only as a trailer
+    # must not count, as it does not for a request sent alone.
+    first, first_sid = signed_request(served)
+    params = sms_status_payload("sent")
+    body = encode_form(params).decode("ascii")
+    second = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nContent-Type: {FORM}\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        f"{len(body):x}\r\n{body}\r\n0\r\n"
+        f"X-Twilio-Signature: {sign(served.url, params, TOKEN)}\r\n\r\n"
+    ).encode("ascii")
+    with connect(served) as sock:
+        sock.sendall(first + second)
+        answers = split_whole(closed_by_server(sock))
+    assert [status for status, _ in answers] == [200, 403]
+    assert [call.event.sid for call in recorder.calls] == [first_sid]
+
+
+def test_a_head_pipelined_in_the_same_read_is_bounded_too(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    # The second head arrives in the read that ends the first request's body: it
+    # is parsed there, and must be held to max_head_bytes (4096 here) as well.
+    # The first body is longer than that limit, so that the rest of the read is
+    # handed to the parser as body.
+    first_params = {**sms_status_payload("delivered"), "Padding": "x" * 8000}
+    first_body = encode_form(first_params)
+    first = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n"
+        f"Content-Type: {FORM}\r\nContent-Length: {len(first_body)}\r\n"
+        f"X-Twilio-Signature: {sign(served.url, first_params, TOKEN)}\r\n\r\n"
+    ).encode("ascii") + first_body
+    first_sid = first_params["MessageSid"]
+    params = sms_status_payload("sent")
+    body = encode_form(params).decode("ascii")
+    second = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nContent-Type: {FORM}\r\n"
+        f"Content-Length: {len(body)}\r\nX-Pad: {'p' * 8000}\r\n"
+        f"X-Twilio-Signature: {sign(served.url, params, TOKEN)}\r\n\r\n{body}"
+    ).encode("ascii")
+    with connect(served) as sock:
+        sock.sendall(first + second)
+        answers = split_whole(closed_by_server(sock))
+    assert [status for status, _ in answers][:1] == [200]
+    assert 200 not in [status for status, _ in answers][1:]
+    assert [call.event.sid for call in recorder.calls] == [first_sid]
+    assert_still_serving(served, recorder)

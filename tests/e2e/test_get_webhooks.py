@@ -10,6 +10,7 @@ test checks that httpx sent exactly the bytes that were signed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -378,4 +379,25 @@ def test_a_get_to_an_unknown_path_is_not_found(
     params = call_status_params("completed")
     url = f"{listener.url.rstrip('/')}/voice/nowhere?{query_of(pairs_of(params))}"
     assert signed_get(url).status_code == 404
+    assert recorder.calls == []
+
+
+def test_a_refused_gets_log_line_shows_its_querys_names_not_its_values(
+    recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A GET carries a message's body and the phone numbers in its query: a refusal
+    # tells which names the URL had, never their values (docs/security.md).
+    caplog.set_level(logging.WARNING, logger="twilio_trigger")
+    params = sms_status_params("received")
+    params.update(From="+15558675309", Body="my secret PIN is 4321")
+    with running(SmsRecorder(recorder)) as served:
+        url = f"{served.url}?{query_of(pairs_of(params))}"
+        assert get(url, oracle(url, OTHER_TOKEN)).status_code == 403
+    lines = [r.getMessage() for r in caplog.records if "refused a request" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "From=…" in lines[0], lines[0]
+    assert "Body=…" in lines[0], lines[0]
+    shown = lines[0] + repr([r.__dict__ for r in caplog.records])
+    for secret in ("5558675309", "secret", "4321"):
+        assert secret not in shown, secret
     assert recorder.calls == []

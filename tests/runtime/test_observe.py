@@ -324,3 +324,27 @@ def test_a_refusal_never_shows_a_signature_or_a_secret(caplog: pytest.LogCapture
     assert "an unknown address" in told.getMessage()
     assert told.__dict__["reason"] == "signature_missing"
     assert told.__dict__["status"] == 403
+
+
+def test_a_refusals_line_is_bounded_and_keeps_no_query_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # What a client controls: its address (an X-Forwarded-For a trusted proxy
+    # passed on) and the URL it asked for, query included; the line bounds both
+    # and shows the query's names only.
+    caplog.set_level(logging.WARNING, logger="twilio_trigger")
+    query = "From=%2B15558675309&Body=my+secret+PIN+is+4321&" + "Pad=x" * 6000
+    urls = tuple(f"https://hooks.example.com/{n}?{query}" for n in range(20))
+    RefusalLog().told(
+        Refusal("signature_invalid", 403, "invalid X-Twilio-Signature", "10.0.0.1, " * 3000, urls)
+    )
+    (record,) = [r for r in caplog.records if r.name == "twilio_trigger"]
+    line = record.getMessage()
+    assert len(line) < 4000, len(line)
+    assert "From=…" in line
+    assert "Body=…" in line
+    for secret in ("5558675309", "secret", "4321"):
+        assert secret not in line
+        assert secret not in repr(record.__dict__)
+    assert len(record.__dict__["remote"]) <= 100
+    assert len(record.__dict__["urls"]) == 8
