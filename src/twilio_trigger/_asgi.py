@@ -43,6 +43,18 @@ _HOST = re.compile(
 _VALID_HOSTS: set[bytes] = set()
 
 
+def _repeated(raw_headers: Sequence[tuple[bytes, bytes]]) -> Answer | None:
+    """The answer to a request that sent Host, or a header of
+    :data:`answers.REPEATED_HEADER`, more than once; ``None`` when it did not."""
+    seen: set[bytes] = set()
+    for name, _ in raw_headers:
+        if name == b"host" or name in answers.REPEATED_HEADER:
+            if name in seen:
+                return answers.MALFORMED_HOST if name == b"host" else answers.REPEATED_HEADER[name]
+            seen.add(name)
+    return None
+
+
 def _valid_host(host: bytes) -> bool:
     if host in _VALID_HOSTS:
         return True
@@ -232,11 +244,12 @@ class WebhookApp:
         headers = dict(raw_headers)  # names are lower-case in ASGI
         handler = self._handler
         host = headers.get(b"host")
-        if (host is not None and not _valid_host(host)) or (
-            len(headers) != len(raw_headers)  # some name repeated: Host must not be
-            and sum(1 for name, _ in raw_headers if name == b"host") > 1
-        ):
+        if host is not None and not _valid_host(host):
             return handler.refuse(Rejection.MALFORMED, answers.MALFORMED_HOST, _remote(scope))
+        if len(headers) != len(raw_headers):  # some name repeated: which?
+            repeated = _repeated(raw_headers)
+            if repeated is not None:
+                return handler.refuse(Rejection.MALFORMED, repeated, _remote(scope))
         content_type = headers.get(b"content-type")
         signature = headers.get(b"x-twilio-signature")
         declared = headers.get(b"content-length", b"")

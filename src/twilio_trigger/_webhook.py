@@ -83,11 +83,21 @@ A = TypeVar("A", bound=Acceptor)
 
 
 def is_json_content_type(value: bytes | None) -> bool:
-    """True for ``application/json`` (an Event Streams webhook sink's batch)."""
+    """True for ``application/json`` (an Event Streams webhook sink's batch), with
+    no charset or UTF-8 (JSON's only encoding between systems, RFC 8259)."""
     if value is None:
         return False
-    media_type = value.partition(b";")[0].strip().lower()
-    return media_type in (b"application/json", b"application/cloudevents-batch+json")
+    media_type, _, parameters = value.partition(b";")
+    if media_type.strip().lower() not in (
+        b"application/json",
+        b"application/cloudevents-batch+json",
+    ):
+        return False
+    for parameter in parameters.split(b";"):
+        name, _, charset = parameter.partition(b"=")
+        if name.strip().lower() == b"charset":
+            return charset.strip().strip(b'"').lower() in (b"utf-8", b"utf8")
+    return True
 
 
 def declared_length(value: object) -> int:
@@ -415,6 +425,11 @@ class WebhookHandler(Generic[A]):
         try:
             for cloud_event in parse_cloudevents(body):
                 kind, params = convert(cloud_event)
+                if len(params) > self._max_params:  # as for a form: each event's
+                    answer = answers.reject(
+                        413, f"too many parameters in one event (at most {self._max_params})"
+                    )
+                    return self._reject(Rejection.TOO_LARGE, answer, remote)
                 batch.append((cloud_event.id, of_kind(kind, params, where)))
         except CloudEventError as error:
             # Not Event Streams' array: a signed JSON object is a webhook of a

@@ -537,3 +537,35 @@ def states(db: Path) -> list[str]:
         return [row[0] for row in connection.execute("SELECT state FROM events ORDER BY id")]
     finally:
         connection.close()
+
+
+def test_an_event_with_more_data_fields_than_max_params_is_413() -> None:
+    # As a form with more than max_params parameters: the batch is refused whole.
+    recorder = Recorder()
+    with running(SmsRecorder(recorder), max_params=50) as listener:
+        padded = {f"Extra{n}": str(n) for n in range(60)}
+        over = post_events(
+            listener.url, [message_event("sent"), message_event("delivered", **padded)]
+        )
+        within = post_events(listener.url, [message_event("delivered")])
+    assert over.status_code == 413
+    assert "at most 50" in over.text
+    assert within.status_code == 200
+    assert [call.callback for call in recorder.calls] == ["on_delivered"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json; charset=utf-8", 200),
+        ('application/json; charset="UTF-8"', 200),
+        ("application/json; charset=latin-1", 415),
+        ("application/cloudevents-batch+json; charset=iso-8859-1", 415),
+    ],
+)
+def test_a_json_batch_is_utf_8_or_refused_as_a_form_in_another_charset_is(
+    listener: twilio.Listener, recorder: Recorder, content_type: str, status: int
+) -> None:
+    answer = post_events(listener.url, [message_event("delivered")], content_type=content_type)
+    assert answer.status_code == status, answer.text
+    assert len(recorder.calls) == (1 if status == 200 else 0)

@@ -162,3 +162,44 @@ def test_no_malformed_head_gives_a_500_or_an_error_record(
     for name in ("host-open-bracket", "host-bracketed-name", "host-unclosed-ipv6", "host-at"):
         assert statuses[name] == 400, (name, statuses[name])
     assert [call.event.sid for call in recorder.calls] == [params["MessageSid"]]
+
+
+@pytest.mark.parametrize(
+    ("repeated", "shown"),
+    [
+        ("x-twilio-signature", "X-Twilio-Signature"),
+        ("content-type", "Content-Type"),
+        ("authorization", "Authorization"),
+        ("x-twilio-webhooks-signature-settings", "X-Twilio-Webhooks-Signature-Settings"),
+    ],
+)
+@pytest.mark.parametrize("valid_first", [True, False])
+def test_a_header_that_decides_how_a_request_is_read_may_come_once(
+    repeated: str, shown: str, valid_first: bool
+) -> None:
+    # Which of two signatures (or content types...) counts would be the server's
+    # guess, and a proxy in front of it may guess the other way: refused, whatever
+    # the order, before any signature check.
+    recorder = Recorder()
+    with running(SmsRecorder(recorder)) as listener:
+        params = sms_status_payload("delivered")
+        body = encode_form(params)
+        fields = {
+            "x-twilio-signature": sign(listener.url, params, TOKEN),
+            "content-type": FORM,
+            "authorization": "Basic dXNlcjpwYXNz",
+            "x-twilio-webhooks-signature-settings": "v1",
+        }
+        lines = [f"{name}: {value}" for name, value in fields.items() if name != repeated]
+        pair = [f"{repeated}: {fields[repeated]}", f"{repeated}: other"]
+        lines += pair if valid_first else pair[::-1]
+        head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{listener.port}\r\n" + "".join(
+            line + "\r\n" for line in lines
+        )
+        request = head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=20) as sock:
+            sock.sendall(request)
+            answer = closed_by_server(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert answer.endswith(f"repeated {shown} header\n".encode()), answer[-100:]
+    assert recorder.calls == []

@@ -87,6 +87,17 @@ PAYLOAD_TOO_LARGE = reject(413, "request body too large")
 SIGNATURE_MISSING = reject(403, "missing X-Twilio-Signature header")
 SIGNATURE_INVALID = reject(403, "invalid X-Twilio-Signature")
 MALFORMED_HOST = reject(400, "malformed Host header")
+#: A header that decides how a request is read or whose it is, sent twice: which
+#: one counts would be the server's guess, and a proxy before it may guess otherwise.
+REPEATED_HEADER = {
+    name: reject(400, f"repeated {shown} header")
+    for name, shown in (
+        (b"content-type", "Content-Type"),
+        (b"x-twilio-signature", "X-Twilio-Signature"),
+        (b"authorization", "Authorization"),
+        (b"x-twilio-webhooks-signature-settings", "X-Twilio-Webhooks-Signature-Settings"),
+    )
+}
 
 
 BASIC_AUTH_REALM = "twilio-trigger"
