@@ -39,9 +39,13 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     its kind's key parameters (``ErrorCode``, ``SequenceNumber``: see the
     registry of kinds), which Twilio's retries repeat; one
     without a SID is the whole of its signed parameters, so that two distinct
-    events never share a key.  Never the ``I-Twilio-Idempotency-Token`` header:
-    no signature covers it, and a made-up one would run a signed request again.
-    Every key is bounded (at most ~330 characters): a longer identity is hashed.
+    events never share a key.  A request that says what a live call does next
+    (a call's own request for TwiML) is also its path and query, both signed:
+    a call asks again with the same SID and status at each ``<Redirect>``, and
+    only a retry asks the same URL with the same parameters.  Never the
+    ``I-Twilio-Idempotency-Token`` header: no signature covers it, and a made-up
+    one would run a signed request again.  Every key is bounded (at most ~330
+    characters): a longer identity is hashed.
     """
     if event_id is not None:
         if _PLAIN_ID.fullmatch(event_id):
@@ -52,11 +56,15 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
         # In Twilio's signed order (names sorted, repeated values deduplicated):
         # reordering or repeating a parameter keeps the signature, and the key.
         return f"p:{event.kind}:#{_digest(signed_payload(event.params))}"
-    key_params = kind_of_event(event).key_params
+    kind = kind_of_event(event)
+    key_params = kind.key_params
     fields = [event.kind, sid, event.status or ""]
     get = event.get
     for name in key_params:
         fields.append(get(name) or "")
+    where = event._where
+    if where is not None and kind.reply_inline and kind.waits_for_reply(event):
+        fields += where  # the path, then the raw query
     identity = ":".join(fields)
     # Twilio's are short, printable, and without the separator (checked in C: this
     # runs for every event): anything else is hashed, so no field can pass for two.
@@ -67,6 +75,7 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     ):
         return "e:" + identity
     hashed = [event.kind, sid, event.status, *(event.get(n) for n in key_params)]
+    hashed += fields[len(hashed) :]  # the path and query, when they count
     return f"e:{event.kind}:#{_digest(json.dumps(hashed))}"
 
 

@@ -244,28 +244,33 @@ class RefusalLog:
 
     @staticmethod
     def _tell(refusal: Refusal) -> None:
-        # Bounded and escaped, and the URLs' query values left out (a message's
-        # body, a phone number): the log keeps what identifies the mistake.
-        remote = bounded(refusal.remote, _MAX_REMOTE) if refusal.remote else None
+        # Bounded, and the URLs' query values left out (a message's body, a phone
+        # number): the log keeps what identifies the mistake.  The line escapes
+        # what it shows; the record's fields keep the values (a JSON log escapes
+        # them as JSON), cut to the same lengths.
+        remote = refusal.remote
         status = f"answered {refusal.status}" if refusal.status else "closed without an answer"
         message = "refused a request from %s (%s): %s"
-        args: list[object] = [remote or "an unknown address", status, printable(refusal.message)]
+        args: list[object] = [
+            bounded(remote, _MAX_REMOTE) if remote else "an unknown address",
+            status,
+            printable(refusal.message),
+        ]
         fields: dict[str, object] = {"reason": refusal.reason, "status": refusal.status}
         if remote:
-            fields["remote"] = remote
+            fields["remote"] = remote[:_MAX_REMOTE]
         why = refusal.explain() if refusal.explain is not None else None
-        urls = [bounded(url_names_only(url), _MAX_URL) for url in refusal.urls[:_MAX_URLS]]
+        urls = [url_names_only(url)[:_MAX_URL] for url in refusal.urls[:_MAX_URLS]]
         if urls:
             fields["urls"] = urls
         if why:
             # The verifier's own account: the URL forms tried, and what to do.
-            why = bounded(why, _MAX_WHY)
-            fields["why"] = why
+            fields["why"] = why[:_MAX_WHY]
             message += ": %s; %s"
-            args += [why, _VERIFY_HINT]
+            args += [bounded(why, _MAX_WHY), _VERIFY_HINT]
         elif urls:
             message += "; checked against %s; %s"
-            args += [", ".join(urls), _SIGNATURE_HINT]
+            args += [", ".join(bounded(url, _MAX_URL) for url in urls), _SIGNATURE_HINT]
         elif refusal.reason in (Rejection.SIGNATURE_INVALID, Rejection.SIGNATURE_MISSING):
             message += "; %s"
             args.append(_SIGNATURE_HINT)

@@ -36,7 +36,15 @@ from tests.payloads import (
     sms_status_payload,
 )
 
-from ._support import TOKEN, assert_empty_twiml, records, running, wait_until
+from ._support import (
+    TOKEN,
+    CallRecorder,
+    Recorder,
+    assert_empty_twiml,
+    records,
+    running,
+    wait_until,
+)
 
 #: The voice webhook of an incoming call, as Twilio sends it (no CallbackSource).
 INCOMING_CALL = {
@@ -471,6 +479,59 @@ def test_a_retried_incoming_call_hears_the_same_twiml(
     assert twiml_of(first).findtext("Say") == "Thanks for calling, one moment please"
     assert again.content == first.content
     assert calls.count() == 1
+
+
+class StepCalls(twilio.CallStatusService):
+    """Answers each request for TwiML with the step its URL's query names."""
+
+    def __init__(self, name: str = "main") -> None:
+        self.name = name
+        self.steps: list[str] = []
+
+    def on_in_progress(self, event: twilio.CallStatusEvent) -> str:
+        step = event.query.get("step", ("none",))[0]
+        self.steps.append(step)
+        return f"<Response><Say>{self.name} {step}</Say></Response>"
+
+
+def test_each_redirect_of_a_live_call_runs_its_callback() -> None:
+    # A call asks for TwiML again at each <Redirect>, with the same CallSid and
+    # CallStatus: another URL (here its query) is another request, not a copy;
+    # the very same URL again is Twilio's retry, and hears the first answer.
+    calls = StepCalls()
+    params = call_status_payload("in-progress", CallbackSource=None)
+    with running(calls) as served, httpx.Client(trust_env=False, timeout=10.0) as http:
+        said = []
+        for step in ("1", "2", "1"):
+            url = f"{served.url}?step={step}"
+            said.append(twiml_of(signed_post(url, params, TOKEN, client=http)).findtext("Say"))
+    assert said == ["main 1", "main 2", "main 1"]
+    assert calls.steps == ["1", "2"]  # the third was the first's URL: a retry
+
+
+def test_a_live_calls_requests_at_two_paths_each_run_their_service() -> None:
+    main, menu = StepCalls("main"), StepCalls("menu")
+    params = call_status_payload("in-progress", CallbackSource=None)
+    served = twilio.Listener(0, host="127.0.0.1", auth_tokens=[TOKEN])
+    served.attach(main)
+    served.attach(menu, path="/voice/menu")
+    with served, httpx.Client(trust_env=False, timeout=10.0) as http:
+        first = twiml_of(signed_post(served.url, params, TOKEN, client=http))
+        menu_url = served.url.rstrip("/") + "/voice/menu"
+        second = twiml_of(signed_post(menu_url, params, TOKEN, client=http))
+    assert (first.findtext("Say"), second.findtext("Say")) == ("main none", "menu none")
+    assert (main.steps, menu.steps) == (["none"], ["none"])
+
+
+def test_status_callbacks_of_one_call_at_two_urls_are_still_one_delivery() -> None:
+    # Only a request that says what the call does counts its URL: a status
+    # callback is its SID, status and sequence number, wherever it is sent.
+    recorder = Recorder()
+    params = call_status_payload("completed")
+    with running(CallRecorder(recorder)) as served:
+        for query in ("", "?from=a", "?from=b"):
+            assert signed_post(served.url + query, params, TOKEN).status_code == 200
+    assert len(recorder.calls) == 1
 
 
 def test_a_retry_after_a_bad_reply_runs_the_callback_again(

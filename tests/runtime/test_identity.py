@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from twilio_trigger import SmsStatusChangeEvent
+from twilio_trigger import CallStatusEvent, SmsStatusChangeEvent
 from twilio_trigger._core.payloads import call_event, sms_event
 from twilio_trigger._core.signature import signed_payload
 from twilio_trigger._identity import MAX_KEPT_HEADER, delivery_key, kept_header
@@ -55,6 +55,27 @@ def test_call_key_distinguishes_sequence_numbers() -> None:
     again = call_event("in-progress", sid=CALL_SID, SequenceNumber="2")
     assert delivery_key(first) != delivery_key(second)
     assert delivery_key(first) == delivery_key(again)
+
+
+def test_a_calls_request_for_twiml_is_keyed_by_its_path_and_query_too() -> None:
+    # The same SID and status ask again at each <Redirect>: another path or query
+    # is another request; a status callback is one delivery wherever it is sent.
+    def at(event: CallStatusEvent, path: str, query: str) -> CallStatusEvent:
+        event._at(path, query)
+        return event
+
+    def asking(path: str, query: str = "") -> str:
+        event = call_event("in-progress", sid=CALL_SID, CallbackSource=None)
+        return delivery_key(at(event, path, query))
+
+    def status(path: str, query: str = "") -> str:
+        return delivery_key(at(call_event("in-progress", sid=CALL_SID), path, query))
+
+    assert asking("/", "step=1") != asking("/", "step=2")
+    assert asking("/voice/a") != asking("/voice/b")
+    assert asking("/", "step=1") == asking("/", "step=1")  # Twilio's retry
+    assert asking("/:x", "a:b") != asking("/", "x:a:b")  # no field passes for two
+    assert status("/", "a=1") == status("/voice", "b=2")
 
 
 def test_key_distinguishes_kinds() -> None:
