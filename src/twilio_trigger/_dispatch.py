@@ -274,11 +274,17 @@ class Dispatcher:
             return await self._unrecognised(event, deadlines)
         name = row.callback_for(event.status)
         if name is None:
+            # A status Twilio added after this version: no service has a callback
+            # for it, and a FallbackService receives it as it does what no kind is.
+            fallback = self._fallback_for(event)
+            if fallback is not None:
+                return await invoke(fallback, event, deadlines, self.transactions)
             self._hint(
                 kind,
                 f"?{_shown(event.status)}",
                 "acknowledged %s %s with status %r, unknown to twilio-trigger, without "
-                "dispatching it",
+                "dispatching it; attach a FallbackService (def on_event(self, event)) "
+                "to receive the statuses twilio-trigger does not know yet",
                 kind,
                 _shown(event.sid),
                 _shown(event.status),
@@ -359,7 +365,8 @@ class Dispatcher:
             return None if fallback is None else fallback.label
         name = row.callback_for(event.status)
         if name is None:
-            return None
+            fallback = self._fallback_for(event)
+            return None if fallback is None else fallback.label
         callback, service = self._callback(event, row, name)
         if callback is None and service is None:
             callback = self._fallback_for(event)

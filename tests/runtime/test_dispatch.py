@@ -12,10 +12,12 @@ import pytest
 
 from tests.services import Calls, Tracker
 from twilio_trigger import (
+    FallbackService,
     Listener,
     ServiceError,
     SmsStatusChangeEvent,
     SmsStatusService,
+    TwilioEvent,
 )
 from twilio_trigger._core.payloads import call_event, sms_event
 from twilio_trigger._core.routing import to_event
@@ -252,6 +254,31 @@ def test_a_time_limit_shared_by_calls_on_successive_event_loops_lets_each_finish
     for status in ("delivered", "sent", "delivered"):
         result, _ = run_dispatch(dispatcher, status, deadlines)  # a new loop each time
         assert result.outcome is Outcome.HANDLED
+
+
+def test_a_status_twilio_added_later_reaches_the_fallback_service() -> None:
+    # Twilio adds statuses (delivery_unknown, a new call status): no service can
+    # have a callback for one yet, and a FallbackService receives it, typed as
+    # its kind's event, with its status as sent.
+    class Everything(FallbackService):
+        def __init__(self) -> None:
+            self.events: list[TwilioEvent] = []
+
+        def on_event(self, event: TwilioEvent) -> None:
+            self.events.append(event)
+
+    dispatcher, everything = Dispatcher(), Everything()
+    dispatcher.attach(Tracker())
+    dispatcher.attach(everything)
+    result, _ = run_dispatch(dispatcher, "delivery_unknown")
+    assert (result.outcome, result.callback) == (Outcome.HANDLED, "Everything.on_event")
+    assert dispatcher.label_for(sms_event("delivery_unknown")) == "Everything.on_event"
+    (event,) = everything.events
+    assert isinstance(event, SmsStatusChangeEvent)
+    assert event.status == "delivery_unknown"
+    # A known status without a callback stays the service's business: not the fallback's.
+    assert run_dispatch(dispatcher, "sent")[0].outcome is Outcome.NO_CALLBACK
+    assert len(everything.events) == 1
 
 
 # -- events nobody handles -----------------------------------------------------------------

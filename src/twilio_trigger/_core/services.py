@@ -173,14 +173,15 @@ class CallStatusService(ServiceBase):
 class RecordingStatusService(ServiceBase):
     """Base class of a service that receives call recording status changes.
 
-    Define any of ``on_in_progress on_completed on_absent``, ``async def`` or
-    plain ``def``, each taking one :class:`RecordingStatusEvent`.  Raise (or
+    Define any of ``on_in_progress on_completed on_absent on_failed``, ``async
+    def`` or plain ``def``, each taking one :class:`RecordingStatusEvent`.  Raise (or
     return an ``Exception``) to answer Twilio with a 500.
     """
 
     on_in_progress: RecordingCallback
     on_completed: RecordingCallback
     on_absent: RecordingCallback
+    on_failed: RecordingCallback
 
 
 class DebuggerService(ServiceBase):

@@ -81,10 +81,11 @@ RECORDING = Kind(
     signals=(("RecordingStatus",),),
     route_by=("RecordingStatus",),
     sid_params=("RecordingSid",),
-    events=("in-progress", "completed", "absent"),
+    # failed: a <Record> recording's, as Twilio's table of that verb lists.
+    events=("in-progress", "completed", "absent", "failed"),
     sid_prefixes=("RE",),
     payload=payloads.recording_status_params,
-    ranks={"in-progress": 0, "completed": 1, "absent": 1},
+    ranks={"in-progress": 0, "completed": 1, "absent": 1, "failed": 1},
 )
 
 CALL = Kind(
