@@ -371,34 +371,62 @@ class WorkerPool:
             result = result._replace(
                 outcome=outcome, error=late_error or result.error, still_running=None
             )
-        number, most = entry.attempts, self._max_attempts
-        try:
-            if result.outcome.ok:
-                await self._inbox.succeed(entry.id)
-                self._observer.finished(event, result, Attempt(number, most, entry=entry.id))
+        tries = 0
+        while True:
+            try:
+                attempt = await self._record(entry, result)
+                break
+            except UnreachableError as error:  # the outage is told once, by the inbox
+                failure: BaseException = error
+            except Exception as error:
+                failure = error
+            if self._inbox.shared or self._stopping:
+                # A shared inbox's entry is taken over once its lease lapses, and
+                # run again; a stopped one's is found interrupted at the next start.
+                logger.debug(
+                    "could not record the outcome of inbox entry %d (%s); it will be "
+                    "dispatched again",
+                    entry.id,
+                    _last_line(failure),
+                )
                 return result
-            error = describe_error(result.error) if result.error else result.outcome.value
-            if number >= most:
-                await self._inbox.bury(entry.id, error)
-                self._observer.finished(
-                    event, result, Attempt(number, most, dead_letter=entry.id, entry=entry.id)
+            # Nobody else takes over an entry of this process's own inbox (SQLite):
+            # left running, it would wait for the next start.  Its outcome is
+            # known, so it is recorded as soon as the inbox takes writes again.
+            tries += 1
+            if tries == 1:
+                logger.warning(
+                    "could not record the outcome of inbox entry %d (%s); trying again "
+                    "until it can be",
+                    entry.id,
+                    _last_line(failure),
                 )
-                self._dead_letter(entry, event.kind, callback, _last_line(result.error) or error)
-            else:
-                delay = backoff_delay(number, self._backoff, self._backoff_max, self._rng)
-                await self._inbox.retry(entry.id, error, time.time() + delay)
-                self._observer.finished(
-                    event, result, Attempt(number, most, retry_in=delay, entry=entry.id)
-                )
-        except UnreachableError:  # the outage is told once, by the inbox
-            logger.debug(
-                "could not record the outcome of inbox entry %d: the inbox cannot be "
-                "reached; it will be dispatched again",
-                entry.id,
-            )
-        except Exception:
-            logger.exception("could not record the outcome of inbox entry %d", entry.id)
+            await asyncio.sleep(min(_MOST_BETWEEN_TRIES, 0.1 * 2**tries))
+        if tries:
+            logger.info("recorded the outcome of inbox entry %d at last", entry.id)
+        self._observer.finished(event, result, attempt)
+        if attempt.dead_letter is not None:
+            told = describe_error(result.error) if result.error else result.outcome.value
+            self._dead_letter(entry, event.kind, callback, _last_line(result.error) or told)
         return result
+
+    async def _record(self, entry: Entry, result: Result) -> Attempt:
+        """Record *result* as the outcome of *entry*'s attempt: what the attempt was."""
+        number, most = entry.attempts, self._max_attempts
+        if result.outcome.ok:
+            await self._inbox.succeed(entry.id)
+            return Attempt(number, most, entry=entry.id)
+        error = describe_error(result.error) if result.error else result.outcome.value
+        if number >= most:
+            await self._inbox.bury(entry.id, error)
+            return Attempt(number, most, dead_letter=entry.id, entry=entry.id)
+        delay = backoff_delay(number, self._backoff, self._backoff_max, self._rng)
+        await self._inbox.retry(entry.id, error, time.time() + delay)
+        return Attempt(number, most, retry_in=delay, entry=entry.id)
+
+
+#: Seconds at most between two tries to record an outcome the inbox refused.
+_MOST_BETWEEN_TRIES = 2.0
 
 
 def _last_line(error: BaseException | None) -> str | None:

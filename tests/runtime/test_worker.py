@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
+import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from twilio_trigger._core.events import TwilioEvent
 from twilio_trigger._invoke import Outcome, Result
 from twilio_trigger._worker import WorkerPool, backoff_delay
-from twilio_trigger.inbox import Entry
+from twilio_trigger.inbox import Entry, State
 from twilio_trigger.inbox.sqlite import SQLiteInbox
+from twilio_trigger.testing import sms_status_params
 
 
 class SwallowingInbox(SQLiteInbox):
@@ -100,3 +107,73 @@ def test_backoff_has_jitter_spread_over_its_range() -> None:
     assert len(set(delays)) > 900
     assert min(delays) < 4.2
     assert max(delays) > 7.8
+
+
+# -- an outcome the inbox cannot record yet ----------------------------------------
+class Impatient(SQLiteInbox):
+    """A real SQLite inbox that waits 50 ms, not 10 s, for another writer's lock."""
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = super()._connect()
+        connection.execute("PRAGMA busy_timeout=50")
+        return connection
+
+
+def test_an_outcome_the_inbox_refuses_is_recorded_once_it_takes_writes_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another process holds SQLite's write lock when the callback ends: the
+    # outcome cannot be written.  Nobody takes over a SQLite inbox's entries while
+    # its process runs, so the worker tries again until the lock is gone, instead
+    # of leaving the entry running until the next start.
+    caplog.set_level(logging.INFO, logger="twilio_trigger")
+    path = tmp_path / "events.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    runs: list[str] = []
+
+    async def locking(event: TwilioEvent) -> Result:
+        runs.append(str(event.sid))
+        other.execute("BEGIN IMMEDIATE")  # held while the outcome is written
+        return Result(Outcome.HANDLED, "Service.on_delivered")
+
+    def told(text: str) -> bool:
+        return any(text in r.getMessage() for r in caplog.records)
+
+    async def scenario() -> State:
+        inbox = Impatient(path)
+        await inbox.open()
+        params = list(sms_status_params("delivered").items())
+        assert await inbox.put("key-1", "sms", params[0][1], "delivered", params)
+        pool = WorkerPool(
+            inbox, locking, concurrency=1, max_attempts=3, backoff=0.05, backoff_max=0.1,
+            retention=60.0, poll_interval=0.05,
+        )  # fmt: skip
+        pool.start()
+        try:
+            await until(lambda: told("could not record the outcome of inbox entry"))
+            # Not written yet (read through the writer holding the lock).
+            assert other.execute("SELECT state FROM events").fetchall() == [("running",)]
+            other.execute("ROLLBACK")  # the other writer is done
+            await until(lambda: told("recorded the outcome of inbox entry"))
+            (entry,) = await inbox.entries()
+            return entry.state
+        finally:
+            await pool.stop(5.0)
+            await inbox.close()
+
+    try:
+        assert asyncio.run(scenario()) is State.DONE
+    finally:
+        other.close()
+    assert len(runs) == 1  # recorded, not run again
+    warned = [r for r in caplog.records if "could not record the outcome" in r.getMessage()]
+    assert len(warned) == 1  # told once, whatever the number of tries
+    assert warned[0].levelno == logging.WARNING
+    assert warned[0].exc_info is None  # one line, no traceback
+
+
+async def until(condition: Callable[[], bool], patience: float = 20.0) -> None:
+    deadline = time.monotonic() + patience
+    while not condition():
+        assert time.monotonic() < deadline, "the state waited for never came"
+        await asyncio.sleep(0.01)
