@@ -20,6 +20,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -178,13 +179,26 @@ class PostgresCluster:
         """Stop at once, without a checkpoint: what was committed must survive."""
         self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop (SIGSTOP) or resume (SIGCONT) every process of the cluster: a server
+        that keeps its connections open and answers nothing, as a hung host."""
+        main = int((self.data / "postmaster.pid").read_text().split()[0])
+        found = subprocess.run(
+            ["pgrep", "-P", str(main)], capture_output=True, text=True, timeout=10, check=False
+        )
+        for pid in [main, *(int(child) for child in found.stdout.split())]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def remove(self) -> None:
-        """Stop the cluster (if running) and delete its folder."""
+        """Stop the cluster (if running, frozen or not) and delete its folder."""
         if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(OSError, ValueError):
+                self.freeze(False)
             self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -35,6 +35,9 @@ _T = TypeVar("_T")
 READY_TIMEOUT = 2.0
 #: Seconds the alerts still queued at shutdown get to reach their hooks.
 _ALERTS_DRAIN = 5.0
+#: Seconds the inbox and the stores get to close at shutdown (their last writes
+#: included): a database that does not answer must not hold the stop for ever.
+CLOSE_TIMEOUT = 10.0
 
 StoreFactory = Callable[[], tuple[DeliveryStore, StatusStore]]
 
@@ -199,10 +202,26 @@ class Lifecycle:
             self._pool = pipeline.workers = None
         if self._alerts is not None:  # what the workers raised last reaches the hooks
             await self._alerts.drain(_ALERTS_DRAIN)
+        closing = asyncio.ensure_future(self._close())
+        done, _ = await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT)
+        if not done:
+            # Its writes end with the driver's own time limits once cancelled.
+            closing.cancel()
+            logger.warning(
+                "stopping: the inbox and stores did not close within %g s (their database "
+                "does not answer?); what they were writing is left to their leases and "
+                "the next start",
+                CLOSE_TIMEOUT,
+            )
+        else:
+            closing.result()  # what closing raised, raised here
+
+    async def _close(self) -> None:
+        """Close the inbox, then the stores (their last writes first)."""
         if self._inbox is not None:
             await self._inbox.close()
         if self._stores is not None:
-            for store in pipeline.stores:
+            for store in self._pipeline.stores:
                 if store is not None:
                     await store.close()
 

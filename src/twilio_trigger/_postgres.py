@@ -235,6 +235,8 @@ class Database:
         self._timeout = statement_timeout
         self.outage = Outage(what, url, pool)
         self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+        # The checks of idle connections under way, by pool (see _check).
+        self._checking: dict[AsyncConnectionPool[Any], asyncio.Future[None]] = {}
 
     async def pool(self) -> AsyncConnectionPool[Any]:
         """This event loop's pool, opened (not waiting for a connection) when new."""
@@ -249,6 +251,21 @@ class Database:
 
     def _unreachable(self, error: BaseException) -> Exception:
         return self.outage.unreachable(error)
+
+    def _check(self, pool: AsyncConnectionPool[Any]) -> None:
+        """Check *pool*'s idle connections after a failure, in the background: one
+        check at a time per pool, ended after :data:`CONNECT_TIMEOUT` seconds."""
+        if pool in self._checking:
+            return
+        task = asyncio.ensure_future(self._checked(pool))
+        self._checking[pool] = task
+        task.add_done_callback(lambda _: self._checking.pop(pool, None))
+
+    @staticmethod
+    async def _checked(pool: AsyncConnectionPool[Any]) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await pool.check()
 
     def _wait(self) -> float | None:
         # While the database is away, fail fast rather than wait for a connection
@@ -272,9 +289,9 @@ class Database:
             if isinstance(error, TimeoutError) and not timed:
                 raise
             failure = self._unreachable(error)
-            # Idle connections may be broken too (a restart): check them now.
-            with contextlib.suppress(Exception):
-                await pool.check()
+            # Idle connections may be broken too (a restart): checked now, in
+            # the background (a server that does not answer would hold this).
+            self._check(pool)
             raise failure from error
         if self.outage.ongoing:
             self.outage.recovered(started)
@@ -296,8 +313,7 @@ class Database:
                     await pool.putconn(connection)
         except connection_errors() as error:
             failure = self._unreachable(error)
-            with contextlib.suppress(Exception):
-                await pool.check()
+            self._check(pool)
             raise failure from error
         if self.outage.ongoing:
             self.outage.recovered(started)
@@ -307,4 +323,7 @@ class Database:
         """Close this event loop's pool."""
         pool = self._pools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
+            checking = self._checking.pop(pool, None)
+            if checking is not None:
+                checking.cancel()
             await pool.close()

@@ -150,7 +150,25 @@ class WorkerPool:
             for task in late:
                 task.cancel()
             if late:
-                await asyncio.wait(late)
+                logger.warning(
+                    "stopping: %d callback%s still running after %s s were cancelled; "
+                    "their events stay running in the inbox and run again (%s)",
+                    len(late),
+                    "" if len(late) == 1 else "s",
+                    f"{timeout:g}" if timeout is not None else "the time to finish",
+                    "when their lease lapses" if self._inbox.shared else "at the next start",
+                )
+                # A task cancelled while its database does not answer may take the
+                # driver's own time to end: not waited for beyond this.
+                _, stuck = await asyncio.wait(late, timeout=_CANCELLED_GRACE)
+                if stuck:
+                    logger.warning(
+                        "stopping: %d cancelled callback%s did not end within %g s "
+                        "(the inbox does not answer?); left behind",
+                        len(stuck),
+                        "" if len(stuck) == 1 else "s",
+                        _CANCELLED_GRACE,
+                    )
 
     async def _loop(self) -> None:
         next_prune = 0.0
@@ -427,6 +445,8 @@ class WorkerPool:
 
 #: Seconds at most between two tries to record an outcome the inbox refused.
 _MOST_BETWEEN_TRIES = 2.0
+#: Seconds a stop waits for the callbacks it cancelled to end.
+_CANCELLED_GRACE = 5.0
 
 
 def _last_line(error: BaseException | None) -> str | None:

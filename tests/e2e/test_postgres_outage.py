@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,8 +28,9 @@ import pytest
 
 import twilio_trigger as twilio
 from tests.payloads import signed_post, sms_status_payload
-from tests.postgres_support import PostgresCluster, own_postgres, scalar
+from tests.postgres_support import PostgresCluster, free_port, own_postgres, scalar
 
+from ._processes import Process
 from ._support import LOGGER, TOKEN, assert_empty_twiml, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_listener_options")
@@ -316,3 +319,51 @@ def test_a_long_outage_is_told_once_however_many_requests(
     (back,) = messages(caplog, "can be reached again")
     # The 24 requests, not the readiness probes nor the workers' polls.
     assert ": 24 requests refused (answered 503) meanwhile" in back, back
+
+
+# -- a stop while the database does not answer ---------------------------------------
+HUNG_SERVICE = """
+import asyncio
+import twilio_trigger as twilio
+
+listener = twilio.Listener(host="127.0.0.1")
+
+
+@listener.service
+class Slow(twilio.SmsStatusService):
+    async def on_delivered(self, event):
+        await asyncio.sleep(1)  # its outcome is written once the database hangs
+"""
+
+
+def test_a_stop_ends_though_the_database_stops_answering(
+    own_postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    # A database host that hangs (here, every process of the cluster stopped) keeps
+    # its connections open and answers nothing: the last writes of a stop would
+    # wait for it for ever.  The stop ends anyway, within its time limits, and says
+    # what it left behind; nothing acknowledged is lost (the leases bring it back).
+    (tmp_path / "hung_service.py").write_text(HUNG_SERVICE)
+    port = free_port()
+    env = {
+        **os.environ,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_TRIGGER_INBOX": own_postgres.url,
+        "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT": "2",
+    }
+    process = Process(tmp_path, env, "hung", "run", "hung_service:listener", "--port", str(port))
+    try:
+        process.wait_listening(port)
+        url = f"http://127.0.0.1:{port}/"
+        with httpx.Client(trust_env=False, timeout=10.0) as http:
+            for _ in range(4):
+                answer = signed_post(url, sms_status_payload("delivered"), TOKEN, client=http)
+                assert answer.status_code == 200, answer.text
+        own_postgres.freeze()
+        assert process.terminate(timeout=90) == 0, process.tail()
+    finally:
+        process.kill()
+        own_postgres.freeze(False)
+    log = process.log
+    assert "stopping:" in log, process.tail()
+    assert "Traceback" not in log, process.tail()

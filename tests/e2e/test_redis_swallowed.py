@@ -80,8 +80,12 @@ def test_while_redis_swallows_everything_one_operation_at_a_time_tries_it(
                 return bool(later)
 
             assert eventually(served, 10.0, 0.05), "no 200 within 10 s of Redis's return"
+            # What was answered 200 runs.  (A request answered 503 as Redis went away
+            # may have been stored all the same, its reply lost with the connection:
+            # it runs too, at least once, as Twilio's retry of it would.)
             wait_until(
-                lambda: dispatched(recorder) == [first["MessageSid"], *later], "the dispatch"
+                lambda: {first["MessageSid"], *later} <= set(dispatched(recorder)),
+                "the dispatch",
             )
 
     # Told once each way, however many operations waited in vain meanwhile.
