@@ -16,7 +16,7 @@ import pytest
 from twilio_trigger._core.events import TwilioEvent
 from twilio_trigger._invoke import Outcome, Result
 from twilio_trigger._worker import WorkerPool, backoff_delay
-from twilio_trigger.inbox import Entry, State
+from twilio_trigger.inbox import Entry, State, UnreachableError
 from twilio_trigger.inbox.sqlite import SQLiteInbox
 from twilio_trigger.testing import sms_status_params
 
@@ -177,3 +177,44 @@ async def until(condition: Callable[[], bool], patience: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the state waited for never came"
         await asyncio.sleep(0.01)
+
+
+def test_a_file_that_refuses_writes_is_an_outage_told_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another writer holds the file's lock past the busy timeout: each put fails
+    # as UnreachableError (the pipeline answers 503 and counts it), and the log
+    # says so once, not with a traceback per request; once more when it is over.
+    caplog.set_level(logging.INFO, logger="twilio_trigger")
+    path = tmp_path / "events.db"
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def scenario() -> tuple[list[object], bool]:
+        inbox = Impatient(path)
+        await inbox.open()
+        params = list(sms_status_params("delivered").items())
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            failed = await asyncio.gather(
+                *(inbox.put(f"key-{n}", "sms", f"SM{n}", "delivered", params) for n in range(5)),
+                return_exceptions=True,
+            )
+            other.execute("ROLLBACK")
+            stored = await inbox.put("key-after", "sms", "SMafter", "delivered", params)
+            return list(failed), stored
+        finally:
+            await inbox.close()
+
+    try:
+        failed, stored = asyncio.run(scenario())
+    finally:
+        other.close()
+    assert all(isinstance(error, UnreachableError) for error in failed), failed
+    assert stored
+    told = [r for r in caplog.records if r.name == "twilio_trigger"]
+    down = [r for r in told if "cannot be reached" in r.getMessage()]
+    back = [r for r in told if "can be reached again" in r.getMessage()]
+    assert len(down) == 1, [r.getMessage() for r in told]
+    assert "database is locked" in down[0].getMessage()
+    assert down[0].exc_info is None
+    assert len(back) == 1

@@ -30,6 +30,7 @@ from typing import Any, TypeVar, cast
 
 from .._exceptions import ConfigurationError
 from .._logging import printable
+from .._outage import Outage
 from . import Inbox
 
 __all__ = ["SINCE", "SQLiteCore", "counted", "folder_mode"]
@@ -37,6 +38,11 @@ __all__ = ["SINCE", "SQLiteCore", "counted", "folder_mode"]
 logger = logging.getLogger("twilio_trigger")
 
 _T = TypeVar("_T")
+
+#: SQLite's primary result codes that mean the file refuses statements for now:
+#: BUSY and LOCKED (another writer's lock held past busy_timeout), READONLY, IOERR,
+#: FULL, CANTOPEN, PROTOCOL.
+_REFUSED = frozenset({5, 6, 8, 10, 13, 14, 15})
 _BATCH = 1024
 
 _SCHEMA = """
@@ -165,6 +171,9 @@ class SQLiteCore(Inbox):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._on_exit: list[Callable[[], None]] = []  # told when the writer thread ends
+        #: Told once when the file refuses the inbox's statements (another writer's
+        #: lock held past the busy timeout, a disk error), and once when it takes them.
+        self.outage = Outage("SQLite inbox", self.location)
 
     # -- the writer thread ---------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -266,8 +275,19 @@ class SQLiteCore(Inbox):
             await asyncio.to_thread(self._start)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
+        started = time.monotonic()
         self._queue.put((operation, loop, future))
-        return await future
+        try:
+            result = await future
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in _REFUSED:
+                raise  # a statement's own error (a table taken away): not an outage
+            # Answered 503 and told once, as Redis's and PostgreSQL's outages are,
+            # rather than with a traceback per request.
+            raise self.outage.unreachable(error) from error
+        if self.outage.ongoing:
+            self.outage.recovered(started)
+        return result
 
     def _set_modes(self) -> None:
         """Give the file, its -wal and its -shm the mode asked for, if they exist."""
