@@ -22,7 +22,7 @@ from ._core.cloudevents import (
     parse_cloudevents,
 )
 from ._core.events import TwilioEvent
-from ._core.form import FormError, is_form_content_type, parse_form
+from ._core.form import FormError, is_form_content_type, parse_form, utf8_or_no_charset
 from ._core.kinds import Kind
 from ._core.routing import of_kind, to_event, unrecognised_event
 from ._core.verifier import SignatureError, SignatureVerifier
@@ -93,11 +93,7 @@ def is_json_content_type(value: bytes | None) -> bool:
         b"application/cloudevents-batch+json",
     ):
         return False
-    for parameter in parameters.split(b";"):
-        name, _, charset = parameter.partition(b"=")
-        if name.strip().lower() == b"charset":
-            return charset.strip().strip(b'"').lower() in (b"utf-8", b"utf8")
-    return True
+    return utf8_or_no_charset(parameters)
 
 
 def declared_length(value: object) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote_to_bytes
 
-__all__ = ["FormError", "is_form_content_type", "parse_form"]
+__all__ = ["FormError", "is_form_content_type", "parse_form", "utf8_or_no_charset"]
 
 # Every byte but the two separators: what translate() deletes to leave a body's skeleton.
 _NOT_SEPARATORS = bytes(b for b in range(256) if b not in b"=&")
@@ -40,6 +40,12 @@ def _is_form_content_type(value: bytes) -> bool:
     media_type, _, parameters = value.partition(b";")
     if media_type.strip().lower() != b"application/x-www-form-urlencoded":
         return False
+    return utf8_or_no_charset(parameters)
+
+
+def utf8_or_no_charset(parameters: bytes) -> bool:
+    """Whether a content type's *parameters* (what follows its first ``;``) name no
+    charset, or UTF-8: the only encoding the listener reads."""
     for parameter in parameters.split(b";"):
         name, _, charset = parameter.partition(b"=")
         if name.strip().lower() == b"charset":
