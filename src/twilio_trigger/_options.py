@@ -416,7 +416,9 @@ class Options:
         "more parameters are refused with 413", "listener")
     # Twilio gives up on a request after 15 s anyway.
     shutdown_timeout = Option(float, 30.0, "TWILIO_TRIGGER_SHUTDOWN_TIMEOUT", _seconds,
-        "seconds a graceful stop waits for running requests before cancelling them",
+        "seconds a graceful stop waits for running requests and callbacks before cancelling "
+        "them (a warning says how many); then the inbox and stores get 10 s to close, so that "
+        "a database that stops answering cannot hold the stop",
         "listener")
     file_mode = Option(int, 0o600, "TWILIO_TRIGGER_FILE_MODE", _file_mode,
         "permissions (octal) of the files the listener creates (the SQLite inbox and its "
