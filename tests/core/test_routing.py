@@ -37,6 +37,30 @@ def test_sms_status_alone_routes_to_sms() -> None:
     assert callback_for(event) == "on_received"
 
 
+def test_an_inbound_message_without_a_status_is_received() -> None:
+    # Twilio's list of an inbound message's parameters (no SmsStatus).
+    params = [
+        ("MessageSid", "SM1"), ("SmsSid", "SM1"), ("SmsMessageSid", "SM1"),
+        ("AccountSid", "AC1"), ("From", "+15551230000"), ("To", "+15551239999"),
+        ("Body", "hello"), ("NumMedia", "0"), ("NumSegments", "1"),
+    ]  # fmt: skip
+    event = to_event(params)
+    assert isinstance(event, SmsStatusChangeEvent)
+    assert event.status == "received"
+    assert event.sms_status is None
+    assert callback_for(event) == "on_received"
+    # Without NumMedia, MessageSid alone is no message's: left to a fallback.
+    assert to_event([p for p in params if p[0] != "NumMedia"]) is None
+    # A CallStatus still makes it a call's; a stated status still wins.
+    assert not isinstance(to_event([*params, ("CallStatus", "ringing")]), SmsStatusChangeEvent)
+    stated = to_event([*params, ("MessageStatus", "delivered")])
+    assert stated is not None
+    assert stated.status == "delivered"
+    # An event made by hand without a status and without NumMedia states none.
+    assert SmsStatusChangeEvent({"MessageSid": "SM1"}).status is None
+    assert SmsStatusChangeEvent({"MessageSid": "SM1", "NumMedia": "2"}).status == "received"
+
+
 def test_empty_status_values_count_as_absent() -> None:
     event = to_event([("CallStatus", ""), ("MessageStatus", "delivered")])
     assert isinstance(event, SmsStatusChangeEvent)

@@ -235,6 +235,27 @@ def test_str_reply_body_is_utf8_with_an_xml_declaration(
     assert twiml_of(response)[0].text == "Grüße 📦"
 
 
+def test_an_inbound_message_without_a_status_is_received_and_answered(
+    client: httpx.Client, listener: twilio.Listener, sms: ReplyingSms
+) -> None:
+    # The parameters Twilio's documentation lists for an inbound message: no
+    # SmsStatus (its requests carry one in practice, the list does not).
+    params = {
+        name: value
+        for name, value in inbound_message_payload().items()
+        if name not in ("SmsStatus", "MessageStatus")
+    }
+    assert "NumMedia" in params
+    sms.reply = "Got it"
+    root = twiml_of(post(client, listener, params))
+    assert [(child.tag, child.text) for child in root] == [("Message", "Got it")]
+    assert sms.count() == 1
+    event = sms.events[0]
+    assert event.status == "received"
+    assert event.sms_status is None
+    assert event.message_sid == params["MessageSid"]
+
+
 # Characters XML 1.0 allows, without CR (which XML parsers turn into LF).
 _XML_TEXT = st.text(
     st.characters(

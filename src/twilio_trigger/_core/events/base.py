@@ -56,7 +56,7 @@ class TwilioEvent:
         object.__setattr__(self, "_stale", False)
         object.__setattr__(self, "_where", None)
         object.__setattr__(self, "_sid", self._pick(self._sid_names))
-        object.__setattr__(self, "_status", self._pick(self._status_names))
+        object.__setattr__(self, "_status", self._pick(self._status_names) or self._implied())
 
     @classmethod
     def _from_parsed(
@@ -75,7 +75,7 @@ class TwilioEvent:
         object.__setattr__(event, "_stale", False)
         object.__setattr__(event, "_where", where)
         object.__setattr__(event, "_sid", event._pick(cls._sid_names))
-        object.__setattr__(event, "_status", event._pick(cls._status_names))
+        object.__setattr__(event, "_status", event._pick(cls._status_names) or event._implied())
         return event
 
     def _place(self, previous_status: str | None, stale: bool) -> None:
@@ -185,6 +185,7 @@ class TwilioEvent:
     # -- identity (set for each kind by its row in the registry of kinds) ----
     _sid_names: ClassVar[tuple[str, ...]] = ()
     _status_names: ClassVar[tuple[str, ...]] = ()
+    _implied_status: ClassVar[tuple[tuple[str, ...], str] | None] = None
 
     def _pick(self, names: tuple[str, ...]) -> str | None:
         first = self._first
@@ -192,6 +193,15 @@ class TwilioEvent:
             if value := first.get(name):
                 return value
         return None
+
+    def _implied(self) -> str | None:
+        # The status of a request that states none, where its kind implies one.
+        implied = self._implied_status
+        if implied is None:
+            return None
+        first = self._first
+        group, status = implied
+        return status if all(first.get(name) for name in group) else None
 
     @property
     def sid(self) -> str | None:

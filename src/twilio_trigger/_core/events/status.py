@@ -16,7 +16,10 @@ from .params import Media, _bool, _float, _int, _text, _time
 class SmsStatusChangeEvent(TwilioEvent):
     """A message status callback or an inbound message webhook.
 
-    ``status`` is ``MessageStatus``, or ``SmsStatus`` when only that was sent.
+    ``status`` is ``MessageStatus``, or ``SmsStatus`` when only that was sent;
+    ``received`` for an inbound message that states neither (Twilio's list of an
+    inbound message's parameters has no status; its requests carry
+    ``SmsStatus=received`` in practice).
     """
 
     __slots__ = ()

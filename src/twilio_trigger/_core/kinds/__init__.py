@@ -132,6 +132,7 @@ def _register(kind: Kind) -> None:
     # service base class knows its kinds (the first is its main one) and callbacks.
     kind.event_class._sid_names = kind.sid_params
     kind.event_class._status_names = kind.route_by
+    kind.event_class._implied_status = kind.implied_status
     kind.event_class.kind = kind.name
     kind.event_class._row = kind
     base = kind.service_class

@@ -110,6 +110,10 @@ class Kind:
     #: Tried after the kinds that share its signal, even at a path of its own (a
     #: call's ``CallStatus`` comes with every verb's result too).
     broad: bool = False
+    #: A request that carries none of *route_by* but every parameter of this group
+    #: (also one of *signals*) has this status: an inbound message without
+    #: ``SmsStatus`` is ``received``.  ``None``: every request states its own.
+    implied_status: tuple[tuple[str, ...], str] | None = None
     #: How an event that waits for nothing is acknowledged.
     receipt: Receipt = "twiml"
     #: For a JSON answer: the body when the callback returns ``None``.
@@ -131,6 +135,8 @@ class Kind:
     _callback_of: Mapping[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.implied_status is not None and self.implied_status[0] not in self.signals:
+            raise ValueError(f"kind {self.name}: implied_status's group is not one of its signals")
         if self.callback is not None:
             callbacks: tuple[str, ...] = (self.callback,)
             table = dict.fromkeys(self.events, self.callback)

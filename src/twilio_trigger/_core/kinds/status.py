@@ -55,7 +55,11 @@ SMS = Kind(
     name="sms",
     event_class=SmsStatusChangeEvent,
     service_class=SmsStatusService,
-    signals=(("MessageStatus",), ("SmsStatus",)),
+    # An inbound message states SmsStatus=received in practice, but Twilio's own
+    # list of its parameters has no status: one with NumMedia (every inbound
+    # message has it, "0" without media) and no status is received.
+    signals=(("MessageStatus",), ("SmsStatus",), ("MessageSid", "NumMedia")),
+    implied_status=(("MessageSid", "NumMedia"), "received"),
     # A request with a CallStatus too is a call's: CallStatus decides before
     # MessageStatus, whichever the request lists first.
     yields_to=("CallStatus",),
