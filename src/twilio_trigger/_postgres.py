@@ -299,25 +299,42 @@ class Database:
     async def execute(
         self, query: str, args: Sequence[Any] | Mapping[str, Any] = ()
     ) -> list[tuple[Any, ...]]:
-        """One statement, its own transaction: what :meth:`connection` does, written
-        out without its context managers (each event's statements come here)."""
+        """One statement, its own transaction, within the statement time limit (each
+        event's statements come here).
+
+        The statement runs in a task of its own, so that the limit is the caller's
+        whole wait: a server that stops answering costs psycopg's cancel and the
+        connection's close after the limit (5 s each), which go on in the
+        background while the caller is told the outage (a request must have its
+        503 before Twilio stops waiting)."""
         pool = self._pools.get(asyncio.get_running_loop()) or await self.pool()
         started = time.monotonic()
+        statement = asyncio.ensure_future(self._statement(pool, query, args))
         try:
             async with asyncio.timeout(self._timeout):
-                connection = await pool.getconn(self._wait())
-                try:
-                    cursor = await connection.execute(query, args)
-                    rows = await cursor.fetchall() if cursor.description else []
-                finally:
-                    await pool.putconn(connection)
-        except connection_errors() as error:
+                rows = await asyncio.shield(statement)
+        except BaseException as error:
+            if not statement.done():
+                statement.cancel()  # its clean-up goes on without the caller
+                statement.add_done_callback(_retrieved)
+            if not isinstance(error, connection_errors()):
+                raise
             failure = self._unreachable(error)
             self._check(pool)
             raise failure from error
         if self.outage.ongoing:
             self.outage.recovered(started)
         return rows
+
+    async def _statement(
+        self, pool: AsyncConnectionPool[Any], query: str, args: Sequence[Any] | Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        connection = await pool.getconn(self._wait())
+        try:
+            cursor = await connection.execute(query, args)
+            return await cursor.fetchall() if cursor.description else []
+        finally:
+            await pool.putconn(connection)
 
     async def close(self) -> None:
         """Close this event loop's pool."""
@@ -327,3 +344,10 @@ class Database:
             if checking is not None:
                 checking.cancel()
             await pool.close()
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    # A statement given up on: its end (cancelled, or the server's error) is
+    # not the caller's any more, nor worth a "never retrieved" warning.
+    if not task.cancelled():
+        task.exception()

@@ -367,3 +367,47 @@ def test_a_stop_ends_though_the_database_stops_answering(
     log = process.log
     assert "stopping:" in log, process.tail()
     assert "Traceback" not in log, process.tail()
+
+
+@pytest.mark.parametrize("part", ["inbox", "store"])
+def test_a_database_that_stops_answering_is_answered_503_before_twilio_gives_up(
+    own_postgres: PostgresCluster, caplog: pytest.LogCaptureFixture, part: str
+) -> None:
+    # A hung database host (every process of the cluster stopped: connections
+    # open, no answer) held each request for the insert's time limit, then
+    # psycopg's cancel and close: about 20 s, past the 15 s Twilio waits, so
+    # Twilio saw a time-out (error 11200) instead of the 503.  A request now has
+    # its 503 within STORE_WAIT (10 s), told as the outage; once the database
+    # answers again, events are stored.  The same for the duplicate and status
+    # stores, whose statements the request waits for too.
+    service = Dispatched()
+    options: dict[str, Any] = {part: own_postgres.url}
+    listener = twilio.Listener(
+        0, host="127.0.0.1", auth_tokens=[TOKEN], postgres_schema=SCHEMA, **options
+    )
+    unavailable = INBOX_UNAVAILABLE if part == "inbox" else STORE_UNAVAILABLE
+    listener.attach(service)
+
+    def timed(params: dict[str, str]) -> tuple[int, str, float]:
+        started = time.monotonic()
+        code, text = deliver(listener.url, params)
+        return code, text, time.monotonic() - started
+
+    with listener:
+        first = sms_status_payload("delivered")
+        assert deliver(listener.url, first)[0] == 200
+        wait_until(lambda: first["MessageSid"] in service.sids(), "the first event dispatched")
+        own_postgres.freeze()
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                answers = list(pool.map(timed, [sms_status_payload("delivered") for _ in range(4)]))
+        finally:
+            own_postgres.freeze(False)
+        assert [(code, text) for code, text, _ in answers] == [(503, unavailable)] * 4
+        assert max(took for _, _, took in answers) < 14.0, answers  # Twilio waits 15 s
+        assert messages(caplog, "cannot be reached"), "the outage was not told"
+        after = sms_status_payload("delivered")
+        deadline = time.monotonic() + RECOVERY
+        while deliver(listener.url, after)[0] != 200:
+            assert time.monotonic() < deadline, "the inbox never stored again"
+        wait_until(lambda: after["MessageSid"] in service.sids(), "the event after dispatched")

@@ -182,3 +182,34 @@ def test_every_row_of_a_long_run_is_written_exactly_once(parallel: int) -> None:
     results, written = asyncio.run(scenario())
     assert results == [f"wrote {n}" for n in range(300)]
     assert sorted(written) == list(range(300))
+
+
+def test_rows_not_written_within_the_limit_are_told_late_and_the_write_goes_on() -> None:
+    # A database that stops answering holds a write for as long as its driver
+    # waits; a request must have its answer before Twilio gives up.  With a limit,
+    # the rows of a batch are failed with the late error once it has passed, the
+    # write itself is left to end (what it stores, a retry finds stored), and the
+    # next batch has a limit of its own.
+    late_told: list[float] = []
+
+    def late(limit: float) -> BaseException:
+        late_told.append(limit)
+        return UnreachableError(f"late after {limit} s")
+
+    async def scenario() -> tuple[list[Any], list[Any], list[list[Any]], bool]:
+        writer = Writer(held=True)
+        group = Group(writer, limit=0.05, late=late)
+        failed = await asyncio.gather(*(group.add(n) for n in range(3)), return_exceptions=True)
+        still_writing = writer.under_way == 1
+        writer.go.set()  # the write ends after all
+        await group.finish()
+        later = await asyncio.gather(group.add(9), return_exceptions=True)
+        return failed, list(later), writer.writes, still_writing
+
+    failed, later, writes, still_writing = asyncio.run(scenario())
+    assert [str(error) for error in failed] == ["late after 0.05 s"] * 3
+    assert all(isinstance(error, UnreachableError) for error in failed)
+    assert still_writing
+    assert late_told == [0.05]  # once for the batch, not per row
+    assert later == ["wrote 9"]  # written in time: its timer never fired
+    assert writes == [[0, 1, 2], [9]]

@@ -545,3 +545,59 @@ def test_a_file_from_before_headers_were_kept_opens_and_keeps_them(path: Path) -
     new, previous = with_inbox(path, work)
     assert (new.key, new.headers) == ("new", tuple(HEADERS))
     assert (previous.key, previous.headers) == ("old", ())
+
+
+class Waiting(SQLiteInbox):
+    """A real SQLite inbox that waits 2 s for another writer's lock, 0.1 s during an outage."""
+
+    busy_ms = 2000
+    busy_ms_in_outage = 100
+
+
+def test_what_queued_behind_a_refused_batch_fails_with_it(path: Path) -> None:
+    # Another process holds the write lock.  The batch under way waits the busy
+    # timeout, then fails; what queued meanwhile fails with it, instead of each
+    # batch waiting as long again (a request then waited twice the timeout, past
+    # Twilio's 15 s).  During the outage a batch waits the short timeout; once
+    # the lock is gone the inbox stores again, with its usual timeout.
+    from twilio_trigger.inbox import UnreachableError
+
+    with_inbox(path, lambda inbox: put(inbox, "made"))  # the file exists
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def scenario() -> tuple[list[object], float, object, float, bool, Any]:
+        inbox = Waiting(path)
+        await inbox.open()
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            first = asyncio.ensure_future(put(inbox, "first"))
+            await asyncio.sleep(0)  # its operation is queued
+            while not inbox._queue.empty():  # ... and taken by the writer
+                assert time.monotonic() - started < 1.0, "the writer never took it"
+                await asyncio.sleep(0.001)
+            later = [asyncio.ensure_future(put(inbox, f"later-{n}")) for n in range(4)]
+            failed = await asyncio.gather(first, *later, return_exceptions=True)
+            waited = time.monotonic() - started
+            started = time.monotonic()
+            during = await asyncio.gather(put(inbox, "during"), return_exceptions=True)
+            quick = time.monotonic() - started
+            other.execute("ROLLBACK")
+            stored = await put(inbox, "after")
+            busy = await inbox._run(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0])
+            return list(failed), waited, during[0], quick, stored, busy
+        finally:
+            await inbox.close()
+
+    try:
+        failed, waited, during, quick, stored, busy = run(scenario())
+    finally:
+        other.close()
+    assert all(isinstance(error, UnreachableError) for error in failed), failed
+    # One busy timeout (2 s) for all five, not one for the first and one more for the rest.
+    assert waited < 3.5, waited
+    assert isinstance(during, UnreachableError)
+    assert quick < 1.5, quick  # the outage's 0.1 s, not the usual 2 s
+    assert stored
+    assert busy == 2000
+    assert [row[1] for row in rows(path)] == ["made", "after"]

@@ -113,10 +113,7 @@ def test_backoff_has_jitter_spread_over_its_range() -> None:
 class Impatient(SQLiteInbox):
     """A real SQLite inbox that waits 50 ms, not 10 s, for another writer's lock."""
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = super()._connect()
-        connection.execute("PRAGMA busy_timeout=50")
-        return connection
+    busy_ms = 50
 
 
 def test_an_outcome_the_inbox_refuses_is_recorded_once_it_takes_writes_again(

@@ -29,7 +29,7 @@ from .._options import OPTIONS
 from .._postgres import Database
 from .._postgres_schema import quoted
 from . import Inbox, UnreachableError
-from ._group import Group
+from ._group import STORE_WAIT, Group
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -135,9 +135,15 @@ class PostgresCore(Inbox):
             for gone in [other for other in self._loops if other.is_closed()]:
                 del self._loops[gone]
             here = self._loops[loop] = _OnLoop(
-                Group(self._insert, _PARALLEL_INSERTS, _BATCH), Group(self._record, 1, _BATCH)
+                Group(self._insert, _PARALLEL_INSERTS, _BATCH, limit=STORE_WAIT, late=self._late),
+                Group(self._record, 1, _BATCH),
             )
         return here
+
+    def _late(self, limit: float) -> BaseException:
+        # A server that stops answering holds an insert for the statement's limit,
+        # then psycopg's cancel and close: the requests are answered before that.
+        return self._db.outage.unreachable(TimeoutError(f"no answer within {limit:g} s"))
 
     def connection(
         self, *, timed: bool = True

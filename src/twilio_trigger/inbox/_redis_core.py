@@ -29,7 +29,7 @@ from .._options import OPTIONS
 from .._outage import Outage
 from ..stores.redis import connection_errors
 from . import Entry, Inbox, State, _redis_gates, _redis_lua, decode_headers
-from ._group import Group
+from ._group import STORE_WAIT, Group
 from ._redis_durability import Durability
 from ._redis_loss import Look, tell_loss
 
@@ -152,9 +152,14 @@ class RedisCore(Inbox):
 
     def _new_groups(self) -> None:
         """The writes grouped on this event loop: new events, releases, outcomes."""
-        self._puts = Group(self._store, _PARALLEL_PUTS, _BATCH)
+        # Bounded past the time Redis may take to confirm (wait_timeout), if longer.
+        limit = max(STORE_WAIT, self.wait_timeout + 1.0)
+        self._puts = Group(self._store, _PARALLEL_PUTS, _BATCH, limit=limit, late=self._late)
         self._releases = Group(self._release, 1, _BATCH)
         self._outcomes = Group(self._record, 1, _BATCH)
+
+    def _late(self, limit: float) -> BaseException:
+        return self.outage.unreachable(TimeoutError(f"no answer within {limit:g} s"))
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         self._redis()

@@ -30,8 +30,9 @@ from typing import Any, TypeVar, cast
 
 from .._exceptions import ConfigurationError
 from .._logging import printable
-from .._outage import Outage
+from .._outage import OUTAGE_WAIT, Outage
 from . import Inbox
+from ._group import STORE_WAIT
 
 __all__ = ["SINCE", "SQLiteCore", "counted", "folder_mode"]
 
@@ -44,6 +45,12 @@ _T = TypeVar("_T")
 #: FULL, CANTOPEN, PROTOCOL.
 _REFUSED = frozenset({5, 6, 8, 10, 13, 14, 15})
 _BATCH = 1024
+#: Milliseconds SQLite waits for another connection's lock: usually, less than
+#: Twilio's 15 s for an answer (see STORE_WAIT); while the file refuses writes,
+#: one outage's wait (the operations queued meanwhile fail with the batch that
+#: waited, rather than each wait in turn).
+_BUSY_TIMEOUT = round(STORE_WAIT * 1000)
+_BUSY_TIMEOUT_IN_OUTAGE = round(OUTAGE_WAIT * 1000)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -81,6 +88,26 @@ _COUNT = (
 _Operation = Callable[[sqlite3.Connection], Any]
 # An operation, and the event loop and future that wait for its result.
 _Request = tuple[_Operation, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+def _refused(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF in _REFUSED
+
+
+def _wake(
+    batch: list[_Request], outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+) -> None:
+    # One wake-up per event loop and batch, not one per operation.
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for (_, loop, _), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append(outcome)
+    for loop, results in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+            loop.call_soon_threadsafe(_deliver, results)
+
+
+def _fail(batch: list[_Request], error: BaseException) -> None:
+    _wake(batch, [(future, None, error) for _, _, future in batch])
 
 
 def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -160,6 +187,11 @@ class SQLiteCore(Inbox):
     """What the parts of a SQLite inbox share; its arguments are those of
     :class:`~twilio_trigger.inbox.sqlite.SQLiteInbox`."""
 
+    #: Milliseconds the writer waits for another connection's lock, usually and
+    #: while the file refuses writes.
+    busy_ms = _BUSY_TIMEOUT
+    busy_ms_in_outage = _BUSY_TIMEOUT_IN_OUTAGE
+
     def __init__(
         self, path: str | Path, *, file_mode: int = 0o600, create_folders: bool = False
     ) -> None:
@@ -193,7 +225,7 @@ class SQLiteCore(Inbox):
         )
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA busy_timeout=10000")
+        connection.execute(f"PRAGMA busy_timeout={self.busy_ms}")
         connection.executescript(_SCHEMA)
         columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
         if "headers" not in columns:  # a file made before headers were kept
@@ -206,31 +238,54 @@ class SQLiteCore(Inbox):
         return connection
 
     def _serve(self, connection: sqlite3.Connection) -> None:
+        refusing = False  # the last batch was refused: waits are short until one passes
         try:
             while True:
                 first = self._queue.get()
                 if first is None:
                     return
                 batch = [first]
-                while len(batch) < _BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        self._queue.put(None)  # stop after this batch
-                        break
-                    batch.append(item)
-                self._run_batch(connection, batch)
+                stop = self._take(batch, _BATCH)
+                refusal = self._run_batch(connection, batch)
+                if refusal is not None:
+                    # What was queued while the batch waited fails with it: each
+                    # would wait as long again, past Twilio's patience.
+                    queued: list[_Request] = []
+                    stop = stop or self._take(queued, None)
+                    _fail(queued, refusal)
+                    if not refusing:
+                        connection.execute(f"PRAGMA busy_timeout={self.busy_ms_in_outage}")
+                        refusing = True
+                elif refusing:
+                    connection.execute(f"PRAGMA busy_timeout={self.busy_ms}")
+                    refusing = False
+                if stop:
+                    return
         finally:
             connection.close()
             for tell in self._on_exit:
                 tell()
 
+    def _take(self, batch: list[_Request], most: int | None) -> bool:
+        """Add the operations queued now to *batch* (up to *most*); ``True`` when
+        the queue asked the thread to stop after them."""
+        while most is None or len(batch) < most:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
+
     @staticmethod
-    def _run_batch(connection: sqlite3.Connection, batch: list[_Request]) -> None:
+    def _run_batch(connection: sqlite3.Connection, batch: list[_Request]) -> BaseException | None:
+        """Run *batch* in one transaction and wake its waiters; return the error
+        when the file refused the whole batch (see ``_REFUSED``)."""
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         counts = cast(_Connection, connection).counts = {}
+        refusal: BaseException | None = None
         try:
             connection.execute("BEGIN IMMEDIATE")
             for operation, _, future in batch:
@@ -252,13 +307,10 @@ class SQLiteCore(Inbox):
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             outcomes = [(future, None, error) for _, _, future in batch]
-        # One wake-up per event loop and batch, not one per operation.
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for (_, loop, _), outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append(outcome)
-        for loop, results in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(_deliver, results)
+            if isinstance(error, sqlite3.OperationalError) and _refused(error):
+                refusal = error
+        _wake(batch, outcomes)
+        return refusal
 
     def _start(self) -> None:
         with self._lock:
@@ -280,7 +332,7 @@ class SQLiteCore(Inbox):
         try:
             result = await future
         except sqlite3.OperationalError as error:
-            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in _REFUSED:
+            if not _refused(error):
                 raise  # a statement's own error (a table taken away): not an outage
             # Answered 503 and told once, as Redis's and PostgreSQL's outages are,
             # rather than with a traceback per request.
