@@ -339,8 +339,8 @@ class Dispatcher:
                 "other",
                 cloudevent_type[:_MAX_SHAPE],
                 "acknowledged a CloudEvent of type %s without dispatching it: twilio-trigger "
-                "maps message, call, Conversations and error-log events; attach a "
-                "FallbackService (def on_event(self, event)) to handle others",
+                "maps message, call, answering machine, Conversations and error-log events; "
+                "attach a FallbackService (def on_event(self, event)) to handle others",
                 _shown(cloudevent_type),
             )
             return Result(Outcome.NO_SERVICE)

@@ -39,10 +39,8 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     its kind's key parameters (``ErrorCode``, ``SequenceNumber``: see the
     registry of kinds), which Twilio's retries repeat; one
     without a SID is the whole of its signed parameters, so that two distinct
-    events never share a key.  A request that says what a live call does next
-    (a call's own request for TwiML) is also its path and query, both signed:
-    a call asks again with the same SID and status at each ``<Redirect>``, and
-    only a retry asks the same URL with the same parameters.  Never the
+    events never share a key.  (A request that says what a live call does next
+    has no key: it is never taken for a copy, see ``Kind.deduplicates``.)  Never the
     ``I-Twilio-Idempotency-Token`` header: no signature covers it, and a made-up
     one would run a signed request again.  Every key is bounded (at most ~330
     characters): a longer identity is hashed.
@@ -62,9 +60,6 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     get = event.get
     for name in key_params:
         fields.append(get(name) or "")
-    where = event._where
-    if where is not None and kind.reply_inline and kind.waits_for_reply(event):
-        fields += where  # the path, then the raw query
     identity = ":".join(fields)
     # Twilio's are short, printable, and without the separator (checked in C: this
     # runs for every event): anything else is hashed, so no field can pass for two.

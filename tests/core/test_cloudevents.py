@@ -28,8 +28,13 @@ from twilio_trigger._core.cloudevents import (
     parse_cloudevents,
     to_params,
 )
-from twilio_trigger._core.events import CallStatusEvent, SmsStatusChangeEvent, TwilioEvent
-from twilio_trigger._core.routing import of_kind, to_event
+from twilio_trigger._core.events import (
+    CallStatusEvent,
+    MachineDetectionEvent,
+    SmsStatusChangeEvent,
+    TwilioEvent,
+)
+from twilio_trigger._core.routing import callback_for, of_kind, to_event
 
 OUTBOUND_STATUSES = ("queued", "sent", "delivered", "undelivered", "failed", "read")
 CALL_EVENTS = {
@@ -43,6 +48,7 @@ MAPPED_TYPES = (
     "com.twilio.messaging.inbound-message.received",
     *(f"com.twilio.voice.status-callback.call.{x}" for x in CALL_EVENTS),
     *(f"com.twilio.voice.webhook.status-callback.call.{x}" for x in CALL_EVENTS),
+    "com.twilio.voice.status-callback.amd.detected",
 )
 
 
@@ -415,6 +421,37 @@ def test_a_call_event_never_becomes_a_recording_event() -> None:
     assert "RecordingStatus" not in event
 
 
+def test_an_answering_machine_detection_is_the_amd_kinds() -> None:
+    # Event Streams carries an asynchronous detection's result as a voice
+    # webhook event: its own parameters under data.request.
+    call_sid = sid("CA")
+    params = {
+        "AccountSid": sid("AC"),
+        "CallSid": call_sid,
+        "AnsweredBy": "machine_end_beep",
+        "MachineDetectionDuration": "4210",
+    }
+    converted = convert(
+        one(envelope("com.twilio.voice.status-callback.amd.detected", voice_data(call_sid, params)))
+    )
+    assert converted.kind.name == "amd"
+    event = of_kind(converted.kind, converted.params)
+    assert isinstance(event, MachineDetectionEvent)
+    assert (event.sid, event.answered_by) == (call_sid, "machine_end_beep")
+    assert callback_for(event) == "on_machine_detection"
+    # Without data.request, the data's own names (the sid as the CallSid).
+    bare = convert(
+        one(
+            envelope(
+                "com.twilio.voice.status-callback.amd.detected",
+                {"sid": call_sid, "answeredBy": "human", "machineDetectionDuration": "900"},
+            )
+        )
+    )
+    assert dict(bare.params)["CallSid"] == call_sid
+    assert dict(bare.params)["AnsweredBy"] == "human"
+
+
 # -- types we do not map, data that is not an object -----------------------------
 
 
@@ -422,7 +459,6 @@ def test_a_call_event_never_becomes_a_recording_event() -> None:
     "event_type",
     [
         "com.twilio.eventstreams.test-event",
-        "com.twilio.voice.status-callback.amd.detected",
         "com.twilio.voice.status-callback.call.unknown",
         "com.twilio.voice.twiml.gather.finished",
         "com.twilio.messaging.message.sending",
@@ -646,6 +682,10 @@ def test_a_mapped_type_always_makes_its_kind_of_event(
     # parameters carry (Hypothesis also draws the package's own literals, such as
     # DialCallStatus, which routing by parameters alone would take for a <Dial>).
     event = of_kind(kind, params)
+    if event_type.endswith(".amd.detected"):
+        # One callback for every result: AnsweredBy, when sent, is its status.
+        assert type(event) is MachineDetectionEvent
+        return
     expected = CallStatusEvent if ".voice." in event_type else SmsStatusChangeEvent
     assert type(event) is expected
     assert event.status

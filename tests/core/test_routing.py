@@ -8,9 +8,12 @@ from twilio_trigger import (
     CALL_CALLBACKS,
     SMS_CALLBACKS,
     CallStatusEvent,
+    GatherEvent,
+    GatherPartialEvent,
     RecordingStatusEvent,
     SmsStatusChangeEvent,
 )
+from twilio_trigger._core import payloads
 from twilio_trigger._core.kinds import KINDS, kind_named
 from twilio_trigger._core.routing import callback_for, event_of_kind, to_event
 
@@ -169,3 +172,26 @@ def test_event_of_kind_makes_the_named_kinds_event_whatever_the_parameters() -> 
 @pytest.mark.parametrize("name", ["fax", "SMS", "", "sms "])
 def test_event_of_kind_of_a_name_no_longer_registered_is_none(name: str) -> None:
     assert event_of_kind(name, [("MessageStatus", "delivered")]) is None
+
+
+def test_a_gather_with_only_the_finish_key_is_a_gathers_result() -> None:
+    # The caller pressed only the finish key: Digits is empty, FinishedOnKey says which.
+    call = list(payloads.call_status_params("in-progress", CallbackSource=None).items())
+    event = to_event([*call, ("Digits", ""), ("FinishedOnKey", "#")])
+    assert isinstance(event, GatherEvent)
+    assert callback_for(event) == "on_gather"
+    assert event.finished_on_key == "#"
+
+
+def test_a_partial_speech_result_with_an_empty_unstable_part_is_partial() -> None:
+    call = list(payloads.call_status_params("in-progress", CallbackSource=None).items())
+    event = to_event(
+        [
+            *call,
+            ("UnstableSpeechResult", ""),
+            ("StableSpeechResult", "hello"),
+            ("SequenceNumber", "2"),
+        ]
+    )
+    assert isinstance(event, GatherPartialEvent)
+    assert callback_for(event) == "on_gather_partial"

@@ -487,19 +487,22 @@ def test_a_retry_of_a_replied_message_does_not_run_the_callback_again(
     assert sms.count() == 1
 
 
-def test_a_retried_incoming_call_hears_the_same_twiml(
+def test_a_call_asking_the_same_url_again_runs_its_callback_again(
     client: httpx.Client, listener: twilio.Listener, calls: ReplyingCalls
 ) -> None:
-    voice = VoiceResponse()
-    voice.say("Thanks for calling, one moment please")
-    calls.reply = voice
-    payload = incoming_call()
-    token = str(uuid.uuid4())
-    first = post(client, listener, payload, token)
-    again = post(client, listener, payload, token)
-    assert twiml_of(first).findtext("Say") == "Thanks for calling, one moment please"
-    assert again.content == first.content
-    assert calls.count() == 1
+    # A hold loop (<Play/><Redirect>/</Redirect>) asks the same URL with the same
+    # parameters each time round: each request must run the callback, which
+    # decides whether the caller still waits.  Twilio does not retry a call's
+    # requests for TwiML on its own: they are never taken for copies.
+    payload = incoming_call(CallStatus="in-progress")
+    said = []
+    for text in ("Please hold", "Please hold", "Connecting you now"):
+        voice = VoiceResponse()
+        voice.say(text)
+        calls.reply = voice
+        said.append(twiml_of(post(client, listener, payload, str(uuid.uuid4()))).findtext("Say"))
+    assert said == ["Please hold", "Please hold", "Connecting you now"]
+    assert calls.count() == 3
 
 
 class StepCalls(twilio.CallStatusService):
@@ -517,8 +520,7 @@ class StepCalls(twilio.CallStatusService):
 
 def test_each_redirect_of_a_live_call_runs_its_callback() -> None:
     # A call asks for TwiML again at each <Redirect>, with the same CallSid and
-    # CallStatus: another URL (here its query) is another request, not a copy;
-    # the very same URL again is Twilio's retry, and hears the first answer.
+    # CallStatus: each is a request of its own, the same URL again too.
     calls = StepCalls()
     params = call_status_payload("in-progress", CallbackSource=None)
     with running(calls) as served, httpx.Client(trust_env=False, timeout=10.0) as http:
@@ -527,7 +529,7 @@ def test_each_redirect_of_a_live_call_runs_its_callback() -> None:
             url = f"{served.url}?step={step}"
             said.append(twiml_of(signed_post(url, params, TOKEN, client=http)).findtext("Say"))
     assert said == ["main 1", "main 2", "main 1"]
-    assert calls.steps == ["1", "2"]  # the third was the first's URL: a retry
+    assert calls.steps == ["1", "2", "1"]
 
 
 def test_a_live_calls_requests_at_two_paths_each_run_their_service() -> None:

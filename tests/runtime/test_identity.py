@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from twilio_trigger import CallStatusEvent, SmsStatusChangeEvent
+from twilio_trigger import SmsStatusChangeEvent
+from twilio_trigger._core.kinds import kind_named
 from twilio_trigger._core.payloads import call_event, sms_event
 from twilio_trigger._core.signature import signed_payload
 from twilio_trigger._identity import MAX_KEPT_HEADER, delivery_key, kept_header
@@ -57,25 +58,40 @@ def test_call_key_distinguishes_sequence_numbers() -> None:
     assert delivery_key(first) == delivery_key(again)
 
 
-def test_a_calls_request_for_twiml_is_keyed_by_its_path_and_query_too() -> None:
-    # The same SID and status ask again at each <Redirect>: another path or query
-    # is another request; a status callback is one delivery wherever it is sent.
-    def at(event: CallStatusEvent, path: str, query: str) -> CallStatusEvent:
-        event._at(path, query)
-        return event
+def test_a_calls_status_callbacks_are_deduplicated_its_requests_for_twiml_are_not() -> None:
+    # A call's request for TwiML (no CallbackSource) is asked again at each
+    # <Redirect>, the same URL included: never a copy.  Its status callbacks are
+    # deliveries: one wherever they are sent.
+    call = kind_named("call")
+    asking = call_event("in-progress", sid=CALL_SID, CallbackSource=None)
+    status = call_event("in-progress", sid=CALL_SID)
+    assert call.deduplicates is not None
+    assert not call.deduplicates(asking)
+    assert call.deduplicates(status)
+    status._at("/", "a=1")
+    other = call_event("in-progress", sid=CALL_SID)
+    other._at("/voice", "b=2")
+    assert delivery_key(status) == delivery_key(other)
 
-    def asking(path: str, query: str = "") -> str:
-        event = call_event("in-progress", sid=CALL_SID, CallbackSource=None)
-        return delivery_key(at(event, path, query))
 
-    def status(path: str, query: str = "") -> str:
-        return delivery_key(at(call_event("in-progress", sid=CALL_SID), path, query))
+def test_conversations_keys_tell_apart_a_state_reached_again_and_a_users_reachability() -> None:
+    from twilio_trigger._core.payloads import conversations_params
+    from twilio_trigger._core.routing import to_event
 
-    assert asking("/", "step=1") != asking("/", "step=2")
-    assert asking("/voice/a") != asking("/voice/b")
-    assert asking("/", "step=1") == asking("/", "step=1")  # Twilio's retry
-    assert asking("/:x", "a:b") != asking("/", "x:a:b")  # no field passes for two
-    assert status("/", "a=1") == status("/voice", "b=2")
+    def key(event_type: str, **changes: str) -> str:
+        params = conversations_params(event_type, sid="CH" + "1" * 32, **changes)
+        event = to_event(list(params.items()))
+        assert event is not None
+        return delivery_key(event)
+
+    state = "onConversationStateUpdated"
+    first = key(state, StateTo="inactive", StateUpdated="2026-12-01T10:00:00Z")
+    again = key(state, StateTo="inactive", StateUpdated="2026-12-01T12:00:00Z")
+    assert first != again
+    assert first == key(state, StateTo="inactive", StateUpdated="2026-12-01T10:00:00Z")
+    user = "onUserUpdated"
+    assert key(user, isOnline="true") != key(user, isOnline="false")
+    assert key(user, isNotifiable="true") != key(user, isNotifiable="false")
 
 
 def test_key_distinguishes_kinds() -> None:

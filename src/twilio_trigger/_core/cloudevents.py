@@ -26,6 +26,9 @@ it, its name turned from camelCase to PascalCase: ``messageSid`` → ``MessageSi
       (Voice.WebhookEvent; the deprecated                CallSid = data.sid unless present;
       com.twilio.voice.webhook.status-callback           CallStatus from the parameters, else
       .call.<x> alike)                                   <x>, with answered → in-progress
+    com.twilio.voice.status-callback.amd.detected  amd   data.request.parameters as sent, else
+      (Voice.WebhookEvent)                               camel; CallSid = data.sid unless
+                                                         present
     com.twilio.conversations.<r>.<a>               conv- camel; EventType = on<R><A>
       <r>: conversation message participant user   ersa- (message.added → onMessageAdded,
       conversation-state; <a>: added updated       tions conversation-state.updated →
@@ -101,6 +104,7 @@ MAX_DEPTH = 32
 _MESSAGE_PREFIX = "com.twilio.messaging.message."
 _MESSAGE_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "failed", "read"})
 _INBOUND_TYPE = "com.twilio.messaging.inbound-message.received"
+_AMD_TYPE = "com.twilio.voice.status-callback.amd.detected"
 _CALL_PREFIXES = (
     "com.twilio.voice.status-callback.call.",
     "com.twilio.voice.webhook.status-callback.call.",  # deprecated, same schema
@@ -119,11 +123,12 @@ _CALL_STATUSES = {
 #: own verbs' names (``Digits``) are kept.
 _FOREIGN = {
     kind.name: frozenset(kind.excludes + kind.yields_to).union(
-        name
+        # A group is recognised only whole: its last name, the most particular
+        # (an inbound message's NumMedia, not its MessageSid), is enough to leave out.
+        group[-1]
         for before in KINDS[:i]
         if before.service_class is not kind.service_class
         for group in before.signals
-        for name in group
     )
     for i, kind in enumerate(KINDS)
 }
@@ -339,6 +344,8 @@ def convert(event: CloudEvent) -> Converted:
             return Converted(kind_named("conversations"), params)
     elif event_type == _ERROR_LOG_TYPE:
         return Converted(kind_named("debugger"), _error_log_params(_data_of(event)))
+    elif event_type == _AMD_TYPE:
+        return Converted(kind_named("amd"), _voice_params(_data_of(event), "amd"))
     else:
         for prefix in _CALL_PREFIXES:
             if event_type.startswith(prefix):
@@ -420,16 +427,21 @@ def _inbound_params(data: dict[str, object]) -> list[tuple[str, str]]:
 
 
 def _call_params(data: dict[str, object], call_status: str) -> list[tuple[str, str]]:
+    return _with_status(_voice_params(data, "call"), "CallStatus", call_status)
+
+
+def _voice_params(data: dict[str, object], kind: str) -> list[tuple[str, str]]:
+    # Voice.WebhookEvent: the webhook's own parameters, under data.request.
     request = data.get("request")
     parameters = request.get("parameters") if isinstance(request, dict) else None
     if isinstance(parameters, dict):
-        pairs = _fields(parameters, _FOREIGN["call"], repeat_lists=True)
+        pairs = _fields(parameters, _FOREIGN[kind], repeat_lists=True)
     else:
-        pairs = _fields(data, _FOREIGN["call"])
+        pairs = _fields(data, _FOREIGN[kind])
     sid = data.get("sid")
     if "CallSid" not in dict(pairs) and isinstance(sid, str) and sid.strip():
         pairs.append(("CallSid", sid))
-    return _with_status(pairs, "CallStatus", call_status)
+    return pairs
 
 
 #: Names whose blank value would hide a later one from ``to_event`` (which reads

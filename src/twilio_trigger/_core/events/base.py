@@ -201,6 +201,8 @@ class TwilioEvent:
             return None
         first = self._first
         group, status = implied
+        if any(name in first for name in self._status_names):
+            return None  # a status named but left blank is not one implied
         return status if all(first.get(name) for name in group) else None
 
     @property

@@ -76,5 +76,10 @@ CONVERSATIONS = Kind(
         "DeliveryReceiptSid",
         "Status",
         "StateTo",
+        # A conversation goes inactive again (same StateTo) at another time; a
+        # user goes online and offline without another DateUpdated.
+        "StateUpdated",
+        "isOnline",
+        "isNotifiable",
     ),
 )

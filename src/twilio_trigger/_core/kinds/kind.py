@@ -110,9 +110,10 @@ class Kind:
     #: Tried after the kinds that share its signal, even at a path of its own (a
     #: call's ``CallStatus`` comes with every verb's result too).
     broad: bool = False
-    #: A request that carries none of *route_by* but every parameter of this group
-    #: (also one of *signals*) has this status: an inbound message without
-    #: ``SmsStatus`` is ``received``.  ``None``: every request states its own.
+    #: A request that carries none of *route_by* (not even blank) but every
+    #: parameter of this group (also one of *signals*) has this status: an inbound
+    #: message without ``SmsStatus`` is ``received``.  ``None``: every request
+    #: states its own.  (The kind's *test* keeps a blank status from being recognised.)
     implied_status: tuple[tuple[str, ...], str] | None = None
     #: How an event that waits for nothing is acknowledged.
     receipt: Receipt = "twiml"

@@ -9,6 +9,8 @@ carry its ``CallStatus``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .. import payloads
 from ..events import CallStatusEvent, RecordingStatusEvent, SmsStatusChangeEvent, TwilioEvent
 from ..services import CallStatusService, RecordingStatusService, SmsStatusService
@@ -20,10 +22,26 @@ def _sms_waits(event: TwilioEvent) -> bool:
     return (event.status or "").strip().lower() == "received"
 
 
+def _states_a_status_or_none(first: Mapping[str, str]) -> bool:
+    # A message whose status is named but blank is no inbound message's: its
+    # status is not implied (and no other group of the row holds for it).
+    return bool(first.get("MessageStatus") or first.get("SmsStatus")) or (
+        "MessageStatus" not in first and "SmsStatus" not in first
+    )
+
+
 def _call_waits(event: TwilioEvent) -> bool:
     # A voice request that is not a status callback (no CallbackSource: an
     # incoming call, an answered outbound call) must say what the call does.
     return not event.get("CallbackSource")
+
+
+def _call_deduplicates(event: TwilioEvent) -> bool:
+    # A call's status callbacks are deliveries Twilio may send twice; its
+    # requests for TwiML are not: a <Redirect> back to the same URL (a hold
+    # loop, a menu asked again) repeats SID, status, path and query, and must
+    # run its callback each time, as a verb's result does.
+    return not _call_waits(event)
 
 
 #: Message statuses, in Twilio's spelling: the nine the first version of this
@@ -60,6 +78,7 @@ SMS = Kind(
     # message has it, "0" without media) and no status is received.
     signals=(("MessageStatus",), ("SmsStatus",), ("MessageSid", "NumMedia")),
     implied_status=(("MessageSid", "NumMedia"), "received"),
+    test=_states_a_status_or_none,
     # A request with a CallStatus too is a call's: CallStatus decides before
     # MessageStatus, whichever the request lists first.
     yields_to=("CallStatus",),
@@ -109,6 +128,7 @@ CALL = Kind(
     waits_for_reply=_call_waits,
     text_reply="twiml",
     reply_inline=True,
+    deduplicates=_call_deduplicates,
     broad=True,
     cloudevent_types=(
         "com.twilio.voice.status-callback.call.",

@@ -58,7 +58,8 @@ TRANSCRIPTION = Kind(
 GATHER_PARTIAL = Kind(
     name="gather_partial",
     event_class=GatherPartialEvent,
-    signals=(("UnstableSpeechResult",),),
+    # Either part may be empty (all of it stable, or none yet): either tells.
+    signals=(("UnstableSpeechResult",), ("StableSpeechResult",)),
     route_by=(),
     sid_params=("CallSid",),
     events=(),
@@ -195,7 +196,9 @@ RECORD = Kind(
 GATHER = Kind(
     name="gather",
     event_class=GatherEvent,
-    signals=(("Digits", "CallSid"), ("SpeechResult", "CallSid")),
+    # A caller who pressed only the finish key sends an empty Digits, and the
+    # key in FinishedOnKey.
+    signals=(("Digits", "CallSid"), ("SpeechResult", "CallSid"), ("FinishedOnKey", "CallSid")),
     route_by=(),
     sid_params=("CallSid",),
     events=(),
@@ -214,6 +217,7 @@ GATHER = Kind(
             "QueueResult",
             "TranscriptionSid",
             "UnstableSpeechResult",
+            "StableSpeechResult",
         ),
     },
 )
@@ -243,5 +247,6 @@ AMD = Kind(
     at_path=(("AnsweredBy",),),
     at_path_excludes=("CallbackSource",),
     key_params=(),
+    cloudevent_types=("com.twilio.voice.status-callback.amd.",),
     **_ABOUT_CALL,
 )

@@ -46,8 +46,9 @@ _CONVERSATIONS_TYPES = {
 
 def cloudevent_for(params: Mapping[str, str], *, id: str | None = None) -> dict[str, object]:
     """The CloudEvent Event Streams sends for the same event as a webhook's *params*:
-    a call's (``CallStatus``), an inbound message's (``received``), a message
-    status's, a Conversations post-event's or a Debugger alert's (an error log).
+    a call's (``CallStatus``), an answering machine detection's, an inbound
+    message's (``received``), a message status's, a Conversations post-event's or
+    a Debugger alert's (an error log).
 
     :class:`ValueError` for a webhook Event Streams does not carry.
     """
@@ -82,17 +83,15 @@ def cloudevent_for(params: Mapping[str, str], *, id: str | None = None) -> dict[
         }
         return cloudevent("com.twilio.error-logs.error.logged", error, id=id)
     call_status = params.get("CallStatus")
+    amd = params.get("AnsweredBy") and params.get("MachineDetectionDuration")
+    if amd and not params.get("CallbackSource"):
+        # An asynchronous answering machine detection's result (a status
+        # callback may carry the detection's result too).
+        return cloudevent(
+            "com.twilio.voice.status-callback.amd.detected", _voice_data(params), id=id
+        )
     if call_status:
-        data: dict[str, object] = {
-            "sid": params.get("CallSid"),
-            "timestamp": "2023-11-14T18:30:00.000Z",
-            "request": {
-                "method": "POST",
-                "url": "https://hooks.example.com/",
-                "parameters": dict(params),
-            },
-            "response": {"responseCode": 200, "contentType": "text/xml", "responseBody": ""},
-        }
+        data = _voice_data(params)
         name = _CALL_EVENT_NAMES.get(call_status, call_status)
         return cloudevent(f"com.twilio.voice.status-callback.call.{name}", data, id=id)
     # Event Streams' data names are the webhook's, camelCase: MessageSid -> messageSid.
@@ -102,6 +101,20 @@ def cloudevent_for(params: Mapping[str, str], *, id: str | None = None) -> dict[
         return cloudevent("com.twilio.messaging.inbound-message.received", fields, id=id)
     fields["messageStatus"] = status.upper()
     return cloudevent(f"com.twilio.messaging.message.{status}", fields, id=id)
+
+
+def _voice_data(params: Mapping[str, str]) -> dict[str, object]:
+    # Voice.WebhookEvent: the webhook's own parameters under data.request.
+    return {
+        "sid": params.get("CallSid"),
+        "timestamp": "2023-11-14T18:30:00.000Z",
+        "request": {
+            "method": "POST",
+            "url": "https://hooks.example.com/",
+            "parameters": dict(params),
+        },
+        "response": {"responseCode": 200, "contentType": "text/xml", "responseBody": ""},
+    }
 
 
 def _with_data(event: dict[str, object], data: Mapping[str, object]) -> dict[str, object]:
