@@ -46,7 +46,7 @@ except ImportError:  # pragma: no cover - exercised without the extra
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-__all__ = ["Metrics", "MetricsServer"]
+__all__ = ["Metrics"]
 
 #: Each kind's events by their lower case: a label is Twilio's spelling of one
 #: (``onMessageAdded``), or ``other``, so that made-up values cannot add series.
@@ -270,25 +270,3 @@ class Metrics(Observer):
         # Not in the loop's default pool: sync callbacks may hold all its threads.
         body = await asyncio.get_running_loop().run_in_executor(self._renderer, self.exposition)
         return answer(200, body, CONTENT_TYPE_LATEST.encode("latin-1"))
-
-
-class MetricsServer:
-    """The metrics on a port of their own, served by prometheus-client in a thread."""
-
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
-        from prometheus_client import start_http_server
-
-        try:
-            self._server, self._thread = start_http_server(
-                port, host, registry=metrics._exposition_registry()
-            )
-        except OSError as error:
-            raise ConfigurationError(
-                f"cannot serve metrics on {host}:{port}: {error.strerror}"
-            ) from error
-        self.port: int = self._server.server_port
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()

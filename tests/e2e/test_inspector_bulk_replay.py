@@ -12,6 +12,7 @@ in ``tests/browser/test_inspector_bulk_browser.py``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +181,27 @@ def test_a_search_it_cannot_use_is_400_and_replays_nothing(
     assert count(http, text="{[}]") == 0
     assert states(http) == before
     assert all(carrier.runs(s) == 2 for s in [*sid["targets"], *sid["decoys"]])
+
+
+def test_a_filter_with_a_lone_surrogate_is_400_not_an_outage(
+    dead_letters: tuple[httpx.Client, Carrier, dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # "\ud800" is valid JSON but no text a database takes: a 400 that says why,
+    # not a 503 with a traceback per request.
+    http, _, _ = dead_letters
+    for field in ("text", "number", "sid", "status"):
+        for dry in ("true", "false"):
+            # Written by hand: json.dumps would refuse to write the surrogate as UTF-8.
+            body = '{"search": {"' + field + '": "a\\ud800"}, "dry_run": ' + dry + "}"
+            response = http.post(
+                "/api/replay",
+                content=body.encode("ascii"),
+                headers={**REPLAY, "Content-Type": "application/json"},
+            )
+            assert response.status_code == 400, (field, response.status_code, response.text)
+            assert "lone surrogate" in response.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_a_replay_of_a_search_needs_the_inspectors_header(

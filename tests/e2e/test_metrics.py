@@ -40,7 +40,7 @@ from tests.redis_support import prefix, redis_url
 from twilio_trigger._core.kinds import KINDS
 
 from ._processes import Process
-from ._support import TOKEN, CallbackError, free_port, running, wait_until
+from ._support import TOKEN, CallbackError, free_port, read_answer, running, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_listener_options")
 
@@ -406,6 +406,46 @@ def test_metrics_port_serves_them_apart_and_not_on_the_webhook_port(http: httpx.
     assert listener.metrics_port is None
     with pytest.raises(httpx.ConnectError):
         http.get(f"http://127.0.0.1:{port}/metrics")
+
+
+def test_the_metrics_port_is_bounded_as_the_webhook_port_is(http: httpx.Client) -> None:
+    # It is reachable wherever the listener is: a client that opens connections
+    # and sends half a head must not take a thread and a file each, for ever.
+    # Beyond METRICS_CONNECTIONS it is answered 503 at once; those open are
+    # served; no thread is made per connection; the webhook port is unaffected.
+    from twilio_trigger._server import METRICS_CONNECTIONS
+
+    with running(Outcomes(), metrics_port=0) as listener:
+        port = listener.metrics_port
+        assert port is not None
+        threads = threading.active_count()
+        held = []
+        try:
+            for _ in range(METRICS_CONNECTIONS):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # never ends its head
+                held.append(sock)
+            wait_until(lambda: threading.active_count() <= threads, "no thread per connection")
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+                status, _, body = read_answer(extra)
+            assert status == 503, body
+            assert post(http, listener.url, sms_status_payload("delivered")).status_code == 200
+            assert threading.active_count() <= threads
+        finally:
+            for sock in held:
+                sock.close()
+
+        # Once they are gone, the port serves again.
+        def serves() -> bool:
+            try:
+                return http.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(serves, "the metrics port serving again")
+        answer = http.post(f"http://127.0.0.1:{port}/metrics")
+        assert answer.status_code == 405
+        assert http.get(f"http://127.0.0.1:{port}/other").status_code == 404
 
 
 def test_metrics_are_off_by_default(http: httpx.Client) -> None:

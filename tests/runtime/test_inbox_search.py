@@ -315,6 +315,8 @@ def test_hostile_values_find_nothing_and_break_nothing(session: Session[Any], va
         ({"number": "+1\x00"}, "number must not hold control characters"),
         ({"text": "a" * 201}, "text is longer than 200"),
         ({"text": "a\x00b"}, "text must not hold control characters"),
+        ({"text": "a\ud800"}, "text must be text \\(it holds a lone surrogate\\)"),
+        ({"sid": "SM\udfff"}, "sid must be text"),
         ({"kind": "fax"}, "kind must be one of"),
         ({"callback": "__init__"}, "is not one an event goes to"),
         ({"callback": "on_" + "x" * 500}, "callback is longer than 80"),

@@ -105,7 +105,19 @@ def _checked_text(field: str, value: Any, longest: int) -> str | None:
         raise ValueError(f"{field} is longer than {longest} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise ValueError(f"{field} must not hold control characters")
+    if not _encodable(text):
+        # A lone surrogate (a JSON "\ud800"): no stored value holds one, and no
+        # database driver takes it.
+        raise ValueError(f"{field} must be text (it holds a lone surrogate)")
     return text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _checked_time(field: str, value: Any) -> float | None:
