@@ -8,12 +8,13 @@ server).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 from ._alerts import AlertHook, Alerts
 from ._app import Application, ASGIApp, build, inspector_app, local_host, observed_delivery
@@ -37,6 +38,20 @@ _S = TypeVar("_S", bound=type)
 _P = ParamSpec("_P")
 
 
+def _unknown_option(error: TypeError, given: dict[str, Any], signature: inspect.Signature) -> str:
+    """*error*'s message, with the option meant when a keyword is not one."""
+    known = [name for name in signature.parameters if name != "self"]
+    for name in given:
+        if name not in signature.parameters:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f": did you mean {close[0]}?" if close else ""
+            return (
+                f"Listener() got an unexpected keyword argument {name!r}{hint} "
+                f"(the options are in docs/configuration.md)"
+            )
+    return f"Listener(): {error}"
+
+
 def _resolving_options(
     init: Callable[Concatenate[Listener, _P], None],
 ) -> Callable[Concatenate[Listener, _P], None]:
@@ -51,7 +66,10 @@ def _resolving_options(
 
     @functools.wraps(init)
     def resolving(self: Listener, /, *args: _P.args, **kwargs: _P.kwargs) -> None:
-        given = signature.bind(self, *args, **kwargs).arguments
+        try:
+            given = signature.bind(self, *args, **kwargs).arguments
+        except TypeError as error:
+            raise TypeError(_unknown_option(error, kwargs, signature)) from None
         given.pop("self")
         self.settings = Settings.resolve(given, stacklevel=3)
         init(self, *args, **kwargs)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -189,3 +190,22 @@ def test_the_former_variable_still_works_with_a_warning() -> None:
 def test_the_former_and_the_new_name_together_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="concurrency"):
         Listener(0, workers=2, concurrency=3)
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"), [("auth_token", "auth_tokens"), ("prot", "port"), ("inbx", "inbox")]
+)
+def test_a_misspelt_option_names_the_one_meant(given: str, meant: str) -> None:
+    make: Any = Listener  # a keyword the signature does not have, on purpose
+    with pytest.raises(TypeError) as raised:
+        make(**{given: "x"})
+    assert str(raised.value) == (
+        f"Listener() got an unexpected keyword argument {given!r}: did you mean {meant}? "
+        "(the options are in docs/configuration.md)"
+    )
+
+
+def test_an_unknown_option_like_none_is_named_without_a_guess() -> None:
+    make: Any = Listener
+    with pytest.raises(TypeError, match=r"argument 'zzz' \(the options are in"):
+        make(zzz=1)
