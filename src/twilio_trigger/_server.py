@@ -421,6 +421,7 @@ class MetricsServer:
         except ConfigurationError as error:
             reason = str(error).rpartition(": ")[2]
             raise ConfigurationError(f"cannot serve metrics on {host}:{port}: {reason}") from None
+        sock.set_inheritable(False)  # the processes of run --processes serve the webhook's only
         self._sock = sock
         self.port: int = sock.getsockname()[1]
         config = EdgeConfig(
