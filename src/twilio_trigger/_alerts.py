@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from ._logging import printable
+from ._threads import callback_threads
 
 __all__ = ["Alert", "AlertHook", "Alerts"]
 
@@ -140,7 +141,9 @@ class Alerts:
                     await hook(alert)
                 else:
                     loop = asyncio.get_running_loop()
-                    told = await loop.run_in_executor(None, functools.partial(hook, alert))
+                    told = await loop.run_in_executor(
+                        callback_threads(), functools.partial(hook, alert)
+                    )
                     if inspect.isawaitable(told):
                         await told
         except TimeoutError:

@@ -20,6 +20,7 @@ from ._core.events import TwilioEvent
 from ._core.services import Callback
 from ._exceptions import ConfigurationError
 from ._logging import trim_traceback
+from ._threads import callback_threads
 from ._transaction import TransactionSource, entry_transactions
 
 __all__ = [
@@ -33,8 +34,9 @@ __all__ = [
 ]
 
 
-#: Where sync callbacks run: the event loop's default thread pool, unless a
-#: framework adapter sets an executor that runs them in the request's own thread.
+#: Where sync callbacks run: the process's callback threads (daemon threads that
+#: never hold the stop: :mod:`._threads`), unless a framework adapter sets an
+#: executor that runs them in the request's own thread.
 callback_executor: contextvars.ContextVar[Executor | None] = contextvars.ContextVar(
     "twilio_trigger_callback_executor", default=None
 )
@@ -163,7 +165,7 @@ async def invoke(
 ) -> Result:
     """Run *callback* on *event*, within the time limit of *deadlines* if given.
 
-    Sync callbacks run in the event loop's thread pool, never on the loop.  An
+    Sync callbacks run in the process's callback threads, never on the loop.  An
     async callback past its time is cancelled; a sync one cannot be, so its
     thread runs on and :attr:`Result.still_running` tells when it ends.  A
     callback that takes a transaction gets one from the inbox entry being
@@ -182,7 +184,7 @@ async def invoke(
         else:
             loop = asyncio.get_running_loop()
             context = contextvars.copy_context()
-            executor = callback_executor.get()
+            executor = callback_executor.get() or callback_threads()
             running = loop.run_in_executor(executor, context.run, callback.function, event)
             result = await asyncio.shield(running)
         if asyncio.iscoroutine(result):  # a sync wrapper around a coroutine function

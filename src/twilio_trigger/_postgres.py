@@ -253,8 +253,12 @@ class Database:
         return self.outage.unreachable(error)
 
     def _check(self, pool: AsyncConnectionPool[Any]) -> None:
-        """Check *pool*'s idle connections after a failure, in the background: one
-        check at a time per pool, ended after :data:`CONNECT_TIMEOUT` seconds."""
+        """Replace *pool*'s idle connections after a failure, in the background: one
+        at a time per pool, ended after :data:`CONNECT_TIMEOUT` seconds.
+
+        Replaced, not checked: checking sends each a query, and a server that stopped
+        answering held that query's cancellation (psycopg's) past any limit, and with
+        it the end of the process's stop.  Closing a connection waits for nothing."""
         if pool in self._checking:
             return
         task = asyncio.ensure_future(self._checked(pool))
@@ -265,7 +269,7 @@ class Database:
     async def _checked(pool: AsyncConnectionPool[Any]) -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                await pool.check()
+                await pool.drain()
 
     def _wait(self) -> float | None:
         # While the database is away, fail fast rather than wait for a connection
@@ -289,7 +293,7 @@ class Database:
             if isinstance(error, TimeoutError) and not timed:
                 raise
             failure = self._unreachable(error)
-            # Idle connections may be broken too (a restart): checked now, in
+            # Idle connections may be broken too (a restart): replaced now, in
             # the background (a server that does not answer would hold this).
             self._check(pool)
             raise failure from error

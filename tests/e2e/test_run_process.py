@@ -177,3 +177,59 @@ def test_signal_stops_gracefully_after_in_flight_callback(
     assert marker.read_text() == "SM" + "cd" * 16
     assert process.returncode == 0, output
     assert output.index("callback finished") < output.index("run returned")
+
+
+STUCK_SERVICE = textwrap.dedent(
+    """
+    import sys, threading
+    from pathlib import Path
+
+    import twilio_trigger as twilio
+
+    started = Path(sys.argv[1])
+    options = {"inbox": "sqlite:///" + sys.argv[2]} if len(sys.argv) > 2 else {}
+    listener = twilio.Listener(
+        host="127.0.0.1", callback_timeout=1, shutdown_timeout=2, **options
+    )
+
+
+    @listener.service
+    class Stuck(twilio.SmsStatusService):
+        def on_sent(self, event: twilio.SmsStatusChangeEvent) -> None:
+            started.touch()
+            threading.Event().wait()  # never returns
+
+
+    listener.run()
+    print("run returned", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("inbox", [False, True], ids=["inline", "sqlite"])
+def test_a_plain_def_callback_that_never_returns_does_not_hold_the_stop(
+    port: int, tmp_path: Path, inbox: bool
+) -> None:
+    # Its thread cannot be cancelled.  In the event loop's default pool it held
+    # the process for ever at its end (asyncio.run and Python's exit wait for
+    # that pool's threads): an orchestrator had to kill it.  Its thread is a
+    # daemon now: SIGTERM ends the process within its limits.
+    script = tmp_path / "stuck_service.py"
+    script.write_text(STUCK_SERVICE)
+    started = tmp_path / "started"
+    args = [str(script), str(started)] + ([str(tmp_path / "events.db")] if inbox else [])
+    process = _spawn(args, port)
+    try:
+        _wait_for_port(port, process)
+        answer = _post(
+            f"http://127.0.0.1:{port}/", {"MessageSid": "SM" + "ef" * 16, "MessageStatus": "sent"}
+        )
+        # Inline: 503 at the time limit; with the inbox: stored, then stuck in a worker.
+        assert answer.status_code == (200 if inbox else 503), answer.text
+        _wait_for_file(started, process)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)  # shutdown_timeout (2 s) and the stop's own limits
+    finally:
+        output = _finish(process)
+    assert process.returncode == 0, output
+    assert "run returned" in output, output
