@@ -20,10 +20,12 @@ from ._invoke import Outcome, Result
 from ._observe import Observer
 from .stores import Claim, DeliveryStore
 
-__all__ = ["DUPLICATE", "Once"]
+__all__ = ["DUPLICATE", "TWILIO_WAITS", "Once"]
 
 #: The result of a delivery already handled (or stored) before.
 DUPLICATE = Result(Outcome.DUPLICATE)
+#: Seconds Twilio waits for an answer; a little less, for the network.
+TWILIO_WAITS = 14.5
 
 
 class Runner(Protocol):
@@ -62,6 +64,7 @@ class Once:
         """The answer to the delivery *key* of *event*, run unless a copy ran or runs."""
         claim = await store.claim(key)
         if claim is not Claim.ACQUIRED:
+            started = asyncio.get_running_loop().time()
             claim = await self._wait_for_copy(store, key, claim)
             if claim is Claim.DONE:
                 self._observer.finished(event, DUPLICATE)
@@ -71,6 +74,13 @@ class Once:
                 return answers.twiml(reply) if reply else silent_answer(event)
             if claim is Claim.BUSY:
                 return answers.COPY_IN_PROGRESS
+            waited = asyncio.get_running_loop().time() - started
+            if waited + self._wait > TWILIO_WAITS:
+                # The copy it waited for failed, late: running it now could take
+                # its whole time limit more, and Twilio would have stopped
+                # waiting.  Its next retry runs at once.
+                await store.release(key)
+                return answers.COPY_WAITED
         try:
             result = await self._run(event, replying=replies)
         except BaseException:

@@ -34,6 +34,7 @@ from tests.payloads import (
     call_status_payload,
     encode_form,
     sign,
+    signed_post,
     sms_status_payload,
 )
 from twilio_trigger.testing import TestClient
@@ -883,3 +884,52 @@ def test_the_inbox_workers_do_not_inherit_the_first_requests_context(tmp_path: P
 
     asyncio.run(main())
     assert seen == ["none", "none"]
+
+
+class FailsLate(twilio.SmsStatusService):
+    """``on_delivered`` fails after *seconds*; counts its calls."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    async def on_delivered(self, event: twilio.SmsStatusChangeEvent) -> None:
+        self.calls += 1
+        await asyncio.sleep(self.seconds)
+        raise RuntimeError("the carrier's API is down")
+
+
+@pytest.mark.parametrize(("limit", "runs_again"), [(14.0, False), (2.0, True)])
+def test_a_copy_runs_after_a_failed_first_only_if_twilio_still_waits(
+    limit: float, runs_again: bool
+) -> None:
+    # A copy waits for the first to end; the first failed, so the copy may run.
+    # Running takes up to callback_timeout more: past Twilio's 15 s (here 14 s
+    # after a wait), the copy is answered 503 at once, and Twilio's next retry
+    # runs; well within them (2 s), it runs.  Before, a copy answered at 17.5 s.
+    service = FailsLate(1.0)
+    params = sms_status_payload("delivered")
+    with running(service, callback_timeout=limit) as listener:
+        answers: dict[str, int | str] = {}
+
+        def send(name: str) -> None:
+            with httpx.Client(timeout=30.0, trust_env=False) as client:
+                answer = signed_post(listener.url, params, TOKEN, client=client)
+            answers[name] = answer.status_code
+            answers[name + " text"] = answer.text.strip()
+
+        first = threading.Thread(target=send, args=("first",))
+        first.start()
+        wait_until(lambda: service.calls == 1, "the first run")
+        send("copy")
+        first.join(30)
+    assert answers["first"] == 500
+    if runs_again:
+        assert answers["copy"] == 500  # it ran, and failed too
+        assert service.calls == 2
+    else:
+        assert (answers["copy"], answers["copy text"]) == (
+            503,
+            "another copy of this event failed; try again",
+        )
+        assert service.calls == 1

@@ -118,5 +118,6 @@ NO_PARAMETERS = reject(
 CALLBACK_FAILED = reject(500, "the event's callback failed; see the listener's log")
 CALLBACK_TIMED_OUT = reject(503, "the event's callback ran past its time limit")
 COPY_IN_PROGRESS = reject(503, "another copy of this event is being handled")
+COPY_WAITED = reject(503, "another copy of this event failed; try again")
 INBOX_UNAVAILABLE = reject(503, "the event could not be stored; try again")
 STORE_UNAVAILABLE = reject(503, "the listener's store is unreachable; try again")
