@@ -390,6 +390,7 @@ class WorkerPool:
                 outcome=outcome, error=late_error or result.error, still_running=None
             )
         tries = 0
+        at_last = logging.INFO  # the level of the line that says it was recorded at last
         while True:
             try:
                 attempt = await self._record(entry, result)
@@ -413,7 +414,11 @@ class WorkerPool:
             # known, so it is recorded as soon as the inbox takes writes again.
             tries += 1
             if tries == 1:
-                logger.warning(
+                # An outage is told once by the inbox, not once per entry it holds.
+                outage = isinstance(failure, UnreachableError)
+                at_last = logging.DEBUG if outage else logging.INFO
+                logger.log(
+                    logging.DEBUG if outage else logging.WARNING,
                     "could not record the outcome of inbox entry %d (%s); trying again "
                     "until it can be",
                     entry.id,
@@ -421,7 +426,7 @@ class WorkerPool:
                 )
             await asyncio.sleep(min(_MOST_BETWEEN_TRIES, 0.1 * 2**tries))
         if tries:
-            logger.info("recorded the outcome of inbox entry %d at last", entry.id)
+            logger.log(at_last, "recorded the outcome of inbox entry %d at last", entry.id)
         self._observer.finished(event, result, attempt)
         if attempt.dead_letter is not None:
             told = describe_error(result.error) if result.error else result.outcome.value
