@@ -102,6 +102,26 @@ _POOL_PREFIX = "twilio-trigger-"
 _pool_log = _PoolLog()
 
 
+class _CancelLog(logging.Filter):
+    """Keeps psycopg's lines about a query it could not cancel out of the log
+    while an outage of this package's databases is told (a server that stopped
+    answering gives one or two per statement under way: a dozen an outage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outages: weakref.WeakSet[Outage] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR or not isinstance(record.msg, str):
+            return True
+        if not record.msg.startswith(("query cancellation", "query not terminated")):
+            return True
+        return not any(outage.ongoing for outage in list(self.outages))
+
+
+_cancel_log = _CancelLog()
+
+
 def make_pool(url: str, *, max_size: int, name: str) -> AsyncConnectionPool[Any]:
     """A closed pool of autocommit connections to *url*; open it on the loop that uses it.
 
@@ -118,6 +138,7 @@ def make_pool(url: str, *, max_size: int, name: str) -> AsyncConnectionPool[Any]
     pool_logger = logging.getLogger("psycopg.pool")
     if _pool_log not in pool_logger.filters:
         pool_logger.addFilter(_pool_log)
+
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         url,
         min_size=1,
@@ -234,6 +255,10 @@ class Database:
         self._max_size = max_size
         self._timeout = statement_timeout
         self.outage = Outage(what, url, pool)
+        _cancel_log.outages.add(self.outage)
+        psycopg_logger = logging.getLogger("psycopg")
+        if _cancel_log not in psycopg_logger.filters:
+            psycopg_logger.addFilter(_cancel_log)
         self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
         # The checks of idle connections under way, by pool (see _check).
         self._checking: dict[AsyncConnectionPool[Any], asyncio.Future[None]] = {}

@@ -406,6 +406,10 @@ def test_a_database_that_stops_answering_is_answered_503_before_twilio_gives_up(
         assert [(code, text) for code, text, _ in answers] == [(503, unavailable)] * 4
         assert max(took for _, _, took in answers) < 14.0, answers  # Twilio waits 15 s
         assert messages(caplog, "cannot be reached"), "the outage was not told"
+        # psycopg's own lines about the queries it could not cancel are the
+        # outage's too: not told again, one per statement.
+        cancelled = [r for r in caplog.records if r.getMessage().startswith("query ")]
+        assert cancelled == [], [r.getMessage() for r in cancelled]
         after = sms_status_payload("delivered")
         deadline = time.monotonic() + RECOVERY
         while deliver(listener.url, after)[0] != 200:

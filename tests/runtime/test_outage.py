@@ -182,3 +182,32 @@ def test_a_watched_method_trying_the_database_may_call_another() -> None:
     assert asyncio.run(watching.outer()) == "read"  # not held back by its own try
     assert watching.calls == ["outer", "inner"]
     assert not outage.ongoing  # it succeeded: the outage is over
+
+
+def test_psycopgs_lines_about_queries_it_could_not_cancel_are_the_outages(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A server that stops answering leaves psycopg unable to cancel each
+    # statement under way: a WARNING apiece, a dozen an outage, each already
+    # told by the outage.  Kept out while a database of the package is out; a
+    # line that is not about cancelling, or one after the outage, still passes.
+    from twilio_trigger._postgres import Database
+
+    caplog.set_level(logging.INFO)
+    database = Database(
+        "postgresql://127.0.0.1:1/none", what="PostgreSQL inbox", pool="twilio-trigger-t",
+        max_size=1, statement_timeout=1.0,
+    )  # fmt: skip
+    psycopg = logging.getLogger("psycopg")
+
+    def told() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "psycopg"]
+
+    database.outage.failed(TimeoutError("no answer"))
+    psycopg.warning("query cancellation failed: %s", "cancellation timeout expired")
+    psycopg.warning("query not terminated after cancellation: closing connection")
+    psycopg.warning("error ignored in rollback on %s: %s", "conn", "boom")
+    assert told() == ["error ignored in rollback on conn: boom"]
+    database.outage.recovered(None)
+    psycopg.warning("query cancellation failed: %s", "after")
+    assert told()[-1] == "query cancellation failed: after"
