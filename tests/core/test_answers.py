@@ -27,6 +27,7 @@ FIXED = {
     "CALLBACK_FAILED": (500, "callback failed"),
     "CALLBACK_TIMED_OUT": (503, "time limit"),
     "COPY_IN_PROGRESS": (503, "another copy"),
+    "COPY_WAITED": (503, "another copy of this event failed"),
     "INBOX_UNAVAILABLE": (503, "try again"),
     "STORE_UNAVAILABLE": (503, "try again"),
 }
