@@ -185,14 +185,18 @@ def test_a_watched_method_trying_the_database_may_call_another() -> None:
 
 
 def test_psycopgs_lines_about_queries_it_could_not_cancel_are_the_outages(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A server that stops answering leaves psycopg unable to cancel each
     # statement under way: a WARNING apiece, a dozen an outage, each already
     # told by the outage.  Kept out while a database of the package is out; a
     # line that is not about cancelling, or one after the outage, still passes.
-    from twilio_trigger._postgres import Database
+    import weakref
 
+    from twilio_trigger._postgres import Database, _cancel_log
+
+    # The outages of this test's database alone (another test's may be ongoing).
+    monkeypatch.setattr(_cancel_log, "outages", weakref.WeakSet())
     caplog.set_level(logging.INFO)
     database = Database(
         "postgresql://127.0.0.1:1/none", what="PostgreSQL inbox", pool="twilio-trigger-t",
