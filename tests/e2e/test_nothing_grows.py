@@ -138,9 +138,25 @@ def rounds(**options: Any) -> tuple[Counter[str], Counter[str]]:
     ):
         send_round(listener, client, service)
         send_round(listener, client, service)  # caches and bounded lists filled
+        settled(listener, client)
         after_first = tracked()
         send_round(listener, client, service)
+        settled(listener, client)
         return after_first, tracked()
+
+
+def settled(listener: twilio.Listener, client: httpx.Client) -> None:
+    """With an inbox, wait until no entry is pending or running: the outcomes'
+    writes (each a task of its own while it runs) are over, not counted in flight."""
+    url = listener.inspector_url
+    if url is None:
+        return
+
+    def idle() -> bool:
+        counters = client.get(url + "api/events").json()["counters"]
+        return bool(counters["pending"] == 0 and counters["running"] == 0)
+
+    wait_until(idle, "the inbox idle")
 
 
 def assert_flat(first: Counter[str], second: Counter[str]) -> None:
