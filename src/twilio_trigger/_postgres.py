@@ -45,6 +45,9 @@ logger = logging.getLogger("twilio_trigger")
 CONNECTION_WAIT = 3.0
 #: Seconds a connection attempt may take (a host that does not answer).
 CONNECT_TIMEOUT = 5
+#: Seconds a pool retries a connection that failed, on psycopg_pool's own clock,
+#: before it leaves the next attempt to the next request for a connection.
+RECONNECT_TIMEOUT = 1.0
 
 
 def is_postgres_url(url: str) -> bool:
@@ -127,6 +130,13 @@ def make_pool(url: str, *, max_size: int, name: str) -> AsyncConnectionPool[Any]
 
     *name* starts with ``twilio-trigger-``: its failed connection attempts are
     told by :class:`Outage`, once, rather than by psycopg_pool each time.
+
+    psycopg_pool retries a failed connection with a doubling delay (1, 2, 4, 8 s
+    ...): left so, a database back after an outage of some seconds was answered
+    503 for as long again (about 7 s in an audit), the pool waiting for its next
+    attempt.  Given up after :data:`RECONNECT_TIMEOUT`, the slot is free, and the
+    next request for a connection tries at once (one attempt at a time per pool),
+    so a database that is back serves the first request that asks for it.
     """
     try:
         from psycopg_pool import AsyncConnectionPool
@@ -145,6 +155,7 @@ def make_pool(url: str, *, max_size: int, name: str) -> AsyncConnectionPool[Any]
         max_size=max_size,
         open=False,
         timeout=CONNECTION_WAIT,
+        reconnect_timeout=RECONNECT_TIMEOUT,
         name=name,
         configure=_pool_log.configure,
         kwargs={

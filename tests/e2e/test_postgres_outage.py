@@ -321,6 +321,48 @@ def test_a_long_outage_is_told_once_however_many_requests(
     assert ": 24 requests refused (answered 503) meanwhile" in back, back
 
 
+#: How long the next test keeps the cluster away: psycopg_pool's own retries
+#: (after 1, 2, 4 s ...) would leave its next attempt 4 to 8 s after the return.
+LONG_OUTAGE = 8.0
+#: Seconds within which a request is served once the cluster is back.
+PROMPT = 3.0
+
+
+@pytest.mark.parametrize("part", ["inbox", "store"])
+def test_a_database_back_after_a_long_outage_serves_the_next_requests(
+    own_postgres: PostgresCluster, part: str
+) -> None:
+    # Twilio does not retry a status callback answered 503 (unless told to by the
+    # URL): every second of 503s after the database is back loses events.
+    service = Dispatched()
+    options: dict[str, Any] = {part: own_postgres.url}
+    listener = twilio.Listener(
+        0, host="127.0.0.1", auth_tokens=[TOKEN], postgres_schema=SCHEMA, **options
+    )
+    listener.attach(service)
+    with listener:
+        assert deliver(listener.url, sms_status_payload("delivered"))[0] == 200
+        own_postgres.crash()
+        # Traffic all along the outage, as Twilio's would be: each answered 503.
+        codes = set()
+        ends = time.monotonic() + LONG_OUTAGE
+        while time.monotonic() < ends:
+            codes.add(deliver(listener.url, sms_status_payload("delivered"))[0])
+            time.sleep(0.1)
+        assert codes == {503}
+        own_postgres.start()  # returns once the cluster accepts connections
+        back = time.monotonic()
+        tried: list[int] = []
+        while time.monotonic() - back < RECOVERY:
+            tried.append(deliver(listener.url, sms_status_payload("delivered"))[0])
+            if tried[-1] == 200:
+                break
+            time.sleep(0.05)
+        waited = time.monotonic() - back
+        assert tried[-1] == 200, tried
+        assert waited < PROMPT, f"served {waited:.1f} s after the cluster was back: {tried}"
+
+
 # -- a stop while the database does not answer ---------------------------------------
 HUNG_SERVICE = """
 import asyncio
