@@ -138,14 +138,14 @@ def test_only_the_serving_modules_import_uvicorn() -> None:
         for path in PACKAGE_DIR.rglob("*.py")
         if "uvicorn" in _imported_roots(path)
     }
-    serving = {"_server.py", "_edge.py", "_direct.py"}
+    serving = {"_server.py", "_edge.py", "_direct.py", "_metrics_server.py"}
     assert serving <= importers
     # The command line: a module, or a package of them.
     assert all(name in serving or name.split("/")[0] in ("cli", "cli.py") for name in importers)
 
 
 def test_the_private_modules_import_only_the_standard_library() -> None:
-    serving = ("__init__.py", "_server.py", "_edge.py", "_direct.py")
+    serving = ("__init__.py", "_server.py", "_edge.py", "_direct.py", "_metrics_server.py")
     core = [p for p in PACKAGE_DIR.glob("_*.py") if p.name not in serving]
     core += sorted((PACKAGE_DIR / "_core").rglob("*.py"))
     names = {str(p.relative_to(PACKAGE_DIR)) for p in core}

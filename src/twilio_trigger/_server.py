@@ -3,8 +3,8 @@
 ``Serving`` binds the sockets (the webhook's, and the inspector's beside it),
 then serves in the foreground until SIGINT or SIGTERM (``run``) or in a
 background thread (``start``/``stop``); ``Working`` dispatches from an inbox
-without serving HTTP (``work``); ``MetricsServer`` serves the metrics on a port of
-their own.  Only this module and ``_edge`` know uvicorn.
+without serving HTTP (``work``); each serves the metrics on a port of their own
+when asked (``_metrics_server``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from uvicorn.lifespan.on import LifespanOn
 
 from ._app import ASGIApp, Observed, local_host, url_host
 from ._config import Settings
-from ._core.answers import reject
 from ._edge import EdgeConfig, EdgeLimits
 from ._exceptions import ConfigurationError
 from ._held_logs import logs_failed, logs_started
@@ -34,11 +33,9 @@ from ._signals import STOP_SIGNALS, on_stop_signals
 from ._startup import log_startup
 
 if TYPE_CHECKING:
-    from .metrics import Metrics
+    from ._metrics_server import MetricsServer
 
 __all__ = [
-    "METRICS_CONNECTIONS",
-    "MetricsServer",
     "ProcessConfig",
     "Serving",
     "StartupLifespan",
@@ -215,6 +212,8 @@ class Session:
     def serve_metrics(self) -> None:
         s, metrics = self.settings, self.observed.metrics
         if metrics is not None and s.metrics_port is not None and not self._metrics_server:
+            from ._metrics_server import MetricsServer  # it binds with this module's `bind`
+
             host = s.metrics_host or s.host
             server = MetricsServer(metrics, host, s.metrics_port)
             self._metrics_server = server
@@ -378,85 +377,3 @@ class Working(Session):
             asyncio.run(serve())
         finally:
             self.close_metrics()
-
-
-#: Connections the metrics' own port serves at once: a scraper needs one or two.
-METRICS_CONNECTIONS = 16
-#: Seconds the metrics' server gets to start and to stop.
-_SERVER_WAIT = 10.0
-
-
-class _MetricsApp:
-    """``GET /metrics`` (or ``/``) on the metrics' own port; 404 and 405 otherwise."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["path"] not in ("/metrics", "/"):
-            found = reject(404, "not found")
-        elif scope["method"] not in ("GET", "HEAD"):
-            found = reject(405, "method not allowed", (b"allow", b"GET, HEAD"))
-        else:
-            found = await self._metrics.answer()
-        await send(
-            {"type": "http.response.start", "status": found.status, "headers": found.headers}
-        )
-        body = b"" if scope["method"] == "HEAD" else found.body
-        await send({"type": "http.response.body", "body": body})
-
-
-class MetricsServer:
-    """The metrics on a port of their own, with the limits of the listener's port
-    (the time to send a request's head and body, idle connections) and at most
-    :data:`METRICS_CONNECTIONS` connections: a server of its own in a thread, so
-    that it serves from a process whose event loop is busy, or that has none
-    (the supervisor of ``run --workers N``)."""
-
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
-        try:
-            sock = bind(host, port)
-        except ConfigurationError as error:
-            reason = str(error).rpartition(": ")[2]
-            raise ConfigurationError(f"cannot serve metrics on {host}:{port}: {reason}") from None
-        sock.set_inheritable(False)  # the processes of run --processes serve the webhook's only
-        self._sock = sock
-        self.port: int = sock.getsockname()[1]
-        config = EdgeConfig(
-            _MetricsApp(metrics),
-            limits=EdgeLimits(max_connections=METRICS_CONNECTIONS),
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._serve, name="twilio-trigger-metrics", daemon=True
-        )
-        self._failed: BaseException | None = None
-        self._thread.start()
-        deadline = time.monotonic() + _SERVER_WAIT
-        while not self._server.started and self._thread.is_alive():
-            if time.monotonic() > deadline:
-                self.close()
-                raise ConfigurationError(f"the metrics' server on {host}:{port} did not start")
-            time.sleep(0.005)
-        if not self._server.started:
-            self._sock.close()
-            raise ConfigurationError(
-                f"cannot serve metrics on {host}:{port}: {self._failed or 'it stopped'}"
-            )
-
-    def _serve(self) -> None:
-        try:
-            self._server.run(sockets=[self._sock])
-        except BaseException as error:  # told by __init__ when it did not start
-            self._failed = error
-
-    def close(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(_SERVER_WAIT)
-        self._sock.close()

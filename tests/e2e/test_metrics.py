@@ -413,7 +413,7 @@ def test_the_metrics_port_is_bounded_as_the_webhook_port_is(http: httpx.Client) 
     # and sends half a head must not take a thread and a file each, for ever.
     # Beyond METRICS_CONNECTIONS it is answered 503 at once; those open are
     # served; no thread is made per connection; the webhook port is unaffected.
-    from twilio_trigger._server import METRICS_CONNECTIONS
+    from twilio_trigger._metrics_server import METRICS_CONNECTIONS
 
     with running(Outcomes(), metrics_port=0) as listener:
         port = listener.metrics_port

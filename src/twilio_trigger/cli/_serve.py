@@ -247,7 +247,7 @@ def _supervise(target: str, listener: Listener, processes: int) -> None:
     metrics_server = None
     if listener.metrics is not None and settings.metrics_port is not None:
         # The supervisor serves the sum of its processes' metrics on the port.
-        from .._server import MetricsServer
+        from .._metrics_server import MetricsServer
 
         host = settings.metrics_host or settings.host
         metrics_server = MetricsServer(listener.metrics, host, settings.metrics_port)
