@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._options import valid_schema
+from ._option_parsers import valid_schema
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection

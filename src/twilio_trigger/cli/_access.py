@@ -20,7 +20,8 @@ import click
 from .._config import ENVIRONMENT
 from .._exceptions import ConfigurationError
 from .._held_logs import HeldLogs
-from .._options import OPTIONS, valid_schema
+from .._option_parsers import valid_schema
+from .._options import OPTIONS
 from .._postgres_schema import SchemaError
 from ..inbox import Inbox, UnreachableError, open_inbox
 from ..inbox.postgres import PostgresInbox

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from .._logging import shown_url
-from .._options import OPTIONS, sqlite_inbox_path
+from .._option_parsers import sqlite_inbox_path
+from .._options import OPTIONS
 from ._model import (
     COLUMNS,
     PAUSED,
