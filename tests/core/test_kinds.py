@@ -215,21 +215,37 @@ def test_the_callbacks_of_the_new_families_are_those_of_the_design() -> None:
 
 
 # -- Kind.rank ---------------------------------------------------------------------------
+#: What every status callback of a call carries (a request for TwiML does not).
+_CALLBACK = {"CallbackSource": "call-progress-events"}
+
+
 def test_rank_prefers_the_sequence_parameter_to_the_status() -> None:
     call = kind_named("call")
     assert call.sequence_param == "SequenceNumber"
-    late_ringing = CallStatusEvent({"CallStatus": "ringing", "SequenceNumber": "9"})
-    early_completed = CallStatusEvent({"CallStatus": "completed", "SequenceNumber": "0"})
+    late_ringing = CallStatusEvent({**_CALLBACK, "CallStatus": "ringing", "SequenceNumber": "9"})
+    early_completed = CallStatusEvent(
+        {**_CALLBACK, "CallStatus": "completed", "SequenceNumber": "0"}
+    )
     assert call.rank(late_ringing) == 9
     assert call.rank(early_completed) == 0
-    assert call.rank(CallStatusEvent({"CallStatus": "completed"})) == call.ranks["completed"]
+    unnumbered = CallStatusEvent({**_CALLBACK, "CallStatus": "completed"})
+    assert call.rank(unnumbered) == call.ranks["completed"]
 
 
 @pytest.mark.parametrize("sequence", ["", "x1", "-3", "+3", "1e3", "٣", "1234567890"])
 def test_rank_falls_back_to_the_status_for_an_unusable_sequence(sequence: str) -> None:
     call = kind_named("call")
-    event = CallStatusEvent({"CallStatus": " Ringing ", "SequenceNumber": sequence})
+    event = CallStatusEvent({**_CALLBACK, "CallStatus": " Ringing ", "SequenceNumber": sequence})
     assert call.rank(event) == call.ranks["ringing"]
+
+
+@pytest.mark.parametrize("status", ["ringing", "in-progress", "completed"])
+def test_a_calls_request_for_twiml_has_no_place_in_its_order(status: str) -> None:
+    # Its status's rank is no sequence number: compared with the callbacks'
+    # (numbered from 0), a `ringing` request made the call's `completed` stale.
+    call = kind_named("call")
+    assert call.rank(CallStatusEvent({"CallStatus": status, "Direction": "inbound"})) is None
+    assert call.rank(CallStatusEvent({"CallStatus": status, "SequenceNumber": "3"})) is None
 
 
 def test_rank_of_a_kind_without_a_sequence_parameter_ignores_one() -> None:

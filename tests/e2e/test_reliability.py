@@ -37,7 +37,7 @@ from tests.payloads import (
     signed_post,
     sms_status_payload,
 )
-from twilio_trigger.testing import TestClient
+from twilio_trigger.testing import TestClient, inbound_call_params
 
 from ._support import (
     LOGGER,
@@ -339,6 +339,29 @@ def test_call_events_in_sequence_order_are_not_stale(
     with recorder.lock:
         seen = [(c.event.previous_status, c.event.stale) for c in recorder.calls]
     assert seen == [(None, False), ("initiated", False), ("ringing", False)]
+
+
+@pytest.mark.parametrize("skip_stale", [False, True])
+def test_a_calls_requests_for_twiml_leave_its_callbacks_order_alone(
+    recorder: Recorder, skip_stale: bool
+) -> None:
+    # Its callbacks are numbered from 0 among themselves; the call's own requests
+    # (its voice URL: ringing, an outbound call's in-progress) carry no number.
+    # A `completed` numbered 0 after them is neither stale nor skipped.
+    sid = "CA" + uuid.uuid4().hex
+    with running(CallRecorder(recorder), skip_stale=skip_stale) as listener:
+        for status in ("ringing", "in-progress"):
+            asked = inbound_call_params(status, CallSid=sid)
+            assert post(listener.url, asked, fresh_token()).status_code == 200
+        completed = call_status_payload("completed", CallSid=sid, SequenceNumber="0")
+        assert_empty_twiml(post(listener.url, completed, fresh_token()))
+    with recorder.lock:
+        seen = [(c.callback, c.event.previous_status, c.event.stale) for c in recorder.calls]
+    assert seen == [
+        ("on_ringing", None, False),
+        ("on_in_progress", None, False),
+        ("on_completed", None, False),
+    ]
 
 
 def _message(status: str, sid: str) -> dict[str, str]:

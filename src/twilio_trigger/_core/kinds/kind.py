@@ -74,6 +74,10 @@ class Kind:
     ranks: Mapping[str, int] = field(default_factory=dict)
     #: ... unless the event carries this parameter, a sequence number, which wins.
     sequence_param: str | None = None
+    #: Which events take a place in their SID's order (``None``: every one).  A
+    #: call's requests for TwiML do not: they carry no sequence number, and their
+    #: status's rank would be compared with the callbacks' sequence numbers.
+    ordered: Callable[[TwilioEvent], bool] | None = None
     #: What Twilio waits for, and which of the kind's requests wait for it.
     answer: Answer = "receipt"
     waits_for_reply: Callable[[TwilioEvent], bool] = _never
@@ -191,6 +195,8 @@ class Kind:
 
     def rank(self, event: TwilioEvent) -> int | None:
         """The event's place in its SID's order, or ``None`` when it has none."""
+        if self.ordered is not None and not self.ordered(event):
+            return None
         if self.sequence_param is not None:
             sequence = event.get(self.sequence_param) or ""
             if sequence.isascii() and sequence.isdigit() and len(sequence) < 10:

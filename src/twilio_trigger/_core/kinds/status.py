@@ -36,11 +36,14 @@ def _call_waits(event: TwilioEvent) -> bool:
     return not event.get("CallbackSource")
 
 
-def _call_deduplicates(event: TwilioEvent) -> bool:
+def _is_status_callback(event: TwilioEvent) -> bool:
     # A call's status callbacks are deliveries Twilio may send twice; its
     # requests for TwiML are not: a <Redirect> back to the same URL (a hold
     # loop, a menu asked again) repeats SID, status, path and query, and must
-    # run its callback each time, as a verb's result does.
+    # run its callback each time, as a verb's result does.  Nor are they placed
+    # in the call's order: the callbacks are numbered from 0 (SequenceNumber)
+    # among themselves, a call's `completed` often 0, which a request's status
+    # rank (ringing: 1) would have made stale.
     return not _call_waits(event)
 
 
@@ -62,7 +65,7 @@ _CALL_STATUSES = (
     "queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
     "no-answer", "canceled",
 )  # fmt: skip
-#: Used only when a call event has no SequenceNumber.
+#: Used only when a call's status callback has no SequenceNumber.
 _CALL_RANKS = {
     "queued": 0, "initiated": 0, "ringing": 1, "in-progress": 2,
     "completed": 3, "busy": 3, "failed": 3, "no-answer": 3, "canceled": 3,
@@ -124,11 +127,12 @@ CALL = Kind(
     variants={"inbound": payloads.inbound_call_params},
     ranks=_CALL_RANKS,
     sequence_param="SequenceNumber",
+    ordered=_is_status_callback,
     answer="twiml",
     waits_for_reply=_call_waits,
     text_reply="twiml",
     reply_inline=True,
-    deduplicates=_call_deduplicates,
+    deduplicates=_is_status_callback,
     broad=True,
     cloudevent_types=(
         "com.twilio.voice.status-callback.call.",
