@@ -385,3 +385,27 @@ def test_the_message_added_cloudevent_reaches_on_message_added(
     # The same CloudEvent again (a retried batch): not run twice.
     assert_empty_twiml(post_cloudevents(listener.url, [cloudevent]))
     assert conversations.names() == ["on_message_added"]
+
+
+@pytest.mark.parametrize("spelling", ["isOnline", "IsOnline"])
+def test_the_user_updated_cloudevent_says_whether_the_user_is_online(
+    listener: twilio.Listener, conversations: Conversations, spelling: str
+) -> None:
+    # The webhook's names are lower-case `is...`; Event Streams' data, PascalCase
+    # elsewhere, is not confirmed for these two: either spelling reads the same.
+    notifiable = spelling.replace("Online", "Notifiable")
+    data: dict[str, object] = {
+        "AccountSid": testing.ACCOUNT_SID,
+        "ChatServiceSid": testing.new_sid("IS"),
+        "UserSid": testing.new_sid("US"),
+        "Identity": "alice",
+        "DateUpdated": "2023-11-14T18:30:00Z",
+        spelling: True,
+        notifiable: False,
+    }
+    cloudevent = testing.cloudevent("com.twilio.conversations.user.updated", data)
+    assert_empty_twiml(post_cloudevents(listener.url, [cloudevent]))
+    name, event = conversations.only()
+    assert name == "on_user_updated"
+    assert isinstance(event, twilio.ConversationsEvent)
+    assert (event.is_online, event.is_notifiable) == (True, False)

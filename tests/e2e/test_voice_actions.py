@@ -527,6 +527,23 @@ def test_the_same_verb_result_twice_runs_twice_a_status_callback_twice_once(
     assert all(event.call_sid == call for _, event in voice.calls)
 
 
+def test_a_second_pay_and_a_second_speech_gather_run_as_the_first_did(
+    listener: twilio.Listener, voice: Voice
+) -> None:
+    # Their requests repeat the first's (Attempt 1 again; partial results numbered
+    # afresh, the caller saying "yes" again): nothing signed tells them apart, so
+    # they are never taken for copies.
+    call = testing.new_sid("CA")
+    stage = testing.pay_status_params("payment-card-number", sid=call, Attempt="1")
+    partial = testing.gather_partial_params(
+        sid=call, UnstableSpeechResult="yes", StableSpeechResult="", SequenceNumber="1"
+    )
+    for _ in range(2):  # the first <Pay> and <Gather>, then the second
+        assert_empty_answer(post(listener, stage))
+        assert_empty_answer(post(listener, partial))
+    assert voice.names() == ["on_pay_status", "on_gather_partial"] * 2
+
+
 def test_a_failing_verb_callback_is_answered_500(listener: twilio.Listener, voice: Voice) -> None:
     voice.replies["on_dial"] = RuntimeError("the CRM lookup failed")
     response = post(listener, testing.dial_params("busy"))

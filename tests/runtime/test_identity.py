@@ -94,6 +94,60 @@ def test_conversations_keys_tell_apart_a_state_reached_again_and_a_users_reachab
     assert key(user, isNotifiable="true") != key(user, isNotifiable="false")
 
 
+def _key_of(params: dict[str, str]) -> str:
+    from twilio_trigger._core.routing import to_event
+
+    event = to_event(list(params.items()))
+    assert event is not None
+    return delivery_key(event)
+
+
+def test_events_that_share_a_sid_and_a_second_keep_apart_by_what_changed() -> None:
+    # Found by feeding real payloads: each pair is two events Twilio sends, once each.
+    from twilio_trigger._core import payloads
+
+    channel = {"TimestampMs": "1700000100500", "Timestamp": "1700000100"}
+    worker = "WK" + "1" * 32
+    voice = payloads.taskrouter_params(
+        "worker.channel.availability.update", sid=worker, TaskChannelSid="TC1", **channel
+    )
+    chat = dict(voice, TaskChannelSid="TC2", TaskChannelUniqueName="chat")
+    assert _key_of(voice) != _key_of(chat)
+    assert _key_of(voice) == _key_of(dict(voice))
+
+    read = payloads.conversations_params(
+        "onParticipantUpdated", DateUpdated="2024-01-01T10:01:00Z", LastReadMessageIndex="3"
+    )
+    assert _key_of(read) != _key_of(dict(read, LastReadMessageIndex="4"))
+    edited = payloads.conversations_params(
+        "onMessageUpdated", DateUpdated="2024-01-01T10:00:05Z", Body="hello!"
+    )
+    assert _key_of(edited) != _key_of(dict(edited, Body="hello!!"))
+    assert _key_of(edited) == _key_of(dict(edited))
+
+    started = payloads.transcription_params(
+        sid="GT" + "2" * 32, TranscriptionEvent="transcription-started", TranscriptionStatus=None
+    )
+    part = dict(started, TranscriptionEvent="transcription-content", SequenceId="1")
+    assert len({_key_of(started), _key_of(part), _key_of(dict(part, SequenceId="2"))}) == 3
+
+
+@pytest.mark.parametrize("name", ["pay_status", "gather_partial"])
+def test_a_calls_pay_stages_and_partial_speech_are_never_taken_for_copies(name: str) -> None:
+    # A second <Pay> in a call sends its stages again from Attempt 1; a second
+    # speech <Gather> numbers its partial results afresh, and the caller may say
+    # the same again: nothing signed tells them from the first's.
+    from twilio_trigger._core.routing import to_event
+
+    kind = kind_named(name)
+    params = kind.payload("payment-card-number" if name == "pay_status" else "partial")
+    event = to_event(list(params.items()))
+    assert event is not None
+    assert event.kind == name
+    assert kind.deduplicates is not None
+    assert not kind.deduplicates(event)
+
+
 def test_key_distinguishes_kinds() -> None:
     sid = "XX" + "1" * 32
     message = sms_event("failed", sid=sid)

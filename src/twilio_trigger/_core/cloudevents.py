@@ -357,12 +357,21 @@ def convert(event: CloudEvent) -> Converted:
     return Converted(FALLBACK, [*_fields(data, frozenset()), (CLOUDEVENT_TYPE, event_type)])
 
 
+#: The webhook's names that are not PascalCase (a user's reachability), for the
+#: data's fields that ``_pascal`` made so (``isOnline`` or ``IsOnline``).
+_CONVERSATIONS_NAMES = {"IsOnline": "isOnline", "IsNotifiable": "isNotifiable"}
+
+
 def _conversations_params(data: dict[str, object], event_type: str) -> list[tuple[str, str]]:
     # Event Streams' Conversations data is PascalCase but not the webhook's:
     # the body is MessageBody, and MessagingBinding an object.
     binding = data.get("MessagingBinding")
     fields = {key: value for key, value in data.items() if key != "MessagingBinding"}
-    pairs = [p for p in _fields(fields, _FOREIGN["conversations"]) if p[0] != "EventType"]
+    pairs = [
+        (_CONVERSATIONS_NAMES.get(name, name), value)
+        for name, value in _fields(fields, _FOREIGN["conversations"])
+        if name != "EventType"
+    ]
     if isinstance(binding, dict):
         pairs += [
             (f"MessagingBinding.{name}", value) for name, value in _fields(binding, frozenset())

@@ -81,5 +81,10 @@ CONVERSATIONS = Kind(
         "StateUpdated",
         "isOnline",
         "isNotifiable",
+        # Two updates within one second (DateUpdated's precision): a participant's
+        # read horizon moving on, a message or a conversation edited again.
+        "LastReadMessageIndex",
+        "Body",
+        "Attributes",
     ),
 )

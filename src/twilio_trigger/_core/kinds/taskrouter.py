@@ -52,5 +52,7 @@ TASKROUTER = Kind(
     sid_prefixes=("WT", "WR", "WK", "WA", "WW", "WS", "WQ", "TC"),
     payload=payloads.taskrouter_params,
     receipt="no-content",
-    key_params=("TimestampMs", "Timestamp"),
+    # A worker's channels change together (an activity update): one event per
+    # channel, at the same time.
+    key_params=("TimestampMs", "Timestamp", "TaskChannelSid"),
 )

@@ -52,6 +52,9 @@ TRANSCRIPTION = Kind(
     events=("completed", "failed"),
     payload=payloads.transcription_params,
     callback="on_transcription",
+    # A transcription's events (a real-time one's start, each part, its end) and
+    # their numbers tell apart what shares its SID.
+    key_params=("ErrorCode", "TranscriptionEvent", "SequenceId", "SequenceNumber"),
     **{**_ABOUT_CALL, "sid_prefixes": ("TR",)},
 )
 
@@ -65,7 +68,11 @@ GATHER_PARTIAL = Kind(
     events=(),
     payload=payloads.gather_partial_params,
     callback="on_gather_partial",
-    key_params=("SequenceNumber", "UnstableSpeechResult", "StableSpeechResult"),
+    # Never taken for a copy: a second speech <Gather> in the call numbers its
+    # partial results afresh, and a caller who says the same again ("yes") sends
+    # the same parameters; nothing signed tells them apart.
+    deduplicates=_never,
+    key_params=(),
     **_ABOUT_CALL,
 )
 
@@ -144,7 +151,10 @@ PAY_STATUS = Kind(
     ),
     payload=payloads.pay_status_params,
     callback="on_pay_status",
-    key_params=("Attempt", "ErrorType"),
+    # Never taken for a copy: a second <Pay> in the call sends its stages again
+    # from Attempt 1, with the same parameters as the first <Pay>'s.
+    deduplicates=_never,
+    key_params=(),
     **_ABOUT_CALL,
 )
 
