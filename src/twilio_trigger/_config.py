@@ -52,6 +52,8 @@ class Settings:
     body_timeout: float = OPTIONS.body_timeout.default
     keepalive_timeout: float = OPTIONS.keepalive_timeout.default
     max_connections: int = OPTIONS.max_connections.default
+    max_pipelined: int = OPTIONS.max_pipelined.default
+    write_timeout: float = OPTIONS.write_timeout.default
     deduplicate: bool = OPTIONS.deduplicate.default
     dedup_ttl: float = OPTIONS.dedup_ttl.default
     dedup_max_entries: int = OPTIONS.dedup_max_entries.default

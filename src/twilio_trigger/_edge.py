@@ -15,6 +15,13 @@ cost before it has proven anything is bounded here, per connection:
   that sends nothing at all is closed after ``head_timeout``;
 - connections: beyond ``max_connections`` a new one gets a 503 and is closed at
   once, while those already open keep being served;
+- requests sent ahead on one connection (pipelined): at most ``max_pipelined`` wait
+  behind the one being answered; the next ends the connection once the answers
+  before it are written (each waiting request costs memory, and uvicorn would read
+  and queue as many as a client sends);
+- answers a client does not read: a connection whose answers have waited
+  ``write_timeout`` for the client to make room is ended (nothing else would end
+  it: every other deadline is for what the client sends);
 - a request answered before its body was read (413, 415, 403...) ends its
   connection: reading the rest only to keep the connection open would let the
   client decide how much the server reads.
@@ -62,6 +69,8 @@ class EdgeLimits:
     body_timeout: float = 30.0
     keepalive_timeout: float = 5.0
     max_connections: int = 1000
+    max_pipelined: int = 16
+    write_timeout: float = 30.0
 
     def fitted(self, file_limit: int) -> EdgeLimits:
         """These limits, with ``max_connections`` lowered to what *file_limit*
@@ -226,6 +235,7 @@ class EdgeProtocol(DirectProtocol):
         self._field_count = 0
         self._trailer_bytes = 0
         self._trailer_count = 0
+        self._write_timer: asyncio.TimerHandle | None = None
 
     # -- connections -----------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -254,6 +264,9 @@ class EdgeProtocol(DirectProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         super().connection_lost(exc)
 
     # -- reading ---------------------------------------------------------------
@@ -320,6 +333,14 @@ class EdgeProtocol(DirectProtocol):
         # the headers hold in memory, and the common path stays uvicorn's own.
         headers = self.headers
         limits = self._limits
+        if len(self.pipeline) >= limits.max_pipelined:
+            # Queued behind the one being answered, already as many as allowed:
+            # those are answered, then the connection ends (this one unread).
+            raise _RefusedError(
+                Rejection.PIPELINED,
+                0,
+                f"more than max_pipelined={limits.max_pipelined} requests sent ahead",
+            )
         if len(headers) > limits.max_headers:
             raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "too many request headers")
         if self._uncounted and (
@@ -411,6 +432,36 @@ class EdgeProtocol(DirectProtocol):
             _fallback.told(refusal)
         else:
             app.refused_at_edge(refusal)
+
+    # -- answers the client does not read ---------------------------------------
+    def pause_writing(self) -> None:
+        # The transport holds more than it may: the client reads slower than it
+        # is answered.  It has write_timeout to make room.
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(
+                self._limits.write_timeout, self._write_stalled
+            )
+
+    def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().resume_writing()
+
+    def _write_stalled(self) -> None:
+        self._write_timer = None
+        self._ended = True
+        client = self.client
+        self._tell(
+            Rejection.TIMEOUT,
+            0,
+            f"answers not read within write_timeout={self._limits.write_timeout:g} s",
+            client[0] if client else None,
+        )
+        # Ends the connection and releases what waits to write (its requests'
+        # answers are dropped: the client was not reading them).
+        self.transport.abort()
 
     # -- time ------------------------------------------------------------------
     def _set_deadline(self, phase: int, seconds: float) -> None:

@@ -117,6 +117,8 @@ class Listener:
         body_timeout: float | None = OPTIONS.body_timeout.default,
         keepalive_timeout: float | None = OPTIONS.keepalive_timeout.default,
         max_connections: int | None = OPTIONS.max_connections.default,
+        max_pipelined: int | None = OPTIONS.max_pipelined.default,
+        write_timeout: float | None = OPTIONS.write_timeout.default,
         deduplicate: bool | None = OPTIONS.deduplicate.default,
         dedup_ttl: float | None = OPTIONS.dedup_ttl.default,
         dedup_max_entries: int | None = OPTIONS.dedup_max_entries.default,
@@ -321,6 +323,8 @@ class Listener:
             body_timeout=s.body_timeout,
             keepalive_timeout=s.keepalive_timeout,
             max_connections=s.max_connections,
+            max_pipelined=s.max_pipelined,
+            write_timeout=s.write_timeout,
         )
         return limits.fitted(raise_file_limit())
 

@@ -54,6 +54,7 @@ class Rejection:
     HEAD_TOO_LARGE: Final = "head_too_large"
     TIMEOUT: Final = "timeout"
     CONNECTIONS: Final = "too_many_connections"
+    PIPELINED: Final = "too_many_pipelined"
 
     ALL: Final = (
         SIGNATURE_MISSING,
@@ -66,6 +67,7 @@ class Rejection:
         HEAD_TOO_LARGE,
         TIMEOUT,
         CONNECTIONS,
+        PIPELINED,
     )
 
     #: The reason behind a status a request's form was refused with.

@@ -157,6 +157,13 @@ class Options:
         parse.integer(1, 1_000_000),
         "connections open at once (per process); a new one beyond it gets `503` and is "
         "closed at once, those open keep being served", "edge")
+    max_pipelined = Option(int, 16, "TWILIO_TRIGGER_MAX_PIPELINED", parse.integer(1, 1024),
+        "requests a client may send ahead on one connection (pipelined), waiting behind the "
+        "one being answered; one more: those are answered, then the connection closed "
+        "(Twilio sends one at a time)", "edge")
+    write_timeout = Option(float, 30.0, "TWILIO_TRIGGER_WRITE_TIMEOUT", parse.positive_seconds,
+        "seconds a connection's answers may wait for the client to read them; then it is "
+        "closed", "edge")
 
     # -- reliability: duplicates, order, time limits and the durable inbox
     deduplicate = Option(bool, True, "TWILIO_TRIGGER_DEDUPLICATE", parse.boolean,

@@ -370,6 +370,11 @@ class WebhookHandler(Generic[A]):
         # Without repeated names (Twilio's usual form) one dict serves both the
         # signature and the event.
         named = dict(params)
+        if "" in named or (method == "GET" and "bodySHA256" in named):
+            # Never Twilio's, and each makes a signature over the URL alone (an
+            # Event Streams batch's, a GET's) pass for a form of made-up
+            # parameters: a body of "=" adds nothing to the signed string.
+            return self._reject(Rejection.BAD_PAYLOAD, answers.FOREIGN_PARAMETERS, remote)
         single = named if len(named) == len(params) else None
         verifier = self._verifier
         # A GET is signed over its URL alone, query included as received.

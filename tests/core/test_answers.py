@@ -24,6 +24,7 @@ FIXED = {
     "SIGNATURE_INVALID": (403, "invalid X-Twilio-Signature"),
     "MALFORMED_HOST": (400, "Host"),
     "NO_PARAMETERS": (400, "carries no parameters"),
+    "FOREIGN_PARAMETERS": (400, "never in a Twilio webhook"),
     "CALLBACK_FAILED": (500, "callback failed"),
     "CALLBACK_TIMED_OUT": (503, "time limit"),
     "COPY_IN_PROGRESS": (503, "another copy"),

@@ -586,6 +586,27 @@ def test_the_url_cache_does_not_break_verification_past_its_size() -> None:
     assert not verifier.verify(first, params, compute_signature(urls[1], params, "tok").encode())
 
 
+def test_long_urls_and_settings_headers_are_checked_but_never_held() -> None:
+    # The caches fill before the signature is checked: anyone could fill them
+    # with URLs and settings headers as long as a head allows.
+    from twilio_trigger._core.verifier import _CACHED_LENGTH
+
+    verifier = SignatureVerifier(["tok"])
+    params = [("MessageStatus", "sent")]
+    long_url = "https://example.com/hook?q=" + "a" * _CACHED_LENGTH
+    signature = compute_signature(long_url, params, "tok").encode()
+    for _ in range(2):
+        assert verifier.verify(long_url, params, signature)
+        assert not verifier.verify(long_url, params, b"not it")
+    assert long_url not in verifier._url_cache
+    long_settings = b"algorithm=HMAC-SHA1;x=" + b"b" * _CACHED_LENGTH
+    assert not verifier.verify(long_url, params, signature, None, long_settings)
+    assert long_settings not in verifier._settings_cache
+    short_url = "https://example.com/hook"
+    assert verifier.verify(short_url, params, compute_signature(short_url, params, "tok").encode())
+    assert short_url in verifier._url_cache
+
+
 @pytest.mark.parametrize(
     "garbage",
     [

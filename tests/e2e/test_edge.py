@@ -356,6 +356,51 @@ def test_pipelined_requests_are_answered_whole_and_in_order(
     assert [call.event.sid for call in recorder.calls] == [sid for _, sid in requests]
 
 
+def test_requests_sent_ahead_beyond_max_pipelined_end_the_connection(
+    recorder: Recorder,
+) -> None:
+    # uvicorn reads and queues every request a client sends ahead; each costs
+    # memory until answered.  At most max_pipelined wait: they are answered, in
+    # order, then the connection ends; the rest are never read, so never run.
+    with running(SmsRecorder(recorder), max_pipelined=2, metrics=True) as listener:
+        requests = [signed_request(listener) for _ in range(40)]
+        with connect(listener) as sock:
+            sock.sendall(b"".join(raw for raw, _ in requests))
+            answers = split_whole(closed_by_server(sock))
+        assert 3 <= len(answers) < len(requests), len(answers)
+        assert {status for status, _ in answers} == {200}
+        answered = [sid for _, sid in requests[: len(answers)]]
+        assert [call.event.sid for call in recorder.calls] == answered
+        assert_still_serving(listener, recorder)
+        text = httpx.get(listener.url.rstrip("/") + "/metrics").text
+    assert 'twilio_trigger_requests_rejected_total{reason="too_many_pipelined"} 1.0' in text
+
+
+def test_a_client_that_does_not_read_its_answers_is_disconnected(
+    recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its answers wait in the server's buffers: no deadline on what it sends
+    # applies, so without write_timeout the connection (and what it holds) stays.
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with running(
+        SmsRecorder(recorder), metrics=True, max_pipelined=1024, write_timeout=0.5
+    ) as listener:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(SOCKET_TIMEOUT)
+        sock.connect(("127.0.0.1", listener.port))
+        with sock:
+            # Each answer is the metrics' text: some kilobytes, a thousand of them.
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 1000)
+
+            def told() -> bool:
+                return any("answers not read" in r.getMessage() for r in caplog.records)
+
+            wait_until(told, "the stalled connection to be ended", timeout=SOCKET_TIMEOUT)
+            closed_by_server(sock)  # what was written, then the end
+        assert_still_serving(listener, recorder)
+
+
 def test_a_keep_alive_connection_gets_each_answer_whole(
     served: twilio.Listener, recorder: Recorder
 ) -> None:

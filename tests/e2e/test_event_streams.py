@@ -40,6 +40,7 @@ from ._support import (
 ACCOUNT = "AC3f1c2e4d5b6a79880f1e2d3c4b5a6978"
 UNKNOWN_TYPE = "com.twilio.studio.flow.execution.started"
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
 
 CloudEvent = dict[str, Any]
 
@@ -300,6 +301,23 @@ def test_a_signature_over_the_url_without_body_sha256_is_refused(
     headers["X-Twilio-Signature"] = oracle_signature(url, TOKEN)
     response = httpx.post(url, content=body, headers=headers, timeout=10.0)
     assert response.status_code == 403
+    assert recorder.calls == []
+
+
+def test_a_batchs_signature_never_passes_for_a_get_or_a_form_of_nothing(
+    listener: twilio.Listener, recorder: Recorder
+) -> None:
+    # A batch is signed over its URL alone (bodySHA256 in the query); so would be a
+    # GET of that URL, and a form whose one parameter has no name and no value.
+    # Neither is Twilio's: refused before its signature is checked.
+    url = signed_url(listener.url, encode([message_event("delivered")]))
+    signature = oracle_signature(url, TOKEN)
+    headers = {"X-Twilio-Signature": signature}
+    got = httpx.get(url, headers=headers, timeout=10.0)
+    form = httpx.post(url, content=b"=", headers={**headers, "Content-Type": FORM}, timeout=10.0)
+    for response in (got, form):
+        assert response.status_code == 400, response.text
+        assert "never in a Twilio webhook" in response.text
     assert recorder.calls == []
 
 

@@ -287,6 +287,7 @@ def test_each_rejection_counts_its_reason_and_its_answer(
             "head_too_large",
             "timeout",
             "too_many_connections",
+            "too_many_pipelined",
         )
     }
     good = sms_status_payload("delivered")

@@ -115,6 +115,10 @@ NO_PARAMETERS = reject(
     "the request carries no parameters: a Twilio webhook sends them in its body (POST) "
     "or its query (GET)",
 )
+FOREIGN_PARAMETERS = reject(
+    400,
+    "a parameter without a name, or a GET's bodySHA256: never in a Twilio webhook",
+)
 CALLBACK_FAILED = reject(500, "the event's callback failed; see the listener's log")
 CALLBACK_TIMED_OUT = reject(503, "the event's callback ran past its time limit")
 COPY_IN_PROGRESS = reject(503, "another copy of this event is being handled")
