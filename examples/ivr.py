@@ -99,3 +99,7 @@ class OrdersMenu(twilio.CallStatusService):
 
 listener.attach(MainMenu(), path=MAIN_PATH)
 listener.attach(OrdersMenu(), path=ORDERS_PATH)
+
+
+if __name__ == "__main__":
+    listener.run()

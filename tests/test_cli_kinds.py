@@ -280,6 +280,17 @@ def test_send_recording_is_signed_as_twilio_signs(capture: Capture) -> None:
     assert "x-twilio-webhooks-signature-settings" not in request.headers
 
 
+@pytest.mark.parametrize(("kind", "sent"), [("call", "completed"), ("sms", "delivered")])
+def test_send_without_a_status_prints_the_one_it_sent(
+    capture: Capture, kind: str, sent: str
+) -> None:
+    result = cli("send", kind, "--url", capture.url, "--auth-token", TOKEN)
+    assert result.returncode == 0, result.stdout + result.stderr
+    params = dict(parse_qsl(capture.only().body.decode("ascii"), keep_blank_values=True))
+    assert sent in params.values()
+    assert f" {kind} {sent} " in result.stdout.splitlines()[0]
+
+
 # -- Event Streams -----------------------------------------------------------------------
 def test_send_call_completed_as_event_streams_reaches_on_completed(served: Served) -> None:
     result = cli("send", "call", "completed", "--event-streams", "--url", served.url,

@@ -8,6 +8,8 @@ of the process before the user's module builds its listener.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ._exceptions import ConfigurationError
 from ._limits import Limit
+from ._logging import printable
 from ._options import OPTIONS, Option
 
 __all__ = ["ENVIRONMENT", "RENAMED", "Settings"]
@@ -104,6 +107,7 @@ class Settings:
         ``DeprecationWarning`` (raised *stacklevel* frames up, as by ``warnings.warn``).
         """
         env = os.environ if environ is None else environ
+        _tell_misspelt(env)
         options = _renamed(options, env, stacklevel)
         resolved: dict[str, object] = {}
         for option in OPTIONS:
@@ -135,6 +139,27 @@ class Settings:
                     f"{option} and {served[route]} are both {route!r}: give them different paths"
                 )
             served[route] = option
+
+
+#: The variables already said to be misspelt, each said once per process.
+_told: set[str] = set()
+
+
+def _tell_misspelt(env: Mapping[str, str]) -> None:
+    """Warn of a variable that is nearly one of the options' (``TWILIO_TRIGGER_PROT``,
+    ``TWILIO_AUTH_TOKENS``): it would be ignored without a word."""
+    known = {name for option in OPTIONS for name in _variables(option)}
+    for name in env:
+        if not name.startswith("TWILIO_") or name in known or name in _told:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if close:
+            _told.add(name)
+            logging.getLogger("twilio_trigger").warning(
+                "%s is not a variable twilio-trigger reads (it is ignored): did you mean %s?",
+                printable(name),
+                close[0],
+            )
 
 
 def _variables(option: Option[object]) -> tuple[str, ...]:

@@ -34,6 +34,20 @@ __all__ = ["Listener"]
 
 logger = logging.getLogger("twilio_trigger")
 
+#: The command (``run``, ``worker``...) importing the user's module, while it does:
+#: a module that starts its listener when imported would start it twice.
+importing_for: str | None = None
+
+
+def _not_while_imported(method: str) -> None:
+    if importing_for is not None:
+        raise ConfigurationError(
+            f"the module calls listener.{method}() when it is imported, and `twilio-trigger "
+            f"{importing_for}` starts the listener itself: put that call under "
+            '`if __name__ == "__main__":`'
+        )
+
+
 _S = TypeVar("_S", bound=type)
 _P = ParamSpec("_P")
 
@@ -349,6 +363,7 @@ class Listener:
         """
         if self._in_background():
             raise RuntimeError("the listener is already running in the background")
+        _not_while_imported("run")
         set_up_logging(self.settings)
         serving = self._session = self._prepare()
         try:
@@ -364,6 +379,7 @@ class Listener:
         inbox: they only store, the workers only dispatch.  Running callbacks get
         ``shutdown_timeout`` seconds to finish when the process is told to stop.
         """
+        _not_while_imported("work")
         if self.settings.inbox is None:
             raise ConfigurationError(
                 "work() dispatches from an inbox: pass inbox=... or set TWILIO_TRIGGER_INBOX"
@@ -385,6 +401,7 @@ class Listener:
         (and has said so in the log)."""
         if self._in_background():
             raise RuntimeError("the listener is already running")
+        _not_while_imported("start")
         serving = self._session = self._prepare()
         try:
             serving.start(timeout)

@@ -187,8 +187,13 @@ _VERIFY_HINT = (
     "and token a request was signed with"
 )
 _SIGNATURE_HINT = (
-    "if Twilio calls another URL (a proxy, a tunnel, a mount), set public_url to it; "
-    + _VERIFY_HINT
+    "check that the auth token is the account's (TWILIO_AUTH_TOKEN); if Twilio calls "
+    "another URL (a proxy, a tunnel, a mount), set public_url to it; " + _VERIFY_HINT
+)
+#: Twilio signs every request: one without a signature is not Twilio's.
+_MISSING_HINT = (
+    "Twilio signs every webhook, so this request is not Twilio's (`twilio-trigger send` "
+    "sends a signed one for a test)"
 )
 
 
@@ -273,9 +278,12 @@ class RefusalLog:
         elif urls:
             message += "; checked against %s; %s"
             args += [", ".join(bounded(url, _MAX_URL) for url in urls), _SIGNATURE_HINT]
-        elif refusal.reason in (Rejection.SIGNATURE_INVALID, Rejection.SIGNATURE_MISSING):
+        elif refusal.reason == Rejection.SIGNATURE_INVALID:
             message += "; %s"
             args.append(_SIGNATURE_HINT)
+        elif refusal.reason == Rejection.SIGNATURE_MISSING:
+            message += "; %s"
+            args.append(_MISSING_HINT)
         logger.warning(message, *args, extra=fields)
 
 
@@ -322,13 +330,17 @@ class EventLog(Observer):
             "callback": result.callback,
             "outcome": outcome.value,
         }
-        message = "%s %s (%s)"
+        # "sms SM… (delivered)"; a verb's result has no status, a fallback's event
+        # perhaps no SID either: only what there is.
+        message = "%s"
         sid, status = event.sid, event.status
-        args: list[object] = [
-            event.kind,
-            sid if sid is None or sid.isprintable() else printable(sid),
-            status if status is None or status.isprintable() else printable(status),
-        ]
+        args: list[object] = [event.kind]
+        if sid is not None:
+            message += " %s"
+            args.append(sid if sid.isprintable() else printable(sid))
+        if status is not None:
+            message += " (%s)"
+            args.append(status if status.isprintable() else printable(status))
         if result.callback is not None:
             message += " -> %s"
             args.append(result.callback)

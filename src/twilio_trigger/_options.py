@@ -10,7 +10,7 @@ package's errors and log helpers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -301,7 +301,7 @@ def markdown_table(section: Section) -> str:
     return "\n".join(lines)
 
 
-def click_options(*names: str) -> Callable[[_F], _F]:
+def click_options(*names: str, helps: Mapping[str, str] | None = None) -> Callable[[_F], _F]:
     """A decorator adding the ``--flag`` of each named option to a click command.
 
     Each flag defaults to ``None`` (not given: the environment, then the
@@ -309,8 +309,10 @@ def click_options(*names: str) -> Callable[[_F], _F]:
     value with the option's parser; the command receives the parsed value under
     the option's name, and ``OPTIONS[name].text(value)`` writes it back as the
     option's variable takes it.  Boolean options are flags without a value.
+    *helps* replaces the help of some, for a command that takes less of them.
     """
-    decorators = [_click_option(OPTIONS[name]) for name in names]
+    helps = helps or {}
+    decorators = [_click_option(OPTIONS[name], helps.get(name)) for name in names]
 
     def decorate(command: _F) -> _F:
         for decorator in reversed(decorators):
@@ -320,10 +322,10 @@ def click_options(*names: str) -> Callable[[_F], _F]:
     return decorate
 
 
-def _click_option(option: Option[Any]) -> Callable[[_F], _F]:
+def _click_option(option: Option[Any], own_help: str | None = None) -> Callable[[_F], _F]:
     import click
 
-    help_text = f"{_plain(option.help)}  [default: {_plain(option.shown_default)}]"
+    help_text = f"{_plain(own_help or option.help)}  [default: {_plain(option.shown_default)}]"
     if option.value_type is bool:
         flag: Callable[[_F], _F] = click.option(
             option.flag, option.name, is_flag=True, default=None, help=help_text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -186,7 +187,15 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as error:
         sock.close()
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+        hint = ""
+        if error.errno == errno.EADDRINUSE:
+            hint = (
+                " (another listener may be running there; pass another port, "
+                "or port 0 for a free one)"
+            )
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {error.strerror}{hint}"
+        ) from error
     sock.set_inheritable(True)
     return sock
 

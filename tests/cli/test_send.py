@@ -242,3 +242,19 @@ def test_send_says_when_it_cannot_reach_the_url(refusing_url: str) -> None:
     result = invoke("send", "sms", "delivered", "--url", refusing_url, "--auth-token", TOKEN)
     assert result.exit_code == 1
     assert f"Error: cannot reach {refusing_url}: " in result.output
+
+
+def test_send_refuses_a_misspelt_status_and_says_which_was_meant(refusing_url: str) -> None:
+    result = invoke("send", "sms", "deliverd", "--auth-token", TOKEN, "--url", refusing_url)
+    assert result.exit_code == 2
+    assert "'deliverd' is not a status of sms: did you mean 'delivered'?" in result.output
+    assert "--set MessageStatus=deliverd" in result.output
+
+
+@pytest.mark.parametrize("status", ["Delivered", "teleported"])
+def test_send_sends_a_case_variant_or_a_status_far_from_any(refusing_url: str, status: str) -> None:
+    # Both on purpose: the listener's reading of a status in another case, and of
+    # a status Twilio may add.  (Nobody listens at the URL: exit 1, not a usage error.)
+    result = invoke("send", "sms", status, "--auth-token", TOKEN, "--url", refusing_url)
+    assert result.exit_code == 1, result.output
+    assert "Invalid value for STATUS" not in result.output

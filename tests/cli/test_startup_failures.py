@@ -55,6 +55,25 @@ def unreachable_postgres() -> str:
 
 
 # -- run -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("command", "call"), [("run", "run"), ("run", "start"), ("worker", "work")]
+)
+def test_a_module_that_starts_its_listener_when_imported_is_told_so(
+    tmp_path: Path, command: str, call: str
+) -> None:
+    # Else the command's listener started only once the module's own had stopped
+    # (a first Ctrl-C), and a second was needed.
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent(APP) + f"\nlistener.{call}()\n", encoding="utf-8"
+    )
+    inbox = ["--inbox", f"redis://127.0.0.1:{free_port()}/0"] if command == "worker" else []
+    line = failed(tmp_path, command, "app", *inbox, status=1)
+    assert f"the module calls listener.{call}() when it is imported" in line
+    assert f"`twilio-trigger {command}` starts the listener itself" in line
+    assert 'if __name__ == "__main__":' in line
+    assert "(app.py, line 12)" in line  # the call
+
+
 def test_run_with_an_unreachable_redis_inbox(app: Path) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     line = failed(app, "run", "app", "--port", "0", "--inbox", url)
@@ -99,6 +118,7 @@ def test_run_on_a_port_in_use_with_processes(app: Path) -> None:
         port = taken.getsockname()[1]
         line = failed(app, "run", "app", "--port", str(port), "--processes", "2")
     assert line.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert "another listener may be running there; pass another port" in line
 
 
 # -- worker --------------------------------------------------------------------------------

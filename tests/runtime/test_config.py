@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import twilio_trigger
 from twilio_trigger import ConfigurationError, Listener
 from twilio_trigger._config import ENVIRONMENT, Settings
+from twilio_trigger._options import OPTIONS
 
 # option: (explicit value, its parsed form, environment variable, its text, its parsed form,
 #          the default)
@@ -531,3 +533,26 @@ def test_the_health_paths_only_conflict_when_served() -> None:
     with pytest.raises(ConfigurationError, match="readyz_path and healthz_path"):
         Settings.resolve({"readyz_path": "/healthz"}, {})
     assert Settings.resolve({"path": "/healthz", "health": False}, {}).path == "/healthz"
+
+
+def test_a_variable_nearly_an_options_is_warned_of_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Else ignored without a word: the listener serves on 8090, not on 8097.
+    caplog.set_level(logging.WARNING, logger="twilio_trigger")
+    env = {
+        "TWILIO_TRIGGER_PROTT": "8097",
+        "TWILIO_AUTH_TOKENS": "a-token",
+        "TWILIO_TRIGGER_REQUIRE_REDIS": "1",  # the test suite's own: nothing like an option
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    }
+    for _ in range(2):
+        settings = Settings.resolve({}, env)
+    assert settings.port == OPTIONS.port.default
+    told = [r.getMessage() for r in caplog.records]
+    assert told == [
+        "TWILIO_TRIGGER_PROTT is not a variable twilio-trigger reads (it is ignored): "
+        "did you mean TWILIO_TRIGGER_PORT?",
+        "TWILIO_AUTH_TOKENS is not a variable twilio-trigger reads (it is ignored): "
+        "did you mean TWILIO_AUTH_TOKEN?",
+    ]

@@ -47,10 +47,14 @@ _CACHED_LENGTH = 2048
 _MAX_PARAMS = 10_000
 _JSON_TYPES = ("application/json", "application/cloudevents-batch+json")
 _PROXY_HINT = (
-    "if the server is behind a proxy, load balancer or API gateway, pass "
-    "public_url=<the URL configured in Twilio>"
+    "check that the auth token is the account's (TWILIO_AUTH_TOKEN); if the server is "
+    "behind a proxy, load balancer, tunnel or API gateway, pass public_url=<the URL "
+    "configured in Twilio> (TWILIO_TRIGGER_PUBLIC_URL, --public-url)"
 )
-_PUBLIC_URL_HINT = "check that public_url is the URL configured in Twilio"
+_PUBLIC_URL_HINT = (
+    "check that the auth token is the account's (TWILIO_AUTH_TOKEN), and check that "
+    "public_url is the URL configured in Twilio"
+)
 
 #: A form as check() takes it: a mapping (a value or a list of values per name;
 #: a ``getlist`` method is used when present) or ``(name, value)`` pairs.

@@ -13,6 +13,7 @@ from types import ModuleType
 
 import click
 
+from .. import _listener
 from .._core.wording import a_or_an
 from .._exceptions import TwilioTriggerError
 from .._listener import Listener
@@ -112,11 +113,16 @@ def _located(error: TwilioTriggerError) -> str:
     return f"{error} ({_shown_path(frames[-1].filename)}, line {frames[-1].lineno})"
 
 
-def load_listener(target: str) -> Listener:
-    """The listener named by ``MODULE:ATTR``, or the one module-level listener of ``MODULE``."""
+def load_listener(target: str, command: str = "run") -> Listener:
+    """The listener named by ``MODULE:ATTR``, or the one module-level listener of ``MODULE``,
+    for *command* (which starts it: the module must not, when imported)."""
     sys.path.insert(0, os.getcwd())
     module_name, _, attribute = target.partition(":")
-    module = _import_target(module_name)
+    _listener.importing_for = command
+    try:
+        module = _import_target(module_name)
+    finally:
+        _listener.importing_for = None
     if attribute:
         found = getattr(module, attribute, None)
         if found is None:

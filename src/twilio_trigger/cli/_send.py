@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import sys
 import time
@@ -258,6 +259,16 @@ def send(
     sid_name = row.sid_params[0] if row.sid_params else ""
     overrides: dict[str, object] = dict(parameters(settings, None))
     overrides.update(dict.fromkeys(unset))
+    if status is not None and row.route_by and status.strip().lower() not in row.events:
+        # A status of the kind's, misspelt, would be sent (and answered 200) as an
+        # unknown one; one far from any is sent as it is, on purpose.
+        close = difflib.get_close_matches(status.strip().lower(), row.events, n=1, cutoff=0.75)
+        if close:
+            raise click.BadParameter(
+                f"{status!r} is not a status of {kind}: did you mean {close[0]!r}?  (To send "
+                f"it anyway: --set {row.route_by[0]}={status})",
+                param_hint="STATUS",
+            )
     try:
         params = (
             factory(sid=sid, **overrides)
@@ -314,7 +325,8 @@ def send(
             sign_url or url, pairs, secret_or_token, algorithm
         )
         answer = _post(url, urlencode(pairs).encode("ascii"), headers, timeout)
-    shown = status or (row.events[0] if row.events and row.route_by else "")
+    # What was sent: the payload's own value of the kind's status parameter.
+    shown = status or next((params[name] for name in row.route_by if params.get(name)), "")
     click.echo(f"{method} {url}  {kind} {shown}".rstrip() + f"  {params.get(sid_name, '')}")
     click.echo(
         f"{answer.status} {answer.reason}  {answer.content_type}  {answer.milliseconds:.1f} ms"

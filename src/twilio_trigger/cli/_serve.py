@@ -321,7 +321,16 @@ def _watch_starts(reports: str, processes: int, done: threading.Event) -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.argument("target")
-@click_options("inbox", "concurrency", *_CONTROL, *_OPERATIONS)
+@click_options(
+    "inbox",
+    "concurrency",
+    *_CONTROL,
+    *_OPERATIONS,
+    helps={
+        "inbox": "the shared inbox to dispatch from: `redis://host:6379/0` or "
+        "`postgresql://user@host/db` (a SQLite inbox is one listener process's own)",
+    },
+)
 def worker(target: str, inbox: str | None, concurrency: int | None, **operations: Any) -> None:
     """Dispatch events from a shared inbox, without serving HTTP.
 
@@ -339,7 +348,7 @@ def worker(target: str, inbox: str | None, concurrency: int | None, **operations
     flags = {"inbox": inbox, "concurrency": concurrency, **operations}
     before = dict(os.environ)
     _apply_flags(flags)
-    listener = load_listener(target)
+    listener = load_listener(target, "worker")
     _set_up_logging(listener, flags)
     overridden = _warn_overridden(target, flags, listener)
     settings = listener.settings
