@@ -143,6 +143,10 @@ class Settings:
 
 #: The variables already said to be misspelt, each said once per process.
 _told: set[str] = set()
+#: Variables of the package's own that are no option's: what `run --processes N`
+#: hands its processes (the module to serve).
+TARGET_VARIABLE = "TWILIO_TRIGGER_TARGET"
+INTERNAL_VARIABLES = frozenset({TARGET_VARIABLE})
 
 
 def _tell_misspelt(env: Mapping[str, str]) -> None:
@@ -151,6 +155,8 @@ def _tell_misspelt(env: Mapping[str, str]) -> None:
     known = {name for option in OPTIONS for name in _variables(option)}
     for name in env:
         if not name.startswith("TWILIO_") or name in known or name in _told:
+            continue
+        if name in INTERNAL_VARIABLES:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
         if close:

@@ -544,6 +544,7 @@ def test_a_variable_nearly_an_options_is_warned_of_once(
         "TWILIO_TRIGGER_PROTT": "8097",
         "TWILIO_AUTH_TOKENS": "a-token",
         "TWILIO_TRIGGER_REQUIRE_REDIS": "1",  # the test suite's own: nothing like an option
+        "TWILIO_TRIGGER_TARGET": "app",  # what `run --processes N` hands its processes
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
     }
     for _ in range(2):

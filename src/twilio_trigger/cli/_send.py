@@ -259,10 +259,11 @@ def send(
     sid_name = row.sid_params[0] if row.sid_params else ""
     overrides: dict[str, object] = dict(parameters(settings, None))
     overrides.update(dict.fromkeys(unset))
-    if status is not None and row.route_by and status.strip().lower() not in row.events:
+    known = {event.lower() for event in row.events}
+    if status is not None and row.route_by and status.strip().lower() not in known:
         # A status of the kind's, misspelt, would be sent (and answered 200) as an
         # unknown one; one far from any is sent as it is, on purpose.
-        close = difflib.get_close_matches(status.strip().lower(), row.events, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(status.strip(), row.events, n=1, cutoff=0.75)
         if close:
             raise click.BadParameter(
                 f"{status!r} is not a status of {kind}: did you mean {close[0]!r}?  (To send "

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .._config import TARGET_VARIABLE
 from .._exceptions import ConfigurationError, TwilioTriggerError
 from .._held_logs import HeldLogs, logs_failed, logs_started
 from .._listener import Listener
@@ -207,7 +208,7 @@ def _processes(processes: int | None, old: int | None) -> int:
     return 1 if processes is None else processes
 
 
-_TARGET = "TWILIO_TRIGGER_TARGET"
+_TARGET = TARGET_VARIABLE
 _MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 
 
