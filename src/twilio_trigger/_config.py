@@ -103,8 +103,9 @@ class Settings:
     ) -> Settings:
         """Settings from explicit *options* (``None`` = not given), else *environ*.
 
-        A renamed option's former name and variable still work, with a
-        ``DeprecationWarning`` (raised *stacklevel* frames up, as by ``warnings.warn``).
+        A renamed option's former name still works, with a ``DeprecationWarning``
+        (raised *stacklevel* frames up, as by ``warnings.warn``); its former
+        variable too, with a warning in the log, once per process.
         """
         env = os.environ if environ is None else environ
         _tell_misspelt(env)
@@ -141,7 +142,7 @@ class Settings:
             served[route] = option
 
 
-#: The variables already said to be misspelt, each said once per process.
+#: The variables already said to be misspelt or deprecated, each said once per process.
 _told: set[str] = set()
 #: Variables of the package's own that are no option's: what `run --processes N`
 #: hands its processes (the module to serve).
@@ -194,10 +195,11 @@ def _renamed(
         assert option.renamed_from is not None
         variable = option.renamed_from[1]
         unread = renamed.get(option.name) is not None or env.get(option.env, "").strip()
-        if env.get(variable, "").strip() and not unread:
-            warnings.warn(
-                f"{variable} is deprecated: set {option.env} instead (the same value)",
-                DeprecationWarning,
-                stacklevel=stacklevel + 1,
+        if env.get(variable, "").strip() and not unread and variable not in _told:
+            # An operator's setting: said in the log, which `twilio-trigger run`
+            # shows (a DeprecationWarning is hidden outside __main__ by default).
+            _told.add(variable)
+            logging.getLogger("twilio_trigger").warning(
+                "%s is deprecated: set %s instead (the same value)", variable, option.env
             )
     return renamed
