@@ -244,7 +244,11 @@ class WebhookApp:
         headers = dict(raw_headers)  # names are lower-case in ASGI
         handler = self._handler
         host = headers.get(b"host")
-        if host is not None and not _valid_host(host):
+        if host is None:
+            # HTTP/1.0 may leave it out (the URL is then the server's address).
+            if scope.get("http_version", "1.1") != "1.0":
+                return handler.refuse(Rejection.MALFORMED, answers.MISSING_HOST, _remote(scope))
+        elif not _valid_host(host):
             return handler.refuse(Rejection.MALFORMED, answers.MALFORMED_HOST, _remote(scope))
         if len(headers) != len(raw_headers):  # some name repeated: which?
             repeated = _repeated(raw_headers)

@@ -37,10 +37,11 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     *event_id* is a CloudEvent's ``id`` (signed through the body's SHA-256): an
     Event Streams delivery is that.  A webhook is its kind, SID, status and
     its kind's key parameters (``ErrorCode``, ``SequenceNumber``: see the
-    registry of kinds), which Twilio's retries repeat; one
-    without a SID is the whole of its signed parameters, so that two distinct
-    events never share a key.  (A request that says what a live call does next
-    has no key: it is never taken for a copy, see ``Kind.deduplicates``.)  Never the
+    registry of kinds), which Twilio's retries repeat, wherever they are sent; one
+    without a SID is the whole of what its signature covers, parameters and the
+    path and query it came to, so that two distinct events never share a key.
+    (A request that says what a live call does next has no key: it is never
+    taken for a copy, see ``Kind.deduplicates``.)  Never the
     ``I-Twilio-Idempotency-Token`` header: no signature covers it, and a made-up
     one would run a signed request again.  Every key is bounded (at most ~330
     characters): a longer identity is hashed.
@@ -53,7 +54,12 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     if not sid:
         # In Twilio's signed order (names sorted, repeated values deduplicated):
         # reordering or repeating a parameter keeps the signature, and the key.
-        return f"p:{event.kind}:#{_digest(signed_payload(event.params))}"
+        # The same parameters sent to another URL (signed too) are another event.
+        signed = signed_payload(event.params)
+        where = event._where
+        if where is not None:
+            signed = json.dumps([where[0], where[1], signed])
+        return f"p:{event.kind}:#{_digest(signed)}"
     kind = kind_of_event(event)
     key_params = kind.key_params
     fields = [event.kind, sid, event.status or ""]
@@ -70,7 +76,6 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     ):
         return "e:" + identity
     hashed = [event.kind, sid, event.status, *(event.get(n) for n in key_params)]
-    hashed += fields[len(hashed) :]  # the path and query, when they count
     return f"e:{event.kind}:#{_digest(json.dumps(hashed))}"
 
 

@@ -38,6 +38,9 @@ __all__ = [
 
 logger = logging.getLogger("twilio_trigger")
 
+#: Characters of an event's SID or status that its log line shows.
+_MAX_FIELD = 100
+
 
 class Rejection:
     """Why a request was refused before its event could be trusted (a metric label)."""
@@ -323,24 +326,31 @@ class EventLog(Observer):
             level = self._level
         if not logger.isEnabledFor(level):
             return
+        # Twilio's SIDs and statuses are a few dozen characters; a signed request
+        # can still carry any (a captured one re-split): each is cut in the line
+        # and in the record's fields, which a JSON log escapes itself.
+        sid, status = event.sid, event.status
+        if sid is not None and len(sid) > _MAX_FIELD:
+            sid = sid[: _MAX_FIELD - 1] + "…"
+        if status is not None and len(status) > _MAX_FIELD:
+            status = status[: _MAX_FIELD - 1] + "…"
         fields: dict[str, object] = {
             "kind": event.kind,
-            "sid": event.sid,
-            "status": event.status,
+            "sid": sid,
+            "status": status,
             "callback": result.callback,
             "outcome": outcome.value,
         }
         # "sms SM… (delivered)"; a verb's result has no status, a fallback's event
         # perhaps no SID either: only what there is.
         message = "%s"
-        sid, status = event.sid, event.status
         args: list[object] = [event.kind]
         if sid is not None:
             message += " %s"
-            args.append(sid if sid.isprintable() else printable(sid))
+            args.append(sid if sid.isprintable() else bounded(sid, _MAX_FIELD))
         if status is not None:
             message += " (%s)"
-            args.append(status if status.isprintable() else printable(status))
+            args.append(status if status.isprintable() else bounded(status, _MAX_FIELD))
         if result.callback is not None:
             message += " -> %s"
             args.append(result.callback)

@@ -23,6 +23,7 @@ FIXED = {
     "SIGNATURE_MISSING": (403, "missing X-Twilio-Signature"),
     "SIGNATURE_INVALID": (403, "invalid X-Twilio-Signature"),
     "MALFORMED_HOST": (400, "Host"),
+    "MISSING_HOST": (400, "missing Host"),
     "NO_PARAMETERS": (400, "carries no parameters"),
     "FOREIGN_PARAMETERS": (400, "never in a Twilio webhook"),
     "CALLBACK_FAILED": (500, "callback failed"),

@@ -122,6 +122,18 @@ def test_an_unknown_family_reaches_on_event_as_a_plain_event() -> None:
     assert recorder.calls == []
 
 
+def test_one_form_without_a_sid_sent_to_two_urls_is_two_events() -> None:
+    # Nothing but the URL tells them apart, and the URL is signed: two events.
+    # The same URL again is Twilio's retry: a copy.
+    fallback = Fallback()
+    with running(fallback) as listener:
+        params = {"AccountSid": ACCOUNT, "Foo": "bar"}
+        for query in ("hook=a", "hook=b", "hook=a"):
+            url = f"{listener.url}?{query}"
+            assert_empty_twiml(signed_post(url, params, TOKEN))
+    assert [dict(event.query) for event in fallback.got()] == [{"hook": ("a",)}, {"hook": ("b",)}]
+
+
 def test_repeated_parameters_of_an_unknown_family_are_all_kept() -> None:
     fallback = Fallback()
     with running(fallback) as listener:

@@ -965,8 +965,11 @@ def test_the_token_link_keeps_the_inspectors_own_pages(
 # -- loopback without a token: names other than loopback ones -----------------------
 @pytest.mark.parametrize(
     "host",
-    ["evil.example", "evil.example:{port}", "127.0.0.1.nip.io:{port}", "localhost.evil:{port}", ""],
-)
+    [
+        "evil.example", "evil.example:{port}", "127.0.0.1.nip.io:{port}", "localhost.evil:{port}",
+        "", "127.0.0.1:80@evil.example", "localhost:{port}/evil", "[::1]:x", "127.0.0.1:",
+    ],
+)  # fmt: skip
 def test_on_loopback_without_token_other_host_names_get_421(tmp_path: Path, host: str) -> None:
     with inspected(Carrier(), tmp_path) as (listener, http):
         sid = send(listener, sms_status_payload("sent"))
@@ -1039,6 +1042,22 @@ def test_data_is_escaped_on_the_detail_page(tmp_path: Path) -> None:
         index = http.get("/").text
         assert evil_sid not in index
         assert "innerHTML" not in index
+
+
+def test_control_characters_are_shown_as_escapes_and_long_values_cut(tmp_path: Path) -> None:
+    # HTML cannot show them, and a terminal a page is copied into would obey them.
+    carrier = Carrier(down=True)  # the error names the SID: the traceback carries it too
+    with inspected(carrier, tmp_path) as (listener, http):
+        sid = "SM\x00\x1b[31m\u202e" + "A" * 300
+        params = inbound_message_payload(sid=sid, Body="red\x1b[31m\x7f\x85 and\ttab")
+        send(listener, params)
+        row = wait_outcomes(http, {sid[:199] + "…": "dead_letter"})[sid[:199] + "…"]
+        assert len(str(row["sid"])) == 200  # a row (the list, the API) carries it cut
+        page = http.get(f"/events/{row['id']}").text
+        assert not any(ch in page for ch in "\x00\x1b\x7f\x85\u202e")
+        assert "red\\x1b[31m\\x7f\\x85 and\ttab" in page
+        assert "SM\\x00\\x1b[31m\\u202e" + "A" * 300 in page  # whole on its page
+        assert f"RuntimeError: {ERROR} for SM\\x00\\x1b" in page
 
 
 # -- configuration ------------------------------------------------------------------

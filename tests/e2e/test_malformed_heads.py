@@ -51,6 +51,7 @@ MALFORMED = {
     "host-long": post(b"a" * 3000),
     "host-twice": post(b"a.example", b"Host: b.example"),
     "no-host-http-1.0": post(None).replace(b"HTTP/1.1", b"HTTP/1.0"),
+    "no-host": post(None),
     # Proxy headers (the client is a trusted proxy here)
     "forwarded-proto-odd": post(b"x", b"X-Forwarded-Proto: javascript"),
     "forwarded-proto-empty": post(b"x", b"X-Forwarded-Proto: "),
@@ -161,7 +162,34 @@ def test_no_malformed_head_gives_a_500_or_an_error_record(
     # The malformed Host headers were refused as such, before any signature check.
     for name in ("host-open-bracket", "host-bracketed-name", "host-unclosed-ipv6", "host-at"):
         assert statuses[name] == 400, (name, statuses[name])
+    assert statuses["no-host"] == 400
     assert [call.event.sid for call in recorder.calls] == [params["MessageSid"]]
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_a_request_without_host_is_refused_unless_http_1_0(version: str) -> None:
+    # RFC 9112, 3.2: an HTTP/1.1 request without Host is a 400, whatever it
+    # carries (here a signature over the server's own address, which a request
+    # without Host was checked against).  HTTP/1.0 has no Host to require.
+    recorder = Recorder()
+    with running(SmsRecorder(recorder)) as listener:
+        params = sms_status_payload("delivered")
+        body = encode_form(params)
+        signature = sign(f"http://127.0.0.1:{listener.port}/", params, TOKEN)
+        request = (
+            b"POST / HTTP/%s\r\nContent-Type: %s\r\nX-Twilio-Signature: %s\r\n"
+            b"Content-Length: %d\r\n\r\n%s"
+            % (version.encode(), FORM.encode(), signature.encode(), len(body), body)
+        )
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=20) as sock:
+            sock.sendall(request)
+            status, _, answered = read_answer(sock)
+    if version == "1.1":
+        assert (status, answered) == (400, b"missing Host header\n")
+        assert recorder.calls == []
+    else:
+        assert status == 200
+        assert [call.event.sid for call in recorder.calls] == [params["MessageSid"]]
 
 
 @pytest.mark.parametrize(

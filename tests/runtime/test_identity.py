@@ -234,6 +234,32 @@ def test_an_event_without_sid_keeps_its_key_under_what_its_signature_ignores() -
     assert signed_payload(NO_SID) == signed_payload(list(reversed(NO_SID)))
 
 
+def test_an_event_without_sid_sent_to_another_url_is_another_delivery() -> None:
+    # The URL is signed with the parameters: the same form at another path, or
+    # with another query, is another event (an event with a SID is one delivery
+    # wherever it is sent: Twilio's retries of a callback keep its SID).
+    def at(path: str, query: str) -> SmsStatusChangeEvent:
+        event = _no_sid(NO_SID)
+        event._at(path, query)
+        return event
+
+    keys = [delivery_key(at(path, query)) for path, query in ANOTHER_URL]
+    assert len(set(keys)) == len(keys)
+    assert delivery_key(at("/", "hook=a")) == delivery_key(at("/", "hook=a"))
+    assert all(key.startswith("p:sms:#") and len(key) <= 100 for key in keys)
+    with_sid = [sms_event("delivered", sid=SID) for _ in ANOTHER_URL]
+    for event, (path, query) in zip(with_sid, ANOTHER_URL, strict=True):
+        event._at(path, query)
+    assert len({delivery_key(event) for event in with_sid}) == 1
+
+
+#: Where one form can be sent; the last two would be one if the path and query
+#: were joined by a separator either could hold.
+ANOTHER_URL = [
+    ("/", ""), ("/", "hook=a"), ("/", "hook=b"), ("/other", ""), ("/a?b", ""), ("/a", "b"),
+]  # fmt: skip
+
+
 # -- kept_header -------------------------------------------------------------------------
 def test_a_usual_header_is_kept_as_it_came() -> None:
     token = "3c6b7b5e-8f1a-4d1e-9c62-0f5a1e2b3c4d"

@@ -73,6 +73,24 @@ def test_event_log_handled(log: pytest.LogCaptureFixture) -> None:
     assert made.exc_info is None
 
 
+@pytest.mark.parametrize("filler", ["A", "\x1b"])
+def test_event_log_cuts_a_long_sid_and_status(log: pytest.LogCaptureFixture, filler: str) -> None:
+    # Signed, yet of any length (a captured request re-split): one line of a
+    # few hundred characters, in the message and in the fields alike.
+    sid, status = "SM" + filler * 200_000, "deliver" + filler * 200_000
+    event = sms_event("delivered", MessageSid=sid, SmsSid=sid, MessageStatus=status)
+    assert (event.sid, event.status) == (sid, status)
+    EventLog().finished(event, Result(Outcome.HANDLED, "Tracker.on_status", None, None, 0.001))
+    made = one(log)
+    assert len(made.getMessage()) < 300
+    assert made.getMessage().isprintable()
+    logged = fields(made)
+    assert isinstance(logged["sid"], str)
+    assert isinstance(logged["status"], str)
+    assert len(logged["sid"]) == len(logged["status"]) == 100
+    assert logged["sid"] == "SM" + filler * 97 + "…"
+
+
 def test_event_log_failure_is_an_error_with_its_traceback(log: pytest.LogCaptureFixture) -> None:
     event, error = call_event("completed"), raised()
     EventLog().finished(event, Result(Outcome.FAILED, "Calls.on_completed", error, None, 0.5))

@@ -87,6 +87,8 @@ PAYLOAD_TOO_LARGE = reject(413, "request body too large")
 SIGNATURE_MISSING = reject(403, "missing X-Twilio-Signature header")
 SIGNATURE_INVALID = reject(403, "invalid X-Twilio-Signature")
 MALFORMED_HOST = reject(400, "malformed Host header")
+#: HTTP/1.1 requires a Host (RFC 9112, 3.2): the signed URL would be a guess.
+MISSING_HOST = reject(400, "missing Host header")
 #: A header that decides how a request is read or whose it is, sent twice: which
 #: one counts would be the server's guess, and a proxy before it may guess otherwise.
 REPEATED_HEADER = {

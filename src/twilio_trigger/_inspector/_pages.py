@@ -1,7 +1,8 @@
 """The inspector's HTML pages, rendered from the templates of ``templates``.
 
 The templates are :class:`string.Template` files: ``${name}`` is replaced, and
-nothing else is.  A value is escaped (:func:`html.escape`) by the code that
+nothing else is.  A value is escaped (:func:`._rows.escape`: :func:`html.escape`,
+and control characters written as escapes) by the code that
 puts it in, right where it does; what goes in unescaped is either markup built
 here (its own values escaped as they are written in), a number, or a path of
 this server's.  The rows repeated within a page (facts, attempts, parameters,
@@ -11,7 +12,6 @@ headers, the kinds of the filter) are built here, one line each.
 from __future__ import annotations
 
 import functools
-import html
 from collections.abc import Mapping
 from importlib import resources
 from string import Template
@@ -21,7 +21,7 @@ from .._core.kinds import KINDS
 from ..inbox import Entry, State
 from ..inbox._search import callback_names
 from ._activity import AttemptRecord
-from ._rows import error_code_link, shown
+from ._rows import error_code_link, escape, shown
 from ._search import gap, is_sid
 from ._static import Asset
 
@@ -50,15 +50,15 @@ def _head(title: str, assets: Mapping[str, Asset], script: str | None) -> str:
     """The ``<head>`` of a page: its title (escaped here), stylesheet and script."""
     loads = f'<script src="{script}" defer></script>' if script else ""
     return _template("head.html").substitute(
-        title=html.escape(title), stylesheet=assets["inspector.css"].path, script=loads
+        title=escape(title), stylesheet=assets["inspector.css"].path, script=loads
     )
 
 
 def _options(choices: list[tuple[str, str]] | tuple[tuple[str, str], ...], chosen: str) -> str:
     """The ``<option>`` list of a select, with *chosen* selected (escaped here)."""
     return "".join(
-        f'<option value="{html.escape(value)}"{" selected" if value == chosen else ""}>'
-        f"{html.escape(text)}</option>"
+        f'<option value="{escape(value)}"{" selected" if value == chosen else ""}>'
+        f"{escape(text)}</option>"
         for value, text in choices
     )
 
@@ -67,7 +67,7 @@ def index(assets: Mapping[str, Asset], given: Mapping[str, str], error: str | No
     """The page of the list of events (``/``): the search form filled with the
     filters *given* in its address (each escaped), the reason they cannot be used
     (*error*), if any; the rows are its script's to fill."""
-    e = html.escape
+    e = escape
     head = _head("twilio-trigger inspector", assets, assets["inspector.js"].path)
     kinds = _options([("", "all"), *((kind.name, kind.name) for kind in KINDS)], given["kind"])
     outcomes = _options(_OUTCOME_CHOICES, given["outcome"])
@@ -91,13 +91,13 @@ def sid_link(sid: str | None) -> str:
     if not sid:
         return ""
     if not is_sid(sid):
-        return html.escape(sid)
-    return f'<a class="sid" href="/sids/{quote(sid)}">{html.escape(sid)}</a>'
+        return escape(sid)
+    return f'<a class="sid" href="/sids/{quote(sid)}">{escape(sid)}</a>'
 
 
 def timeline(found: Mapping[str, object], assets: Mapping[str, Asset]) -> str:
     """The page of one SID's timeline (``/sids/<SID>``): its events oldest first."""
-    e = html.escape
+    e = escape
     events = found["events"]
     assert isinstance(events, list)
     lines = []
@@ -173,7 +173,7 @@ def _attempt_errors(history: list[AttemptRecord], last_error: str | None) -> lis
             cells.append(f"<span class='same'>same error as attempt {first[error]}</span>")
         else:
             first[error] = attempt.number
-            cells.append(f"<pre>{html.escape(error)}</pre>")
+            cells.append(f"<pre>{escape(error)}</pre>")
     return cells
 
 
@@ -184,7 +184,7 @@ def event(
     assets: Mapping[str, Asset],
 ) -> str:
     """The page of one event (``/events/<id>``): its *row*, its attempts, all it holds."""
-    e = html.escape
+    e = escape
     params = "".join(
         f"<tr><th>{e(name)}</th><td><code>{e(value)}</code></td></tr>"
         for name, value in entry.params

@@ -81,8 +81,14 @@ def landing(path: str) -> str:
 
 
 def host_name(header: bytes) -> str:
-    """The host of a ``Host`` header, without its port: ``[::1]:8091`` → ``[::1]``."""
-    return host_without_port(header.decode("latin-1").strip().lower())
+    """The host of a ``Host`` header, without its port: ``[::1]:8091`` → ``[::1]``;
+    ``""`` for a header that is not ``host[:port]`` (``127.0.0.1:80@evil.example``)."""
+    text = header.decode("latin-1").strip().lower()
+    host = host_without_port(text)
+    port = text[len(host) :]
+    if port and not (port[0] == ":" and port[1:].isascii() and port[1:].isdigit()):
+        return ""
+    return host
 
 
 def has_body(headers: list[tuple[bytes, bytes]]) -> bool:

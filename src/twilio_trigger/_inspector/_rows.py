@@ -23,11 +23,50 @@ from .._logging import utc_stamp
 from ..inbox import Entry, State
 from ._activity import AttemptRecord
 
-__all__ = ["MAX_ROWS", "Label", "error_code_link", "limit", "row", "shown", "stamp"]
+__all__ = [
+    "MAX_ROWS",
+    "MAX_SHOWN",
+    "Label",
+    "error_code_link",
+    "escape",
+    "limit",
+    "row",
+    "shown",
+    "stamp",
+]
 
 #: The most rows ``/api/events`` answers with, and how many when not told.
 MAX_ROWS = 500
 _DEFAULT_ROWS = 100
+
+#: Characters of an entry's SID or status a row carries (Twilio's are a few dozen;
+#: a signed request may still carry any): the event's page shows them whole.
+MAX_SHOWN = 200
+
+#: Control characters (but tab, line feed and carriage return), which HTML cannot
+#: show and a terminal copying a page would obey, and the line separators and
+#: direction overrides that would make a value look like another, as escapes.
+_CONTROLS = {
+    code: f"\\x{code:02x}"
+    for code in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0))
+} | {
+    code: f"\\u{code:04x}"
+    for code in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+
+
+def escape(text: str, quote: bool = True) -> str:
+    """*text* as a page shows it: :func:`html.escape`, control characters as ``\\x1b``."""
+    if not text.isprintable():
+        text = text.translate(_CONTROLS)
+    return html.escape(text, quote)
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_SHOWN:
+        return text
+    return text[: MAX_SHOWN - 1] + "…"
+
 
 #: Names the callback that takes an event, when it is not the usual one.
 Label = Callable[[TwilioEvent], str | None]
@@ -43,8 +82,8 @@ def row(entry: Entry, history: list[AttemptRecord], label: Label) -> dict[str, o
         "id": entry.id,
         "received_at": stamp(entry.received_at),
         "kind": entry.kind,
-        "status": entry.status,
-        "sid": entry.sid,
+        "status": _cut(entry.status),
+        "sid": _cut(entry.sid),
         "callback": _callback(event, last, label),
         "outcome": _outcome(entry, last),
         "duration_ms": None if last is None else last.milliseconds,
@@ -91,8 +130,8 @@ def error_code_link(code: int | None) -> str:
     info = error_code_info(code)
     text = str(code) if info is None else f"{code} {info.title}"
     return (
-        f'<a class="error-code" href="{html.escape(url)}" rel="noreferrer noopener" '
-        f'target="_blank">{html.escape(text)}</a>'
+        f'<a class="error-code" href="{escape(url)}" rel="noreferrer noopener" '
+        f'target="_blank">{escape(text)}</a>'
     )
 
 
