@@ -136,9 +136,10 @@ class _RefusedError(Exception):
 _TOO_MANY_CONNECTIONS = _answer(503, "too many connections; try again")
 
 # Phases of a connection, for its one timer.
-_IDLE = 0  # no deadline of ours: serving a request, or uvicorn's keep-alive timer runs
+_IDLE = 0  # no deadline: a request being served
 _HEAD = 1
 _BODY = 2
+_KEPT = 3  # answered, kept alive for the next request until timeout_keep_alive
 
 #: Tells refusals when no listener's observers can be found (an app of another kind).
 _fallback = RefusalLog()
@@ -273,7 +274,6 @@ class EdgeProtocol(DirectProtocol):
     def data_received(self, data: bytes) -> None:
         if self._ended:
             return
-        self._unset_keepalive_if_required()
         try:
             if self._phase == _BODY:
                 self.parser.feed_data(data)
@@ -308,7 +308,7 @@ class EdgeProtocol(DirectProtocol):
                 if fields is not None and len(fields) > self._field_count:
                     self._drop_trailers()
                 return
-            if phase == _IDLE:  # the first bytes of the next request
+            if phase in (_IDLE, _KEPT):  # the first bytes of the next request
                 self._set_deadline(_HEAD, self._limits.head_timeout)
             room = limit - self._head_bytes
             if room <= 0:
@@ -403,7 +403,17 @@ class EdgeProtocol(DirectProtocol):
             self._ended = True
             self._phase = _IDLE
             self.transport.close()
-        super().on_response_complete()
+        # uvicorn's, but for its keep-alive: a timer made and cancelled per request
+        # there, the connection's one timer here (1.8 µs a request less).
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next request, read while this one was served
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._phase == _IDLE:  # (not if the next head has begun)
+            self._set_deadline(_KEPT, self.timeout_keep_alive)
 
     def _refuse(self, refused: _RefusedError) -> None:
         """Answer *refused* where an answer can still be given, and close."""
@@ -479,6 +489,10 @@ class EdgeProtocol(DirectProtocol):
             return
         if self.loop.time() < self._deadline:
             self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            return
+        if phase == _KEPT:  # no next request within timeout_keep_alive: as uvicorn
+            self._phase = _IDLE
+            self.transport.close()
             return
         if phase == _HEAD and not self._head_bytes:
             # Connected and silent: nothing to answer.

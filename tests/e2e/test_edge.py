@@ -230,6 +230,23 @@ def test_an_idle_keep_alive_connection_is_closed(
             assert read_answer(sock)[0] == 200
 
 
+def test_a_connection_kept_alive_is_given_the_keep_alive_time_after_each_answer(
+    served: twilio.Listener, recorder: Recorder
+) -> None:
+    # keepalive_timeout is 1 s: four pauses of 0.6 s, 2.4 s in all, each under
+    # it from the answer before, never end the connection.
+    with connect(served) as sock:
+        for _ in range(4):
+            request, _ = signed_request(served)
+            sock.sendall(request)
+            assert read_answer(sock)[0] == 200
+            sock.settimeout(0.6)
+            with pytest.raises(TimeoutError):  # open: nothing comes, not even its end
+                sock.recv(1)
+            sock.settimeout(SOCKET_TIMEOUT)
+        assert closed_by_server(sock) == b""  # then idle for longer: ended
+
+
 # -- connections ----------------------------------------------------------------------
 def test_connections_beyond_the_cap_are_refused_and_open_ones_are_served(
     recorder: Recorder,
