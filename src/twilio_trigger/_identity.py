@@ -63,6 +63,12 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     kind = kind_of_event(event)
     key_params = kind.key_params
     fields = [event.kind, sid, event.status or ""]
+    ignored = kind.key_ignores
+    if ignored is not None:
+        # Every signed parameter but those (in Twilio's signed order): its digest.
+        signed = signed_payload([pair for pair in event.params if pair[0] not in ignored])
+        fields.append("#" + _digest(signed))
+        key_params = ()
     get = event.get
     for name in key_params:
         fields.append(get(name) or "")
@@ -76,6 +82,8 @@ def delivery_key(event: TwilioEvent, event_id: str | None = None) -> str:
     ):
         return "e:" + identity
     hashed = [event.kind, sid, event.status, *(event.get(n) for n in key_params)]
+    if ignored is not None:
+        hashed.append(fields[3])  # the digest of the parameters
     return f"e:{event.kind}:#{_digest(json.dumps(hashed))}"
 
 

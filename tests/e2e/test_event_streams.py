@@ -35,6 +35,7 @@ from ._support import (
     assert_empty_twiml,
     records,
     running,
+    wait_until,
 )
 
 ACCOUNT = "AC3f1c2e4d5b6a79880f1e2d3c4b5a6978"
@@ -497,9 +498,37 @@ def test_a_call_cloudevent_without_callback_source_is_not_answered_with_twiml(
     with running(service) as listener:
         assert_empty_twiml(post_events(listener.url, [event]))
     assert service.count == 1
-    dropped = [r for r in records(caplog, logging.WARNING) if "cannot be sent" in r.getMessage()]
-    assert len(dropped) == 1
-    assert "Answering.on_ringing" in dropped[0].getMessage()
+    # Its type makes it a status callback: what its callback returns means nothing,
+    # as for a status callback's POST (no call waits for it).
+    assert not [r for r in records(caplog, logging.WARNING) if "cannot be sent" in r.getMessage()]
+
+
+@pytest.mark.parametrize("inbox", [False, True])
+def test_a_call_cloudevent_with_empty_parameters_is_a_status_callback(
+    tmp_path: Path, inbox: bool
+) -> None:
+    # Twilio's own example of the type carries no request parameters: it is a
+    # status callback all the same (its type says so), so a copy with the same
+    # id runs once, and an earlier status after it is stale.
+    recorder = Recorder()
+    completed = call_event("completed")
+    completed["data"]["request"]["parameters"] = {}
+    ringing = call_event("ringing")
+    ringing["data"]["request"]["parameters"] = {}
+    ringing["data"]["sid"] = completed["data"]["sid"]
+    options: dict[str, Any] = {"inbox": f"sqlite:///{tmp_path}/inbox.db"} if inbox else {}
+    with running(CallRecorder(recorder), **options) as listener:
+        for _ in range(2):
+            assert_empty_twiml(post_events(listener.url, [completed]))
+        wait_until(lambda: len(recorder.calls) >= 1, "on_completed to run")
+        assert_empty_twiml(post_events(listener.url, [ringing]))
+        wait_until(lambda: len(recorder.calls) >= 2, "on_ringing to run")
+        assert_empty_twiml(post_events(listener.url, [completed]))  # after it ran too
+    assert [(call.callback, call.event.stale) for call in recorder.calls] == [
+        ("on_completed", False),
+        ("on_ringing", True),
+    ]
+    assert recorder.calls[0].event["CallbackSource"] == "call-progress-events"
 
 
 def test_the_deprecated_voice_webhook_types_are_call_events(

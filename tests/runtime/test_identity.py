@@ -78,9 +78,12 @@ def test_conversations_keys_tell_apart_a_state_reached_again_and_a_users_reachab
     from twilio_trigger._core.payloads import conversations_params
     from twilio_trigger._core.routing import to_event
 
+    made: dict[str, dict[str, str]] = {}  # one payload per type: its made-up fields fixed
+
     def key(event_type: str, **changes: str) -> str:
-        params = conversations_params(event_type, sid="CH" + "1" * 32, **changes)
-        event = to_event(list(params.items()))
+        if event_type not in made:
+            made[event_type] = conversations_params(event_type, sid="CH" + "1" * 32)
+        event = to_event(list({**made[event_type], **changes}.items()))
         assert event is not None
         return delivery_key(event)
 
@@ -130,6 +133,28 @@ def test_events_that_share_a_sid_and_a_second_keep_apart_by_what_changed() -> No
     )
     part = dict(started, TranscriptionEvent="transcription-content", SequenceId="1")
     assert len({_key_of(started), _key_of(part), _key_of(dict(part, SequenceId="2"))}) == 3
+
+
+def test_conversations_and_taskrouter_events_are_keyed_by_every_parameter() -> None:
+    # Found by a payload audit: any field can be all that tells two events apart.
+    from twilio_trigger._core import payloads
+
+    when = {"DateUpdated": "2024-03-05T18:31:00Z"}
+    renamed = payloads.conversations_params("onConversationUpdated", FriendlyName="A", **when)
+    changes = [{"FriendlyName": "A (closed)"}, {"State": "closed"}, {"UniqueName": "u"}]
+    role = payloads.conversations_params("onParticipantUpdated", RoleSid="RL" + "1" * 32, **when)
+    keys = [_key_of(renamed), *(_key_of(dict(renamed, **change)) for change in changes)]
+    keys += [_key_of(role), _key_of(dict(role, RoleSid="RL" + "2" * 32))]
+    assert len(set(keys)) == len(keys)
+    # A retry repeats the request but for its count: the same delivery.
+    assert _key_of(dict(renamed, RetryCount="1")) == _key_of(dict(renamed, RetryCount="2"))
+    assert _key_of(dict(renamed, RetryCount="1")) == _key_of(renamed)
+
+    queue = payloads.taskrouter_params("task-queue.entered")
+    other_task = dict(queue, TaskSid="WT" + "9" * 32, TaskAttributes='{"n": 2}')
+    assert _key_of(queue) != _key_of(other_task)
+    assert _key_of(queue) == _key_of(dict(queue))
+    assert all(len(key) < 200 for key in (_key_of(queue), _key_of(renamed)))
 
 
 @pytest.mark.parametrize("name", ["pay_status", "gather_partial"])

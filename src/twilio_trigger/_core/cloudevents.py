@@ -436,7 +436,14 @@ def _inbound_params(data: dict[str, object]) -> list[tuple[str, str]]:
 
 
 def _call_params(data: dict[str, object], call_status: str) -> list[tuple[str, str]]:
-    return _with_status(_voice_params(data, "call"), "CallStatus", call_status)
+    pairs = _with_status(_voice_params(data, "call"), "CallStatus", call_status)
+    # The type says it is a status callback, which Twilio's carry as CallbackSource;
+    # without it (a CloudEvent whose parameters are empty) it would read as a
+    # call asking for TwiML: never deduplicated, out of the call's order.
+    if not any(name == "CallbackSource" and value for name, value in pairs):
+        pairs = [pair for pair in pairs if pair[0] != "CallbackSource"]
+        pairs.append(("CallbackSource", "call-progress-events"))
+    return pairs
 
 
 def _voice_params(data: dict[str, object], kind: str) -> list[tuple[str, str]]:

@@ -69,22 +69,8 @@ CONVERSATIONS = Kind(
     deduplicates=_post_event,
     # Post-events only: Event Streams never asks before an action.
     cloudevent_types=("com.twilio.conversations.",),
-    key_params=(
-        "DateUpdated",
-        "DateRemoved",
-        "Index",
-        "DeliveryReceiptSid",
-        "Status",
-        "StateTo",
-        # A conversation goes inactive again (same StateTo) at another time; a
-        # user goes online and offline without another DateUpdated.
-        "StateUpdated",
-        "isOnline",
-        "isNotifiable",
-        # Two updates within one second (DateUpdated's precision): a participant's
-        # read horizon moving on, a message or a conversation edited again.
-        "LastReadMessageIndex",
-        "Body",
-        "Attributes",
-    ),
+    # Any field may be all that tells two updates apart (a conversation renamed
+    # then closed within DateUpdated's second, a participant's role changed
+    # twice): every signed parameter is the key, but the count of the retry.
+    key_ignores=frozenset({"RetryCount"}),
 )

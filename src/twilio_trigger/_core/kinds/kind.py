@@ -90,6 +90,10 @@ class Kind:
     #: Parameters that, with the kind, SID and *route_by* value, identify one delivery
     #: (Twilio's retries repeat them; they tell apart two events of one status).
     key_params: tuple[str, ...] = ("ErrorCode", "SequenceNumber")
+    #: Instead of *key_params*: every signed parameter but these identifies one
+    #: delivery, for a family whose distinct events can differ in any field (a
+    #: retry repeats the request, but for these).  ``None``: *key_params*.
+    key_ignores: frozenset[str] | None = None
     #: Types of the Event Streams CloudEvents that carry this kind (prefixes end in ``.``).
     cloudevent_types: tuple[str, ...] = ()
     #: Parameters whose presence (non-empty) says a request is *not* of this kind.

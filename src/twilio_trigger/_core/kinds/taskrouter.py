@@ -52,7 +52,8 @@ TASKROUTER = Kind(
     sid_prefixes=("WT", "WR", "WK", "WA", "WW", "WS", "WQ", "TC"),
     payload=payloads.taskrouter_params,
     receipt="no-content",
-    # A worker's channels change together (an activity update): one event per
-    # channel, at the same time.
-    key_params=("TimestampMs", "Timestamp", "TaskChannelSid"),
+    # An event's SID is its resource's (a queue's, a workflow's), which sees
+    # the events of many tasks, workers and channels in one millisecond (a
+    # worker's channels change together): every signed parameter is the key.
+    key_ignores=frozenset(),
 )
