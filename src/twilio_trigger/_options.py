@@ -174,7 +174,8 @@ class Options:
         "at most this many deliveries and SIDs in memory; the oldest go first",
         "reliability")
     skip_stale = Option(bool, False, "TWILIO_TRIGGER_SKIP_STALE", parse.boolean,
-        "acknowledge stale events without dispatching them", "reliability")
+        "acknowledge stale statuses without dispatching them (a conference's events are "
+        "dispatched)", "reliability")
     # Below Twilio's 15 s, leaving room for the network.
     callback_timeout = Option(float, 10.0, "TWILIO_TRIGGER_CALLBACK_TIMEOUT",
         parse.positive_seconds,

@@ -230,7 +230,7 @@ class Pipeline:
                     )
                     raise _StoreUnavailableError from error
                 event._place(standing.previous_status, standing.stale)
-                if standing.stale and self._skip_stale:
+                if standing.stale and self._skip_stale and event._row.replaces:
                     return _STALE
         kind = event._row
         if kind.time_limit is None or kind.time_limit >= self._callback_timeout:

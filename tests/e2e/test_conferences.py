@@ -7,7 +7,7 @@ twilio-python's ``RequestValidator``.  One service defines every conference
 callback and records each call, so each test also checks that no other callback
 ran.  Checked besides: the answer (empty TwiML 200), the order of a conference's
 events by ``SequenceNumber`` (a late event is ``stale`` with ``previous_status``;
-with ``skip_stale`` its callback is not called, and it is still answered 200),
+``skip_stale`` does not drop it: a conference's events are facts, not states),
 a repeated delivery run once, two participants' joins both run, and a moderator's
 conference from first join to end.
 """
@@ -177,7 +177,10 @@ def test_an_event_overtaken_by_a_later_one_is_stale(
     assert late.sequence_number == 2
 
 
-def test_with_skip_stale_the_late_event_is_answered_but_not_dispatched() -> None:
+def test_with_skip_stale_a_late_event_still_runs_marked_stale() -> None:
+    # A conference's events are facts, not states that replace one another: a
+    # conference-start or a participant's leave that arrives late still happened
+    # (skip_stale, meant for a message's or a call's statuses, keeps them).
     conferences = Conferences()
     conference = testing.new_sid("CF")
     with running(conferences, skip_stale=True) as listener:
@@ -188,8 +191,11 @@ def test_with_skip_stale_the_late_event_is_answered_but_not_dispatched() -> None
         # Another conference's events are ordered on their own.
         other = testing.conference_params("conference-start", SequenceNumber="2")
         assert_empty_twiml(post(listener, other))
-    assert conferences.names() == ["on_participant_mute", "on_conference_start"]
-    assert conferences.events()[1].conference_sid == other["ConferenceSid"]
+    assert conferences.names() == [
+        "on_participant_mute", "on_conference_start", "on_conference_start",
+    ]  # fmt: skip
+    assert [event.stale for event in conferences.events()] == [False, True, False]
+    assert conferences.events()[2].conference_sid == other["ConferenceSid"]
 
 
 def test_a_repeated_delivery_runs_once(listener: twilio.Listener, conferences: Conferences) -> None:

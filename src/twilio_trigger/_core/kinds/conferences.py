@@ -26,5 +26,8 @@ CONFERENCE = Kind(
     # Ordered per conference by SequenceNumber; two participants' joins are
     # two deliveries.
     sequence_param="SequenceNumber",
+    # A participant's late join or leave, a conference-start after a join: each
+    # still happened, whatever arrived before it.
+    replaces=False,
     key_params=("SequenceNumber", "CallSid"),
 )

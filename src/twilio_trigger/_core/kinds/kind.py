@@ -74,6 +74,11 @@ class Kind:
     ranks: Mapping[str, int] = field(default_factory=dict)
     #: ... unless the event carries this parameter, a sequence number, which wins.
     sequence_param: str | None = None
+    #: Whether its statuses are states, each replacing the one before it (a
+    #: message's, a call's): ``skip_stale`` drops one that arrives late.  A
+    #: conference's events are facts (a join, a leave, its end): a late one is
+    #: marked stale all the same, and still dispatched.
+    replaces: bool = True
     #: Which events take a place in their SID's order (``None``: every one).  A
     #: call's requests for TwiML do not: they carry no sequence number, and their
     #: status's rank would be compared with the callbacks' sequence numbers.
