@@ -291,6 +291,19 @@ def test_send_without_a_status_prints_the_one_it_sent(
     assert f" {kind} {sent} " in result.stdout.splitlines()[0]
 
 
+@pytest.mark.parametrize(
+    ("event", "name"), [("onUserAdded", "UserSid"), ("onConversationAdded", "ConversationSid")]
+)
+def test_send_prints_the_sid_the_listener_takes(capture: Capture, event: str, name: str) -> None:
+    # The first of the kind's SID parameters present, as the event's sid: not a
+    # MessageSid a user's or a conversation's event does not carry.
+    result = cli("send", "conversations", event, "--url", capture.url, "--auth-token", TOKEN)
+    assert result.returncode == 0, result.stdout + result.stderr
+    params = dict(parse_qsl(capture.only().body.decode("ascii"), keep_blank_values=True))
+    assert not params.get("MessageSid")
+    assert result.stdout.splitlines()[0].endswith(f"  {params[name]}")
+
+
 # -- Event Streams -----------------------------------------------------------------------
 def test_send_call_completed_as_event_streams_reaches_on_completed(served: Served) -> None:
     result = cli("send", "call", "completed", "--event-streams", "--url", served.url,

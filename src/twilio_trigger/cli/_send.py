@@ -199,7 +199,8 @@ def _at_path(url: str, path: str | None) -> str:
               help="Sign with this shared key (HMAC-SHA256), as a Webhook Rule does.")  # fmt: skip
 @click.option("--event-streams", is_flag=True,
               help="Send it as an Event Streams sink receives it: a CloudEvent in a JSON "
-                   "array, signed with bodySHA256 (sms and call).")  # fmt: skip
+                   "array, signed with bodySHA256 (the kinds Event Streams carries: "
+                   + ", ".join(k.name for k in KINDS if k.cloudevent_types) + ").")  # fmt: skip
 @click.option("--sid", help="The message, call or recording SID.  [default: a new one]")
 @click.option("--set", "settings", multiple=True, metavar="Name=Value",
               help="Set (or with Name= blank) a parameter; repeatable.")  # fmt: skip
@@ -256,7 +257,6 @@ def send(
     else:
         secret_or_token, algorithm, headers = token_list(auth_tokens)[0], HMAC_SHA1, {}
     row, factory = _KINDS[kind]
-    sid_name = row.sid_params[0] if row.sid_params else ""
     overrides: dict[str, object] = dict(parameters(settings, None))
     overrides.update(dict.fromkeys(unset))
     known = {event.lower() for event in row.events}
@@ -328,7 +328,9 @@ def send(
         answer = _post(url, urlencode(pairs).encode("ascii"), headers, timeout)
     # What was sent: the payload's own value of the kind's status parameter.
     shown = status or next((params[name] for name in row.route_by if params.get(name)), "")
-    click.echo(f"{method} {url}  {kind} {shown}".rstrip() + f"  {params.get(sid_name, '')}")
+    # The SID the listener takes: the first of the kind's SID parameters present.
+    sent_sid = next((str(params[name]) for name in row.sid_params if params.get(name)), "")
+    click.echo(f"{method} {url}  {kind} {shown}".rstrip() + f"  {sent_sid}")
     click.echo(
         f"{answer.status} {answer.reason}  {answer.content_type}  {answer.milliseconds:.1f} ms"
     )
