@@ -39,6 +39,9 @@ __all__ = ["Direct", "DirectProtocol", "closing_bytes"]
 logger = logging.getLogger("twilio_trigger")
 
 _INTERNAL_ERROR = answers.closing(answers.reject(500, "internal server error"))
+#: A request still being handled when the stop's time to finish is over: nothing
+#: about it failed, and what it stored stays stored; Twilio may try it again.
+_STOPPED = answers.closing(answers.reject(503, "the listener is stopping; try again"))
 
 
 async def _settled(scope: Any, receive: Any, send: Any) -> None:
@@ -228,7 +231,7 @@ class DirectProtocol(HttpToolsProtocol):
             cycle.body = bytearray()
             answer = await self._direct.app.respond(head, body)  # type: ignore[union-attr]
         except asyncio.CancelledError:  # stopping, and the time to finish is over
-            self._write_answer(cycle, _INTERNAL_ERROR)
+            self._write_answer(cycle, _STOPPED)
             raise
         except Exception:
             logger.exception("the listener failed to answer a request; answered 500")

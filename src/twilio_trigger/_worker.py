@@ -272,11 +272,36 @@ class WorkerPool:
         now = time.time()
         for entry in entries:
             try:
-                await self._inbox.defer(entry.id, now)
-            except UnreachableError:  # told once by the inbox; its lease brings it back
-                pass
+                await self._hand_back(entry.id, now)
             except Exception:
                 logger.exception("could not give inbox entry %d back", entry.id)
+
+    async def _hand_back(self, entry_id: int, at: float, hold: str | None = None) -> None:
+        """Give *entry_id* back to the inbox, due at *at* (see :meth:`Inbox.defer`).
+
+        A shared inbox's entry that cannot be given back is taken over once its
+        lease lapses; nobody takes over an entry of this process's own inbox
+        (SQLite), which would stay running until the next start: it is given
+        back as soon as the inbox takes writes again (unless the pool stops)."""
+        tries = 0
+        while True:
+            try:
+                await self._inbox.defer(entry_id, at, hold)
+            except UnreachableError as error:  # the outage is told once, by the inbox
+                if self._inbox.shared or self._stopping:
+                    return
+                tries += 1
+                if tries == 1:
+                    logger.debug(
+                        "could not give inbox entry %d back (%s); trying again until it can be",
+                        entry_id,
+                        _last_line(error),
+                    )
+                await asyncio.sleep(min(_MOST_BETWEEN_TRIES, 0.1 * 2**tries))
+                continue
+            if tries:
+                logger.debug("gave inbox entry %d back at last", entry_id)
+            return
 
     async def _process(self, entry: Entry) -> None:
         # The entry holds one of the `concurrency` places until its callback has
@@ -337,15 +362,17 @@ class WorkerPool:
         """Leave to run the callback of *entry* now, or ``None``: its limits or its
         breaker hold it back, and it was given back to the inbox for later."""
         try:
-            admitted = await self._control.admit(callback, entry.id)
+            try:
+                admitted = await self._control.admit(callback, entry.id)
+            except UnreachableError:  # its limits cannot be read or taken: later
+                await self._hand_back(entry.id, time.time())
+                return None
             if isinstance(admitted, Ticket):
                 return admitted
-            await self._inbox.defer(entry.id, admitted.at, admitted.hold)
+            await self._hand_back(entry.id, admitted.at, admitted.hold)
             logger.debug(
                 "inbox entry %d (%s) held back until %.3f", entry.id, callback, admitted.at
             )
-        except UnreachableError:  # told once by the inbox; its lease brings it back
-            pass
         except Exception:
             logger.exception(
                 "could not apply the limits of %s to inbox entry %d; it will be dispatched again",

@@ -707,6 +707,40 @@ def test_stop_gives_up_on_a_stalled_client_after_shutdown_timeout() -> None:
         listener.stop()
 
 
+def test_a_request_cut_by_the_stop_is_answered_503_not_500() -> None:
+    # Found by a crash audit: a request still running when shutdown_timeout ran
+    # out was answered 500, which says the listener failed; nothing did, and a
+    # 503 tells Twilio it may try again (what was stored stays stored).
+    started = threading.Event()
+
+    class Slow(twilio.SmsStatusService):
+        async def on_sent(self, event: twilio.SmsStatusChangeEvent) -> None:
+            started.set()
+            await asyncio.sleep(60)
+
+    listener = twilio.Listener(
+        0, host="127.0.0.1", auth_tokens=[TOKEN], callback_timeout=30, shutdown_timeout=0.5
+    )
+    listener.attach(Slow())
+    listener.start()
+    answers: list[httpx.Response] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(
+            signed_post(listener.url, sms_status_payload("sent"), TOKEN, timeout=30.0)
+        )
+    )
+    try:
+        sender.start()
+        assert started.wait(10.0)
+        listener.stop()
+        sender.join(30.0)
+    finally:
+        listener.stop()
+    (answer,) = answers
+    assert answer.status_code == 503
+    assert answer.text == "the listener is stopping; try again\n"
+
+
 @pytest.mark.parametrize("configured", [None, PUBLIC])
 def test_the_refusals_advice_depends_on_whether_public_url_is_set(
     caplog: pytest.LogCaptureFixture, configured: str | None

@@ -7,7 +7,9 @@ with a separate ``sqlite3`` connection.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -601,3 +603,75 @@ def test_what_queued_behind_a_refused_batch_fails_with_it(path: Path) -> None:
     assert stored
     assert busy == 2000
     assert [row[1] for row in rows(path)] == ["made", "after"]
+
+
+# -- a file deleted under the inbox, a disk that stops answering ----------------------
+def test_a_file_deleted_while_open_refuses_writes_instead_of_losing_them(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by a crash audit: after `rm events.db*` the open connection kept
+    # writing into the unlinked file, every request was answered 200, /readyz
+    # said ready, and a restart found none of them.  Now each write is refused
+    # (503), readiness fails, and the log says why, once.
+    from twilio_trigger.inbox import UnreachableError
+
+    async def scenario() -> tuple[bool, object, object, list[str]]:
+        inbox = SQLiteInbox(path)
+        await inbox.open()
+        try:
+            before = await put(inbox, "before")
+            for suffix in ("", "-wal", "-shm"):  # what a cleanup script would do
+                os.unlink(f"{path}{suffix}")
+            after = await asyncio.gather(put(inbox, "after"), return_exceptions=True)
+            ready = await asyncio.gather(inbox.check(), return_exceptions=True)
+            return before, after[0], ready[0], sorted(p.name for p in path.parent.iterdir())
+        finally:
+            await inbox.close()
+
+    caplog.set_level("INFO", logger="twilio_trigger")
+    before, after, ready, left = run(scenario())
+    assert before is True
+    assert isinstance(after, UnreachableError)
+    assert isinstance(ready, UnreachableError)
+    assert "was deleted or replaced while the inbox had it open" in str(after)
+    told = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
+    assert len(told) == 1
+    assert "events.db" not in left  # nothing wrote a new file in its place
+
+
+class Hurried(SQLiteInbox):
+    """A real SQLite inbox that gives a new event's write 0.2 s, not 10 s."""
+
+    store_wait = 0.2
+
+
+def test_a_write_the_disk_holds_is_answered_in_time_and_kept_when_it_lands(path: Path) -> None:
+    # Found by a crash audit: on a disk that stopped answering (fsfreeze), the
+    # requests waited 24 s for their writes, past Twilio's 15 s.  A new event's
+    # write now fails as an outage after store_wait (the request is answered
+    # 503); what it wrote stays written once the disk answers.
+    from twilio_trigger.inbox import UnreachableError
+
+    async def scenario() -> tuple[object, float, list[str]]:
+        inbox = Hurried(path)
+        await inbox.open()
+        release = threading.Event()
+        try:
+            # The writer thread held in a batch, as by an fsync that does not return.
+            stalled = asyncio.ensure_future(inbox._run(lambda _: release.wait(30)))
+            started = time.monotonic()
+            late = await asyncio.gather(put(inbox, "late"), return_exceptions=True)
+            waited = time.monotonic() - started
+            release.set()
+            await stalled
+            kept = [entry.key for entry in await inbox.entries()]
+            return late[0], waited, kept
+        finally:
+            release.set()
+            await inbox.close()
+
+    late, waited, kept = run(scenario())
+    assert isinstance(late, UnreachableError)
+    assert "no answer from the file within 0.2 s" in str(late)
+    assert waited < 5.0  # the store's limit, not the 30 s the disk held it
+    assert kept == ["late"]

@@ -94,6 +94,28 @@ def _refused(error: sqlite3.OperationalError) -> bool:
     return getattr(error, "sqlite_errorcode", 0) & 0xFF in _REFUSED
 
 
+_SQLITE_IOERR = 10
+
+
+def _file_of(path: Path) -> tuple[int, int] | None:
+    """The file at *path* (its device and inode), ``None`` when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _file_gone(path: Path) -> sqlite3.OperationalError:
+    # A refusal (SQLITE_IOERR): answered 503 and told once, as a full disk is.
+    error = sqlite3.OperationalError(
+        f"the file {printable(str(path))} was deleted or replaced while the inbox had it "
+        f"open: what is written now would be lost (put it back, or restart)"
+    )
+    error.sqlite_errorcode = _SQLITE_IOERR
+    return error
+
+
 def _wake(
     batch: list[_Request], outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
 ) -> None:
@@ -108,6 +130,11 @@ def _wake(
 
 def _fail(batch: list[_Request], error: BaseException) -> None:
     _wake(batch, [(future, None, error) for _, _, future in batch])
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # read, so that asyncio does not report it as lost
 
 
 def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -191,6 +218,8 @@ class SQLiteCore(Inbox):
     #: while the file refuses writes.
     busy_ms = _BUSY_TIMEOUT
     busy_ms_in_outage = _BUSY_TIMEOUT_IN_OUTAGE
+    #: Seconds a new event's write may take before the request is answered 503.
+    store_wait = STORE_WAIT
 
     def __init__(
         self, path: str | Path, *, file_mode: int = 0o600, create_folders: bool = False
@@ -206,6 +235,9 @@ class SQLiteCore(Inbox):
         #: Told once when the file refuses the inbox's statements (another writer's
         #: lock held past the busy timeout, a disk error), and once when it takes them.
         self.outage = Outage("SQLite inbox", self.location)
+        #: The file the writer opened (device, inode): one deleted or replaced under
+        #: it would take writes that no restart finds.
+        self._file: tuple[int, int] | None = None
 
     # -- the writer thread ---------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -223,6 +255,7 @@ class SQLiteCore(Inbox):
         connection = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, factory=_Connection
         )
+        self._file = _file_of(self.path)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute(f"PRAGMA busy_timeout={self.busy_ms}")
@@ -246,7 +279,13 @@ class SQLiteCore(Inbox):
                     return
                 batch = [first]
                 stop = self._take(batch, _BATCH)
-                refusal = self._run_batch(connection, batch)
+                # One stat a batch: the file must still be the one opened.
+                refusal: BaseException | None
+                if self._file is not None and _file_of(self.path) != self._file:
+                    refusal = _file_gone(self.path)
+                    _fail(batch, refusal)
+                else:
+                    refusal = self._run_batch(connection, batch)
                 if refusal is not None:
                     # What was queued while the batch waited fails with it: each
                     # would wait as long again, past Twilio's patience.
@@ -322,7 +361,13 @@ class SQLiteCore(Inbox):
             )
             self._thread.start()
 
-    async def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _run(
+        self, operation: Callable[[sqlite3.Connection], _T], *, limit: float | None = None
+    ) -> _T:
+        """The result of *operation*, run by the writer thread in its next batch;
+        with *limit*, an outage once that many seconds pass without it (a disk
+        that stopped answering: the request is answered 503 within Twilio's time,
+        and what the operation writes, if it ever does, stays written)."""
         if self._thread is None:
             await asyncio.to_thread(self._start)
         loop = asyncio.get_running_loop()
@@ -330,7 +375,16 @@ class SQLiteCore(Inbox):
         started = time.monotonic()
         self._queue.put((operation, loop, future))
         try:
-            result = await future
+            if limit is None:
+                result = await future
+            else:
+                try:
+                    result = await asyncio.wait_for(asyncio.shield(future), limit)
+                except TimeoutError as late:
+                    future.add_done_callback(_retrieved)  # whatever comes, nobody waits
+                    raise self.outage.unreachable(
+                        TimeoutError(f"no answer from the file within {limit:g} s")
+                    ) from late
         except sqlite3.OperationalError as error:
             if not _refused(error):
                 raise  # a statement's own error (a table taken away): not an outage
