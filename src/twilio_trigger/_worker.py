@@ -141,10 +141,13 @@ class WorkerPool:
         """
         self._stopping = True
         self._wakeup.set()
+        # The loop and the giving back wait for the inbox: one whose disk or server
+        # stopped answering must not hold the stop (at most the time to finish).
+        bound = _CANCELLED_GRACE if timeout is None else min(timeout, _CANCELLED_GRACE)
         if self._loop_task is not None:
-            await self._loop_task
+            await _within(self._loop_task, bound, "the dispatch loop")
             self._loop_task = None
-        await self._give_back()
+        await _within(asyncio.ensure_future(self._give_back()), bound, "giving entries back")
         if self._running:
             _, late = await asyncio.wait(self._running, timeout=timeout)
             for task in late:
@@ -477,6 +480,24 @@ class WorkerPool:
 
 #: Seconds at most between two tries to record an outcome the inbox refused.
 _MOST_BETWEEN_TRIES = 2.0
+
+
+async def _within(task: asyncio.Future[None], seconds: float, what: str) -> None:
+    """Wait for *task* up to *seconds*, then cancel it (and wait a moment more)."""
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if done:
+        task.result()
+        return
+    task.cancel()
+    await asyncio.wait({task}, timeout=_CANCELLED_GRACE)
+    logger.warning(
+        "stopping: %s did not end within %g s (the inbox does not answer?); cancelled; "
+        "its entries run again at the next start",
+        what,
+        seconds,
+    )
+
+
 #: Seconds a stop waits for the callbacks it cancelled to end.
 _CANCELLED_GRACE = 5.0
 

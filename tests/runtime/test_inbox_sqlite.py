@@ -675,3 +675,45 @@ def test_a_write_the_disk_holds_is_answered_in_time_and_kept_when_it_lands(path:
     assert "no answer from the file within 0.2 s" in str(late)
     assert waited < 5.0  # the store's limit, not the 30 s the disk held it
     assert kept == ["late"]
+
+
+def test_an_outage_is_over_when_an_event_is_stored_again_not_when_a_read_passes(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by a crash audit: on a full disk, every read (or claim of nothing)
+    # that passed said "can be reached again", and the next write "cannot be
+    # reached": 17 of each in 17 s.  A full database (max_page_count) here.
+    from twilio_trigger.inbox import UnreachableError
+
+    caplog.set_level("INFO", logger="twilio_trigger")
+
+    def told(text: str) -> int:
+        return sum(text in r.getMessage() for r in caplog.records)
+
+    async def scenario() -> tuple[int, int, int, int]:
+        inbox = SQLiteInbox(path)
+        await inbox.open()
+        try:
+            assert await put(inbox, "first")
+            pages = await inbox._run(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+            await inbox._run(lambda c: c.execute(f"PRAGMA max_page_count={pages}"))
+            big = [*params("delivered", SID), ("Body", "x" * 20_000)]
+            failed = await asyncio.gather(
+                *(inbox.put(f"big-{n}", "sms", SID, "delivered", big) for n in range(3)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(error, UnreachableError) for error in failed), failed
+            down = told("cannot be reached")
+            for _ in range(3):  # reads, and writes that need no room, pass
+                await inbox.entries()
+                await inbox.next_due()
+                await inbox.claim(5)
+            during = told("can be reached again")
+            await inbox._run(lambda c: c.execute("PRAGMA max_page_count=1073741823"))
+            assert await inbox.put("after", "sms", SID, "delivered", big)
+            return down, during, told("can be reached again"), told("cannot be reached")
+        finally:
+            await inbox.close()
+
+    down, during, back, down_in_all = run(scenario())
+    assert (down, during, back, down_in_all) == (1, 0, 1, 1)

@@ -7,6 +7,7 @@ import itertools
 import logging
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -270,3 +271,48 @@ def test_a_file_that_refuses_writes_is_an_outage_told_once(
     assert "database is locked" in down[0].getMessage()
     assert down[0].exc_info is None
     assert len(back) == 1
+
+
+def test_a_stop_while_the_inbox_does_not_answer_ends_in_its_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by a crash audit: SIGTERM while the SQLite disk was frozen waited for
+    # the disk (60 s and more), past shutdown_timeout, because the dispatch loop
+    # was waiting for a claim.  The loop and the giving back get the stop's time
+    # to finish (here 0.5 s), then are cancelled; their entries run at the next start.
+    caplog.set_level(logging.WARNING, logger="twilio_trigger")
+
+    async def handle(event: TwilioEvent) -> Result:
+        return Result(Outcome.HANDLED, "Service.on_delivered")
+
+    async def scenario() -> float:
+        inbox = SQLiteInbox(tmp_path / "events.db")
+        await inbox.open()
+        pool = WorkerPool(
+            inbox, handle, concurrency=1, max_attempts=3, backoff=0.05, backoff_max=0.1,
+            retention=60.0, poll_interval=0.05,
+        )  # fmt: skip
+        entered, release = threading.Event(), threading.Event()
+
+        def hold(_: sqlite3.Connection) -> None:
+            entered.set()
+            release.wait(60)
+
+        try:
+            # The writer thread held in a batch, as by an fsync that does not return;
+            # the loop's first read or claim queues behind it.
+            stalled = asyncio.ensure_future(inbox._run(hold))
+            await until(entered.is_set)
+            pool.start()
+            await until(lambda: not inbox._queue.empty())
+            started = time.monotonic()
+            await asyncio.wait_for(pool.stop(0.5), 30.0)
+            return time.monotonic() - started
+        finally:
+            release.set()
+            await stalled
+            await inbox.close()
+
+    took = asyncio.run(scenario())
+    assert took < 15.0  # the stop's limits, not the disk's 60 s
+    assert any("did not end within 0.5 s" in r.getMessage() for r in caplog.records)

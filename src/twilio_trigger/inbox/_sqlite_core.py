@@ -318,8 +318,9 @@ class SQLiteCore(Inbox):
             batch.append(item)
         return False
 
-    @staticmethod
-    def _run_batch(connection: sqlite3.Connection, batch: list[_Request]) -> BaseException | None:
+    def _run_batch(
+        self, connection: sqlite3.Connection, batch: list[_Request]
+    ) -> BaseException | None:
         """Run *batch* in one transaction and wake its waiters; return the error
         when the file refused the whole batch (see ``_REFUSED``)."""
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
@@ -362,12 +363,21 @@ class SQLiteCore(Inbox):
             self._thread.start()
 
     async def _run(
-        self, operation: Callable[[sqlite3.Connection], _T], *, limit: float | None = None
+        self,
+        operation: Callable[[sqlite3.Connection], _T],
+        *,
+        limit: float | None = None,
+        recovers: bool = False,
     ) -> _T:
         """The result of *operation*, run by the writer thread in its next batch;
         with *limit*, an outage once that many seconds pass without it (a disk
         that stopped answering: the request is answered 503 within Twilio's time,
-        and what the operation writes, if it ever does, stays written)."""
+        and what the operation writes, if it ever does, stays written).
+
+        Any operation the file refuses starts an outage (told once); one that
+        *recovers* (a new event stored) ends it.  Not any other: on a full disk,
+        reads, claims and outcomes that need no room pass, and each would have
+        said it was over until the next event failed."""
         if self._thread is None:
             await asyncio.to_thread(self._start)
         loop = asyncio.get_running_loop()
@@ -391,7 +401,7 @@ class SQLiteCore(Inbox):
             # Answered 503 and told once, as Redis's and PostgreSQL's outages are,
             # rather than with a traceback per request.
             raise self.outage.unreachable(error) from error
-        if self.outage.ongoing:
+        if recovers and self.outage.ongoing:
             self.outage.recovered(started)
         return result
 

@@ -105,7 +105,7 @@ class SQLiteInbox(SQLiteWork, SQLiteAdmin):
 
             return counted(connection, add, lambda added: {"received": int(added)})
 
-        return await self._run(insert, limit=self.store_wait)
+        return await self._run(insert, limit=self.store_wait, recovers=True)
 
     async def check(self) -> None:
         folder = self.path.parent
