@@ -717,3 +717,52 @@ def test_an_outage_is_over_when_an_event_is_stored_again_not_when_a_read_passes(
 
     down, during, back, down_in_all = run(scenario())
     assert (down, during, back, down_in_all) == (1, 0, 1, 1)
+
+
+_HOLDER = """
+import asyncio, sys
+from twilio_trigger.inbox.sqlite import SQLiteInbox
+
+async def main() -> None:
+    inbox = SQLiteInbox(sys.argv[1])
+    await inbox.open()
+    print("open", flush=True)
+    await asyncio.to_thread(sys.stdin.read)  # until the test closes it
+    await inbox.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_second_process_cannot_dispatch_from_the_same_file(path: Path) -> None:
+    # Found by a crash audit: a second `run` on the same file (an overlapping
+    # deploy) started, called the first one's running entries interrupted and
+    # made them pending again, to be run beside it.  One process per file is
+    # enforced now; the command line can still look in; the next process, once
+    # the first has stopped, opens it.
+    import subprocess
+    import sys
+
+    from twilio_trigger import ConfigurationError
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "open\n"
+        with pytest.raises(ConfigurationError, match="another process dispatches from"):
+            with_inbox(path, lambda inbox: inbox.stats())
+        looked = subprocess.run(
+            [sys.executable, "-m", "twilio_trigger", "inbox", "--inbox", f"sqlite:///{path}",
+             "stats"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert looked.returncode == 0, looked.stderr
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+    assert with_inbox(path, lambda inbox: put(inbox, "after")) is True

@@ -70,6 +70,10 @@ class SQLiteInbox(SQLiteWork, SQLiteAdmin):
     async def open(self) -> int:
         # Before SQLite opens the file: the -wal and -shm it makes take its mode.
         await asyncio.to_thread(self._set_modes)
+        await self._run(lambda _: None)  # the file opened (its folder checked, or made)
+        # Then taken for this process, before its running entries are called
+        # interrupted: another listener's are not (an overlapping deploy).
+        await asyncio.to_thread(self._hold_file)
 
         def recover(connection: sqlite3.Connection) -> int:
             cursor = connection.execute(
@@ -139,9 +143,11 @@ class SQLiteInbox(SQLiteWork, SQLiteAdmin):
         with self._lock:
             thread, self._thread = self._thread, None
             if thread is None:
+                self._let_file_go()
                 return
             self._on_exit[:] = [tell]
         # Waited for on the loop, not in a thread: at interpreter exit the
         # thread pools may be gone already.
         self._queue.put(None)
         await ended
+        self._let_file_go()
