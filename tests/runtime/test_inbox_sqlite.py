@@ -745,24 +745,24 @@ def test_a_second_process_cannot_dispatch_from_the_same_file(path: Path) -> None
 
     from twilio_trigger import ConfigurationError
 
-    holder = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "open\n"
-        with pytest.raises(ConfigurationError, match="another process dispatches from"):
-            with_inbox(path, lambda inbox: inbox.stats())
-        looked = subprocess.run(
-            [sys.executable, "-m", "twilio_trigger", "inbox", "--inbox", f"sqlite:///{path}",
-             "stats"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert looked.returncode == 0, looked.stderr
-    finally:
+    ) as holder:  # fmt: skip
         assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=60)
+        assert holder.stdout is not None
+        try:
+            assert holder.stdout.readline() == "open\n"
+            with pytest.raises(ConfigurationError, match="another process dispatches from"):
+                with_inbox(path, lambda inbox: inbox.stats())
+            looked = subprocess.run(
+                [sys.executable, "-m", "twilio_trigger", "inbox", "--inbox", f"sqlite:///{path}",
+                 "stats"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert looked.returncode == 0, looked.stderr
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=60)
     assert holder.returncode == 0
     assert with_inbox(path, lambda inbox: put(inbox, "after")) is True
