@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -186,29 +187,19 @@ def test_an_entry_given_back_while_the_inbox_refuses_writes_is_given_back_once_i
     # while its process runs: left running, it waited for the next start.  Found by
     # a crash audit with limits and a lock held 12 s: 7 entries running for good.
     caplog.set_level(logging.DEBUG, logger="twilio_trigger")
-    path = tmp_path / "events.db"
-    other = sqlite3.connect(path, isolation_level=None)
 
-    async def handle(event: TwilioEvent) -> Result:
-        return Result(Outcome.HANDLED, "Service.on_delivered")
-
-    def told(text: str) -> bool:
-        return any(text in r.getMessage() for r in caplog.records)
-
-    async def scenario() -> State:
-        inbox = Impatient(path)
+    async def scenario(other: sqlite3.Connection) -> State:
+        inbox = Impatient(other.execute("PRAGMA database_list").fetchone()[2])
         await inbox.open()
         params = list(sms_status_params("delivered").items())
         assert await inbox.put("key-1", "sms", params[0][1], "delivered", params)
         (entry,) = await inbox.claim(1)
-        pool = WorkerPool(
-            inbox, handle, concurrency=1, max_attempts=3, backoff=0.05, backoff_max=0.1,
-            retention=60.0, poll_interval=0.05,
-        )  # fmt: skip
+        pool = WorkerPool(inbox, _handled, concurrency=1, max_attempts=3, backoff=0.05,
+                          backoff_max=0.1, retention=60.0, poll_interval=0.05)  # fmt: skip
         try:
             other.execute("BEGIN IMMEDIATE")
             handing = asyncio.ensure_future(pool._hand_back(entry.id, time.time()))
-            await until(lambda: told("could not give inbox entry"))
+            await until(lambda: _said(caplog, "could not give inbox entry"))
             assert not handing.done()  # still trying: not left running
             other.execute("ROLLBACK")  # the other writer is done
             await asyncio.wait_for(handing, 20.0)
@@ -217,12 +208,17 @@ def test_an_entry_given_back_while_the_inbox_refuses_writes_is_given_back_once_i
         finally:
             await inbox.close()
 
-    try:
-        state = asyncio.run(scenario())
-    finally:
-        other.close()
-    assert state is State.PENDING  # given back: due again
-    assert told("gave inbox entry 1 back at last")
+    with contextlib.closing(sqlite3.connect(tmp_path / "events.db", isolation_level=None)) as other:
+        assert asyncio.run(scenario(other)) is State.PENDING  # given back: due again
+    assert _said(caplog, "gave inbox entry 1 back at last")
+
+
+async def _handled(event: TwilioEvent) -> Result:
+    return Result(Outcome.HANDLED, "Service.on_delivered")
+
+
+def _said(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in r.getMessage() for r in caplog.records)
 
 
 async def until(condition: Callable[[], bool], patience: float = 20.0) -> None:
