@@ -361,8 +361,10 @@ def test_a_refusals_line_is_bounded_and_keeps_no_query_values(
     assert len(line) < 4000, len(line)
     assert "From=…" in line
     assert "Body=…" in line
+    # The record's fields but its numbers: its time may hold any four digits.
+    fields = {k: v for k, v in record.__dict__.items() if not isinstance(v, float | int)}
     for secret in ("5558675309", "secret", "4321"):
         assert secret not in line
-        assert secret not in repr(record.__dict__)
+        assert secret not in repr(fields)
     assert len(record.__dict__["remote"]) <= 100
     assert len(record.__dict__["urls"]) == 8
