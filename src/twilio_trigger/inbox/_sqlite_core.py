@@ -29,15 +29,11 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from .._exceptions import ConfigurationError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: one process per file is not enforced
-    fcntl = None  # type: ignore[assignment]
 from .._logging import printable
 from .._outage import OUTAGE_WAIT, Outage
 from . import Inbox
 from ._group import STORE_WAIT
+from ._sqlite_lock import hold, let_go
 
 __all__ = ["SINCE", "SQLiteCore", "counted", "folder_mode"]
 
@@ -93,12 +89,6 @@ _COUNT = (
 _Operation = Callable[[sqlite3.Connection], Any]
 # An operation, and the event loop and future that wait for its result.
 _Request = tuple[_Operation, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
-
-
-#: The lock files this process holds (one per inbox file), each with its
-#: descriptor and how many open inboxes of this process use it.
-_HELD: dict[str, tuple[int, int]] = {}
-_HELD_LOCK = threading.Lock()
 
 
 def _refused(error: sqlite3.OperationalError) -> bool:
@@ -251,50 +241,15 @@ class SQLiteCore(Inbox):
         self._file: tuple[int, int] | None = None
         self._held: str | None = None  # the lock file this inbox holds for its process
 
-    # -- one process per file -------------------------------------------------
+    # -- one process per file (see ._sqlite_lock) --------------------------------
     def _hold_file(self) -> None:
-        """Take the file for this process, by an advisory lock on ``<file>.lock``
-        beside it (never on the database: closing a descriptor of it would drop
-        SQLite's own locks); :class:`ConfigurationError` if another process has it.
-        Only a dispatching process (:meth:`open`) takes it: the command line's
-        looks into the inbox do not.  Inboxes of one process share it."""
-        if fcntl is None or self._held is not None:
-            return
-        real = Path(os.path.realpath(self.path))
-        lock_path = str(real.with_name(real.name + ".lock"))
-        with _HELD_LOCK:
-            held = _HELD.get(lock_path)
-            if held is not None:
-                _HELD[lock_path] = (held[0], held[1] + 1)
-                self._held = lock_path
-                return
-            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-            handle = os.open(lock_path, flags, self.file_mode)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(handle)
-                raise ConfigurationError(
-                    f"another process dispatches from the SQLite inbox "
-                    f"{printable(str(self.path))} (one listener process per file: stop it "
-                    f"first; listeners that run together share a Redis or PostgreSQL inbox)"
-                ) from None
-            except OSError:  # a filesystem without such locks: not enforced there
-                os.close(handle)
-                return
-            _HELD[lock_path] = (handle, 1)
-            self._held = lock_path
+        if self._held is None:
+            self._held = hold(self.path, self.file_mode)
 
     def _let_file_go(self) -> None:
-        lock_path, self._held = self._held, None
-        if lock_path is None:
-            return
-        with _HELD_LOCK:
-            handle, users = _HELD.pop(lock_path)
-            if users > 1:
-                _HELD[lock_path] = (handle, users - 1)
-            else:
-                os.close(handle)  # its lock with it
+        held, self._held = self._held, None
+        if held is not None:
+            let_go(held)
 
     # -- the writer thread ---------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
