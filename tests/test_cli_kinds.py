@@ -292,7 +292,12 @@ def test_send_without_a_status_prints_the_one_it_sent(
 
 
 @pytest.mark.parametrize(
-    ("event", "name"), [("onUserAdded", "UserSid"), ("onConversationAdded", "ConversationSid")]
+    ("event", "name"),
+    [
+        ("onUserAdded", "UserSid"),
+        ("onConversationAdded", "ConversationSid"),
+        ("onMessageAdd", "ConversationSid"),  # not its author's ParticipantSid
+    ],
 )
 def test_send_prints_the_sid_the_listener_takes(capture: Capture, event: str, name: str) -> None:
     # The first of the kind's SID parameters present, as the event's sid: not a

@@ -715,6 +715,26 @@ def test_conversations_events_read_the_payload_factory() -> None:
     assert participant.last_read_message_index == 3
 
 
+def _subject_sid(event_type: str) -> str:
+    # The SID of what the event is about; before it exists, of where it is made.
+    if event_type == "onConversationAdd":
+        return "ChatServiceSid"
+    if event_type in ("onMessageAdd", "onParticipantAdd"):
+        return "ConversationSid"  # onMessageAdd's ParticipantSid is its author's
+    if event_type == "onDeliveryUpdated":
+        return "MessageSid"
+    for subject in ("Message", "Participant", "User", "Conversation"):
+        if event_type.startswith(f"on{subject}"):
+            return f"{subject}Sid"
+    raise AssertionError(event_type)
+
+
+@pytest.mark.parametrize("event_type", CONVERSATIONS_PRE_EVENTS + CONVERSATIONS_POST_EVENTS)
+def test_a_conversations_events_sid_is_that_of_what_it_is_about(event_type: str) -> None:
+    params = conversations_params(event_type)
+    assert ConversationsEvent(params).sid == params[_subject_sid(event_type)]
+
+
 def test_there_are_twenty_three_conversations_event_types() -> None:
     assert len(CONVERSATIONS_PRE_EVENTS) == 10
     assert len(CONVERSATIONS_POST_EVENTS) == 13

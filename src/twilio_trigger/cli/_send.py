@@ -328,8 +328,8 @@ def send(
         answer = _post(url, urlencode(pairs).encode("ascii"), headers, timeout)
     # What was sent: the payload's own value of the kind's status parameter.
     shown = status or next((params[name] for name in row.route_by if params.get(name)), "")
-    # The SID the listener takes: the first of the kind's SID parameters present.
-    sent_sid = next((str(params[name]) for name in row.sid_params if params.get(name)), "")
+    # The SID the listener takes, read as its event reads it.
+    sent_sid = row.event_class({name: str(value) for name, value in params.items()}).sid or ""
     click.echo(f"{method} {url}  {kind} {shown}".rstrip() + f"  {sent_sid}")
     click.echo(
         f"{answer.status} {answer.reason}  {answer.content_type}  {answer.milliseconds:.1f} ms"

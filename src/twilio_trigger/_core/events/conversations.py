@@ -65,6 +65,13 @@ class ConversationsEvent(TwilioEvent):
     is_online = _bool("isOnline")
     is_notifiable = _bool("isNotifiable")
 
+    def _pick_sid(self) -> str | None:
+        # onMessageAdd comes before the message exists: no MessageSid yet, and its
+        # ParticipantSid is the author's.  It is about the conversation.
+        if self._first.get("EventType") == "onMessageAdd":
+            return self._first.get("ConversationSid") or None
+        return self._pick(self._sid_names)
+
     @property
     def is_pre_event(self) -> bool:
         """True for a pre-event (``onMessageAdd``): Twilio waits to hear whether it may go on."""
