@@ -26,13 +26,13 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from ._logging import printable, shown_url
 from .inbox import UnreachableError
 
-__all__ = ["OUTAGE_WAIT", "Outage", "OutageError", "refused", "watched"]
+__all__ = ["OUTAGE_WAIT", "Outage", "OutageError", "not_answering", "refused", "watched"]
 
 logger = logging.getLogger("twilio_trigger")
 
@@ -49,6 +49,22 @@ class OutageError(UnreachableError):
     def __init__(self, message: str, outage: Outage | None = None) -> None:
         super().__init__(message)
         self.outage = outage
+
+
+#: Whether this process answers requests: a worker's (``Listener.work``) answers
+#: none, and its outage lines say what waits instead of what is answered 503.
+_answering = True
+
+
+@contextlib.contextmanager
+def not_answering() -> Iterator[None]:
+    """While this process only dispatches (a worker), its outages say so."""
+    global _answering
+    before, _answering = _answering, False
+    try:
+        yield
+    finally:
+        _answering = before
 
 
 def _plural(count: int, noun: str) -> str:
@@ -114,9 +130,10 @@ class Outage:
                 return reason
             self._since = time.monotonic()
         logger.error(
-            "the %s cannot be reached (%s): events are answered 503 until it can",
+            "the %s cannot be reached (%s): %s until it can",
             self.name,
             reason,
+            "events are answered 503" if _answering else "dispatch waits",
             extra={"reason": reason},
         )
         return reason
@@ -197,12 +214,12 @@ class Outage:
             failures, self._failures = self._failures, 0
             count, self._refused = self._refused, 0
         seconds = time.monotonic() - since
+        refusals = f"{_plural(count, 'request')} refused (answered 503) meanwhile, "
         logger.info(
-            "the %s can be reached again, after %.1f s: %s refused (answered 503) "
-            "meanwhile, %s failed",
+            "the %s can be reached again, after %.1f s: %s%s failed",
             self.name,
             seconds,
-            _plural(count, "request"),
+            refusals if _answering else "",
             _plural(failures, "operation"),
             extra={"refused": count, "failed": failures, "outage_s": round(seconds, 3)},
         )

@@ -30,6 +30,7 @@ from ._config import Settings
 from ._edge import EdgeConfig, EdgeLimits
 from ._exceptions import ConfigurationError
 from ._held_logs import logs_failed, logs_started
+from ._outage import not_answering
 from ._signals import STOP_SIGNALS, on_stop_signals
 from ._startup import log_startup
 
@@ -383,6 +384,7 @@ class Working(Session):
 
         self.serve_metrics()
         try:
-            asyncio.run(serve())
+            with not_answering():
+                asyncio.run(serve())
         finally:
             self.close_metrics()

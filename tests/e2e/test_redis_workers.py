@@ -26,14 +26,14 @@ import httpx
 import pytest
 
 from tests.payloads import signed_post, sms_status_payload
-from tests.redis_support import MEMORY, prefix, redis_url
+from tests.redis_support import MEMORY, RedisServer, own_redis, prefix, redis_url
 from twilio_trigger.inbox import Entry, State
 from twilio_trigger.inbox.redis import RedisInbox
 
 from ._processes import Process
 from ._support import TOKEN, eventually, free_port
 
-__all__ = ["prefix", "redis_url"]  # the fixtures, imported for pytest to find
+__all__ = ["own_redis", "prefix", "redis_url"]  # the fixtures, imported for pytest to find
 
 #: The service module the processes load; ``OPTIONS`` are the Listener's arguments.
 SERVICE = """
@@ -387,3 +387,23 @@ def test_inbox_command_lists_and_replays_a_redis_dead_letter(setup: Setup) -> No
     assert seen[-1] == done, seen[-1]
     assert fixed.terminate() == 0, fixed.log
     assert "Traceback" not in fixed.log, fixed.log
+
+
+# -- (e) a worker's outage: it answers no request, and its lines say what waits --------------
+def test_a_workers_outage_lines_say_dispatch_waits_not_that_requests_get_503(
+    setup: Setup, own_redis: RedisServer
+) -> None:
+    setup.module("mod", "")
+    setup.env["TWILIO_TRIGGER_INBOX"] = own_redis.url
+    worker = setup.start("worker", "worker", "mod:listener")
+    worker.wait_working()
+    own_redis.stop()
+    worker.wait_for(lambda: "cannot be reached" in worker.log, "the outage's start")
+    own_redis.start()
+    worker.wait_for(lambda: "can be reached again" in worker.log, "the outage's end")
+    assert worker.terminate() == 0, worker.log
+    started = next(line for line in worker.log.splitlines() if "cannot be reached" in line)
+    ended = next(line for line in worker.log.splitlines() if "can be reached again" in line)
+    assert started.endswith("dispatch waits until it can"), started
+    assert "refused" not in ended, ended
+    assert "503" not in worker.log

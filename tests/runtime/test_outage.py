@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from twilio_trigger._outage import Outage, OutageError, refused, watched
+from twilio_trigger._outage import Outage, OutageError, not_answering, refused, watched
 
 LOGGER = "twilio_trigger"
 
@@ -215,3 +215,23 @@ def test_psycopgs_lines_about_queries_it_could_not_cancel_are_the_outages(
     database.outage.recovered(None)
     psycopg.warning("query cancellation failed: %s", "after")
     assert told()[-1] == "query cancellation failed: after"
+
+
+def test_a_process_that_answers_no_request_says_what_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A worker (Listener.work): nothing it does is answered 503.
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    outage = Outage("Redis inbox", "redis://127.0.0.1:6379/0")
+    with not_answering():
+        outage.failed(ConnectionError("Connection refused."))
+        outage.recovered()
+    outage.failed(ConnectionError("Connection refused."))  # a listener's, after
+    outage.recovered()
+    worker_start, worker_end, start, end = told(caplog)
+    assert worker_start.endswith(
+        "(ConnectionError: Connection refused.): dispatch waits until it can"
+    )
+    assert worker_end.endswith(": 1 operation failed")
+    assert start.endswith("events are answered 503 until it can")
+    assert "0 requests refused (answered 503) meanwhile, 1 operation failed" in end
