@@ -348,6 +348,8 @@ class EdgeProtocol(DirectProtocol):
             > limits.max_head_bytes
         ):
             raise _RefusedError(Rejection.HEAD_TOO_LARGE, 431, "request head too large")
+        if self.url[:1] != b"/" and self.url != b"*":
+            self._absolute_form(headers)
         self._fields, self._field_count = headers, len(headers)
         self._trailer_bytes = self._trailer_count = 0
         self._set_deadline(_BODY, self._limits.body_timeout)
@@ -359,6 +361,28 @@ class EdgeProtocol(DirectProtocol):
             # a connection about to close.  Restored once the body is complete.
             cycle.keep_alive = False
             self._kept_alive = cycle
+
+    def _absolute_form(self, headers: list[tuple[bytes, bytes]]) -> None:
+        # RFC 9112, 3.2.2: a target in absolute form names the host, and the Host
+        # header is ignored.  What follows reads the origin form and that host.
+        try:
+            target = httptools.parse_url(self.url)
+        except httptools.HttpParserInvalidURLError:
+            target = None
+        if (
+            target is None
+            or (target.schema or b"").lower() not in (b"http", b"https")
+            or not target.host
+            or target.userinfo is not None  # RFC 9110, 4.2.4: an error
+        ):
+            raise _RefusedError(Rejection.MALFORMED, 400, "invalid request target")
+        host = b"[%s]" % target.host if b":" in target.host else target.host
+        if target.port is not None:
+            host += b":%d" % target.port
+        headers[:] = [pair for pair in headers if pair[0] != b"host"]
+        headers.append((b"host", host))
+        query = b"" if target.query is None else b"?" + target.query
+        self.url = (target.path or b"/") + query
 
     def on_message_complete(self) -> None:
         fields = self._fields

@@ -117,6 +117,12 @@ MALFORMED = {
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
         b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     ),
+    # request targets in absolute form that name no http(s) host
+    "target-userinfo": post(b"a").replace(b"POST / ", b"POST http://user:pw@a/ "),
+    "target-other-scheme": post(b"a").replace(b"POST / ", b"POST ftp://a/ "),
+    "target-authority-form": post(b"a").replace(b"POST / ", b"CONNECT a:443 "),
+    "target-no-host": post(b"a").replace(b"POST / ", b"POST http:///x "),
+    "target-no-path": post(b"a").replace(b"POST / ", b"POST http://a "),
     "garbage": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # a TLS hello
     "empty-line-only": b"\r\n\r\n\r\n",
 }
@@ -190,6 +196,40 @@ def test_a_request_without_host_is_refused_unless_http_1_0(version: str) -> None
     else:
         assert status == 200
         assert [call.event.sid for call in recorder.calls] == [params["MessageSid"]]
+
+
+def test_a_target_in_absolute_form_names_the_host_not_the_host_header() -> None:
+    # RFC 9112, 3.2.2: the server takes the target's host and ignores Host.
+    recorder = Recorder()
+    with running(SmsRecorder(recorder)) as listener:
+        origin = f"http://127.0.0.1:{listener.port}"
+
+        def status_of(target: str, signed_for: str, params: dict[str, str]) -> int:
+            body = encode_form(params)
+            request = (
+                b"POST %s HTTP/1.1\r\nHost: evil.example\r\nContent-Type: %s\r\n"
+                b"X-Twilio-Signature: %s\r\nContent-Length: %d\r\n\r\n%s"
+                % (
+                    target.encode(),
+                    FORM.encode(),
+                    sign(signed_for, params, TOKEN).encode(),
+                    len(body),
+                    body,
+                )
+            )
+            with socket.create_connection(("127.0.0.1", listener.port), timeout=20) as sock:
+                sock.sendall(request)
+                status, _, _ = read_answer(sock)
+            return status
+
+        first, second, third = (sms_status_payload("delivered") for _ in range(3))
+        assert status_of(f"{origin}/?hook=a", f"{origin}/?hook=a", first) == 200
+        assert status_of(f"{origin}/", "http://evil.example/", second) == 403
+        assert status_of(origin, f"{origin}/", third) == 200  # no path: the root's
+    assert [call.event.sid for call in recorder.calls] == [
+        first["MessageSid"],
+        third["MessageSid"],
+    ]
 
 
 @pytest.mark.parametrize(
