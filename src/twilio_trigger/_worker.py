@@ -16,6 +16,7 @@ from ._core.events import TwilioEvent
 from ._core.routing import event_of_kind
 from ._identity import place
 from ._invoke import Outcome, Result, describe_error
+from ._logging import bounded
 from ._observe import Attempt, EventLog, Observer
 from ._transaction import entry_transactions
 from .inbox import PAUSED, Entry, Inbox, State, UnreachableError
@@ -25,6 +26,8 @@ __all__ = ["WorkerPool", "backoff_delay"]
 logger = logging.getLogger("twilio_trigger")
 
 _PRUNE_EVERY = 60.0  # seconds between removals of done entries past their retention
+#: The longest SID a line of this module shows (a signed one may be long).
+_SHOWN_SID = 100
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -406,13 +409,23 @@ class WorkerPool:
         callback has ended."""
         if result.still_running is not None:
             # A sync callback cannot be stopped: wait for it before deciding, so
-            # that a retry never runs beside it.
+            # that a retry never runs beside it.  Told now, for one that never ends.
+            sid = bounded(event.sid or "", _SHOWN_SID)
+            logger.warning(
+                "%s for %s %s is past its time limit (%.1f s) and runs on in its thread: "
+                "inbox entry %d waits for it to end",
+                result.callback,
+                event.kind,
+                sid,
+                result.seconds,
+                entry.id,
+            )
             late_error = await result.still_running
             logger.warning(
                 "%s for %s %s ran past its time limit and %s in the end",
                 result.callback,
                 event.kind,
-                event.sid,
+                sid,
                 "failed" if late_error else "succeeded",
             )
             outcome = Outcome.FAILED if late_error else Outcome.HANDLED

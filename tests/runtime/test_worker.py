@@ -312,3 +312,58 @@ def test_a_stop_while_the_inbox_does_not_answer_ends_in_its_time(
     took = asyncio.run(scenario())
     assert took < 15.0  # the stop's limits, not the disk's 60 s
     assert any("did not end within 0.5 s" in r.getMessage() for r in caplog.records)
+
+
+def test_a_sync_callback_past_its_time_limit_is_told_at_once_not_only_when_it_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A plain def callback cannot be stopped: its entry waits for it, however long
+    # it runs.  One that never returns was told only at its end: never.
+    caplog.set_level(logging.INFO, logger="twilio_trigger")
+    sid = "SM" + "\u202e" + "9" * 300  # signed, and hostile: escaped and cut
+
+    def told(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    async def scenario() -> State:
+        finished: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+        async def late(event: TwilioEvent) -> Result:
+            error = TimeoutError("time limit")
+            return Result(Outcome.TIMED_OUT, "Service.on_delivered", error, finished, 10.0)
+
+        inbox = SQLiteInbox(tmp_path / "events.db")
+        await inbox.open()
+        params = list(sms_status_params("delivered", sid=sid).items())
+        assert await inbox.put("key-1", "sms", sid, "delivered", params)
+        pool = WorkerPool(
+            inbox, late, concurrency=1, max_attempts=3, backoff=0.05, backoff_max=0.1,
+            retention=60.0, poll_interval=0.05,
+        )  # fmt: skip
+        pool.start()
+        try:
+            await until(lambda: bool(told("is past its time limit")))
+            assert not told("in the end")  # still running
+            (entry,) = await inbox.entries()
+            assert entry.state is State.RUNNING
+            finished.set_result(None)  # it returns, at last
+            await until(lambda: bool(told("in the end")))
+            for _ in range(2000):  # recorded once it ended
+                (entry,) = await inbox.entries()
+                if entry.state is not State.RUNNING:
+                    break
+                await asyncio.sleep(0.01)
+            return entry.state
+        finally:
+            await pool.stop(5.0)
+            await inbox.close()
+
+    assert asyncio.run(scenario()) is State.DONE
+    (now,) = told("is past its time limit")
+    assert now == (
+        f"Service.on_delivered for sms SM\\u202e{'9' * 91}… is past its time limit "
+        "(10.0 s) and runs on in its thread: inbox entry 1 waits for it to end"
+    )
+    (end,) = told("in the end")
+    assert end.endswith("ran past its time limit and succeeded in the end")
+    assert "\u202e" not in end
