@@ -55,7 +55,7 @@ class TwilioEvent:
         object.__setattr__(self, "_previous", None)
         object.__setattr__(self, "_stale", False)
         object.__setattr__(self, "_where", None)
-        object.__setattr__(self, "_sid", self._pick_sid())
+        object.__setattr__(self, "_sid", self._pick(self._sid_names))
         object.__setattr__(self, "_status", self._pick(self._status_names) or self._implied())
 
     @classmethod
@@ -74,7 +74,7 @@ class TwilioEvent:
         object.__setattr__(event, "_previous", None)
         object.__setattr__(event, "_stale", False)
         object.__setattr__(event, "_where", where)
-        object.__setattr__(event, "_sid", event._pick_sid())
+        object.__setattr__(event, "_sid", event._pick(cls._sid_names))
         object.__setattr__(event, "_status", event._pick(cls._status_names) or event._implied())
         return event
 
@@ -193,11 +193,6 @@ class TwilioEvent:
             if value := first.get(name):
                 return value
         return None
-
-    def _pick_sid(self) -> str | None:
-        # The first of the kind's SID parameters present; a kind whose events
-        # are about different things may choose otherwise.
-        return self._pick(self._sid_names)
 
     def _implied(self) -> str | None:
         # The status of a request that states none, where its kind implies one.

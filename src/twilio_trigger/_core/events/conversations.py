@@ -65,12 +65,15 @@ class ConversationsEvent(TwilioEvent):
     is_online = _bool("isOnline")
     is_notifiable = _bool("isNotifiable")
 
-    def _pick_sid(self) -> str | None:
-        # onMessageAdd comes before the message exists: no MessageSid yet, and its
-        # ParticipantSid is the author's.  It is about the conversation.
+    @property
+    def sid(self) -> str | None:
+        """The SID of what the event is about: its message, participant, user or
+        conversation; before it exists (``onMessageAdd``, ``onParticipantAdd``), the
+        conversation's; for ``onConversationAdd``, the ``ChatServiceSid``."""
         if self._first.get("EventType") == "onMessageAdd":
+            # No MessageSid yet, and its ParticipantSid is the author's.
             return self._first.get("ConversationSid") or None
-        return self._pick(self._sid_names)
+        return self._sid
 
     @property
     def is_pre_event(self) -> bool:
