@@ -714,7 +714,7 @@ def test_a_preferred_kind_is_tried_first() -> None:
     both = {**LIVE, "CallStatus": "in-progress", "RecordingStatus": "completed", "Digits": "1"}
     assert name_of(both) == "recording"
     assert name_of(both, ["gather"]) == "gather"
-    assert name_of(both, ["call"]) == "call"
+    assert name_of(both, ["call"]) == "call"  # a recording is another service's
     assert name_of(both, ["call", "gather"]) == "gather"  # gather claims before broad call
     message_and_call = {"CallStatus": "busy", "MessageStatus": "sent"}
     assert name_of(message_and_call) == "call"
@@ -772,6 +772,29 @@ def test_a_non_broad_preferred_kind_that_recognises_the_request_wins_over_the_cl
     }
     assert name_of(recorded, ["gather", "record"]) == "record"
     assert name_of(recorded, ["gather", "record", "call"]) == "record"
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        ({**LIVE, "CallStatus": "in-progress", "Digits": "1"}, "gather"),
+        ({**LIVE, "CallStatus": "in-progress", "DialCallStatus": "completed"}, "dial"),
+        (record_params("hangup"), "record"),
+        (transcription_params("completed"), "transcription"),
+        (gather_partial_params(), "gather_partial"),
+        (pay_params("success"), "pay"),
+        ({**LIVE, "CallStatus": "ringing"}, "call"),
+        (EMPTY_GATHER, "call"),
+    ],
+    ids=["digits", "dial", "record", "transcription", "partial", "pay", "ringing", "empty"],
+)
+def test_a_broad_kind_at_a_path_leaves_its_services_other_kinds_their_requests(
+    first: dict[str, str], expected: str
+) -> None:
+    # A path whose service defines only the call's callbacks (on_ringing, whose
+    # <Gather> has no action: Twilio posts the result back to the same URL).
+    assert name_of(first, ["call"]) == expected
+    assert name_of(first, ["call", "sms"]) == expected
 
 
 def test_a_claimer_leaves_another_verbs_result_its_kind() -> None:

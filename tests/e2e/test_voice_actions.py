@@ -209,6 +209,39 @@ def test_gather_digits_at_a_menus_path_reach_the_menu_not_the_listener_wide_serv
     assert event.digits == "2"
 
 
+class Greeting(twilio.CallStatusService):
+    """A path's service with only the call's callback: its <Gather> has no action,
+    so Twilio posts the result back to the same URL."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_ringing(self, event: twilio.CallStatusEvent) -> str:
+        self.calls.append("greeting.on_ringing")
+        return "<Response><Gather numDigits='1'/></Response>"
+
+
+@pytest.mark.parametrize(
+    ("params", "callback"),
+    [
+        (testing.gather_params("digits", Digits="1"), "on_gather"),
+        (testing.dial_params("completed"), "on_dial"),
+        (testing.record_params("hangup"), "on_record"),
+        (testing.pay_params("success"), "on_pay"),
+    ],
+    ids=["gather", "dial", "record", "pay"],
+)
+def test_a_verbs_result_at_a_path_with_only_call_callbacks_keeps_its_own_callback(
+    params: dict[str, str], callback: str
+) -> None:
+    voice, greeting = Voice(), Greeting()
+    with running(voice) as listener:
+        listener.attach(greeting, path="/voice/incoming")
+        assert_twiml(post(listener, params, "voice/incoming"), say(callback))
+    assert voice.names() == [callback]  # not on_in_progress, whose <Response/> hangs up
+    assert greeting.calls == []
+
+
 def test_a_partial_gather_result_is_a_notification(listener: twilio.Listener, voice: Voice) -> None:
     params = testing.gather_partial_params()
     assert_empty_answer(post(listener, params))  # the callback's TwiML is not sent

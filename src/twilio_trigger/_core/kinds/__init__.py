@@ -199,13 +199,24 @@ def recognise(first: Mapping[str, str], prefer: Sequence[Kind] = ()) -> Kind | N
     alone (a ``<Gather>`` with nothing entered), it claims what its parameters
     leave to a broad kind (a call's own request: its ``CallStatus`` comes with
     every verb's result) or to none; a request its parameters give to another
-    verb (a ``<Dial>``'s result) keeps its kind.
+    verb (a ``<Dial>``'s result) keeps its kind.  A broad kind preferred leaves
+    to the other kinds of its service class what their parameters give them: a
+    verb's result sent to a path whose service defines only the call's callbacks
+    keeps its own kind, while a call's status callback that also carries a
+    recording's status is the call's there.
     """
     if prefer:
         claiming = [kind for kind in prefer if kind.at_path]
         claimer = claiming[0] if len(claiming) == 1 else None
         for kind in prefer:
-            if (claimer is None or not kind.broad) and kind.recognises(first):
+            if not kind.recognises(first):
+                continue
+            if not kind.broad:
+                return kind
+            if claimer is None:
+                own = by_parameters(first)
+                if own is not None and not own.broad and own.service_class is kind.service_class:
+                    return own
                 return kind
         if claimer is not None:
             own = by_parameters(first)
