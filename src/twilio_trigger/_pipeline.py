@@ -153,7 +153,8 @@ class Pipeline:
             return await self._store(kind, event, event_id, headers)
         store = self._deliveries
         once = kind.deduplicates
-        if store is None or (once is not None and not once(event)):
+        # A CloudEvent's id names one event: a copy of it is always one.
+        if store is None or (once is not None and event_id is None and not once(event)):
             try:
                 return self._finish(event, await self.run(event, replying=replies))
             except _StoreUnavailableError as error:
@@ -254,7 +255,8 @@ class Pipeline:
         headers: Sequence[tuple[str, str]],
     ) -> Answer:
         assert self._inbox is not None
-        if self._deduplicate and (kind.deduplicates is None or kind.deduplicates(event)):
+        once = kind.deduplicates
+        if self._deduplicate and (once is None or event_id is not None or once(event)):
             key = delivery_key(event, event_id)
         else:
             key = uuid.uuid4().hex

@@ -133,6 +133,18 @@ def test_a_post_event_delivered_twice_runs_once(
     assert conversations.names() == ["on_message_added"]
 
 
+def test_a_user_who_goes_online_again_is_told_again(
+    listener: twilio.Listener, conversations: Conversations
+) -> None:
+    # The same parameters as the first time (its DateUpdated is the user's): nothing
+    # tells it from a retry, so a user's update is never taken for a copy.
+    user = testing.conversations_params("onUserUpdated", isOnline="true")
+    for online in ("true", "false", "true"):
+        assert_empty_twiml(post(listener, {**user, "isOnline": online}))
+    assert conversations.names() == ["on_user_updated"] * 3
+    assert [event.is_online for event in conversations.events()] == [True, False, True]
+
+
 def test_a_message_added_has_its_fields_typed(
     listener: twilio.Listener, conversations: Conversations
 ) -> None:
@@ -404,6 +416,8 @@ def test_the_user_updated_cloudevent_says_whether_the_user_is_online(
         notifiable: False,
     }
     cloudevent = testing.cloudevent("com.twilio.conversations.user.updated", data)
+    assert_empty_twiml(post_cloudevents(listener.url, [cloudevent]))
+    # The same CloudEvent again (a retried batch): its id names one event.
     assert_empty_twiml(post_cloudevents(listener.url, [cloudevent]))
     name, event = conversations.only()
     assert name == "on_user_updated"

@@ -28,8 +28,11 @@ def _pre_event(event: TwilioEvent) -> bool:
     return isinstance(event, ConversationsEvent) and event.is_pre_event
 
 
-def _post_event(event: TwilioEvent) -> bool:
-    return not _pre_event(event)
+def _deduplicated(event: TwilioEvent) -> bool:
+    # Post-events, but a user's update: a user who goes online again sends what
+    # the first time sent (DateUpdated is the user's, not the reachability's), and
+    # nothing in it tells that from a retry.  Run twice rather than never.
+    return not _pre_event(event) and event.status != "onUserUpdated"
 
 
 _MESSAGE_REPLY = frozenset({"body", "author", "attributes"})
@@ -66,7 +69,7 @@ CONVERSATIONS = Kind(
     rejects=True,
     reply_keys=_conversations_reply_keys,
     time_limit=_JSON_TIME_LIMIT,
-    deduplicates=_post_event,
+    deduplicates=_deduplicated,
     # Post-events only: Event Streams never asks before an action.
     cloudevent_types=("com.twilio.conversations.",),
     # Any field may be all that tells two updates apart (a conversation renamed
