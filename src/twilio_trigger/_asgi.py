@@ -199,6 +199,12 @@ class WebhookApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         webhook = self.webhook_route(scope)
         if webhook is None:
+            hosts = [value for name, value in scope["headers"] if name == b"host"]
+            if len(hosts) > 1 or (not hosts and scope.get("http_version", "1.1") != "1.0"):
+                # RFC 9112, 3.2: an HTTP/1.1 request has exactly one Host.
+                return await send_answer(
+                    send, answers.MISSING_HOST if not hosts else answers.MALFORMED_HOST
+                )
             endpoint = self._endpoints.get(_route_path(scope))
             if endpoint is None:
                 return await send_answer(send, answers.NOT_FOUND)

@@ -149,14 +149,13 @@ def _rendered(answer: Answer) -> _Rendered:
     return found
 
 
-def closing_bytes(answer: Answer) -> bytes:
-    """*answer* as written on a connection it ends (no default headers): the edge's
-    refusals, given before any request could be served."""
+def closing_bytes(answer: Answer, defaults: bytes = b"") -> bytes:
+    """*answer* as written on a connection it ends, after the header lines
+    *defaults* (the server's: its Date): the edge's refusals."""
     rendered = _rendered(answer)
     length = b"" if rendered.sized else b"content-length: %d\r\n" % len(answer.body)
-    return b"".join(
-        (rendered.status, rendered.lines, length, b"connection: close\r\n\r\n", answer.body)
-    )
+    closing = b"connection: close\r\n\r\n"
+    return b"".join((rendered.status, defaults, rendered.lines, length, closing, answer.body))
 
 
 class DirectProtocol(HttpToolsProtocol):
@@ -169,6 +168,8 @@ class DirectProtocol(HttpToolsProtocol):
         # The webhook's request whose body is being read (by its task, once complete).
         self._reading: tuple[RequestResponseCycle, Head] | None = None
         self._defaults: tuple[object, bytes] = (None, b"")  # default headers, rendered
+        # The request whose turn has come (after the answers to those before it).
+        self._serving: RequestResponseCycle | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._reading = None
@@ -181,6 +182,7 @@ class DirectProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         # uvicorn's start of a request, once its head is in and its turn has come
         # (after the answers to those before it on the connection).
+        self._serving = cycle
         direct = self._direct
         if direct is None or app is not self.app or cycle.waiting_for_100_continue:
             return super()._start_asgi_task(cycle, app)
@@ -195,11 +197,12 @@ class DirectProtocol(HttpToolsProtocol):
         if isinstance(head, Answer):
             return self._write_answer(cycle, head)
         handler = direct.app.handler
-        if method == "POST":  # a GET's body is not read
-            if len(cycle.body) > handler.max_body_bytes:
-                return self._write_answer(cycle, handler.too_large(head.remote))
-            if cycle.more_body:
-                self._reading = (cycle, head)
+        # A GET's body is read and bounded as a POST's, then ignored: left unread,
+        # it would hold the answer (uvicorn stops reading at 64 KiB until it is).
+        if len(cycle.body) > handler.max_body_bytes:
+            return self._write_answer(cycle, handler.too_large(head.remote))
+        if cycle.more_body:
+            self._reading = (cycle, head)
         # One task per request, as uvicorn's: the time limit of a callback cancels it.
         task = self.loop.create_task(self._respond(cycle, head))
         task.add_done_callback(self.tasks.discard)

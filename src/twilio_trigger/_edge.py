@@ -119,10 +119,6 @@ class EdgeConfig(uvicorn.Config):
         return state
 
 
-def _answer(status: int, message: str) -> bytes:
-    return closing_bytes(answers.reject(status, message))
-
-
 class _RefusedError(Exception):
     """Raised where the protocol finds a request it will not serve."""
 
@@ -132,8 +128,6 @@ class _RefusedError(Exception):
         self.status = status
         self.message = message
 
-
-_TOO_MANY_CONNECTIONS = _answer(503, "too many connections; try again")
 
 # Phases of a connection, for its one timer.
 _IDLE = 0  # no deadline: a request being served
@@ -225,6 +219,11 @@ class EdgeProtocol(DirectProtocol):
         self._phase = _HEAD
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        # The timer fires at least this often while armed: no deadline is shorter,
+        # so a deadline set after it was armed is never missed.
+        self._step = min(
+            self._limits.head_timeout, self._limits.body_timeout, self.timeout_keep_alive
+        )
         self._ended = False  # refused or timed out: nothing more is read
         self._kept_alive: Any = None  # the request whose keep-alive waits for its body
         # A request whose head began while the one before it was read (pipelined in
@@ -245,7 +244,7 @@ class EdgeProtocol(DirectProtocol):
             # counted among the connections served.
             self.transport = transport
             self._ended = True
-            transport.write(_TOO_MANY_CONNECTIONS)
+            transport.write(self._refusal(503, "too many connections; try again"))
             transport.close()
             address = get_remote_addr(transport)
             self._tell(
@@ -269,6 +268,24 @@ class EdgeProtocol(DirectProtocol):
             self._write_timer.cancel()
             self._write_timer = None
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's signature
+        # The client has sent all it will (a half-close).  Requests it sent whole
+        # are answered, then the connection ends; anything cut short ends it now.
+        cycle = self.cycle
+        if (
+            self._ended
+            or cycle is None
+            or cycle.response_complete
+            or self._phase == _BODY
+            or (self._phase == _HEAD and self._head_bytes)
+        ):
+            if isinstance(self.transport, _Batched):
+                self.transport.flush()  # an answer held for the loop's next pass
+            return None  # the transport closes
+        self._ended = True
+        cycle.keep_alive = False  # the last request sent: its answer ends it
+        return True
 
     # -- reading ---------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -445,7 +462,17 @@ class EdgeProtocol(DirectProtocol):
         phase, self._phase = self._phase, _IDLE
         cycle = self.cycle
         busy = cycle is not None and not cycle.response_complete
-        if busy and phase != _BODY:
+        serving = self._serving
+        if phase == _BODY and busy and serving is not cycle and serving is not None:
+            # A request queued behind the one being served (pipelined) is refused
+            # while its body is read: it is never started, and those before it
+            # are answered first, in order; the last of them ends the connection.
+            for queued in [entry for entry in self.pipeline if entry[0] is cycle]:
+                self.pipeline.remove(queued)
+            last = self.pipeline[0][0] if self.pipeline else serving
+            last.keep_alive = False
+            self.flow.pause_reading()
+        elif busy and phase != _BODY:
             # The next request is refused while this one is served (its head,
             # fed as it came or pipelined in the same read): finish this one,
             # then close (its answer must not be cut by ours).
@@ -454,10 +481,15 @@ class EdgeProtocol(DirectProtocol):
             self.flow.pause_reading()
         elif not self.transport.is_closing():
             if refused.status and not (busy and cycle is not None and cycle.response_started):
-                self.transport.write(_answer(refused.status, refused.message))
+                self.transport.write(self._refusal(refused.status, refused.message))
             self.transport.close()
         client = self.client
         self._tell(refused.reason, refused.status, refused.message, client[0] if client else None)
+
+    def _refusal(self, status: int, message: str) -> bytes:
+        # With the server's default headers: the Date every 4xx must carry.
+        defaults = b"".join(b"%s: %s\r\n" % pair for pair in self.server_state.default_headers)
+        return closing_bytes(answers.reject(status, message), defaults)
 
     def _tell(self, reason: str, status: int, message: str, remote: str | None) -> None:
         refusal = Refusal(reason, status, message, remote)
@@ -499,20 +531,24 @@ class EdgeProtocol(DirectProtocol):
 
     # -- time ------------------------------------------------------------------
     def _set_deadline(self, phase: int, seconds: float) -> None:
-        # One timer per connection, armed for the first deadline and moved only
-        # when it fires early: most requests change phase without touching it.
+        # One timer per connection, never moved: most requests change phase
+        # without touching it.  Armed at most the shortest timeout ahead, it fires
+        # before any deadline set since (none is shorter), and looks again.
         self._phase = phase
-        self._deadline = deadline = self.loop.time() + seconds
+        now = self.loop.time()
+        self._deadline = deadline = now + seconds
         if self._timer is None:
-            self._timer = self.loop.call_at(deadline, self._check_deadline)
+            self._timer = self.loop.call_at(min(deadline, now + self._step), self._check_deadline)
 
     def _check_deadline(self) -> None:
         self._timer = None
         phase = self._phase
         if phase == _IDLE or self._ended or self.transport.is_closing():
             return
-        if self.loop.time() < self._deadline:
-            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+        now = self.loop.time()
+        if now < self._deadline:
+            when = min(self._deadline, now + self._step)
+            self._timer = self.loop.call_at(when, self._check_deadline)
             return
         if phase == _KEPT:  # no next request within timeout_keep_alive: as uvicorn
             self._phase = _IDLE

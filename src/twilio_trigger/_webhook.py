@@ -249,7 +249,8 @@ class WebhookHandler(Generic[A]):
                 return self._reject(
                     Rejection.SIGNATURE_MISSING, answers.SIGNATURE_MISSING, remote, closing=True
                 )
-            return None
+            # Its body is ignored, but read to its end: bounded as a POST's.
+            return self.too_large(remote) if length > self._max_body else None
         if not is_form_content_type(content_type) and not is_json_content_type(content_type):
             return self._reject(
                 Rejection.CONTENT_TYPE, answers.UNSUPPORTED_MEDIA_TYPE, remote, closing=True
