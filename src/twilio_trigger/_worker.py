@@ -411,13 +411,14 @@ class WorkerPool:
             # A sync callback cannot be stopped: wait for it before deciding, so
             # that a retry never runs beside it.  Told now, for one that never ends.
             sid = bounded(event.sid or "", _SHOWN_SID)
+            took = "" if result.seconds is None else f" ({result.seconds:.1f} s)"
             logger.warning(
-                "%s for %s %s is past its time limit (%.1f s) and runs on in its thread: "
+                "%s for %s %s is past its time limit%s and runs on in its thread: "
                 "inbox entry %d waits for it to end",
                 result.callback,
                 event.kind,
                 sid,
-                result.seconds,
+                took,
                 entry.id,
             )
             late_error = await result.still_running
