@@ -22,6 +22,9 @@ cost before it has proven anything is bounded here, per connection:
 - answers a client does not read: a connection whose answers have waited
   ``write_timeout`` for the client to make room is ended (nothing else would end
   it: every other deadline is for what the client sends);
+- a body: what is read of it, a chunked body's framing included (its sizes and
+  extensions, which decoding does not count), at most ``4 * max_body_bytes +
+  1 MiB``, else 413;
 - a request answered before its body was read (413, 415, 403...) ends its
   connection: reading the rest only to keep the connection open would let the
   client decide how much the server reads.
@@ -71,6 +74,14 @@ class EdgeLimits:
     max_connections: int = 1000
     max_pipelined: int = 16
     write_timeout: float = 30.0
+    #: The largest body a request may have: what is read of a body, its framing
+    #: included (a chunked body's sizes and extensions), is bounded by a few times it.
+    max_body_bytes: int = 256 * 1024
+
+    @property
+    def max_body_read(self) -> int:
+        """Bytes read at most for one request's body, its chunked framing included."""
+        return 4 * self.max_body_bytes + 1024 * 1024
 
     def fitted(self, file_limit: int) -> EdgeLimits:
         """These limits, with ``max_connections`` lowered to what *file_limit*
@@ -235,6 +246,7 @@ class EdgeProtocol(DirectProtocol):
         self._field_count = 0
         self._trailer_bytes = 0
         self._trailer_count = 0
+        self._body_bytes = 0  # read while the body of the request in phase _BODY was
         self._write_timer: asyncio.TimerHandle | None = None
 
     # -- connections -----------------------------------------------------------
@@ -293,6 +305,7 @@ class EdgeProtocol(DirectProtocol):
             return
         try:
             if self._phase == _BODY:
+                self._count_body(len(data))
                 self.parser.feed_data(data)
                 fields = self._fields
                 if fields is not None and len(fields) > self._field_count:
@@ -320,6 +333,7 @@ class EdgeProtocol(DirectProtocol):
         while data:
             phase = self._phase
             if phase == _BODY:  # the head ended inside the last chunk
+                self._count_body(len(data))
                 self.parser.feed_data(data)
                 fields = self._fields
                 if fields is not None and len(fields) > self._field_count:
@@ -368,7 +382,7 @@ class EdgeProtocol(DirectProtocol):
         if self.url[:1] != b"/" and self.url != b"*":
             self._absolute_form(headers)
         self._fields, self._field_count = headers, len(headers)
-        self._trailer_bytes = self._trailer_count = 0
+        self._trailer_bytes = self._trailer_count = self._body_bytes = 0
         self._set_deadline(_BODY, self._limits.body_timeout)
         super().on_headers_complete()
         cycle = self.cycle
@@ -412,6 +426,13 @@ class EdgeProtocol(DirectProtocol):
         cycle, self._kept_alive = self._kept_alive, None
         if cycle is not None and not cycle.response_started:
             cycle.keep_alive = True
+
+    def _count_body(self, count: int) -> None:
+        # A body is bounded as it is decoded (max_body_bytes), its framing is not:
+        # a chunk size with endless leading zeros, an endless chunk extension.
+        self._body_bytes += count
+        if self._body_bytes > self._limits.max_body_read:
+            raise _RefusedError(Rejection.TOO_LARGE, 413, "request body too large")
 
     def _drop_trailers(self) -> None:
         """Take the trailer fields of a chunked body out of the request's headers

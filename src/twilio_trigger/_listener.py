@@ -339,6 +339,7 @@ class Listener:
             max_connections=s.max_connections,
             max_pipelined=s.max_pipelined,
             write_timeout=s.write_timeout,
+            max_body_bytes=s.max_body_bytes,
         )
         return limits.fitted(raise_file_limit())
 

@@ -959,3 +959,32 @@ def test_an_endpoint_request_needs_exactly_one_host(
         sock.sendall(b"GET /healthz HTTP/1.1\r\n" + lines + b"\r\n")
         status, _, body = read_answer(sock)
     assert (status, body) == (400, expected)
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"4a;e=", b"0" * 16],  # an endless chunk extension; a size of endless zeros
+    ids=["extension", "zeros"],
+)
+def test_a_chunked_bodys_framing_is_bounded_as_its_body_is(
+    served: twilio.Listener, recorder: Recorder, framing: bytes
+) -> None:
+    # The body is bounded as it is decoded (max_body_bytes, 64 KiB here); its
+    # framing was bounded only by body_timeout: gigabytes read in seconds.
+    before = read_bytes()
+    with connect(served) as sock:
+        sock.sendall(chunked_head(served) + framing)
+        filler = b"a" if framing.endswith(b"=") else b"0"
+        sent = 0
+        try:
+            for _ in range(1024):  # 16 MiB at most
+                sock.sendall(filler * 16384)
+                sent += 16384
+        except OSError:
+            pass
+        answer = closed_by_server(sock)
+    assert status_of(answer) == 413, answer[:200]
+    assert sent < 1024 * 16384
+    assert read_bytes() - before < 8 * 1024 * 1024  # 4 x 64 KiB + 1 MiB, and the rest in flight
+    assert recorder.calls == []
+    assert_still_serving(served, recorder)
