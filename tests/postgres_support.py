@@ -3,10 +3,13 @@ PostgreSQL, a schema per test, and throw-away clusters to crash.
 
 The machine's PostgreSQL is ``127.0.0.1:5432`` (trust authentication, user
 ``postgres``).  When it cannot be reached, the tests that need it skip, unless
-``TWILIO_TRIGGER_REQUIRE_POSTGRES=1`` (CI sets it): then they fail.  A test run
-creates one database of its own (``tt_<random>``), dropped at the end; each test
-works in a schema of its own (:func:`pg_schema`), dropped afterwards.  Nothing
-here stops, restarts or reconfigures the shared cluster.
+``TWILIO_TRIGGER_REQUIRE_POSTGRES=1`` (CI sets it): then they fail.  Each test
+module that uses :func:`postgres_database` creates a database of its own
+(``tt_<pid>_<random>``, named by the test run's process), dropped at the end of
+the run; one left by a run killed before its end (SIGKILL, a time limit) is
+dropped by the next run once that process is gone.  Each test works in a schema
+of its own (:func:`pg_schema`), dropped afterwards.  Nothing here stops,
+restarts or reconfigures the shared cluster.
 
 :class:`PostgresCluster` makes a private cluster with ``initdb`` in a temporary
 folder and runs it on a free loopback port, for the tests that stop it (``-m
@@ -79,12 +82,33 @@ def scalar(url: str, query: str, args: tuple[object, ...] = ()) -> object:
         return None if row is None else row[0]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
+
+
+def _drop_left_behind(admin: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Drop the databases of test runs that ended without dropping them (their
+    process gone): a run killed by SIGKILL never reaches its teardown."""
+    rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'tt\\_%'")
+    for (name,) in rows.fetchall():
+        parts = str(name).split("_")
+        if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """The URL of a database made for this test run on the shared cluster, dropped after."""
     require_postgres()
-    name = f"tt_{uuid.uuid4().hex[:12]}"
+    name = f"tt_{os.getpid()}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        _drop_left_behind(admin)
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield database_url(name)
