@@ -5,9 +5,10 @@ The machine's PostgreSQL is ``127.0.0.1:5432`` (trust authentication, user
 ``postgres``).  When it cannot be reached, the tests that need it skip, unless
 ``TWILIO_TRIGGER_REQUIRE_POSTGRES=1`` (CI sets it): then they fail.  Each test
 module that uses :func:`postgres_database` creates a database of its own
-(``tt_<pid>_<random>``, named by the test run's process), dropped at the end of
-the run; one left by a run killed before its end (SIGKILL, a time limit) is
-dropped by the next run once that process is gone.  Each test works in a schema
+(``tt_<pid>_<random>``, named by the test run's process, which holds an advisory
+lock on its name while it runs), dropped at the end of the run; one left by a run
+killed before its end (SIGKILL, a time limit) is dropped by the next run once that
+process is gone and its lock free.  Each test works in a schema
 of its own (:func:`pg_schema`), dropped afterwards.  Nothing here stops,
 restarts or reconfigures the shared cluster.
 
@@ -92,14 +93,40 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: The connection of this process that holds an advisory lock per database it made,
+#: for as long as it runs: a run in another PID namespace (a container) that the
+#: process check cannot see is still seen alive by PostgreSQL.
+_holder: psycopg.Connection[tuple[object, ...]] | None = None
+
+
+def _hold(name: str) -> None:
+    global _holder
+    if _holder is None or _holder.closed:
+        _holder = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True)
+    _holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+
+
+def _release(name: str) -> None:
+    if _holder is not None and not _holder.closed:
+        _holder.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+
+
 def _drop_left_behind(admin: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Drop the databases of test runs that ended without dropping them (their
-    process gone): a run killed by SIGKILL never reaches its teardown."""
+    """Drop the databases of test runs that ended without dropping them: a run
+    killed by SIGKILL never reaches its teardown.  One is left behind when the
+    process named in it is gone here and no session holds its lock."""
     rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'tt\\_%'")
     for (name,) in rows.fetchall():
         parts = str(name).split("_")
-        if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+        if len(parts) != 3 or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        free = admin.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (name,)).fetchone()
+        if free is None or not free[0]:
+            continue  # its run is alive, out of this process's sight
+        try:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +134,7 @@ def postgres_database() -> Iterator[str]:
     """The URL of a database made for this test run on the shared cluster, dropped after."""
     require_postgres()
     name = f"tt_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    _hold(name)
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         _drop_left_behind(admin)
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -115,6 +143,7 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _release(name)
 
 
 @pytest.fixture

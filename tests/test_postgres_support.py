@@ -24,16 +24,24 @@ def test_the_database_of_a_run_whose_process_is_gone_is_dropped() -> None:
                            capture_output=True, text=True, check=True)  # fmt: skip
     gone = f"tt_{int(ended.stdout)}_{uuid.uuid4().hex[:12]}"
     alive = f"tt_{os.getpid()}_{uuid.uuid4().hex[:12]}"  # this run's own
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        for name in (gone, alive):
+    # A live run in another PID namespace: its process is out of sight, its lock held.
+    elsewhere = f"tt_{int(ended.stdout)}_{uuid.uuid4().hex[:12]}"
+    names = (gone, alive, elsewhere)
+    with (
+        psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin,
+        psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as other_run,
+    ):
+        other_run.execute("SELECT pg_advisory_lock(hashtext(%s))", (elsewhere,))
+        for name in names:
             admin.execute(f'CREATE DATABASE "{name}"')
         try:
             _drop_left_behind(admin)
             left = _databases()
             assert gone not in left
             assert alive in left
+            assert elsewhere in left
         finally:
-            for name in (gone, alive):
+            for name in names:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

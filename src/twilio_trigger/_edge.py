@@ -282,21 +282,25 @@ class EdgeProtocol(DirectProtocol):
         super().connection_lost(exc)
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's signature
-        # The client has sent all it will (a half-close).  Requests it sent whole
-        # are answered, then the connection ends; anything cut short ends it now.
-        cycle = self.cycle
-        if (
-            self._ended
-            or cycle is None
-            or cycle.response_complete
-            or self._phase == _BODY
-            or (self._phase == _HEAD and self._head_bytes)
-        ):
+        # The client has sent all it will (a half-close).  The requests it sent
+        # whole are answered, in order, then the connection ends; one cut short
+        # (a partial head, a body that will not end) is dropped.
+        cut = self.cycle if self._phase == _BODY else None
+        for queued in [entry for entry in self.pipeline if entry[0] is cut]:
+            self.pipeline.remove(queued)
+        serving = self._serving
+        if self.pipeline:
+            last = self.pipeline[0][0]  # the newest whole request
+        elif serving is not None and serving is not cut and not serving.response_complete:
+            last = serving
+        else:
+            last = None
+        if last is None or self.transport.is_closing():
             if isinstance(self.transport, _Batched):
                 self.transport.flush()  # an answer held for the loop's next pass
             return None  # the transport closes
         self._ended = True
-        cycle.keep_alive = False  # the last request sent: its answer ends it
+        last.keep_alive = False  # its answer ends the connection
         return True
 
     # -- reading ---------------------------------------------------------------
@@ -404,7 +408,7 @@ class EdgeProtocol(DirectProtocol):
             target is None
             or (target.schema or b"").lower() not in (b"http", b"https")
             or not target.host
-            or target.userinfo is not None  # RFC 9110, 4.2.4: an error
+            or b"@" in self.url.split(b"/", 3)[2]  # userinfo (RFC 9110, 4.2.4), even empty
         ):
             raise _RefusedError(Rejection.MALFORMED, 400, "invalid request target")
         host = b"[%s]" % target.host if b":" in target.host else target.host
@@ -470,7 +474,10 @@ class EdgeProtocol(DirectProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self.flow.resume_reading()
+        if not self._ended:  # (refused, or the client has sent all it will)
+            self.flow.resume_reading()
+            if self._phase in (_HEAD, _BODY):  # not read while this one was served
+                self._deadline = self.loop.time() + self._timeout_of(self._phase)
         if self.pipeline:  # the next request, read while this one was served
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
@@ -481,6 +488,7 @@ class EdgeProtocol(DirectProtocol):
         """Answer *refused* where an answer can still be given, and close."""
         self._ended = True
         phase, self._phase = self._phase, _IDLE
+        status = refused.status  # what the client is told, 0 for nothing
         cycle = self.cycle
         busy = cycle is not None and not cycle.response_complete
         serving = self._serving
@@ -493,6 +501,7 @@ class EdgeProtocol(DirectProtocol):
             last = self.pipeline[0][0] if self.pipeline else serving
             last.keep_alive = False
             self.flow.pause_reading()
+            status = 0  # the connection ends unanswered after those
         elif busy and phase != _BODY:
             # The next request is refused while this one is served (its head,
             # fed as it came or pipelined in the same read): finish this one,
@@ -500,12 +509,15 @@ class EdgeProtocol(DirectProtocol):
             assert cycle is not None
             cycle.keep_alive = False
             self.flow.pause_reading()
+            status = 0
         elif not self.transport.is_closing():
             if refused.status and not (busy and cycle is not None and cycle.response_started):
                 self.transport.write(self._refusal(refused.status, refused.message))
+            else:
+                status = 0
             self.transport.close()
         client = self.client
-        self._tell(refused.reason, refused.status, refused.message, client[0] if client else None)
+        self._tell(refused.reason, status, refused.message, client[0] if client else None)
 
     def _refusal(self, status: int, message: str) -> bytes:
         # With the server's default headers: the Date every 4xx must carry.
@@ -561,12 +573,18 @@ class EdgeProtocol(DirectProtocol):
         if self._timer is None:
             self._timer = self.loop.call_at(min(deadline, now + self._step), self._check_deadline)
 
+    def _timeout_of(self, phase: int) -> float:
+        return self._limits.head_timeout if phase == _HEAD else self._limits.body_timeout
+
     def _check_deadline(self) -> None:
         self._timer = None
         phase = self._phase
         if phase == _IDLE or self._ended or self.transport.is_closing():
             return
         now = self.loop.time()
+        if phase != _KEPT and self.flow.read_paused:
+            # Requests queued ahead: the server does not read, the client is not late.
+            self._deadline = now + self._timeout_of(phase)
         if now < self._deadline:
             when = min(self._deadline, now + self._step)
             self._timer = self.loop.call_at(when, self._check_deadline)

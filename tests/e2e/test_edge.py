@@ -10,6 +10,7 @@ connection is closed at all (within a bound many times its limit).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -988,3 +989,75 @@ def test_a_chunked_bodys_framing_is_bounded_as_its_body_is(
     assert read_bytes() - before < 8 * 1024 * 1024  # 4 x 64 KiB + 1 MiB, and the rest in flight
     assert recorder.calls == []
     assert_still_serving(served, recorder)
+
+
+class Slow(SmsRecorder):
+    """``sent`` takes a second: what is sent behind it waits in the pipeline."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(recorder)
+        self.started = threading.Event()
+
+    async def on_sent(self, event: twilio.SmsStatusChangeEvent) -> Exception | None:  # type: ignore[override]
+        self.started.set()
+        await asyncio.sleep(1.0)
+        return self.recorder.record("sms", "on_sent", event)
+
+
+def test_a_half_close_after_a_partial_head_still_answers_the_requests_before_it(
+    recorder: Recorder,
+) -> None:
+    slow = Slow(recorder)
+    with running(slow) as listener:
+        first, sid = signed_request(listener, "sent")
+        with connect(listener) as sock:
+            sock.sendall(first)
+            wait_until(slow.started.is_set, "the first request's callback")
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x")  # and no more of it
+            sock.shutdown(socket.SHUT_WR)
+            answers = split_whole(closed_by_server(sock))
+    assert [status for status, _ in answers] == [200]
+    assert [call.event.sid for call in recorder.calls] == [sid]
+
+
+def test_a_half_close_after_a_refused_pipelined_request_answers_those_before_it(
+    recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    with running(Slow(recorder)) as listener:
+        (first, one), (second, two) = signed_request(listener, "sent"), signed_request(listener)
+        with connect(listener) as sock:
+            sock.sendall(first + second + chunked_head(listener) + b"zz\r\n")
+            sock.shutdown(socket.SHUT_WR)
+            answers = split_whole(closed_by_server(sock))
+    assert [status for status, _ in answers] == [200, 200]
+    assert [call.event.sid for call in recorder.calls] == [one, two]
+    # Told as what the client saw: no answer of its own (the connection ended).
+    (told,) = [
+        r.getMessage() for r in records(caplog, logging.WARNING) if "refused" in r.getMessage()
+    ]
+    assert "(closed without an answer)" in told, told
+
+
+def test_a_request_queued_behind_a_slow_one_is_not_timed_out_while_unread(
+    recorder: Recorder,
+) -> None:
+    # Queued behind a request being served, a request is not read (uvicorn stops
+    # reading): its body_timeout runs only once it is.
+    slow = Slow(recorder)
+    with running(slow, body_timeout=0.5, head_timeout=0.5) as listener:
+        (first, one), (second, two) = signed_request(listener, "sent"), signed_request(listener)
+        head, _, body = second.partition(b"\r\n\r\n")
+        with connect(listener) as sock:
+            sock.sendall(first + head + b"\r\n\r\n")  # read together: the second queued
+            wait_until(slow.started.is_set, "the first request's callback")
+            sock.sendall(body)  # not read until the first is answered, a second later
+            answers: list[tuple[int, bytes]] = []
+            data = b""
+            while len(answers) < 2:
+                chunk = sock.recv(65536)
+                assert chunk, f"closed after {data!r}"
+                data += chunk
+                answers = split_whole(data)
+    assert [status for status, _ in answers] == [200, 200]
+    assert [call.event.sid for call in recorder.calls] == [one, two]

@@ -226,6 +226,8 @@ def test_a_target_in_absolute_form_names_the_host_not_the_host_header() -> None:
         assert status_of(f"{origin}/?hook=a", f"{origin}/?hook=a", first) == 200
         assert status_of(f"{origin}/", "http://evil.example/", second) == 403
         assert status_of(origin, f"{origin}/", third) == 200  # no path: the root's
+        empty_user = f"http://@127.0.0.1:{listener.port}/"  # userinfo, though empty
+        assert status_of(empty_user, f"{origin}/", sms_status_payload("delivered")) == 400
     assert [call.event.sid for call in recorder.calls] == [
         first["MessageSid"],
         third["MessageSid"],
