@@ -40,7 +40,8 @@ def serve(layer: str, port: int) -> None:
     import uvicorn
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-    from twilio_trigger._edge import EdgeConfig, EdgeLimits, EdgeProtocol
+    from twilio_trigger._edge import EdgeConfig, EdgeProtocol
+    from twilio_trigger._edge_limits import EdgeLimits
 
     sys.path.insert(0, str(bench.SERVERS_DIR))
     import floor

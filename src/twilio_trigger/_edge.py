@@ -41,75 +41,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
-from dataclasses import dataclass, replace
 from typing import Any
 
 import httptools
 import uvicorn
 from uvicorn.protocols.utils import get_remote_addr
 
+from ._batched import Batched
 from ._core import answers
 from ._direct import DirectProtocol, closing_bytes
+from ._edge_limits import EdgeLimits
 from ._observe import Refusal, RefusalLog, Rejection
 
-__all__ = ["EdgeConfig", "EdgeLimits", "EdgeProtocol", "raise_file_limit"]
+__all__ = ["EdgeConfig", "EdgeProtocol"]
 
 logger = logging.getLogger("twilio_trigger")
-
-#: Files kept for everything but client connections: the listening sockets, an
-#: inbox and its journal, Redis and metrics connections, logs.
-FILE_RESERVE = 64
-
-
-@dataclass(frozen=True, slots=True)
-class EdgeLimits:
-    """What one client may cost the server before it has proven anything."""
-
-    max_head_bytes: int = 32 * 1024
-    max_headers: int = 100
-    head_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keepalive_timeout: float = 5.0
-    max_connections: int = 1000
-    max_pipelined: int = 16
-    write_timeout: float = 30.0
-    #: The largest body a request may have: what is read of a body, its framing
-    #: included (a chunked body's sizes and extensions), is bounded by a few times it.
-    max_body_bytes: int = 256 * 1024
-
-    @property
-    def max_body_read(self) -> int:
-        """Bytes read at most for one request's body, its chunked framing included."""
-        return 4 * self.max_body_bytes + 1024 * 1024
-
-    def fitted(self, file_limit: int) -> EdgeLimits:
-        """These limits, with ``max_connections`` lowered to what *file_limit*
-        (the process's open-file limit) leaves for connections."""
-        room = max(1, file_limit - FILE_RESERVE)
-        if self.max_connections <= room:
-            return self
-        logger.warning(
-            "serving at most %d connections instead of max_connections=%d: the process may "
-            "open only %d files (raise `ulimit -n` to serve more)",
-            room,
-            self.max_connections,
-            file_limit,
-        )
-        return replace(self, max_connections=room)
-
-
-def raise_file_limit() -> int:
-    """Raise the soft open-file limit to the hard one where allowed; the soft limit then."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (OSError, ValueError):  # not allowed here (a container, a sandbox)
-            pass
-    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 class EdgeConfig(uvicorn.Config):
@@ -148,65 +94,6 @@ _KEPT = 3  # answered, kept alive for the next request until timeout_keep_alive
 
 #: Tells refusals when no listener's observers can be found (an app of another kind).
 _fallback = RefusalLog()
-
-
-class _Batched:
-    """A connection's transport, as its protocol and each request's cycle write to it:
-    what they write is held until the event loop's next pass, then written at once.
-
-    uvicorn writes an answer's head and body separately, each at once: two system
-    calls, and, while the server is the slower side, a wake-up of the client for
-    each (the costliest part of a write on loopback).  Held this way, an answer is
-    one write, and the answers of the requests handled in one pass of the loop
-    go out together, after that pass's work: at the defaults under load, a
-    third more requests a second (benchmarks/PROFILE.md).  Nothing waits longer
-    than the pass; order is kept (everything goes through here), and closing
-    writes what is held first.  Anything else is the transport's own.
-    """
-
-    __slots__ = ("_held", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] | None = None
-
-    def write(self, data: bytes) -> None:
-        held = self._held
-        if held is not None:
-            held.append(data)
-        else:
-            self._held = [data]
-            self._loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write what is held now (nothing once the transport is closing)."""
-        held, self._held = self._held, None
-        if held and not self._transport.is_closing():
-            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._held = None
-        self._transport.abort()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
-
-    def pause_reading(self) -> None:
-        self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._transport.resume_reading()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 def _observer_of(app: Any) -> Any:
@@ -268,7 +155,7 @@ class EdgeProtocol(DirectProtocol):
             return
         super().connection_made(transport)
         # Everything written to the connection from now on goes through it.
-        self.transport = _Batched(transport, self.loop)  # type: ignore[assignment]
+        self.transport = Batched(transport, self.loop)  # type: ignore[assignment]
         self._set_deadline(_HEAD, self._limits.head_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -296,7 +183,7 @@ class EdgeProtocol(DirectProtocol):
         else:
             last = None
         if last is None or self.transport.is_closing():
-            if isinstance(self.transport, _Batched):
+            if isinstance(self.transport, Batched):
                 self.transport.flush()  # an answer held for the loop's next pass
             return None  # the transport closes
         self._ended = True

@@ -26,7 +26,7 @@ from ._logging import set_up_logging
 from ._options import OPTIONS
 
 if TYPE_CHECKING:
-    from ._edge import EdgeLimits
+    from ._edge_limits import EdgeLimits
     from ._server import Serving, Session
     from .metrics import Metrics
 
@@ -327,7 +327,7 @@ class Listener:
         """The limits of the listener's own server (its options ``max_head_bytes``,
         ``head_timeout``...), within what the process's open-file limit allows: the
         soft limit is raised to the hard one first, where that is allowed."""
-        from ._edge import EdgeLimits, raise_file_limit
+        from ._edge_limits import EdgeLimits, raise_file_limit
 
         s = self.settings
         limits = EdgeLimits(

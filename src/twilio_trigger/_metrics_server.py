@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from ._core.answers import reject
-from ._edge import EdgeConfig, EdgeLimits
+from ._edge import EdgeConfig
+from ._edge_limits import EdgeLimits
 from ._exceptions import ConfigurationError
 from ._server import bind
 

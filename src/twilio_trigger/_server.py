@@ -27,7 +27,8 @@ from uvicorn.lifespan.on import LifespanOn
 
 from ._app import ASGIApp, Observed, local_host, url_host
 from ._config import Settings
-from ._edge import EdgeConfig, EdgeLimits
+from ._edge import EdgeConfig
+from ._edge_limits import EdgeLimits
 from ._exceptions import ConfigurationError
 from ._held_logs import logs_failed, logs_started
 from ._outage import not_answering

@@ -714,7 +714,8 @@ def test_only_a_listeners_own_app_under_uvicorn_is_served_without_asgi() -> None
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
     from twilio_trigger._direct import Direct
-    from twilio_trigger._edge import EdgeConfig, EdgeLimits
+    from twilio_trigger._edge import EdgeConfig
+    from twilio_trigger._edge_limits import EdgeLimits
 
     listener = twilio.Listener(0, host="127.0.0.1", auth_tokens=[TOKEN])
     app = listener.asgi
@@ -743,7 +744,8 @@ def test_a_configuration_pickled_to_another_process_leaves_what_it_found_behind(
     import pickle
 
     from twilio_trigger._direct import Direct
-    from twilio_trigger._edge import EdgeConfig, EdgeLimits
+    from twilio_trigger._edge import EdgeConfig
+    from twilio_trigger._edge_limits import EdgeLimits
 
     config = EdgeConfig("module:app", limits=EdgeLimits(), access_log=False)
     config._direct = Direct(twilio.Listener(0, auth_tokens=[TOKEN]).asgi, None)  # type: ignore[attr-defined, arg-type]
