@@ -207,4 +207,7 @@ def drive(mode: str, count: int, made: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted")

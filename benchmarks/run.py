@@ -1099,4 +1099,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # its servers are stopped on the way out
+        sys.exit("interrupted")

@@ -427,4 +427,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, bench._terminate)
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # its servers are stopped on the way out
+        sys.exit("interrupted")
